@@ -1,0 +1,391 @@
+//! The in-memory dedup index: blob id → (pack, offset, length).
+//!
+//! A repository of a few terabytes holds millions of blobs, and every
+//! backup keeps the whole index in memory, so its size per entry is what
+//! matters. An entry here is 44 bytes (id 32, pack number 4, offset 4,
+//! length 4) in one sorted array, found through a table of bucket starts
+//! keyed by the id's leading bits (ids are uniform, so buckets are even) and
+//! a short binary search. Packs are numbered once in a side table. New
+//! entries wait in a small hash map and are merged into the array in
+//! batches, so inserting stays cheap without a hash table's per-entry slack.
+//! [`Index::bytes_per_entry`] reports the real figure, allocations included.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::id::{BlobType, Id, PackId};
+use crate::pack::PackedBlob;
+
+/// Where a blob is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The pack holding it.
+    pub pack: PackId,
+    /// Data or tree (the pack's type).
+    pub kind: BlobType,
+    /// Offset of its sealed record in the pack.
+    pub offset: u32,
+    /// Length of its sealed record.
+    pub length: u32,
+}
+
+/// A pack's number in an [`Index`], returned by [`Index::add_pack`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PackRef(u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+struct Entry {
+    id: [u8; 32],
+    pack: u32,
+    offset: u32,
+    length: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 44);
+
+/// A hasher for keys that already are uniformly random: keyed BLAKE3 ids,
+/// which no one without the repository key can steer into collisions.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // `Id` hashes as its 32-byte array; take eight of them.
+        let take = bytes.len().min(8);
+        let mut buf = [0u8; 8];
+        buf[..take].copy_from_slice(&bytes[bytes.len() - take..]);
+        self.0 ^= u64::from_le_bytes(buf);
+    }
+    fn write_usize(&mut self, _: usize) {
+        // The array length prefix carries no information.
+    }
+}
+
+/// `BuildHasher` for maps and sets keyed by ids.
+pub type IdBuildHasher = BuildHasherDefault<IdHasher>;
+/// A hash map keyed by ids.
+pub type IdMap<V> = HashMap<Id, V, IdBuildHasher>;
+/// A hash set of ids.
+pub type IdSet = std::collections::HashSet<Id, IdBuildHasher>;
+
+/// Entries per bucket the bucket table aims for.
+const BUCKET_TARGET: usize = 16;
+/// Pending entries are merged once they exceed this share of the array:
+/// a merge moves every entry, so this trades insert cost (about 128 entry
+/// moves per insert, a few hundred nanoseconds) against the hash map's
+/// per-entry overhead.
+const PENDING_SHARE: usize = 128;
+/// ... or this many, whichever is larger.
+const PENDING_MIN: usize = 1024;
+/// Arrays grow by this share beyond need, not by doubling.
+const GROWTH_SHARE: usize = 32;
+
+/// The dedup index. See the module documentation for its layout.
+#[derive(Debug, Default, Clone)]
+pub struct Index {
+    packs: Vec<(PackId, BlobType)>,
+    sorted: Vec<Entry>,
+    /// `buckets[b]..buckets[b + 1]` is the range of `sorted` whose ids start
+    /// with the `bucket_bits`-bit prefix `b`.
+    buckets: Vec<u32>,
+    bucket_bits: u32,
+    pending: IdMap<(u32, u32, u32)>,
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a pack and returns its number for [`insert`](Self::insert).
+    pub fn add_pack(&mut self, id: PackId, kind: BlobType) -> PackRef {
+        let n = self.packs.len();
+        assert!(n < u32::MAX as usize, "more than 4 billion packs");
+        if self.packs.len() == self.packs.capacity() {
+            self.packs.reserve_exact(n / GROWTH_SHARE + 16);
+        }
+        self.packs.push((id, kind));
+        PackRef(n as u32)
+    }
+
+    /// Adds a blob; returns false (and keeps the existing location) if the
+    /// id is already present, as when two writers stored the same chunk.
+    pub fn insert(&mut self, id: Id, pack: PackRef, offset: u32, length: u32) -> bool {
+        if self.find_sorted(&id).is_some() || self.pending.contains_key(&id) {
+            return false;
+        }
+        self.pending.insert(id, (pack.0, offset, length));
+        if self.pending.len() > PENDING_MIN.max(self.sorted.len() / PENDING_SHARE) {
+            self.merge_pending();
+        }
+        true
+    }
+
+    /// Registers a pack and all of its blobs; returns how many were new.
+    pub fn insert_pack(&mut self, id: PackId, kind: BlobType, blobs: &[PackedBlob]) -> usize {
+        let pack = self.add_pack(id, kind);
+        blobs
+            .iter()
+            .filter(|b| self.insert(b.id, pack, b.offset, b.length))
+            .count()
+    }
+
+    /// Loads many packs at once (opening a repository): one sort instead of
+    /// many merges, and an exactly sized array.
+    pub fn extend_packs<'a, I>(&mut self, packs: I)
+    where
+        I: IntoIterator<Item = (PackId, BlobType, &'a [PackedBlob])>,
+    {
+        self.merge_pending();
+        let packs: Vec<_> = packs.into_iter().collect();
+        let added: usize = packs.iter().map(|(_, _, b)| b.len()).sum();
+        self.sorted.reserve_exact(added);
+        self.packs.reserve_exact(packs.len());
+        for (id, kind, blobs) in packs {
+            let pack = self.add_pack(id, kind).0;
+            self.sorted.extend(blobs.iter().map(|b| Entry {
+                id: b.id.0,
+                pack,
+                offset: b.offset,
+                length: b.length,
+            }));
+        }
+        // Stable: among duplicates the first loaded (existing) entry wins.
+        self.sorted.sort_by_key(|e| e.id);
+        self.sorted
+            .dedup_by(|later, earlier| later.id == earlier.id);
+        self.sorted.shrink_to_fit();
+        self.rebuild_buckets();
+    }
+
+    /// Where a blob is, if it is indexed.
+    pub fn get(&self, id: &Id) -> Option<Location> {
+        let (pack, offset, length) = match self.pending.get(id) {
+            Some(&v) => v,
+            None => {
+                let e = &self.sorted[self.find_sorted(id)?];
+                (e.pack, e.offset, e.length)
+            }
+        };
+        let (pack, kind) = self.packs[pack as usize];
+        Some(Location {
+            pack,
+            kind,
+            offset,
+            length,
+        })
+    }
+
+    /// Whether a blob is indexed.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.pending.contains_key(id) || self.find_sorted(id).is_some()
+    }
+
+    /// Number of blobs.
+    pub fn len(&self) -> usize {
+        self.sorted.len() + self.pending.len()
+    }
+
+    /// True when no blob is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of packs registered.
+    pub fn pack_count(&self) -> usize {
+        self.packs.len()
+    }
+
+    /// Every blob and its location, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (Id, Location)> + '_ {
+        let loc = move |pack: u32, offset, length| {
+            let (pack, kind) = self.packs[pack as usize];
+            Location {
+                pack,
+                kind,
+                offset,
+                length,
+            }
+        };
+        self.sorted
+            .iter()
+            .map(move |e| (Id(e.id), loc(e.pack, e.offset, e.length)))
+            .chain(
+                self.pending
+                    .iter()
+                    .map(move |(id, &(p, o, l))| (*id, loc(p, o, l))),
+            )
+    }
+
+    /// Heap bytes held, counting allocated (not only used) capacity.
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // hashbrown: a power-of-two number of buckets holding up to 7/8 of
+        // it in entries, each bucket a slot and one control byte.
+        let pending_slot = size_of::<(Id, (u32, u32, u32))>() + 1;
+        let pending_buckets = match self.pending.capacity() {
+            0 => 0,
+            c => (c * 8 / 7).next_power_of_two(),
+        };
+        self.sorted.capacity() * size_of::<Entry>()
+            + self.buckets.capacity() * size_of::<u32>()
+            + self.packs.capacity() * size_of::<(PackId, BlobType)>()
+            + pending_buckets * pending_slot
+    }
+
+    /// [`memory_bytes`](Self::memory_bytes) divided by the number of blobs.
+    pub fn bytes_per_entry(&self) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        self.memory_bytes() as f64 / self.len() as f64
+    }
+
+    /// Folds the pending entries into the sorted array, growing it by at
+    /// most 1/32 beyond need and merging from the back in place.
+    fn merge_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut fresh: Vec<Entry> = self
+            .pending
+            .drain()
+            .map(|(id, (pack, offset, length))| Entry {
+                id: id.0,
+                pack,
+                offset,
+                length,
+            })
+            .collect();
+        self.pending.shrink_to(PENDING_MIN);
+        fresh.sort_unstable_by_key(|e| e.id);
+        let old = self.sorted.len();
+        let total = old + fresh.len();
+        if self.sorted.capacity() < total {
+            self.sorted
+                .reserve_exact(total - old + total / GROWTH_SHARE);
+        }
+        self.sorted.resize(
+            total,
+            Entry {
+                id: [0; 32],
+                pack: 0,
+                offset: 0,
+                length: 0,
+            },
+        );
+        // Merge from the back: the write position never overtakes the
+        // unread part of the old entries.
+        let (mut i, mut j, mut w) = (old, fresh.len(), total);
+        while j > 0 {
+            w -= 1;
+            if i > 0 && self.sorted[i - 1].id > fresh[j - 1].id {
+                self.sorted[w] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[w] = fresh[j - 1];
+                j -= 1;
+            }
+        }
+        self.rebuild_buckets();
+    }
+
+    fn rebuild_buckets(&mut self) {
+        let n = self.sorted.len();
+        let bits = if n < BUCKET_TARGET * 2 {
+            0
+        } else {
+            (n / BUCKET_TARGET).ilog2().min(24)
+        };
+        self.bucket_bits = bits;
+        let count = 1usize << bits;
+        self.buckets.clear();
+        self.buckets.reserve_exact(count + 1);
+        let mut pos = 0usize;
+        for b in 0..count {
+            self.buckets.push(pos as u32);
+            while pos < n && self.bucket_of(&self.sorted[pos].id) == b {
+                pos += 1;
+            }
+        }
+        self.buckets.push(n as u32);
+    }
+
+    fn bucket_of(&self, id: &[u8; 32]) -> usize {
+        if self.bucket_bits == 0 {
+            0
+        } else {
+            (Id(*id).prefix_u64() >> (64 - self.bucket_bits)) as usize
+        }
+    }
+
+    fn find_sorted(&self, id: &Id) -> Option<usize> {
+        if self.sorted.is_empty() {
+            return None;
+        }
+        let b = self.bucket_of(&id.0);
+        let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
+        self.sorted[lo..hi]
+            .binary_search_by(|e| e.id.cmp(&id.0))
+            .ok()
+            .map(|i| lo + i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> Id {
+        Id(*blake3::hash(&n.to_le_bytes()).as_bytes())
+    }
+
+    #[test]
+    fn insert_get_and_duplicates() {
+        let mut ix = Index::new();
+        let p = ix.add_pack(PackId(Id([1; 32])), BlobType::Data);
+        for n in 0..20_000u64 {
+            assert!(ix.insert(id(n), p, n as u32, 7));
+        }
+        assert!(!ix.insert(id(5), p, 999, 1));
+        assert_eq!(ix.len(), 20_000);
+        for n in 0..20_000u64 {
+            let loc = ix.get(&id(n)).unwrap();
+            assert_eq!((loc.offset, loc.length), (n as u32, 7));
+        }
+        assert!(ix.get(&id(20_001)).is_none());
+        assert_eq!(ix.iter().count(), 20_000);
+    }
+
+    #[test]
+    fn bulk_load_is_compact() {
+        let mut ix = Index::new();
+        let blobs: Vec<Vec<PackedBlob>> = (0..1000u64)
+            .map(|p| {
+                (0..100u64)
+                    .map(|i| PackedBlob {
+                        kind: BlobType::Data,
+                        id: id(p * 100 + i),
+                        offset: i as u32,
+                        length: 1,
+                        raw_len: 1,
+                    })
+                    .collect()
+            })
+            .collect();
+        ix.extend_packs(
+            blobs
+                .iter()
+                .enumerate()
+                .map(|(p, b)| (PackId(id(1 << 40 | p as u64)), BlobType::Data, &b[..])),
+        );
+        assert_eq!(ix.len(), 100_000);
+        assert!(ix.bytes_per_entry() < 46.0, "{}", ix.bytes_per_entry());
+        assert_eq!(ix.get(&id(12_345)).unwrap().offset, 45);
+    }
+}

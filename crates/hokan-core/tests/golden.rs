@@ -1,0 +1,182 @@
+//! Golden tests: the bytes hokan writes must not change by accident.
+//!
+//! A change that alters chunk boundaries or ids breaks dedup against every
+//! existing repository; a change to the pack encoding makes old packs
+//! unreadable. If a change is deliberate, bump the format version in
+//! `docs/FORMAT.md`, keep reading the old files in `tests/golden/`, and
+//! regenerate new ones with `HOKAN_BLESS=1 cargo test -p hokan-core --test golden`.
+
+use std::path::PathBuf;
+
+use hokan_core::compress::CODEC_RAW;
+use hokan_core::crypto::blob_aad;
+use hokan_core::sample::{Kind, generate, golden_key};
+use hokan_core::{BlobType, Chunker, ChunkerParams, EncodedBlob, PackId, PackReader, PackWriter};
+
+#[test]
+fn defaults_are_pinned() {
+    // Changing the default is allowed (existing repositories keep theirs),
+    // but it must be a decision: update this line and docs/DECISIONS.md.
+    assert_eq!(ChunkerParams::default(), default_v1());
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+/// Compares with the committed file, or writes it when blessing.
+fn check_golden(name: &str, actual: &[u8]) {
+    let path = golden_path(name);
+    if std::env::var_os("HOKAN_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (bless with HOKAN_BLESS=1)", path.display()));
+    if expected != actual {
+        let (e, a) = (
+            String::from_utf8_lossy(&expected),
+            String::from_utf8_lossy(actual),
+        );
+        let first = e
+            .lines()
+            .zip(a.lines())
+            .position(|(x, y)| x != y)
+            .unwrap_or(0);
+        panic!(
+            "{name} changed (first differing line {}):\n  expected: {}\n  actual:   {}\n\
+             This breaks compatibility with existing repositories; see the comment atop golden.rs",
+            first + 1,
+            e.lines().nth(first).unwrap_or(""),
+            a.lines().nth(first).unwrap_or("")
+        );
+    }
+}
+
+/// restic's sizes, hokan's defaults when this file was written, and small
+/// sizes for many boundaries: explicit, because a repository stores its
+/// sizes and must cut the same way whatever the defaults become.
+fn restic_like() -> ChunkerParams {
+    ChunkerParams::new(512 << 10, 1 << 20, 8 << 20).unwrap()
+}
+
+fn default_v1() -> ChunkerParams {
+    ChunkerParams::new(256 << 10, 512 << 10, 4 << 20).unwrap()
+}
+
+fn small() -> ChunkerParams {
+    ChunkerParams::new(16 << 10, 64 << 10, 256 << 10).unwrap()
+}
+
+#[test]
+fn chunk_boundaries_and_ids() {
+    let key = golden_key();
+    let mut out = String::new();
+    out.push_str(&format!("chunker-seed {}\n", key.chunker_seed()));
+    out.push_str(&format!("chunk-id(\"\") {}\n", key.chunk_id(b"")));
+    out.push_str(&format!("tree-id(\"\") {}\n", key.tree_id(b"")));
+    out.push_str(&format!("chunk-id(\"hokan\") {}\n", key.chunk_id(b"hokan")));
+    let cases = [
+        (Kind::Random, 12 << 20, 1, restic_like()),
+        (Kind::Text, 6 << 20, 2, restic_like()),
+        (Kind::Zeros, 20 << 20, 3, restic_like()),
+        (Kind::Random, 8 << 20, 6, default_v1()),
+        (Kind::Text, 4 << 20, 7, default_v1()),
+        (Kind::Random, 2 << 20, 4, small()),
+        (Kind::Text, 2 << 20, 5, small()),
+    ];
+    for (kind, len, seed, params) in cases {
+        let data = generate(kind, len, seed);
+        let chunker = Chunker::new(params, key.chunker_seed()).unwrap();
+        out.push_str(&format!(
+            "input {} len={len} seed={seed} min={} avg={} max={}\n",
+            kind.name(),
+            params.min,
+            params.avg,
+            params.max
+        ));
+        for r in chunker.chunks(&data) {
+            out.push_str(&format!(
+                "{} {} {}\n",
+                r.start,
+                r.len(),
+                key.chunk_id(&data[r.clone()])
+            ));
+        }
+    }
+    check_golden("chunks-v1.txt", out.as_bytes());
+}
+
+/// A pack built by hand from the specification in docs/FORMAT.md, with
+/// fixed nonces, must match the committed bytes exactly, and so must the
+/// pack the library writes from the same blobs.
+#[test]
+fn pack_encoding_is_pinned() {
+    let key = golden_key();
+    let cipher = key.cipher();
+    let mut w = PackWriter::new(BlobType::Data, 0);
+    for (i, data) in [&b"first blob"[..], b"", b"third blob, a little longer"]
+        .iter()
+        .enumerate()
+    {
+        let id = key.chunk_id(data);
+        let mut payload = vec![CODEC_RAW];
+        payload.extend_from_slice(data);
+        let mut sealed = Vec::new();
+        cipher.seal_into_with_nonce(
+            &mut sealed,
+            &[i as u8 + 1; 24],
+            &blob_aad(BlobType::Data, &id.0),
+            &payload,
+        );
+        w.add(&EncodedBlob {
+            kind: BlobType::Data,
+            id: id.0,
+            raw_len: data.len() as u32,
+            sealed,
+        })
+        .unwrap();
+    }
+    let pack = w.finish_with_nonce(&key, &[0xAA; 24]);
+    assert_eq!(&pack.bytes[..8], b"HKPACK\x01\x00");
+    assert_eq!(&pack.bytes[pack.bytes.len() - 4..], b"HKPT");
+    // Header: 4 + 3 × 41 plaintext bytes, sealed: + 40.
+    let header_len =
+        u32::from_le_bytes(pack.bytes[pack.bytes.len() - 8..][..4].try_into().unwrap());
+    assert_eq!(header_len, 4 + 3 * 41 + 40);
+    assert_eq!(pack.blobs[0].offset, 8);
+    assert_eq!(pack.blobs[1].offset, 8 + 10 + 1 + 40);
+    check_golden("pack-v1.bin", &pack.bytes);
+    check_golden("pack-v1.id", format!("{}\n", pack.id).as_bytes());
+    assert_eq!(PackId::of(&pack.bytes), pack.id);
+}
+
+/// Packs written by an earlier build (random nonces, zstd) stay readable.
+#[test]
+fn committed_packs_stay_readable() {
+    let key = golden_key();
+    let text = generate(Kind::Text, 300_000, 9);
+    let random = generate(Kind::Random, 70_000, 10);
+    if std::env::var_os("HOKAN_BLESS").is_some() && !golden_path("pack-v1-zstd.bin").exists() {
+        let mut w = PackWriter::new(BlobType::Data, 0);
+        for d in [&text[..], &random[..]] {
+            let b =
+                hokan_core::blob::encode_new(&key, BlobType::Data, d, Default::default()).unwrap();
+            w.add(&b).unwrap();
+        }
+        let p = w.finish(&key).unwrap();
+        check_golden("pack-v1-zstd.bin", &p.bytes);
+    }
+    let bytes = std::fs::read(golden_path("pack-v1-zstd.bin")).unwrap();
+    let reader = PackReader::open(&bytes, Some(&PackId::of(&bytes)), &key).unwrap();
+    let blobs = reader.blobs().to_vec();
+    assert_eq!(blobs.len(), 2);
+    assert_eq!(reader.read(&key, &blobs[0]).unwrap(), text);
+    assert_eq!(reader.read(&key, &blobs[1]).unwrap(), random);
+    // The text blob was compressed, the random one stored raw.
+    assert!(blobs[0].length < 150_000, "{}", blobs[0].length);
+    assert_eq!(blobs[1].length as usize, random.len() + 1 + 40);
+}

@@ -1,0 +1,296 @@
+//! The whole write and read path: dedup, parallel writers, memory maps,
+//! and the errors a caller sees when storage misbehaves.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Mutex;
+
+use hokan_core::sample::{Kind, generate};
+use hokan_core::{
+    BlobReader, BlobType, BlobWriter, ChunkerParams, Error, FinishedPack, Index, MasterKey, PackId,
+    PackSink, WriterConfig,
+};
+
+fn small_config() -> WriterConfig {
+    WriterConfig {
+        chunker: ChunkerParams::new(16 << 10, 64 << 10, 256 << 10).unwrap(),
+        pack_size: 1 << 20,
+        batch_size: 1 << 20,
+        ..Default::default()
+    }
+}
+
+/// Packs into the index and a map, as a repository would store them.
+fn land(index: &mut Index, store: &mut HashMap<PackId, Vec<u8>>, packs: Vec<FinishedPack>) {
+    for p in packs {
+        index.insert_pack(p.id, p.kind, &p.blobs);
+        store.insert(p.id, p.bytes);
+    }
+}
+
+fn restore(
+    key: &MasterKey,
+    index: &Index,
+    store: &HashMap<PackId, Vec<u8>>,
+    chunks: &[hokan_core::ChunkRef],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    BlobReader::new(key, index, store)
+        .read_chunks(chunks, &mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn second_backup_of_same_data_stores_nothing() {
+    let key = MasterKey::generate().unwrap();
+    let mut index = Index::new();
+    let mut store = HashMap::new();
+    let data = generate(Kind::Random, 5 << 20, 1);
+
+    let sink = Mutex::new(Vec::new());
+    let w = BlobWriter::new(&key, small_config(), &index, &sink).unwrap();
+    let first = w.write_stream(&data[..]).unwrap();
+    // The same data again in the same session dedups against claimed ids.
+    let again = w.write_stream(&data[..]).unwrap();
+    let s1 = w.finish().unwrap();
+    assert_eq!(first, again);
+    assert_eq!(s1.blobs, 2 * first.len() as u64);
+    assert_eq!(s1.new_blobs, first.len() as u64);
+    land(&mut index, &mut store, sink.into_inner().unwrap());
+
+    // A later session with the index stores nothing new.
+    let sink = Mutex::new(Vec::new());
+    let w = BlobWriter::new(&key, small_config(), &index, &sink).unwrap();
+    let second = w.write_stream(&data[..]).unwrap();
+    let s2 = w.finish().unwrap();
+    assert_eq!(second, first);
+    assert_eq!((s2.new_blobs, s2.packs), (0, 0));
+    assert!(sink.into_inner().unwrap().is_empty());
+    assert_eq!(restore(&key, &index, &store, &second), data);
+}
+
+#[test]
+fn an_edit_in_the_middle_stores_only_nearby_chunks() {
+    let key = MasterKey::generate().unwrap();
+    let mut index = Index::new();
+    let mut store = HashMap::new();
+    let v1 = generate(Kind::Text, 8 << 20, 2);
+    let mut v2 = v1.clone();
+    v2.splice(
+        4 << 20..4 << 20,
+        b"an insertion that shifts everything after it"
+            .iter()
+            .copied(),
+    );
+
+    let sink = Mutex::new(Vec::new());
+    let w = BlobWriter::new(&key, small_config(), &index, &sink).unwrap();
+    let c1 = w.write_stream(&v1[..]).unwrap();
+    w.finish().unwrap();
+    land(&mut index, &mut store, sink.into_inner().unwrap());
+
+    let sink = Mutex::new(Vec::new());
+    let w = BlobWriter::new(&key, small_config(), &index, &sink).unwrap();
+    let c2 = w.write_stream(&v2[..]).unwrap();
+    let s = w.finish().unwrap();
+    land(&mut index, &mut store, sink.into_inner().unwrap());
+    assert!(
+        s.new_blobs <= 3,
+        "{} new chunks for one insertion",
+        s.new_blobs
+    );
+    assert!(s.new_bytes < 1 << 20, "{}", s.new_bytes);
+    assert_eq!(restore(&key, &index, &store, &c1), v1);
+    assert_eq!(restore(&key, &index, &store, &c2), v2);
+}
+
+#[test]
+fn parallel_writers_share_one_blob_writer() {
+    let key = MasterKey::generate().unwrap();
+    let mut index = Index::new();
+    let mut store = HashMap::new();
+    let inputs: Vec<Vec<u8>> = (0..6)
+        .map(|i| {
+            // Half of the inputs share content, so threads race to claim it.
+            let seed = if i % 2 == 0 { 100 } else { 100 + i as u64 };
+            generate(Kind::Random, 2 << 20, seed)
+        })
+        .collect();
+    let sink = Mutex::new(Vec::new());
+    let w = BlobWriter::new(&key, small_config(), &index, &sink).unwrap();
+    let lists: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = inputs
+            .iter()
+            .map(|d| s.spawn(|| w.write_stream(&d[..]).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let tree = w
+        .write_blob(BlobType::Tree, b"a directory listing")
+        .unwrap();
+    let stats = w.finish().unwrap();
+    let packs = sink.into_inner().unwrap();
+    // Every blob is stored exactly once across all packs.
+    let mut seen = std::collections::HashSet::new();
+    for p in &packs {
+        for b in &p.blobs {
+            assert!(seen.insert(b.id), "blob {} stored twice", b.id);
+        }
+    }
+    assert_eq!(seen.len() as u64, stats.new_blobs);
+    land(&mut index, &mut store, packs);
+    for (d, l) in inputs.iter().zip(&lists) {
+        assert_eq!(&restore(&key, &index, &store, l), d);
+    }
+    let r = BlobReader::new(&key, &index, &store);
+    assert_eq!(
+        r.read_blob(BlobType::Tree, &tree).unwrap(),
+        b"a directory listing"
+    );
+    // A tree id is not readable as data.
+    assert!(matches!(
+        r.read_blob(BlobType::Data, &tree),
+        Err(Error::BlobNotFound { .. })
+    ));
+}
+
+#[test]
+fn memory_mapped_file_matches_stream() {
+    let key = MasterKey::generate().unwrap();
+    let index = Index::new();
+    let data = generate(Kind::Text, 3 << 20, 3);
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(&data).unwrap();
+    let sink = Mutex::new(Vec::new());
+    let w = BlobWriter::new(&key, small_config(), &index, &sink).unwrap();
+    let mapped = w.write_mmap(&f).unwrap();
+    let streamed = w.write_stream(&data[..]).unwrap();
+    assert_eq!(mapped, streamed);
+    assert!(
+        w.write_mmap(&tempfile::tempfile().unwrap())
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn damaged_or_missing_packs_give_clear_errors() {
+    let key = MasterKey::generate().unwrap();
+    let mut index = Index::new();
+    let mut store = HashMap::new();
+    let data = generate(Kind::Random, 1 << 20, 4);
+    let sink = Mutex::new(Vec::new());
+    let w = BlobWriter::new(&key, small_config(), &index, &sink).unwrap();
+    let chunks = w.write_stream(&data[..]).unwrap();
+    w.finish().unwrap();
+    land(&mut index, &mut store, sink.into_inner().unwrap());
+    let mut sink_out = Vec::new();
+
+    // A flipped bit inside a blob.
+    let loc = index.get(&chunks[1].id.0).unwrap();
+    let mut damaged = store.clone();
+    damaged.get_mut(&loc.pack).unwrap()[loc.offset as usize + 30] ^= 4;
+    let e = BlobReader::new(&key, &index, &damaged)
+        .read_chunks(&chunks, &mut sink_out)
+        .unwrap_err();
+    assert!(matches!(e, Error::Corrupted { .. }), "{e}");
+    assert!(e.to_string().contains(&chunks[1].id.short()), "{e}");
+
+    // A pack cut short.
+    let mut short = store.clone();
+    short
+        .get_mut(&loc.pack)
+        .unwrap()
+        .truncate(loc.offset as usize + 5);
+    let e = BlobReader::new(&key, &index, &short)
+        .read_chunks(&chunks, &mut sink_out)
+        .unwrap_err();
+    assert!(matches!(e, Error::Truncated { .. }), "{e}");
+
+    // A pack gone.
+    let mut gone = store.clone();
+    gone.remove(&loc.pack);
+    let e = BlobReader::new(&key, &index, &gone)
+        .read_chunks(&chunks, &mut sink_out)
+        .unwrap_err();
+    assert!(e.to_string().contains(&loc.pack.short()), "{e}");
+
+    // A chunk the index does not know.
+    let e = BlobReader::new(&key, &Index::new(), &store)
+        .read_chunks(&chunks, &mut sink_out)
+        .unwrap_err();
+    assert!(matches!(e, Error::BlobNotFound { .. }), "{e}");
+
+    // Another repository's key.
+    let other = MasterKey::generate().unwrap();
+    let e = BlobReader::new(&other, &index, &store)
+        .read_chunks(&chunks, &mut sink_out)
+        .unwrap_err();
+    assert!(matches!(e, Error::Corrupted { .. }), "{e}");
+}
+
+struct FailingSink;
+impl PackSink for FailingSink {
+    fn put_pack(&self, _: FinishedPack) -> hokan_core::Result<()> {
+        Err(Error::Storage("disk full".into()))
+    }
+}
+
+#[test]
+fn a_failed_store_poisons_the_writer() {
+    let key = MasterKey::generate().unwrap();
+    let index = Index::new();
+    let w = BlobWriter::new(&key, small_config(), &index, &FailingSink).unwrap();
+    let data = generate(Kind::Random, 3 << 20, 5);
+    let e = w.write_stream(&data[..]).unwrap_err();
+    assert!(e.to_string().contains("disk full"), "{e}");
+    // Chunks claimed by the failed call are not trusted for dedup.
+    assert!(w.write_stream(&data[..]).is_err());
+    assert!(w.finish().is_err());
+}
+
+struct BrokenReader(usize);
+impl Read for BrokenReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0 == 0 {
+            return Err(std::io::Error::other("device error"));
+        }
+        let n = buf.len().min(self.0);
+        buf[..n].fill(7);
+        self.0 -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_failing_source_is_reported_with_context() {
+    let key = MasterKey::generate().unwrap();
+    let index = Index::new();
+    let sink = Mutex::new(Vec::new());
+    let w = BlobWriter::new(&key, small_config(), &index, &sink).unwrap();
+    let e = w.write_stream(BrokenReader(3 << 20)).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    assert!(e.to_string().contains("reading the input stream"), "{e}");
+}
+
+#[test]
+fn packs_respect_the_target_size() {
+    let key = MasterKey::generate().unwrap();
+    let index = Index::new();
+    let sink = Mutex::new(Vec::new());
+    let w = BlobWriter::new(&key, small_config(), &index, &sink).unwrap();
+    w.write_stream(&generate(Kind::Random, 6 << 20, 6)[..])
+        .unwrap();
+    w.finish().unwrap();
+    let packs = sink.into_inner().unwrap();
+    assert!(packs.len() >= 5, "{}", packs.len());
+    for p in &packs {
+        assert!(
+            p.bytes.len() < (1 << 20) + (256 << 10) + 4096,
+            "{}",
+            p.bytes.len()
+        );
+        assert_eq!(p.kind, BlobType::Data);
+    }
+}
