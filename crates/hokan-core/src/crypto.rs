@@ -43,13 +43,15 @@ pub fn pack_header_aad(version: u16) -> [u8; 20] {
     aad
 }
 
-/// Associated data for a repository object (index file, snapshot, config):
-/// `"hokan object\0" || kind`, where `kind` is the object's kind name,
-/// e.g. `b"snapshot"`.
-pub fn object_aad(kind: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(OBJECT_DOMAIN.len() + kind.len());
+/// Associated data for a repository object (config, key file, index file,
+/// snapshot): `"hokan object\0" || kind || "\0" || version (u16 LE)`, where
+/// `kind` is the object's kind name, e.g. `snapshot`.
+pub fn object_aad(kind: &str, version: u16) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(OBJECT_DOMAIN.len() + kind.len() + 3);
     aad.extend_from_slice(OBJECT_DOMAIN);
-    aad.extend_from_slice(kind);
+    aad.extend_from_slice(kind.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&version.to_le_bytes());
     aad
 }
 
@@ -186,6 +188,9 @@ mod tests {
         assert_eq!(&a[..11], b"hokan blob\0");
         assert_eq!(a[11], 1);
         assert_eq!(&pack_header_aad(1)[18..], &[1, 0]);
-        assert_eq!(object_aad(b"snapshot"), b"hokan object\0snapshot");
+        assert_eq!(
+            object_aad("snapshot", 1),
+            b"hokan object\0snapshot\0\x01\x00"
+        );
     }
 }

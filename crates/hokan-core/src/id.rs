@@ -12,7 +12,9 @@ use std::str::FromStr;
 pub const ID_LEN: usize = 32;
 
 /// An untyped 32-byte id. The typed wrappers below say what it names.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct Id(pub [u8; ID_LEN]);
 
 impl Id {
@@ -72,7 +74,7 @@ impl FromStr for Id {
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
         pub struct $name(pub Id);
 
         impl $name {
@@ -141,7 +143,9 @@ impl PackId {
 
 /// What a blob holds. Data and tree blobs go to separate packs, so restoring
 /// metadata (`ls`, `diff`) never downloads file contents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[repr(u8)]
 pub enum BlobType {
     /// File or stream contents.

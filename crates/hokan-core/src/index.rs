@@ -337,6 +337,57 @@ impl Index {
     }
 }
 
+/// Builds an [`Index`] from many packs (opening a repository): entries are
+/// appended unsorted and sorted once at the end, and the caller can drop
+/// each decoded index file as soon as it is added.
+#[derive(Debug, Default)]
+pub struct IndexBuilder {
+    index: Index,
+}
+
+impl IndexBuilder {
+    /// An empty builder expecting about `entries` blobs in `packs` packs.
+    pub fn with_capacity(entries: usize, packs: usize) -> Self {
+        let mut index = Index::default();
+        index.sorted.reserve_exact(entries);
+        index.packs.reserve_exact(packs);
+        IndexBuilder { index }
+    }
+
+    /// A builder that starts from an existing index (whose entries win
+    /// over later duplicates).
+    pub fn from_index(mut index: Index) -> Self {
+        index.merge_pending();
+        IndexBuilder { index }
+    }
+
+    /// Adds a pack and its blobs.
+    pub fn add_pack(&mut self, id: PackId, kind: BlobType, blobs: &[PackedBlob]) {
+        let pack = self.index.add_pack(id, kind).0;
+        self.index.sorted.extend(blobs.iter().map(|b| Entry {
+            id: b.id.0,
+            pack,
+            offset: b.offset,
+            length: b.length,
+        }));
+    }
+
+    /// Sorts, drops duplicate ids (the first added wins), and sizes the
+    /// arrays exactly.
+    pub fn build(self) -> Index {
+        let mut index = self.index;
+        // Stable: among duplicates the first added entry stays first.
+        index.sorted.sort_by_key(|e| e.id);
+        index
+            .sorted
+            .dedup_by(|later, earlier| later.id == earlier.id);
+        index.sorted.shrink_to_fit();
+        index.packs.shrink_to_fit();
+        index.rebuild_buckets();
+        index
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

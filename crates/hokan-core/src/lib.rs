@@ -71,6 +71,7 @@ pub mod keys;
 pub mod pack;
 pub mod pipeline;
 pub mod sample;
+pub mod tree;
 
 pub use blob::EncodedBlob;
 pub use chunker::{Chunker, ChunkerParams};
@@ -78,9 +79,10 @@ pub use compress::Compression;
 pub use crypto::Cipher;
 pub use error::{Error, Result};
 pub use id::{BlobType, ChunkId, Id, PackId, TreeId};
-pub use index::{Index, Location};
+pub use index::{Index, IndexBuilder, Location};
 pub use keys::MasterKey;
 pub use pack::{FinishedPack, PackReader, PackWriter, PackedBlob};
 pub use pipeline::{
     BlobReader, BlobWriter, ChunkRef, PackSink, PackSource, WriteStats, WriterConfig,
 };
+pub use tree::{Node, NodeKind, Timestamp, Tree, Xattr};

@@ -52,7 +52,7 @@ pub const MAX_PACK_LEN: u64 = u32::MAX as u64;
 pub const MIN_PACK_LEN: usize = PREFIX_LEN + OVERHEAD + 4 + TRAILER_LEN;
 
 /// Where a blob sits in a pack, and what it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PackedBlob {
     /// Data or tree.
     pub kind: BlobType,

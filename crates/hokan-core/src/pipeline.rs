@@ -92,7 +92,7 @@ impl Bytes<'_> {
 }
 
 /// One chunk of a stream: its id and plaintext length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ChunkRef {
     /// The chunk's id.
     pub id: ChunkId,

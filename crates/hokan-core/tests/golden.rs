@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use hokan_core::compress::CODEC_RAW;
 use hokan_core::crypto::blob_aad;
 use hokan_core::sample::{Kind, generate, golden_key};
-use hokan_core::{BlobType, Chunker, ChunkerParams, EncodedBlob, PackId, PackReader, PackWriter};
+use hokan_core::{
+    BlobType, ChunkId, ChunkRef, Chunker, ChunkerParams, EncodedBlob, Id, Node, NodeKind, PackId,
+    PackReader, PackWriter, Timestamp, Tree, TreeId, Xattr,
+};
 
 #[test]
 fn defaults_are_pinned() {
@@ -179,4 +182,67 @@ fn committed_packs_stay_readable() {
     // The text blob was compressed, the random one stored raw.
     assert!(blobs[0].length < 150_000, "{}", blobs[0].length);
     assert_eq!(blobs[1].length as usize, random.len() + 1 + 40);
+}
+
+/// The tree encoding of a node with every field set is pinned byte for
+/// byte: trees that encode differently no longer dedup against old ones.
+#[test]
+fn tree_encoding_is_pinned() {
+    let mut file = Node::new(&b"r\xc3\xa9sum\xc3\xa9.txt"[..], NodeKind::File);
+    file.mode = 0o4755;
+    file.uid = 1000;
+    file.gid = 100;
+    file.user = "alice".into();
+    file.group = "users".into();
+    file.mtime = Timestamp {
+        secs: 1_700_000_000,
+        nanos: 123_456_789,
+    };
+    file.atime = Timestamp { secs: -5, nanos: 1 };
+    file.ctime = Timestamp {
+        secs: 1_700_000_001,
+        nanos: 0,
+    };
+    file.size = 300;
+    file.device = 2049;
+    file.inode = 1 << 40;
+    file.links = 2;
+    file.xattrs = vec![Xattr {
+        name: b"user.a".to_vec(),
+        value: vec![0, 255],
+    }];
+    file.content = vec![
+        ChunkRef {
+            id: ChunkId(Id([1; 32])),
+            len: 100,
+        },
+        ChunkRef {
+            id: ChunkId(Id([2; 32])),
+            len: 200,
+        },
+    ];
+    let mut dir = Node::new("d", NodeKind::Dir);
+    dir.subtree = Some(TreeId(Id([3; 32])));
+    let mut link = Node::new("l", NodeKind::Symlink);
+    link.target = b"../target".to_vec();
+    let mut dev = Node::new("null", NodeKind::CharDevice);
+    dev.rdev = 0x103;
+    let nodes = vec![
+        file,
+        dir,
+        link,
+        dev,
+        Node::new("p", NodeKind::Fifo),
+        Node::new("s", NodeKind::Socket),
+        Node::new("b", NodeKind::BlockDevice),
+    ];
+    let tree = Tree::new(nodes).unwrap();
+    let bytes = tree.encode();
+    check_golden("tree-v1.bin", &bytes);
+    let key = golden_key();
+    check_golden(
+        "tree-v1.id",
+        format!("{}\n", key.tree_id(&bytes)).as_bytes(),
+    );
+    assert_eq!(Tree::decode(&bytes, &key.tree_id(&bytes)).unwrap(), tree);
 }

@@ -1,0 +1,91 @@
+//! `hokan init`: create a repository.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use hokan_core::{ChunkerParams, Compression};
+use hokan_repo::{InitOptions, KdfParams, Repository};
+
+use crate::Global;
+use crate::output::{self, parse_size};
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Minimum chunk size
+    #[arg(long, value_parser = parse_size, default_value = "256K")]
+    pub chunk_min: u64,
+    /// Average chunk size
+    #[arg(long, value_parser = parse_size, default_value = "512K")]
+    pub chunk_avg: u64,
+    /// Maximum chunk size
+    #[arg(long, value_parser = parse_size, default_value = "4M")]
+    pub chunk_max: u64,
+    /// zstd compression level (0 turns compression off)
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    pub compression: i32,
+    /// Target pack size
+    #[arg(long, value_parser = parse_size, default_value = "16M")]
+    pub pack_size: u64,
+    /// Argon2id memory for the first key file
+    #[arg(long, value_parser = parse_size, default_value = "64M")]
+    pub kdf_memory: u64,
+    /// Argon2id passes for the first key file
+    #[arg(long, default_value_t = 3)]
+    pub kdf_iterations: u32,
+}
+
+pub fn kdf(memory: u64, iterations: u32) -> KdfParams {
+    KdfParams {
+        memory_kib: u32::try_from(memory / 1024).unwrap_or(u32::MAX),
+        iterations,
+        parallelism: 1,
+    }
+}
+
+pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
+    let location = super::location(g)?;
+    let to_u32 = |v: u64, what: &str| {
+        u32::try_from(v).map_err(|_| anyhow::anyhow!("{what} {v} is too large"))
+    };
+    let options = InitOptions {
+        chunker: ChunkerParams::new(
+            to_u32(a.chunk_min, "--chunk-min")?,
+            to_u32(a.chunk_avg, "--chunk-avg")?,
+            to_u32(a.chunk_max, "--chunk-max")?,
+        )?,
+        compression: Compression::zstd(a.compression)?,
+        pack_size: to_u32(a.pack_size, "--pack-size")?,
+        kdf: kdf(a.kdf_memory, a.kdf_iterations),
+        key_label: "initial key".into(),
+    };
+    let password = crate::password::repository(g.password_file.as_deref())?;
+    let repo = Repository::init(&location, &password, options, super::open_options(g))?;
+    let c = repo.config();
+    if g.json {
+        output::json(&serde_json::json!({
+            "message_type": "initialized",
+            "id": c.repo_id.to_hex(),
+            "repository": location,
+            "chunk_min": c.chunk_min, "chunk_avg": c.chunk_avg, "chunk_max": c.chunk_max,
+            "compression": c.compression,
+            "pack_size": c.pack_size,
+        }))?;
+    } else if !g.quiet {
+        println!(
+            "created hokan repository {} at {location}",
+            c.repo_id.short()
+        );
+        println!(
+            "chunks {}/{}/{}, zstd level {}, packs of {}",
+            output::size(c.chunk_min as u64),
+            output::size(c.chunk_avg as u64),
+            output::size(c.chunk_max as u64),
+            c.compression,
+            output::size(c.pack_size as u64)
+        );
+        println!(
+            "Keep the password safe: without it the data cannot be read by anyone, you included."
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,91 @@
+//! One module per command; shared helpers here.
+
+pub mod backup;
+pub mod dump;
+pub mod init;
+pub mod key;
+pub mod snapshots;
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use hokan_repo::{CacheMode, Error as RepoError, OpenOptions, Repository, SnapshotFilter};
+
+use crate::{Cli, Command, Global};
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::run(g, a),
+        Command::Key(k) => key::run(g, k),
+        Command::Snapshots(a) => snapshots::run(g, a),
+        Command::Backup(a) => backup::run(g, a),
+        Command::Dump(a) => dump::run(g, a),
+    }
+}
+
+/// The repository location, or a clear error.
+pub fn location(g: &Global) -> Result<String> {
+    match &g.repo {
+        Some(r) if !r.is_empty() => Ok(r.clone()),
+        _ => bail!("no repository given: pass -r/--repo or set HOKAN_REPOSITORY"),
+    }
+}
+
+/// Store options from the global flags.
+pub fn open_options(g: &Global) -> OpenOptions {
+    let cache = if g.no_cache {
+        CacheMode::Off
+    } else if let Some(d) = &g.cache_dir {
+        CacheMode::Dir(d.clone())
+    } else {
+        CacheMode::Auto
+    };
+    OpenOptions {
+        cache,
+        ..OpenOptions::default()
+    }
+}
+
+/// Opens the repository with the password from the usual sources.
+pub fn open(g: &Global) -> Result<Repository> {
+    let location = location(g)?;
+    let password = crate::password::repository(g.password_file.as_deref())?;
+    Ok(Repository::open(&location, &password, open_options(g))?)
+}
+
+/// Snapshot selection flags shared by several commands.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots from this host (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with these tags: comma-separated tags must all match;
+    /// repeat the flag for alternatives
+    #[arg(long = "tag", value_name = "TAG[,TAG]")]
+    pub tags: Vec<String>,
+    /// Only snapshots of this path (repeatable: all must match)
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> SnapshotFilter {
+        SnapshotFilter {
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+            paths: self.paths.clone(),
+            sources: Vec::new(),
+        }
+    }
+}
+
+/// Exit code for an error, as restic's.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<RepoError>() {
+        Some(RepoError::NotARepository { .. }) => 10,
+        Some(RepoError::WrongPassword { .. }) => 12,
+        _ => 1,
+    }
+}

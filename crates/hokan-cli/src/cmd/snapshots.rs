@@ -1,0 +1,89 @@
+//! `hokan snapshots`: list snapshots.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use hokan_repo::SnapshotEntry;
+
+use crate::Global;
+use crate::cmd::FilterArgs;
+use crate::output;
+
+#[derive(clap::Args, Debug)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Only the newest N snapshots (after filtering)
+    #[arg(long, value_name = "N")]
+    pub latest: Option<usize>,
+}
+
+/// A snapshot as JSON, with restic's field names where they exist.
+pub fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
+    let s = &e.snapshot;
+    let sum = &s.summary;
+    serde_json::json!({
+        "id": e.id.to_hex(),
+        "short_id": e.id.short(),
+        "time": s.time_rfc3339(),
+        "hostname": s.hostname,
+        "username": s.username,
+        "paths": s.paths,
+        "tags": s.tags,
+        "source": s.source.name(),
+        "parent": s.parent.map(|p| p.to_hex()),
+        "tree": s.tree.to_hex(),
+        "program_version": s.program_version,
+        "meta": s.meta.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        "summary": {
+            "files_new": sum.files_new, "files_changed": sum.files_changed,
+            "files_unmodified": sum.files_unmodified, "dirs": sum.dirs, "files": sum.files,
+            "total_bytes": sum.bytes, "blobs_added": sum.blobs_added,
+            "data_added": sum.bytes_added, "data_added_packed": sum.bytes_stored,
+            "packs_added": sum.packs_added, "errors": sum.errors, "duration_ms": sum.duration_ms,
+        },
+    })
+}
+
+pub fn run(g: &Global, a: SnapshotsArgs) -> Result<ExitCode> {
+    let repo = super::open(g)?;
+    let filter = a.filter.filter();
+    let mut list: Vec<SnapshotEntry> = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|e| filter.matches(&e.snapshot))
+        .collect();
+    if let Some(n) = a.latest {
+        let skip = list.len().saturating_sub(n);
+        list.drain(..skip);
+    }
+    if g.json {
+        return output::json(&list.iter().map(snapshot_json).collect::<Vec<_>>())
+            .map(|_| ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|e| {
+            let s = &e.snapshot;
+            vec![
+                e.id.short(),
+                output::local_time(s.time.secs),
+                s.hostname.clone(),
+                s.source.name().to_string(),
+                s.tags.join(","),
+                output::size(s.summary.bytes),
+                s.paths.join(" "),
+            ]
+        })
+        .collect();
+    output::table(
+        &["ID", "Time", "Host", "Source", "Tags", "Size", "Paths"],
+        &rows,
+    );
+    println!(
+        "{} snapshot{}",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,81 @@
+//! `hokan`: the command-line face of the hokan crates. Flag definitions and
+//! glue only: parse, call the library, print. Shaped like restic so its
+//! users feel at home:
+//!
+//! ```text
+//! hokan -r REPO init
+//! hokan -r REPO backup PATH...            hokan -r REPO backup --stdin --stdin-filename dump.sql
+//! hokan -r REPO snapshots                  hokan -r REPO restore latest --target DIR
+//! ```
+//!
+//! Exit codes (as restic's): 0 success, 1 error, 2 usage, 3 backup finished
+//! but some files could not be read, 10 no repository, 12 wrong password.
+
+mod cmd;
+mod output;
+mod password;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Content-addressed, deduplicated, encrypted backups.
+#[derive(Parser, Debug)]
+#[command(name = "hokan", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Repository: a directory, s3://bucket/prefix, s3:http://host:port/bucket/prefix,
+    /// gs://bucket/prefix, az://container/prefix
+    #[arg(short = 'r', long = "repo", env = "HOKAN_REPOSITORY", global = true)]
+    pub repo: Option<String>,
+    /// Read the password from this file (else $HOKAN_PASSWORD, else a prompt)
+    #[arg(long, env = "HOKAN_PASSWORD_FILE", global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Cache directory for index files and snapshots of remote repositories
+    #[arg(long, global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not use a local cache
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new repository
+    Init(cmd::init::InitArgs),
+    /// Manage the key files (passwords) that open the repository
+    #[command(subcommand)]
+    Key(cmd::key::KeyCommand),
+    /// List snapshots
+    Snapshots(cmd::snapshots::SnapshotsArgs),
+    /// Back up files, directories or a stream from stdin
+    Backup(cmd::backup::BackupArgs),
+    /// Write one file of a snapshot to stdout
+    Dump(cmd::dump::DumpArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", output::error_chain(&e));
+            ExitCode::from(cmd::exit_code(&e))
+        }
+    }
+}

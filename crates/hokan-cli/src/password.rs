@@ -1,0 +1,64 @@
+//! Where passwords come from: a file, an environment variable, or a prompt.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+fn from_file(path: &Path) -> Result<Vec<u8>> {
+    let text = std::fs::read(path)
+        .with_context(|| format!("reading the password file {}", path.display()))?;
+    // Like restic: the first line, without its line ending.
+    let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        bail!("the password file {} is empty", path.display());
+    }
+    Ok(line.to_vec())
+}
+
+fn prompt(message: &str) -> Result<Vec<u8>> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "no password given: set HOKAN_PASSWORD or HOKAN_PASSWORD_FILE, or pass --password-file \
+             (stdin is not a terminal, so hokan cannot prompt)"
+        );
+    }
+    Ok(rpassword::prompt_password(message)
+        .context("reading the password from the terminal")?
+        .into_bytes())
+}
+
+/// The repository password: `--password-file`, `$HOKAN_PASSWORD`, or a prompt.
+pub fn repository(file: Option<&Path>) -> Result<Vec<u8>> {
+    if let Some(f) = file {
+        return from_file(f);
+    }
+    if let Ok(p) = std::env::var("HOKAN_PASSWORD") {
+        if p.is_empty() {
+            bail!("HOKAN_PASSWORD is set but empty");
+        }
+        return Ok(p.into_bytes());
+    }
+    prompt("enter password for repository: ")
+}
+
+/// A new password (init, key add, key passwd): `--new-password-file`,
+/// `$HOKAN_NEW_PASSWORD`, or a prompt asked twice.
+pub fn new_password(file: Option<&Path>) -> Result<Vec<u8>> {
+    if let Some(f) = file {
+        return from_file(f);
+    }
+    if let Ok(p) = std::env::var("HOKAN_NEW_PASSWORD") {
+        if p.is_empty() {
+            bail!("HOKAN_NEW_PASSWORD is set but empty");
+        }
+        return Ok(p.into_bytes());
+    }
+    let first = prompt("enter new password: ")?;
+    let second = prompt("enter the new password again: ")?;
+    if first != second {
+        bail!("the passwords do not match; nothing was changed");
+    }
+    Ok(first)
+}

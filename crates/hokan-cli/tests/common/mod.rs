@@ -1,0 +1,110 @@
+//! Helpers for tests that drive the `hokan` binary.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+/// The binary under test, with a cheap password setup and no shared cache.
+pub fn hokan(repo: &str, cache: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hokan"));
+    c.arg("-r").arg(repo).arg("--cache-dir").arg(cache);
+    c.env("HOKAN_PASSWORD", "test password");
+    c.env_remove("HOKAN_REPOSITORY");
+    c.env_remove("HOKAN_PASSWORD_FILE");
+    c
+}
+
+/// Runs to completion with `stdin` fed in; returns the output.
+pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+/// Starts a process with a file as its stdin.
+pub fn spawn_with_file(mut cmd: Command, stdin: &Path) -> Child {
+    cmd.stdin(std::fs::File::open(stdin).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs and returns the output.
+pub fn run(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+/// Panics with stderr unless the command succeeded.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `init` with cheap key stretching.
+pub fn init(repo: &str, cache: &Path) {
+    let mut c = hokan(repo, cache);
+    c.args([
+        "init",
+        "--kdf-memory",
+        "1M",
+        "--kdf-iterations",
+        "1",
+        "--pack-size",
+        "4M",
+    ]);
+    ok(&run(c));
+}
+
+/// A unique suffix.
+pub fn unique() -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    hex::encode(b)
+}
+
+/// The S3 base URL from the environment, if a server is configured.
+pub fn s3_base() -> Option<String> {
+    match std::env::var("HOKAN_TEST_S3_URL") {
+        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
+        _ => {
+            if std::env::var("HOKAN_REQUIRE_S3").is_ok_and(|v| v == "1") {
+                panic!(
+                    "HOKAN_REQUIRE_S3=1 but HOKAN_TEST_S3_URL is not set (see scripts/garage.sh)"
+                );
+            }
+            eprintln!("skipping: HOKAN_TEST_S3_URL is not set (see scripts/garage.sh)");
+            None
+        }
+    }
+}
+
+/// Snapshots as JSON.
+pub fn snapshots(repo: &str, cache: &Path) -> Vec<serde_json::Value> {
+    let mut c = hokan(repo, cache);
+    c.args(["snapshots", "--json"]);
+    serde_json::from_str(&ok(&run(c))).unwrap()
+}

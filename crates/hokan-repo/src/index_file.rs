@@ -1,0 +1,32 @@
+//! Index files: the packs one writer added and the blobs in them.
+//!
+//! Each writer writes index files for its own packs only after those packs
+//! are stored, and before the snapshot that uses them. Opening a repository
+//! merges all index files into one in-memory [`Index`](hokan_core::Index).
+
+use serde::{Deserialize, Serialize};
+
+use hokan_core::{BlobType, Id, PackId, PackedBlob};
+
+/// One pack and its blobs, as the pack's own header lists them.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct IndexedPack {
+    /// The pack.
+    pub id: PackId,
+    /// Its blob type.
+    pub kind: BlobType,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its blobs.
+    pub blobs: Vec<PackedBlob>,
+}
+
+/// The content of one index file.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexFile {
+    /// Index files this one replaces (written by prune and repair, which
+    /// delete them afterwards); readers ignore the ones listed here.
+    pub supersedes: Vec<Id>,
+    /// The packs.
+    pub packs: Vec<IndexedPack>,
+}
