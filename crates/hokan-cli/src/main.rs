@@ -14,6 +14,7 @@
 mod cmd;
 mod output;
 mod password;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,14 @@ pub enum Command {
     Snapshots(cmd::snapshots::SnapshotsArgs),
     /// Back up files, directories or a stream from stdin
     Backup(cmd::backup::BackupArgs),
+    /// Restore a snapshot (or a path in it) into a directory
+    Restore(cmd::restore::RestoreArgs),
+    /// List the files of a snapshot
+    Ls(cmd::ls::LsArgs),
+    /// Show what changed between two snapshots
+    Diff(cmd::diff::DiffArgs),
+    /// Find files by name in snapshots
+    Find(cmd::find::FindArgs),
     /// Write one file of a snapshot to stdout
     Dump(cmd::dump::DumpArgs),
 }

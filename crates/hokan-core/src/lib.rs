@@ -65,6 +65,7 @@ pub mod chunker;
 pub mod compress;
 pub mod crypto;
 mod error;
+pub mod fs;
 pub mod id;
 pub mod index;
 pub mod keys;

@@ -245,6 +245,11 @@ impl<'a> BlobWriter<'a> {
         Ok(id)
     }
 
+    /// Whether a blob is stored already or was stored by this writer.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.known.contains(id) || self.claimed.lock().expect("claim lock").contains(id)
+    }
+
     /// Finishes the partly filled packs, sends them to the sink and returns
     /// the statistics. Until this returns, the last blobs are not stored.
     pub fn finish(self) -> Result<WriteStats> {
@@ -453,6 +458,11 @@ impl<'a> BlobReader<'a> {
             source,
             window: 32 << 20,
         }
+    }
+
+    /// The repository key this reader decrypts and checks ids with.
+    pub fn key(&self) -> &MasterKey {
+        self.key
     }
 
     /// Reads one blob: located, fetched, authenticated, decompressed and

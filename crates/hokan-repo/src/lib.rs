@@ -56,8 +56,8 @@ pub use config::{Config, InitOptions};
 pub use error::{Error, Result};
 pub use keys::{KdfParams, KeyInfo};
 pub use repo::{
-    CacheMode, IndexedRepository, KeyDescription, OpenOptions, Repository, StreamSnapshot,
-    WriteSummary,
+    CacheMode, FsBackup, FsBackupResult, IndexedRepository, KeyDescription, OpenOptions,
+    ParentChoice, Repository, StreamSnapshot, WriteSummary,
 };
 pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SourceKind, Summary};
 pub use store::{Location, RetryPolicy, Store};

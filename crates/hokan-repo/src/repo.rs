@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use bytes::Bytes;
 use rayon::prelude::*;
 
+use hokan_core::fs::{Archiver, Excludes, Progress, Warning};
 use hokan_core::{
     BlobReader, BlobType, BlobWriter, FinishedPack, Id, Index, IndexBuilder, MasterKey, Node,
     NodeKind, PackId, PackSink, PackSource, Tree, TreeId, WriteStats,
@@ -35,7 +36,7 @@ use crate::error::{Error, Result, from_core};
 use crate::index_file::{IndexFile, IndexedPack};
 use crate::keys::{self, KdfParams, KeyInfo};
 use crate::object::{self, Kind};
-use crate::snapshot::{self, Snapshot, SnapshotEntry, SnapshotFilter, SourceKind};
+use crate::snapshot::{self, Snapshot, SnapshotEntry, SnapshotFilter, SourceKind, Summary};
 use crate::store::{Location, RetryPolicy, Store, runtime};
 
 /// Where to keep the local cache of index files and snapshots.
@@ -620,15 +621,19 @@ impl IndexedRepository {
     /// then waits for the uploads, writes index files for the new packs and
     /// adds them to the in-memory index. Nothing refers to the new data
     /// until the caller saves a snapshot.
+    ///
+    /// `f` also gets a [`BlobReader`] over the data stored before this
+    /// session (to read a parent snapshot's trees).
     pub fn write<T>(
         &mut self,
-        f: impl FnOnce(&BlobWriter<'_>) -> Result<T>,
+        f: impl FnOnce(&BlobWriter<'_>, &BlobReader<'_>) -> Result<T>,
     ) -> Result<(T, WriteSummary)> {
         let uploader = Uploader::new(&self.repo);
         let outcome = {
             let config = self.repo.config.writer_config()?;
             let writer = BlobWriter::new(&self.repo.key, config, &self.index, &uploader)?;
-            match f(&writer) {
+            let reader = BlobReader::new(&self.repo.key, &self.index, &self.repo);
+            match f(&writer, &reader) {
                 Ok(v) => writer.finish().map(|stats| (v, stats)).map_err(from_core),
                 Err(e) => Err(e),
             }
@@ -691,7 +696,7 @@ impl IndexedRepository {
                 reason: format!("{name:?}; give a plain file name such as dump.sql"),
             });
         }
-        let (tree, summary) = self.write(|w| {
+        let (tree, summary) = self.write(|w, _| {
             let chunks = w.write_stream(reader).map_err(from_core)?;
             let mut node = Node::new(name, NodeKind::File);
             node.size = chunks.iter().map(|c| c.len as u64).sum();
@@ -730,6 +735,83 @@ impl IndexedRepository {
         Ok(SnapshotEntry { id, snapshot: s })
     }
 
+    /// Backs up files and directories into a new snapshot; see [`FsBackup`].
+    /// Unreadable files are skipped and reported in the result, not as an
+    /// error; a path that does not exist is an error before anything is
+    /// stored.
+    pub fn backup_paths(
+        &mut self,
+        paths: &[PathBuf],
+        options: &FsBackup,
+        progress: &dyn Progress,
+    ) -> Result<FsBackupResult> {
+        let start = std::time::Instant::now();
+        let hostname = options.hostname.clone().unwrap_or_else(crate::hostname);
+        let mut abs = paths
+            .iter()
+            .map(|p| hokan_core::fs::absolute(p))
+            .collect::<hokan_core::Result<Vec<_>>>()?;
+        abs.sort();
+        abs.dedup();
+        let wanted: Vec<String> = abs
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let parent = match &options.parent {
+            ParentChoice::None => None,
+            ParentChoice::Snapshot(id) => {
+                Some(self.find_snapshot(&id.to_hex(), &SnapshotFilter::default())?)
+            }
+            ParentChoice::Auto => self.snapshots()?.into_iter().rev().find(|e| {
+                e.snapshot.source == SourceKind::Fs
+                    && e.snapshot.hostname == hostname
+                    && e.snapshot.paths == wanted
+            }),
+        };
+        let parent_tree = parent.as_ref().map(|p| p.snapshot.tree);
+        let excludes = &options.excludes;
+        let (archived, summary) = self.write(|w, r| {
+            Archiver::new(w, Some(r), excludes, progress)
+                .archive(&abs, parent_tree.as_ref())
+                .map_err(from_core)
+        })?;
+        let mut s = Snapshot::new(
+            SourceKind::Fs,
+            archived
+                .paths
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            archived.tree,
+        );
+        s.hostname = hostname;
+        let mut tags = options.tags.clone();
+        tags.sort();
+        tags.dedup();
+        s.tags = tags;
+        s.parent = parent.map(|p| p.id);
+        let a = &archived.summary;
+        s.summary = Summary {
+            files_new: a.files_new,
+            files_changed: a.files_changed,
+            files_unmodified: a.files_unmodified,
+            dirs: a.dirs,
+            files: a.files,
+            bytes: a.bytes,
+            blobs_added: summary.stats.new_blobs,
+            bytes_added: summary.stats.new_bytes,
+            bytes_stored: summary.stats.stored_bytes,
+            packs_added: summary.packs.len() as u64,
+            errors: a.warnings,
+            duration_ms: start.elapsed().as_millis() as u64,
+        };
+        let id = self.save_snapshot(&s)?;
+        Ok(FsBackupResult {
+            entry: SnapshotEntry { id, snapshot: s },
+            warnings: archived.warnings,
+        })
+    }
+
     /// Writes the content of a snapshot holding one file (a stream
     /// snapshot) to `out`; returns the bytes written.
     pub fn restore_stream(&self, snapshot: &Snapshot, out: &mut (dyn Write + Send)) -> Result<u64> {
@@ -750,6 +832,41 @@ impl IndexedRepository {
             .read_chunks(&node.content, out)
             .map_err(from_core)
     }
+}
+
+/// Settings of a file-system backup.
+#[derive(Clone, Debug, Default)]
+pub struct FsBackup {
+    /// What to leave out.
+    pub excludes: Excludes,
+    /// Tags for the snapshot.
+    pub tags: Vec<String>,
+    /// The snapshot to compare with: by default the newest one of this
+    /// host with the same paths.
+    pub parent: ParentChoice,
+    /// Record this host name instead of the machine's.
+    pub hostname: Option<String>,
+}
+
+/// Which snapshot an incremental backup compares with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// The newest snapshot of the same host and paths.
+    #[default]
+    Auto,
+    /// None: read every file.
+    None,
+    /// This snapshot.
+    Snapshot(Id),
+}
+
+/// A finished file-system backup.
+#[derive(Clone, Debug)]
+pub struct FsBackupResult {
+    /// The snapshot saved.
+    pub entry: SnapshotEntry,
+    /// Files that could not be read or changed while read.
+    pub warnings: Vec<Warning>,
 }
 
 /// Settings of a stream snapshot.

@@ -175,9 +175,11 @@ pub fn find<'a>(
 ) -> Result<&'a SnapshotEntry> {
     let mut candidates = entries.iter().filter(|e| filter.matches(&e.snapshot));
     if query == "latest" {
-        return candidates.next_back().ok_or_else(|| Error::SnapshotNotFound {
-            query: query.to_string(),
-        });
+        return candidates
+            .next_back()
+            .ok_or_else(|| Error::SnapshotNotFound {
+                query: query.to_string(),
+            });
     }
     let q = query.to_ascii_lowercase();
     if q.is_empty() || !q.bytes().all(|b| b.is_ascii_hexdigit()) {

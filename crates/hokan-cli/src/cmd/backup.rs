@@ -1,17 +1,21 @@
 //! `hokan backup`: files and directories, or a stream from stdin.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 
-use anyhow::{Result, bail};
-use hokan_repo::StreamSnapshot;
+use anyhow::{Context, Result, bail};
+use hokan_core::fs::Excludes;
+use hokan_repo::{FsBackup, ParentChoice, SnapshotEntry, StreamSnapshot};
 
 use crate::Global;
 use crate::output;
+use crate::progress::CliProgress;
 
 #[derive(clap::Args, Debug)]
 pub struct BackupArgs {
     /// Files and directories to back up
-    pub paths: Vec<std::path::PathBuf>,
+    pub paths: Vec<PathBuf>,
     /// Back up what arrives on stdin as one file
     #[arg(long)]
     pub stdin: bool,
@@ -21,42 +25,146 @@ pub struct BackupArgs {
     /// Tag the snapshot (repeatable, or comma-separated)
     #[arg(long = "tag", value_delimiter = ',')]
     pub tags: Vec<String>,
+    /// Exclude paths matching a pattern (repeatable): `*.o`, `target/debug`, `/abs/path`, `**/cache`
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// Read exclude patterns from a file, one per line (repeatable)
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Exclude directories holding a CACHEDIR.TAG with the standard signature
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Exclude directories holding a file of this name (repeatable)
+    #[arg(long = "exclude-if-present", value_name = "NAME")]
+    pub exclude_if_present: Vec<String>,
+    /// Stay on the file system of each path given
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+    /// Compare with this snapshot instead of the newest of this host and paths
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub parent: Option<String>,
+    /// Read every file, trusting no parent snapshot
+    #[arg(long)]
+    pub force: bool,
+    /// Record this host name in the snapshot
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+fn tags(a: &BackupArgs) -> Vec<String> {
+    a.tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
-    if !a.stdin {
-        bail!("file-system backup is not available in this build yet; use --stdin");
+    if a.stdin {
+        if !a.paths.is_empty() {
+            bail!("--stdin takes no paths; name the stream with --stdin-filename");
+        }
+        return stdin(g, &a);
     }
-    if !a.paths.is_empty() {
-        bail!("--stdin takes no paths; name the stream with --stdin-filename");
+    if a.paths.is_empty() {
+        bail!("nothing to back up: give paths, or --stdin");
     }
-    let mut repo = super::open(g)?.load_index()?;
-    let stdin = std::io::stdin();
-    let options = StreamSnapshot {
-        tags: a
-            .tags
-            .iter()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect(),
-        ..Default::default()
+    for p in &a.paths {
+        std::fs::symlink_metadata(p).with_context(|| format!("cannot back up {}", p.display()))?;
+    }
+    let excludes = Excludes::new(
+        &a.excludes,
+        &a.exclude_files,
+        a.exclude_caches,
+        &a.exclude_if_present,
+        a.one_file_system,
+    )?;
+    let repo = super::open(g)?;
+    let parent = match (&a.parent, a.force) {
+        (_, true) => ParentChoice::None,
+        (Some(p), false) => ParentChoice::Snapshot(repo.find_snapshot(p, &Default::default())?.id),
+        (None, false) => ParentChoice::Auto,
     };
-    let saved = repo.backup_stream(stdin, &a.stdin_filename, options)?;
-    let s = &saved.snapshot.summary;
-    if g.json {
-        let mut v = super::snapshots::snapshot_json(&saved);
-        v["message_type"] = "summary".into();
-        output::json(&v)?;
-    } else if !g.quiet {
-        println!(
-            "snapshot {} saved: {} read, {} new, {} stored in {} pack(s), {:.1} s",
-            saved.id.short(),
-            output::size(s.bytes),
-            output::size(s.bytes_added),
-            output::size(s.bytes_stored),
-            s.packs_added,
-            s.duration_ms as f64 / 1000.0
-        );
+    let mut repo = repo.load_index()?;
+    let progress = CliProgress::start(super::progress_mode(g));
+    // Count what is ahead while the backup runs, for the ETA.
+    let stop = AtomicBool::new(false);
+    let options = FsBackup {
+        excludes,
+        tags: tags(&a),
+        parent,
+        hostname: a.host.clone(),
+    };
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            let (files, bytes) = hokan_core::fs::scan(&a.paths, &options.excludes, &stop);
+            if !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                progress.set_totals(files, bytes);
+            }
+        });
+        let r = repo.backup_paths(&a.paths, &options, &progress);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    });
+    progress.finish();
+    let result = result?;
+    report(g, &result.entry, progress.elapsed())?;
+    if !result.warnings.is_empty() {
+        if !g.json {
+            eprintln!(
+                "warning: {} file(s) could not be read completely; the snapshot lacks them or holds them as read (see above)",
+                result.warnings.len()
+            );
+        }
+        return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn stdin(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
+    let mut repo = super::open(g)?.load_index()?;
+    let options = StreamSnapshot {
+        tags: tags(a),
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let saved = repo.backup_stream(std::io::stdin(), &a.stdin_filename, options)?;
+    report(g, &saved, start.elapsed().as_secs_f64())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(g: &Global, saved: &SnapshotEntry, seconds: f64) -> Result<()> {
+    let s = &saved.snapshot.summary;
+    if g.json {
+        let mut v = super::snapshots::snapshot_json(saved);
+        v["message_type"] = "summary".into();
+        v["snapshot_id"] = saved.id.to_hex().into();
+        return output::json(&v);
+    }
+    if g.quiet {
+        return Ok(());
+    }
+    if saved.snapshot.source == hokan_repo::SourceKind::Fs {
+        println!(
+            "Files:       {} new, {} changed, {} unmodified",
+            s.files_new, s.files_changed, s.files_unmodified
+        );
+        println!("Dirs:        {}", s.dirs);
+    }
+    println!(
+        "Added:       {} ({} stored, {} in {} packs)",
+        output::size(s.bytes_added),
+        output::size(s.bytes_stored),
+        s.blobs_added,
+        s.packs_added
+    );
+    println!(
+        "processed {} files, {} in {:.1} s ({}/s)",
+        s.files,
+        output::size(s.bytes),
+        seconds,
+        output::size((s.bytes as f64 / seconds.max(1e-3)) as u64)
+    );
+    println!("snapshot {} saved", saved.id.short());
+    Ok(())
 }

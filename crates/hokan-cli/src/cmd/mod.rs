@@ -1,9 +1,13 @@
 //! One module per command; shared helpers here.
 
 pub mod backup;
+pub mod diff;
 pub mod dump;
+pub mod find;
 pub mod init;
 pub mod key;
+pub mod ls;
+pub mod restore;
 pub mod snapshots;
 
 use std::process::ExitCode;
@@ -22,6 +26,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Snapshots(a) => snapshots::run(g, a),
         Command::Backup(a) => backup::run(g, a),
         Command::Dump(a) => dump::run(g, a),
+        Command::Restore(a) => restore::run(g, a),
+        Command::Ls(a) => ls::run(g, a),
+        Command::Diff(a) => diff::run(g, a),
+        Command::Find(a) => find::run(g, a),
     }
 }
 
@@ -30,6 +38,18 @@ pub fn location(g: &Global) -> Result<String> {
     match &g.repo {
         Some(r) if !r.is_empty() => Ok(r.clone()),
         _ => bail!("no repository given: pass -r/--repo or set HOKAN_REPOSITORY"),
+    }
+}
+
+/// How to show progress, from the global flags.
+pub fn progress_mode(g: &Global) -> crate::progress::Mode {
+    use crate::progress::Mode;
+    if g.json {
+        Mode::Json
+    } else if g.quiet {
+        Mode::Quiet
+    } else {
+        Mode::Bar
     }
 }
 

@@ -1,0 +1,111 @@
+//! `hokan find PATTERN...`: which snapshots hold matching files.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use globset::{Glob, GlobSetBuilder};
+use hokan_core::fs::browse;
+
+use crate::Global;
+use crate::cmd::FilterArgs;
+use crate::output;
+
+#[derive(clap::Args, Debug)]
+pub struct FindArgs {
+    /// Name patterns (`*.conf`), or path patterns when they hold a `/`
+    #[arg(required = true)]
+    pub patterns: Vec<String>,
+    /// Search only these snapshots (repeatable; default: all)
+    #[arg(short, long = "snapshot", value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Match case-insensitively
+    #[arg(short, long)]
+    pub ignore_case: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+pub fn run(g: &Global, a: FindArgs) -> Result<ExitCode> {
+    let mut by_name = GlobSetBuilder::new();
+    let mut by_path = GlobSetBuilder::new();
+    for p in &a.patterns {
+        let glob = globset::GlobBuilder::new(p)
+            .case_insensitive(a.ignore_case)
+            .literal_separator(true)
+            .build()?;
+        if p.contains('/') {
+            by_path.add(if p.starts_with('/') {
+                glob
+            } else {
+                Glob::new(&format!("**/{p}"))?
+            });
+        } else {
+            by_name.add(glob);
+        }
+    }
+    let (by_name, by_path) = (by_name.build()?, by_path.build()?);
+    let repo = super::open(g)?;
+    let filter = a.filter.filter();
+    let snapshots = if a.snapshots.is_empty() {
+        repo.snapshots()?
+            .into_iter()
+            .filter(|e| filter.matches(&e.snapshot))
+            .collect()
+    } else {
+        a.snapshots
+            .iter()
+            .map(|s| repo.find_snapshot(s, &filter))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let repo = repo.load_index()?;
+    let reader = repo.reader();
+    let mut results = Vec::new();
+    let mut total = 0;
+    for e in &snapshots {
+        let mut hits = Vec::new();
+        browse::walk(
+            &reader,
+            &e.snapshot.tree,
+            Path::new("/"),
+            &mut |path, node| {
+                if by_name.is_match(std::ffi::OsStr::new(&*node.name_lossy()))
+                    || by_path.is_match(path)
+                {
+                    hits.push((path.to_path_buf(), node.clone()));
+                }
+                Ok(true)
+            },
+        )?;
+        total += hits.len();
+        if g.json {
+            results.push(serde_json::json!({
+                "snapshot": e.id.to_hex(),
+                "hits": hits.len(),
+                "matches": hits.iter().map(|(p, n)| super::ls::node_json(p, n)).collect::<Vec<_>>(),
+            }));
+        } else if !hits.is_empty() {
+            println!(
+                "Found matching entries in snapshot {} from {}",
+                e.id.short(),
+                output::local_time(e.snapshot.time.secs)
+            );
+            for (p, n) in &hits {
+                println!(
+                    "{} {:>12} {} {}",
+                    super::ls::permissions(n),
+                    n.size,
+                    output::local_time(n.mtime.secs),
+                    p.display()
+                );
+            }
+            println!();
+        }
+    }
+    if g.json {
+        output::json(&results)?;
+    } else if total == 0 {
+        println!("no matches in {} snapshot(s)", snapshots.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}

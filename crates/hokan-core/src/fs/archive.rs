@@ -1,0 +1,563 @@
+//! Backing up directory trees: a parallel walk that turns each directory
+//! into a tree blob and each file into a chunk list.
+//!
+//! Directories are walked in parallel (rayon), entries of one directory in
+//! parallel, and large files are chunked in parallel inside the
+//! [`BlobWriter`]. A parent snapshot lets unchanged files (same size, mtime,
+//! ctime and inode, with every chunk still stored) skip reading entirely.
+//! Files that cannot be read are reported and skipped; files that change
+//! while read are stored as read and reported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use rayon::prelude::*;
+
+use super::exclude::Excludes;
+use super::meta::{NameCache, Warning, node_from};
+use crate::error::{Error, Result};
+use crate::id::{BlobType, TreeId};
+use crate::pipeline::{BlobReader, BlobWriter, ChunkRef};
+use crate::tree::{Node, NodeKind, Tree};
+
+/// Receives progress from a backup or restore. Called from many threads.
+pub trait Progress: Sync {
+    /// Bytes of file content processed (read, or skipped as unchanged).
+    fn bytes(&self, _n: u64) {}
+    /// One entry (file, directory, link...) finished.
+    fn entry_done(&self, _path: &Path, _kind: NodeKind) {}
+    /// A problem that did not stop the operation.
+    fn warning(&self, _w: &Warning) {}
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Figures about one backup.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArchiveSummary {
+    /// Files not in the parent snapshot.
+    pub files_new: u64,
+    /// Files in the parent snapshot that changed.
+    pub files_changed: u64,
+    /// Files unchanged since the parent snapshot (not read).
+    pub files_unmodified: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Entries other than directories.
+    pub files: u64,
+    /// Total size of the files.
+    pub bytes: u64,
+    /// Bytes actually read.
+    pub bytes_read: u64,
+    /// Problems reported (unreadable, vanished or changing files).
+    pub warnings: u64,
+}
+
+/// The result of a backup's walk.
+#[derive(Clone, Debug)]
+pub struct Archived {
+    /// The root tree: the given paths under their absolute parents.
+    pub tree: TreeId,
+    /// The absolute paths backed up.
+    pub paths: Vec<PathBuf>,
+    /// Figures.
+    pub summary: ArchiveSummary,
+    /// Every problem reported, in no particular order.
+    pub warnings: Vec<Warning>,
+}
+
+/// Files up to this size are read whole and chunked from memory.
+const SMALL_FILE: u64 = 8 << 20;
+
+#[derive(Default)]
+struct Counters {
+    files_new: AtomicU64,
+    files_changed: AtomicU64,
+    files_unmodified: AtomicU64,
+    dirs: AtomicU64,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+/// Turns paths into trees and chunks; see the module documentation.
+pub struct Archiver<'a> {
+    writer: &'a BlobWriter<'a>,
+    parents: Option<&'a BlobReader<'a>>,
+    excludes: &'a Excludes,
+    progress: &'a dyn Progress,
+    names: NameCache,
+    hardlinks: Mutex<HashMap<(u64, u64), Vec<ChunkRef>>>,
+    warnings: Mutex<Vec<Warning>>,
+    counters: Counters,
+}
+
+/// The paths to back up, arranged by their components.
+#[derive(Default, Debug)]
+struct Trie {
+    children: BTreeMap<Vec<u8>, Trie>,
+    /// Back up this path whole.
+    target: bool,
+}
+
+/// An absolute, lexically normalised path (no `.`, no `..`, no symlinks
+/// resolved), as restic records backup paths.
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(|e| Error::io_path("resolving", path, e))?;
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+impl<'a> Archiver<'a> {
+    /// An archiver writing through `writer`; `parents` reads the parent
+    /// snapshot's trees.
+    pub fn new(
+        writer: &'a BlobWriter<'a>,
+        parents: Option<&'a BlobReader<'a>>,
+        excludes: &'a Excludes,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Archiver {
+            writer,
+            parents,
+            excludes,
+            progress,
+            names: NameCache::default(),
+            hardlinks: Mutex::new(HashMap::new()),
+            warnings: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Backs up `paths` (files or directories); `parent` is the root tree
+    /// of the snapshot to compare with. Paths that do not exist are an
+    /// error before anything is stored.
+    pub fn archive(&self, paths: &[PathBuf], parent: Option<&TreeId>) -> Result<Archived> {
+        if paths.is_empty() {
+            return Err(Error::invalid("backup", "no paths given"));
+        }
+        let mut abs = Vec::new();
+        for p in paths {
+            let a = absolute(p)?;
+            a.symlink_metadata()
+                .map_err(|e| Error::io_path("cannot back up", p, e))?;
+            abs.push(a);
+        }
+        abs.sort();
+        abs.dedup();
+        // A path inside another one given is already covered.
+        let mut targets: Vec<PathBuf> = Vec::new();
+        for p in abs {
+            if !targets.iter().any(|t| p.starts_with(t)) {
+                targets.push(p);
+            }
+        }
+        let mut trie = Trie::default();
+        for t in &targets {
+            let mut node = &mut trie;
+            for c in t.components().skip(1) {
+                node = node
+                    .children
+                    .entry(c.as_os_str().as_bytes().to_vec())
+                    .or_default();
+            }
+            node.target = true;
+        }
+        let parent_tree = parent.and_then(|id| self.load_tree(Path::new("/"), id));
+        let tree = if trie.target {
+            // Backing up `/` itself.
+            self.archive_dir(
+                Path::new("/"),
+                parent_tree.as_ref(),
+                root_device(Path::new("/")),
+            )?
+        } else {
+            self.archive_trie(Path::new("/"), &trie, parent_tree.as_ref())?
+        };
+        let c = &self.counters;
+        let warnings = std::mem::take(&mut *self.warnings.lock().expect("warnings"));
+        Ok(Archived {
+            tree,
+            paths: targets,
+            summary: ArchiveSummary {
+                files_new: c.files_new.load(Relaxed),
+                files_changed: c.files_changed.load(Relaxed),
+                files_unmodified: c.files_unmodified.load(Relaxed),
+                dirs: c.dirs.load(Relaxed),
+                files: c.files.load(Relaxed),
+                bytes: c.bytes.load(Relaxed),
+                bytes_read: c.bytes_read.load(Relaxed),
+                warnings: warnings.len() as u64,
+            },
+            warnings,
+        })
+    }
+
+    fn warn(&self, path: &Path, message: impl Into<String>) {
+        let w = Warning {
+            path: path.to_path_buf(),
+            message: message.into(),
+        };
+        self.progress.warning(&w);
+        self.warnings.lock().expect("warnings").push(w);
+    }
+
+    fn load_tree(&self, path: &Path, id: &TreeId) -> Option<Tree> {
+        let reader = self.parents?;
+        let loaded = reader
+            .read_blob(BlobType::Tree, &id.0)
+            .and_then(|bytes| Tree::decode(&bytes, id));
+        match loaded {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.warn(
+                    path,
+                    format!("parent snapshot tree unreadable, reading everything below: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn parent_subtree(&self, path: &Path, parent: Option<&Node>) -> Option<Tree> {
+        match parent {
+            Some(Node {
+                kind: NodeKind::Dir,
+                subtree: Some(id),
+                ..
+            }) => self.load_tree(path, id),
+            _ => None,
+        }
+    }
+
+    /// A directory on the way to the paths given: only the branches that
+    /// lead to them are included, with the directory's own metadata.
+    fn archive_trie(&self, dir: &Path, trie: &Trie, parent: Option<&Tree>) -> Result<TreeId> {
+        let nodes = trie
+            .children
+            .par_iter()
+            .map(|(name, child)| -> Result<Option<Node>> {
+                let path = dir.join(std::ffi::OsStr::from_bytes(name));
+                let parent_node = parent.and_then(|t| t.get(name));
+                let md = match path.symlink_metadata() {
+                    Ok(md) => md,
+                    Err(e) => {
+                        self.warn(&path, format!("vanished before it was read: {e}"));
+                        return Ok(None);
+                    }
+                };
+                if child.target {
+                    return self.archive_entry(&path, name, md, parent_node, root_device(&path));
+                }
+                if !md.is_dir() {
+                    self.warn(&path, "is no longer a directory; skipped");
+                    return Ok(None);
+                }
+                let mut warnings = Vec::new();
+                let mut node = node_from(&path, name, &md, &self.names, &mut warnings)
+                    .map_err(|e| Error::io_path("reading", &path, e))?;
+                self.report(warnings);
+                let sub = self.parent_subtree(&path, parent_node);
+                node.subtree = Some(self.archive_trie(&path, child, sub.as_ref())?);
+                Ok(Some(node))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.store_tree(nodes.into_iter().flatten().collect())
+    }
+
+    fn report(&self, warnings: Vec<Warning>) {
+        for w in warnings {
+            self.warn(&w.path, w.message);
+        }
+    }
+
+    fn store_tree(&self, nodes: Vec<Node>) -> Result<TreeId> {
+        let tree = Tree::new(nodes)?;
+        Ok(TreeId(
+            self.writer.write_blob(BlobType::Tree, &tree.encode())?,
+        ))
+    }
+
+    /// All of a directory, recursively.
+    fn archive_dir(&self, dir: &Path, parent: Option<&Tree>, device: u64) -> Result<TreeId> {
+        let mut names: Vec<Vec<u8>> = match std::fs::read_dir(dir) {
+            Ok(rd) => rd
+                .filter_map(|e| match e {
+                    Ok(e) => Some(e.file_name().as_bytes().to_vec()),
+                    Err(err) => {
+                        self.warn(dir, format!("reading directory: {err}"));
+                        None
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                self.warn(dir, format!("cannot list directory, stored empty: {e}"));
+                Vec::new()
+            }
+        };
+        names.sort();
+        let nodes = names
+            .par_iter()
+            .map(|name| -> Result<Option<Node>> {
+                let path = dir.join(std::ffi::OsStr::from_bytes(name));
+                if self.excludes.excludes_path(&path) {
+                    return Ok(None);
+                }
+                let md = match path.symlink_metadata() {
+                    Ok(md) => md,
+                    Err(e) => {
+                        self.warn(&path, format!("vanished before it was read: {e}"));
+                        return Ok(None);
+                    }
+                };
+                if self.excludes.one_file_system && md.dev() != device {
+                    return Ok(None);
+                }
+                self.archive_entry(&path, name, md, parent.and_then(|t| t.get(name)), device)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.store_tree(nodes.into_iter().flatten().collect())
+    }
+
+    /// One entry of any kind, with its metadata already read.
+    fn archive_entry(
+        &self,
+        path: &Path,
+        name: &[u8],
+        md: Metadata,
+        parent: Option<&Node>,
+        device: u64,
+    ) -> Result<Option<Node>> {
+        let mut warnings = Vec::new();
+        let node = node_from(path, name, &md, &self.names, &mut warnings);
+        self.report(warnings);
+        let mut node = match node {
+            Ok(n) => n,
+            Err(e) => {
+                self.warn(path, format!("cannot read metadata, skipped: {e}"));
+                return Ok(None);
+            }
+        };
+        match node.kind {
+            NodeKind::Dir => {
+                if self.excludes.excludes_dir(path) {
+                    return Ok(None);
+                }
+                let sub = self.parent_subtree(path, parent);
+                node.subtree = Some(self.archive_dir(path, sub.as_ref(), device)?);
+                self.counters.dirs.fetch_add(1, Relaxed);
+            }
+            NodeKind::File => {
+                match self.file_content(path, &md, parent)? {
+                    Some((content, size)) => {
+                        node.content = content;
+                        node.size = size;
+                    }
+                    None => return Ok(None),
+                }
+                self.counters.files.fetch_add(1, Relaxed);
+                self.counters.bytes.fetch_add(node.size, Relaxed);
+            }
+            _ => {
+                self.counters.files.fetch_add(1, Relaxed);
+            }
+        }
+        self.progress.entry_done(path, node.kind);
+        Ok(Some(node))
+    }
+
+    /// A file's chunks and size: reused from the parent snapshot when the
+    /// file is unchanged, else read. `None` when it could not be read.
+    fn file_content(
+        &self,
+        path: &Path,
+        md: &Metadata,
+        parent: Option<&Node>,
+    ) -> Result<Option<(Vec<ChunkRef>, u64)>> {
+        let c = &self.counters;
+        if let Some(p) = parent.filter(|p| unchanged(p, md))
+            && p.content.iter().all(|ch| self.writer.contains(&ch.id.0))
+        {
+            c.files_unmodified.fetch_add(1, Relaxed);
+            self.progress.bytes(p.size);
+            return Ok(Some((p.content.clone(), p.size)));
+        }
+        let link_key = (md.dev(), md.ino());
+        if md.nlink() > 1
+            && let Some(content) = self.hardlinks.lock().expect("hardlinks").get(&link_key)
+        {
+            let size = content.iter().map(|c| c.len as u64).sum();
+            self.progress.bytes(size);
+            return Ok(Some((content.clone(), size)));
+        }
+        match parent {
+            Some(p) if p.kind == NodeKind::File => c.files_changed.fetch_add(1, Relaxed),
+            _ => c.files_new.fetch_add(1, Relaxed),
+        };
+        let Some(content) = self.read_file(path, md)? else {
+            return Ok(None);
+        };
+        let size: u64 = content.iter().map(|c| c.len as u64).sum();
+        c.bytes_read.fetch_add(size, Relaxed);
+        if md.nlink() > 1 {
+            self.hardlinks
+                .lock()
+                .expect("hardlinks")
+                .insert(link_key, content.clone());
+        }
+        Ok(Some((content, size)))
+    }
+
+    fn read_file(&self, path: &Path, md: &Metadata) -> Result<Option<Vec<ChunkRef>>> {
+        // O_NOATIME keeps the backup from touching access times; only the
+        // owner (or root) may use it, so fall back without.
+        let file = File::options()
+            .read(true)
+            .custom_flags(libc::O_NOATIME)
+            .open(path)
+            .or_else(|_| File::open(path));
+        let mut file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                self.warn(path, format!("cannot open, skipped: {e}"));
+                return Ok(None);
+            }
+        };
+        let stored = if md.size() <= SMALL_FILE {
+            let mut buf = Vec::with_capacity(md.size() as usize + 1);
+            match file.read_to_end(&mut buf) {
+                Ok(n) => {
+                    self.progress.bytes(n as u64);
+                    self.writer.write_slice(&buf)
+                }
+                Err(e) => Err(Error::io("reading the input stream", e)),
+            }
+        } else {
+            self.writer.write_stream(Counting {
+                inner: &mut file,
+                progress: self.progress,
+            })
+        };
+        let content = match stored {
+            Ok(c) => c,
+            // A read error is this file's problem; anything else (storage)
+            // stops the backup.
+            Err(Error::Io { source, .. }) => {
+                self.warn(path, format!("read failed, skipped: {source}"));
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let read: u64 = content.iter().map(|c| c.len as u64).sum();
+        if let Ok(after) = file.metadata()
+            && (after.size() != md.size()
+                || after.mtime() != md.mtime()
+                || after.mtime_nsec() != md.mtime_nsec()
+                || read != md.size())
+        {
+            self.warn(
+                path,
+                format!(
+                    "changed while being read ({} bytes before, {} read); stored as read, back it up again for a consistent copy",
+                    md.size(),
+                    read
+                ),
+            );
+        }
+        Ok(Some(content))
+    }
+}
+
+/// Counts bytes read for the progress display.
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes(n as u64);
+        Ok(n)
+    }
+}
+
+/// Whether a file looks unchanged since the parent snapshot recorded it.
+fn unchanged(parent: &Node, md: &Metadata) -> bool {
+    parent.kind == NodeKind::File
+        && parent.size == md.size()
+        && parent.mtime.secs == md.mtime()
+        && parent.mtime.nanos == md.mtime_nsec() as u32
+        && parent.ctime.secs == md.ctime()
+        && parent.ctime.nanos == md.ctime_nsec() as u32
+        && parent.inode == md.ino()
+}
+
+fn root_device(path: &Path) -> u64 {
+    path.symlink_metadata().map(|m| m.dev()).unwrap_or(0)
+}
+
+/// Counts the files and bytes below `paths` that a backup with `excludes`
+/// would visit: run beside a backup to give its progress an end.
+pub fn scan(
+    paths: &[PathBuf],
+    excludes: &Excludes,
+    stop: &std::sync::atomic::AtomicBool,
+) -> (u64, u64) {
+    fn walk(
+        p: &Path,
+        ex: &Excludes,
+        device: u64,
+        stop: &std::sync::atomic::AtomicBool,
+        acc: &mut (u64, u64),
+    ) {
+        if stop.load(Relaxed) {
+            return;
+        }
+        let Ok(md) = p.symlink_metadata() else { return };
+        if ex.one_file_system && md.dev() != device {
+            return;
+        }
+        if md.is_dir() {
+            if ex.excludes_dir(p) {
+                return;
+            }
+            let Ok(rd) = std::fs::read_dir(p) else { return };
+            for e in rd.flatten() {
+                let child = e.path();
+                if !ex.excludes_path(&child) {
+                    walk(&child, ex, device, stop, acc);
+                }
+            }
+        } else {
+            acc.0 += 1;
+            if md.is_file() {
+                acc.1 += md.size();
+            }
+        }
+    }
+    let mut acc = (0, 0);
+    for p in paths {
+        if let Ok(a) = absolute(p) {
+            walk(&a, excludes, root_device(&a), stop, &mut acc);
+        }
+    }
+    acc
+}

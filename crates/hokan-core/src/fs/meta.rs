@@ -1,0 +1,358 @@
+//! Reading a file's metadata into a [`Node`], and applying it on restore.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::Metadata;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::tree::{Node, NodeKind, Timestamp, Xattr};
+
+/// A problem with one path that does not stop the whole operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// The path concerned.
+    pub path: std::path::PathBuf,
+    /// What happened.
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+/// User and group names by id, looked up once each.
+#[derive(Debug, Default)]
+pub struct NameCache {
+    users: Mutex<HashMap<u32, String>>,
+    groups: Mutex<HashMap<u32, String>>,
+    uids: Mutex<HashMap<String, Option<u32>>>,
+    gids: Mutex<HashMap<String, Option<u32>>>,
+}
+
+/// Runs a `get*_r` lookup with a growing buffer.
+fn lookup<T>(mut call: impl FnMut(&mut [libc::c_char]) -> Result<Option<T>, i32>) -> Option<T> {
+    let mut len = 1024;
+    loop {
+        let mut buf = vec![0 as libc::c_char; len];
+        match call(&mut buf) {
+            Ok(v) => return v,
+            Err(libc::ERANGE) if len < 1 << 20 => len *= 4,
+            Err(_) => return None,
+        }
+    }
+}
+
+impl NameCache {
+    /// The name of user `uid`, or "" if the system has none.
+    pub fn user(&self, uid: u32) -> String {
+        let mut map = self.users.lock().expect("names");
+        map.entry(uid)
+            .or_insert_with(|| {
+                lookup(|buf| {
+                    // SAFETY: getpwuid_r writes into `pw` and `buf` (of the
+                    // length given) and sets `result` to `pw` or null.
+                    unsafe {
+                        let mut pw: libc::passwd = std::mem::zeroed();
+                        let mut result = std::ptr::null_mut();
+                        let rc = libc::getpwuid_r(
+                            uid,
+                            &mut pw,
+                            buf.as_mut_ptr(),
+                            buf.len(),
+                            &mut result,
+                        );
+                        if rc != 0 {
+                            return Err(rc);
+                        }
+                        Ok((!result.is_null())
+                            .then(|| CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned()))
+                    }
+                })
+                .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    /// The name of group `gid`, or "" if the system has none.
+    pub fn group(&self, gid: u32) -> String {
+        let mut map = self.groups.lock().expect("names");
+        map.entry(gid)
+            .or_insert_with(|| {
+                lookup(|buf| {
+                    // SAFETY: as for getpwuid_r above.
+                    unsafe {
+                        let mut gr: libc::group = std::mem::zeroed();
+                        let mut result = std::ptr::null_mut();
+                        let rc = libc::getgrgid_r(
+                            gid,
+                            &mut gr,
+                            buf.as_mut_ptr(),
+                            buf.len(),
+                            &mut result,
+                        );
+                        if rc != 0 {
+                            return Err(rc);
+                        }
+                        Ok((!result.is_null())
+                            .then(|| CStr::from_ptr(gr.gr_name).to_string_lossy().into_owned()))
+                    }
+                })
+                .unwrap_or_default()
+            })
+            .clone()
+    }
+
+    /// The uid this system gives the user `name`.
+    pub fn uid_of(&self, name: &str) -> Option<u32> {
+        if name.is_empty() {
+            return None;
+        }
+        let mut map = self.uids.lock().expect("names");
+        *map.entry(name.to_string()).or_insert_with(|| {
+            let cname = CString::new(name).ok()?;
+            lookup(|buf| {
+                // SAFETY: as for getpwuid_r above.
+                unsafe {
+                    let mut pw: libc::passwd = std::mem::zeroed();
+                    let mut result = std::ptr::null_mut();
+                    let rc = libc::getpwnam_r(
+                        cname.as_ptr(),
+                        &mut pw,
+                        buf.as_mut_ptr(),
+                        buf.len(),
+                        &mut result,
+                    );
+                    if rc != 0 {
+                        return Err(rc);
+                    }
+                    Ok((!result.is_null()).then_some(pw.pw_uid))
+                }
+            })
+        })
+    }
+
+    /// The gid this system gives the group `name`.
+    pub fn gid_of(&self, name: &str) -> Option<u32> {
+        if name.is_empty() {
+            return None;
+        }
+        let mut map = self.gids.lock().expect("names");
+        *map.entry(name.to_string()).or_insert_with(|| {
+            let cname = CString::new(name).ok()?;
+            lookup(|buf| {
+                // SAFETY: as for getpwuid_r above.
+                unsafe {
+                    let mut gr: libc::group = std::mem::zeroed();
+                    let mut result = std::ptr::null_mut();
+                    let rc = libc::getgrnam_r(
+                        cname.as_ptr(),
+                        &mut gr,
+                        buf.as_mut_ptr(),
+                        buf.len(),
+                        &mut result,
+                    );
+                    if rc != 0 {
+                        return Err(rc);
+                    }
+                    Ok((!result.is_null()).then_some(gr.gr_gid))
+                }
+            })
+        })
+    }
+}
+
+fn kind_of(md: &Metadata) -> NodeKind {
+    let t = md.file_type();
+    if t.is_dir() {
+        NodeKind::Dir
+    } else if t.is_symlink() {
+        NodeKind::Symlink
+    } else if t.is_fifo() {
+        NodeKind::Fifo
+    } else if t.is_char_device() {
+        NodeKind::CharDevice
+    } else if t.is_block_device() {
+        NodeKind::BlockDevice
+    } else if t.is_socket() {
+        NodeKind::Socket
+    } else {
+        NodeKind::File
+    }
+}
+
+/// A node for `path` from its `lstat` metadata: everything but a file's
+/// content and a directory's subtree. Extended attributes that cannot be
+/// read are reported as warnings.
+pub fn node_from(
+    path: &Path,
+    name: &[u8],
+    md: &Metadata,
+    names: &NameCache,
+    warnings: &mut Vec<Warning>,
+) -> io::Result<Node> {
+    let kind = kind_of(md);
+    let mut node = Node::new(name, kind);
+    node.mode = md.mode() & 0o7777;
+    node.uid = md.uid();
+    node.gid = md.gid();
+    node.user = names.user(md.uid());
+    node.group = names.group(md.gid());
+    node.mtime = Timestamp {
+        secs: md.mtime(),
+        nanos: md.mtime_nsec() as u32,
+    };
+    node.atime = Timestamp {
+        secs: md.atime(),
+        nanos: md.atime_nsec() as u32,
+    };
+    node.ctime = Timestamp {
+        secs: md.ctime(),
+        nanos: md.ctime_nsec() as u32,
+    };
+    node.device = md.dev();
+    node.inode = md.ino();
+    node.links = md.nlink();
+    match kind {
+        NodeKind::File => node.size = md.size(),
+        NodeKind::Symlink => node.target = std::fs::read_link(path)?.into_os_string().into_vec(),
+        NodeKind::CharDevice | NodeKind::BlockDevice => node.rdev = md.rdev(),
+        _ => {}
+    }
+    node.xattrs = read_xattrs(path, warnings);
+    Ok(node)
+}
+
+use std::os::unix::ffi::OsStringExt;
+
+fn read_xattrs(path: &Path, warnings: &mut Vec<Warning>) -> Vec<Xattr> {
+    let names = match xattr::list(path) {
+        Ok(n) => n,
+        // File systems without extended attributes simply have none.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Vec::new(),
+        Err(e) => {
+            warnings.push(Warning {
+                path: path.to_path_buf(),
+                message: format!("listing extended attributes: {e}"),
+            });
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for name in names {
+        match xattr::get(path, &name) {
+            Ok(Some(value)) => out.push(Xattr {
+                name: name.as_bytes().to_vec(),
+                value,
+            }),
+            Ok(None) => {}
+            Err(e) => warnings.push(Warning {
+                path: path.to_path_buf(),
+                message: format!("reading extended attribute {}: {e}", name.to_string_lossy()),
+            }),
+        }
+    }
+    out.sort();
+    out
+}
+
+/// How much of a node's metadata to restore.
+#[derive(Clone, Copy, Debug)]
+pub struct ApplyOptions {
+    /// Restore owners (needs root): by name where this system knows the
+    /// name, else by the stored id.
+    pub owners: bool,
+}
+
+/// Applies ownership, mode, extended attributes and times to a restored
+/// entry, in the order that keeps each from undoing the others (chown
+/// clears setuid bits; every change but the last touches ctime, which
+/// cannot be restored). Failures are returned as warnings.
+pub fn apply(path: &Path, node: &Node, options: ApplyOptions, names: &NameCache) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    let mut warn = |what: &str, e: io::Error| {
+        warnings.push(Warning {
+            path: path.to_path_buf(),
+            message: format!("{what}: {e}"),
+        })
+    };
+    if options.owners {
+        let uid = names.uid_of(&node.user).unwrap_or(node.uid);
+        let gid = names.gid_of(&node.group).unwrap_or(node.gid);
+        if let Err(e) = std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
+            warn("setting owner", e);
+        }
+    }
+    if node.kind != NodeKind::Symlink {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
+            warn("setting permissions", e);
+        }
+    }
+    for x in &node.xattrs {
+        if let Err(e) = xattr::set(path, OsStr::from_bytes(&x.name), &x.value) {
+            warn(
+                &format!(
+                    "setting extended attribute {}",
+                    String::from_utf8_lossy(&x.name)
+                ),
+                e,
+            );
+        }
+    }
+    if let Err(e) = set_times(path, node) {
+        warn("setting times", e);
+    }
+    warnings
+}
+
+/// Sets access and modification times without following symlinks.
+pub fn set_times(path: &Path, node: &Node) -> io::Result<()> {
+    let ts = |t: Timestamp| rustix::fs::Timespec {
+        tv_sec: t.secs,
+        tv_nsec: t.nanos as _,
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &rustix::fs::Timestamps {
+            last_access: ts(node.atime),
+            last_modification: ts(node.mtime),
+        },
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Creates a fifo or device node.
+pub fn make_special(path: &Path, node: &Node) -> io::Result<()> {
+    let kind = match node.kind {
+        NodeKind::Fifo => rustix::fs::FileType::Fifo,
+        NodeKind::CharDevice => rustix::fs::FileType::CharacterDevice,
+        NodeKind::BlockDevice => rustix::fs::FileType::BlockDevice,
+        other => {
+            return Err(io::Error::other(format!(
+                "{} is not a special file",
+                other.name()
+            )));
+        }
+    };
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        kind,
+        rustix::fs::Mode::from_raw_mode(node.mode & 0o777),
+        node.rdev as _,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Whether this process runs as root (and so may restore owners).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}

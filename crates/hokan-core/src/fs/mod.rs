@@ -1,0 +1,19 @@
+//! File systems: backing up directory trees ([`Archiver`]), restoring them
+//! ([`Restorer`]), and looking inside snapshots ([`browse`]).
+//!
+//! Everything here runs on the data path of this crate ([`BlobWriter`] and
+//! [`BlobReader`]) and knows nothing of where blobs are stored.
+//!
+//! [`BlobWriter`]: crate::BlobWriter
+//! [`BlobReader`]: crate::BlobReader
+
+mod archive;
+pub mod browse;
+mod exclude;
+mod meta;
+mod restore;
+
+pub use archive::{ArchiveSummary, Archived, Archiver, NoProgress, Progress, absolute, scan};
+pub use exclude::{CACHEDIR_SIGNATURE, Excludes, compile_patterns};
+pub use meta::{NameCache, Warning, is_root};
+pub use restore::{Overwrite, RestoreOptions, RestoreSummary, Restored, Restorer};

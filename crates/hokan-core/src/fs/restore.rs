@@ -1,0 +1,461 @@
+//! Restoring trees to disk with their metadata, files in parallel.
+//!
+//! The restore plans first (walking the trees, applying include and exclude
+//! patterns), creates the directories, writes files, links and special
+//! files in parallel, recreates hard links, and sets directory metadata
+//! last, deepest first, since writing into a directory changes its times.
+//! All-zero chunks become holes, so sparse files stay sparse. Existing
+//! files are replaced, kept, or replaced only when they differ, as asked;
+//! a symlink in the way is never followed.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use globset::GlobSet;
+use rayon::prelude::*;
+
+use super::archive::Progress;
+use super::exclude::compile_patterns;
+use super::meta::{ApplyOptions, NameCache, Warning, apply, make_special, set_times};
+use crate::error::{Error, Result};
+use crate::id::{BlobType, TreeId};
+use crate::pipeline::BlobReader;
+use crate::tree::{Node, NodeKind, Tree};
+
+/// What to do with a file that already exists at the target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Replace it (restic's default).
+    #[default]
+    Always,
+    /// Replace it unless it has the snapshot's size and modification time
+    /// (then only its metadata is brought to the snapshot's).
+    IfChanged,
+    /// Keep it.
+    Never,
+}
+
+/// Restore settings.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// Restore only paths matching one of these patterns (or inside a
+    /// matching directory); empty: everything. Patterns match the path in
+    /// the snapshot, as backup excludes do.
+    pub include: Vec<String>,
+    /// Leave out paths matching these patterns.
+    pub exclude: Vec<String>,
+    /// Existing files.
+    pub overwrite: Overwrite,
+    /// Read every restored file back and check it against its chunk ids.
+    pub verify: bool,
+    /// Restore owners (needs root).
+    pub owners: bool,
+    /// Write all-zero chunks as holes.
+    pub sparse: bool,
+}
+
+/// Figures about a restore.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// Entries other than directories restored.
+    pub files: u64,
+    /// Directories restored.
+    pub dirs: u64,
+    /// File bytes written (holes included).
+    pub bytes: u64,
+    /// Existing files left as they were.
+    pub skipped: u64,
+    /// Files read back and found identical.
+    pub verified: u64,
+    /// Files that did not read back identical.
+    pub verify_failures: u64,
+    /// Problems reported.
+    pub warnings: u64,
+}
+
+/// The outcome of a restore.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    /// Figures.
+    pub summary: RestoreSummary,
+    /// Every problem reported.
+    pub warnings: Vec<Warning>,
+}
+
+struct Item {
+    /// Where it goes.
+    dest: PathBuf,
+    node: Node,
+}
+
+/// Restores trees through a [`BlobReader`]; see the module documentation.
+pub struct Restorer<'a> {
+    reader: &'a BlobReader<'a>,
+    options: RestoreOptions,
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+    progress: &'a dyn Progress,
+    names: NameCache,
+    warnings: Mutex<Vec<Warning>>,
+    bytes: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl<'a> Restorer<'a> {
+    /// A restorer with these options.
+    pub fn new(
+        reader: &'a BlobReader<'a>,
+        options: RestoreOptions,
+        progress: &'a dyn Progress,
+    ) -> Result<Self> {
+        Ok(Restorer {
+            include: compile_patterns(&options.include)?,
+            exclude: compile_patterns(&options.exclude)?,
+            reader,
+            options,
+            progress,
+            names: NameCache::default(),
+            warnings: Mutex::new(Vec::new()),
+            bytes: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        })
+    }
+
+    fn warn(&self, path: &Path, message: impl Into<String>) {
+        let w = Warning {
+            path: path.to_path_buf(),
+            message: message.into(),
+        };
+        self.progress.warning(&w);
+        self.warnings.lock().expect("warnings").push(w);
+    }
+
+    fn tree(&self, id: &TreeId) -> Result<Tree> {
+        Tree::decode(&self.reader.read_blob(BlobType::Tree, &id.0)?, id)
+    }
+
+    /// The bytes and entries a restore of `root` would write, for progress.
+    pub fn totals(&self, root: &TreeId, snap_root: &Path) -> Result<(u64, u64)> {
+        let mut items = Vec::new();
+        self.plan(root, snap_root, Path::new(""), false, &mut items)?;
+        let bytes = items
+            .iter()
+            .filter(|i| i.node.kind == NodeKind::File)
+            .map(|i| i.node.size)
+            .sum();
+        Ok((items.len() as u64, bytes))
+    }
+
+    /// Restores the entries of tree `root` into `target`. `snap_root` is
+    /// the path of `root` in the snapshot (`/` for a whole snapshot), which
+    /// patterns are matched against.
+    pub fn restore(&self, root: &TreeId, snap_root: &Path, target: &Path) -> Result<Restored> {
+        let mut items = Vec::new();
+        self.plan(root, snap_root, target, false, &mut items)?;
+        std::fs::create_dir_all(target)
+            .map_err(|e| Error::io_path("creating the target", target, e))?;
+
+        // Directories first, in walk order (parents before children),
+        // writable by us until their own metadata is set at the end.
+        let (dirs, others): (Vec<&Item>, Vec<&Item>) =
+            items.iter().partition(|i| i.node.kind == NodeKind::Dir);
+        for d in &dirs {
+            self.make_dir(&d.dest)?;
+        }
+        // The first of each set of hard links is written; the rest link to it.
+        let mut leaders: HashMap<(u64, u64), &Path> = HashMap::new();
+        let mut links: Vec<(&Item, &Path)> = Vec::new();
+        let mut writes: Vec<&Item> = Vec::new();
+        for i in others {
+            if i.node.kind == NodeKind::File && i.node.links > 1 && i.node.inode != 0 {
+                match leaders.get(&(i.node.device, i.node.inode)) {
+                    Some(first) => {
+                        links.push((i, first));
+                        continue;
+                    }
+                    None => {
+                        leaders.insert((i.node.device, i.node.inode), &i.dest);
+                    }
+                }
+            }
+            writes.push(i);
+        }
+        let written = writes
+            .par_iter()
+            .map(|i| self.restore_entry(i))
+            .collect::<Result<Vec<bool>>>()?;
+        for (item, first) in &links {
+            self.link(item, first);
+        }
+        for d in dirs.iter().rev() {
+            for w in apply(&d.dest, &d.node, self.apply_options(), &self.names) {
+                self.warn(&w.path, w.message);
+            }
+            self.progress.entry_done(&d.dest, NodeKind::Dir);
+        }
+        let mut summary = RestoreSummary {
+            files: (written.iter().filter(|w| **w).count() + links.len()) as u64,
+            dirs: dirs.len() as u64,
+            bytes: self.bytes.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
+            ..Default::default()
+        };
+        if self.options.verify {
+            let checked: Vec<bool> = writes
+                .par_iter()
+                .zip(written.par_iter())
+                .filter(|(i, w)| **w && i.node.kind == NodeKind::File)
+                .map(|(i, _)| self.verify(i))
+                .collect();
+            summary.verified = checked.iter().filter(|ok| **ok).count() as u64;
+            summary.verify_failures = checked.iter().filter(|ok| !**ok).count() as u64;
+        }
+        let warnings = std::mem::take(&mut *self.warnings.lock().expect("warnings"));
+        summary.warnings = warnings.len() as u64;
+        Ok(Restored { summary, warnings })
+    }
+
+    fn apply_options(&self) -> ApplyOptions {
+        ApplyOptions {
+            owners: self.options.owners,
+        }
+    }
+
+    /// Walks trees depth first, collecting what to restore.
+    fn plan(
+        &self,
+        tree_id: &TreeId,
+        snap_dir: &Path,
+        dest_dir: &Path,
+        included: bool,
+        out: &mut Vec<Item>,
+    ) -> Result<()> {
+        let tree = self.tree(tree_id)?;
+        for node in tree.nodes {
+            let name = std::ffi::OsStr::from_bytes(&node.name);
+            let snap = snap_dir.join(name);
+            if self.exclude.as_ref().is_some_and(|g| g.is_match(&snap)) {
+                continue;
+            }
+            let inside = included || self.include.as_ref().is_none_or(|g| g.is_match(&snap));
+            let dest = dest_dir.join(name);
+            if node.kind == NodeKind::Dir {
+                let sub = node.subtree;
+                let mark = out.len();
+                out.push(Item {
+                    dest: dest.clone(),
+                    node,
+                });
+                if let Some(sub) = sub {
+                    self.plan(&sub, &snap, &dest, inside, out)?;
+                }
+                // A directory with nothing included below it is left out.
+                if !inside && out.len() == mark + 1 {
+                    out.pop();
+                }
+            } else if inside {
+                out.push(Item { dest, node });
+            }
+        }
+        Ok(())
+    }
+
+    fn make_dir(&self, path: &Path) -> Result<()> {
+        match std::fs::symlink_metadata(path) {
+            Ok(md) if md.is_dir() => Ok(()),
+            Ok(_) => {
+                // Something else is in the way: a directory must replace it
+                // for anything below to be restored.
+                std::fs::remove_file(path).map_err(|e| Error::io_path("replacing", path, e))?;
+                std::fs::create_dir(path).map_err(|e| Error::io_path("creating directory", path, e))
+            }
+            Err(_) => {
+                std::fs::create_dir(path).map_err(|e| Error::io_path("creating directory", path, e))
+            }
+        }
+    }
+
+    /// Restores one non-directory entry; false if it was skipped.
+    fn restore_entry(&self, item: &Item) -> Result<bool> {
+        let (path, node) = (&item.dest, &item.node);
+        let existing = std::fs::symlink_metadata(path).ok();
+        if let Some(md) = &existing {
+            let keep = match self.options.overwrite {
+                Overwrite::Always => false,
+                Overwrite::Never => true,
+                Overwrite::IfChanged => {
+                    node.kind == NodeKind::File
+                        && md.is_file()
+                        && md.size() == node.size
+                        && md.mtime() == node.mtime.secs
+                        && md.mtime_nsec() as u32 == node.mtime.nanos
+                }
+            };
+            if keep {
+                self.skipped.fetch_add(1, Relaxed);
+                self.progress.bytes(node.size);
+                // Same content: bring its metadata to the snapshot's.
+                if self.options.overwrite == Overwrite::IfChanged {
+                    for w in apply(path, node, self.apply_options(), &self.names) {
+                        self.warn(&w.path, w.message);
+                    }
+                }
+                return Ok(false);
+            }
+            // Never write through what is there: remove it first.
+            if !md.is_dir() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        match node.kind {
+            NodeKind::File => {
+                if let Err(e) = self.write_file(path, node) {
+                    if e.is_corruption()
+                        || matches!(
+                            e,
+                            Error::BlobNotFound { .. } | Error::Storage(_) | Error::WrongKey { .. }
+                        )
+                    {
+                        return Err(e);
+                    }
+                    self.warn(path, format!("not restored: {e}"));
+                    return Ok(false);
+                }
+            }
+            NodeKind::Symlink => {
+                if let Err(e) =
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&node.target), path)
+                {
+                    self.warn(path, format!("creating symlink: {e}"));
+                    return Ok(false);
+                }
+            }
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                if let Err(e) = make_special(path, node) {
+                    self.warn(path, format!("creating {}: {e}", node.kind.name()));
+                    return Ok(false);
+                }
+            }
+            NodeKind::Socket => {
+                // A socket belongs to the process that listened on it.
+                return Ok(false);
+            }
+            NodeKind::Dir => unreachable!("directories are made separately"),
+        }
+        for w in apply(path, node, self.apply_options(), &self.names) {
+            self.warn(&w.path, w.message);
+        }
+        self.progress.entry_done(path, node.kind);
+        Ok(true)
+    }
+
+    fn write_file(&self, path: &Path, node: &Node) -> Result<()> {
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::io_path("creating", path, e))?;
+        let mut out = SparseWriter {
+            file,
+            sparse: self.options.sparse,
+            progress: self.progress,
+            written: 0,
+        };
+        self.reader.read_chunks(&node.content, &mut out)?;
+        out.file
+            .set_len(node.size)
+            .map_err(|e| Error::io_path("setting the length of", path, e))?;
+        self.bytes.fetch_add(out.written, Relaxed);
+        Ok(())
+    }
+
+    fn link(&self, item: &Item, first: &Path) {
+        let path = &item.dest;
+        if std::fs::symlink_metadata(path).is_ok() {
+            if self.options.overwrite == Overwrite::Never {
+                self.skipped.fetch_add(1, Relaxed);
+                return;
+            }
+            let _ = std::fs::remove_file(path);
+        }
+        if let Err(e) = std::fs::hard_link(first, path) {
+            self.warn(path, format!("linking to {}: {e}", first.display()));
+            return;
+        }
+        if let Err(e) = set_times(path, &item.node) {
+            self.warn(path, format!("setting times: {e}"));
+        }
+        self.progress.entry_done(path, NodeKind::File);
+    }
+
+    /// Reads a restored file back and checks every chunk against its id.
+    fn verify(&self, item: &Item) -> bool {
+        use std::io::Read;
+        let key = self.reader.key();
+        let result = (|| -> std::io::Result<bool> {
+            // Reading back must not disturb the access time just restored.
+            let mut f = File::options()
+                .read(true)
+                .custom_flags(libc::O_NOATIME)
+                .open(&item.dest)
+                .or_else(|_| File::open(&item.dest))?;
+            let mut buf = Vec::new();
+            for c in &item.node.content {
+                buf.resize(c.len as usize, 0);
+                f.read_exact(&mut buf)?;
+                if key.chunk_id(&buf) != c.id {
+                    return Ok(false);
+                }
+            }
+            // Nothing may follow the last chunk.
+            Ok(f.read(&mut [0u8; 1])? == 0)
+        })();
+        match result {
+            Ok(true) => true,
+            Ok(false) => {
+                self.warn(
+                    &item.dest,
+                    "verification failed: the restored content differs from the snapshot",
+                );
+                false
+            }
+            Err(e) => {
+                self.warn(&item.dest, format!("verification failed: {e}"));
+                false
+            }
+        }
+    }
+}
+
+/// Writes chunks to a file, turning all-zero chunks into holes.
+struct SparseWriter<'a> {
+    file: File,
+    sparse: bool,
+    progress: &'a dyn Progress,
+    written: u64,
+}
+
+impl Write for SparseWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.sparse && buf.len() >= 4096 && buf.iter().all(|&b| b == 0) {
+            self.file.seek(SeekFrom::Current(buf.len() as i64))?;
+        } else {
+            self.file.write_all(buf)?;
+        }
+        self.written += buf.len() as u64;
+        self.progress.bytes(buf.len() as u64);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
