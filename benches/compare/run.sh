@@ -187,7 +187,11 @@ ensure_hokan() {
     elif ! diff -r --no-dereference "$p/src" "$p/restore$p/src" >/dev/null 2>&1; then
         HOKAN_NOTE="probe restore differs from the source (continuing; the full run verifies again)"
     fi
-    HOKAN_BIN="$bin"
+    # Pin the binary: other builds in the same target directory may replace
+    # target/release/hokan while the benchmark runs.
+    mkdir -p "$WORK/bin"
+    cp -f "$bin" "$WORK/bin/hokan"
+    HOKAN_BIN="$WORK/bin/hokan"
     rm -rf "$p"
 }
 

@@ -266,6 +266,13 @@ impl<'a> Archiver<'a> {
                 if child.target {
                     return self.archive_entry(&path, name, md, parent_node, root_device(&path));
                 }
+                // A symlink on the way to a path given (/var/run -> /run)
+                // is followed: the path named what lies behind it.
+                let md = if md.file_type().is_symlink() {
+                    std::fs::metadata(&path).unwrap_or(md)
+                } else {
+                    md
+                };
                 if !md.is_dir() {
                     self.warn(&path, "is no longer a directory; skipped");
                     return Ok(None);
