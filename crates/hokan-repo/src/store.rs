@@ -221,6 +221,43 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     location: Location,
     retry: RetryPolicy,
+    /// Local repositories read byte ranges straight from the files, with
+    /// open handles kept: a restore reads one blob per small file, and an
+    /// open and a runtime round trip per blob would dominate.
+    local: Option<Arc<LocalReads>>,
+}
+
+/// Open pack files of a local repository, for positioned reads.
+#[derive(Debug)]
+struct LocalReads {
+    root: PathBuf,
+    open: Mutex<HashMap<String, Arc<std::fs::File>>>,
+}
+
+/// Open files kept per local repository.
+const LOCAL_OPEN_FILES: usize = 256;
+
+impl LocalReads {
+    fn read_range(&self, path: &str, range: Range<u64>) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let file = {
+            let mut open = self.open.lock().expect("open files");
+            match open.get(path) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = Arc::new(std::fs::File::open(self.root.join(path))?);
+                    if open.len() >= LOCAL_OPEN_FILES {
+                        open.clear();
+                    }
+                    open.insert(path.to_string(), f.clone());
+                    f
+                }
+            }
+        };
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        file.read_exact_at(&mut buf, range.start)?;
+        Ok(buf)
+    }
 }
 
 impl Store {
@@ -245,6 +282,13 @@ impl Store {
             } else {
                 Arc::new(PrefixStore::new(store, prefix))
             }
+        };
+        let local = match location {
+            Location::Local(dir) => Some(Arc::new(LocalReads {
+                root: dir.clone(),
+                open: Mutex::new(HashMap::new()),
+            })),
+            _ => None,
         };
         let inner: Arc<dyn ObjectStore> = match location {
             Location::Local(dir) => {
@@ -303,6 +347,7 @@ impl Store {
             inner,
             location: location.clone(),
             retry,
+            local,
         })
     }
 
@@ -317,12 +362,20 @@ impl Store {
             inner,
             location,
             retry,
+            local: None,
         }
     }
 
     /// The location, for messages.
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// Drops a kept handle: the object is being replaced or removed.
+    fn forget_open(&self, path: &str) {
+        if let Some(local) = &self.local {
+            local.open.lock().expect("open files").remove(path);
+        }
     }
 
     /// Reads a whole object; `Ok(None)` if there is none.
@@ -352,8 +405,26 @@ impl Store {
 
     /// Reads a byte range of an object that must exist.
     pub fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
-        let p = ObjPath::from(path);
         let want = range.end - range.start;
+        if let Some(local) = &self.local {
+            return match local.read_range(path, range.clone()) {
+                Ok(b) => Ok(Bytes::from(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Missing {
+                    what: path.to_string(),
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    Err(Error::Core(hokan_core::Error::Truncated {
+                        what: path.to_string(),
+                        reason: format!("wanted {want} bytes at {}", range.start),
+                    }))
+                }
+                Err(e) => Err(Error::Storage {
+                    location: self.location.to_string(),
+                    detail: format!("{path}: {e}"),
+                }),
+            };
+        }
+        let p = ObjPath::from(path);
         let fetched = runtime().block_on(self.retrying(path, || async {
             self.inner.get_range(&p, range.clone()).await
         }));
@@ -396,6 +467,7 @@ impl Store {
 
     /// [`put`](Self::put) for async callers.
     pub async fn put_async(&self, path: &str, bytes: Bytes) -> Result<()> {
+        self.forget_open(path);
         let p = ObjPath::from(path);
         self.retrying(path, || async {
             self.inner
@@ -409,6 +481,7 @@ impl Store {
 
     /// Deletes an object; deleting one that is gone is not an error.
     pub fn delete(&self, path: &str) -> Result<()> {
+        self.forget_open(path);
         let p = ObjPath::from(path);
         match runtime().block_on(self.retrying(path, || async { self.inner.delete(&p).await })) {
             Ok(()) | Err(Failure::NotFound) => Ok(()),

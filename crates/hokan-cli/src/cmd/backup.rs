@@ -49,6 +49,39 @@ pub struct BackupArgs {
     /// Record this host name in the snapshot
     #[arg(long)]
     pub host: Option<String>,
+    /// Create the repository (with default settings) if there is none yet
+    #[arg(long)]
+    pub init: bool,
+}
+
+/// Opens the repository, creating it first with `--init` if it is missing.
+fn open_or_init(g: &Global, a: &BackupArgs) -> Result<hokan_repo::Repository> {
+    match super::open(g) {
+        Err(e)
+            if a.init
+                && matches!(
+                    e.downcast_ref::<hokan_repo::Error>(),
+                    Some(hokan_repo::Error::NotARepository { .. })
+                ) =>
+        {
+            let location = super::location(g)?;
+            let password = crate::password::repository(g.password_file.as_deref())?;
+            let repo = hokan_repo::Repository::init(
+                &location,
+                &password,
+                Default::default(),
+                super::open_options(g),
+            )?;
+            if !g.quiet && !g.json {
+                eprintln!(
+                    "created hokan repository {} at {location}",
+                    repo.config().repo_id.short()
+                );
+            }
+            Ok(repo)
+        }
+        other => other,
+    }
 }
 
 fn tags(a: &BackupArgs) -> Vec<String> {
@@ -79,7 +112,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         &a.exclude_if_present,
         a.one_file_system,
     )?;
-    let repo = super::open(g)?;
+    let repo = open_or_init(g, &a)?;
     let parent = match (&a.parent, a.force) {
         (_, true) => ParentChoice::None,
         (Some(p), false) => ParentChoice::Snapshot(repo.find_snapshot(p, &Default::default())?.id),
@@ -122,7 +155,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
 }
 
 fn stdin(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
-    let mut repo = super::open(g)?.load_index()?;
+    let mut repo = open_or_init(g, a)?.load_index()?;
     let options = StreamSnapshot {
         tags: tags(a),
         ..Default::default()

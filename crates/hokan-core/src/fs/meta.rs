@@ -189,11 +189,16 @@ fn kind_of(md: &Metadata) -> NodeKind {
 /// A node for `path` from its `lstat` metadata: everything but a file's
 /// content and a directory's subtree. Extended attributes that cannot be
 /// read are reported as warnings.
+///
+/// `known_target` is a symlink's target when the caller knows it did not
+/// change (same inode, ctime and size as in the parent snapshot): reading it
+/// again would update the link's access time, and so change the tree.
 pub fn node_from(
     path: &Path,
     name: &[u8],
     md: &Metadata,
     names: &NameCache,
+    known_target: Option<&[u8]>,
     warnings: &mut Vec<Warning>,
 ) -> io::Result<Node> {
     let kind = kind_of(md);
@@ -220,7 +225,12 @@ pub fn node_from(
     node.links = md.nlink();
     match kind {
         NodeKind::File => node.size = md.size(),
-        NodeKind::Symlink => node.target = std::fs::read_link(path)?.into_os_string().into_vec(),
+        NodeKind::Symlink => {
+            node.target = match known_target {
+                Some(t) => t.to_vec(),
+                None => std::fs::read_link(path)?.into_os_string().into_vec(),
+            }
+        }
         NodeKind::CharDevice | NodeKind::BlockDevice => node.rdev = md.rdev(),
         _ => {}
     }
@@ -269,11 +279,38 @@ pub struct ApplyOptions {
     pub owners: bool,
 }
 
+/// What the restore knows about an entry it just created itself: its owner
+/// is the process's, and its mode is what it was created with. Saves the
+/// `chown` and `chmod` calls that would change nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Created {
+    /// The mode it has now (creation mode less the umask).
+    pub mode: u32,
+}
+
+/// This process's file mode creation mask, read without changing it.
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
+
 /// Applies ownership, mode, extended attributes and times to a restored
 /// entry, in the order that keeps each from undoing the others (chown
 /// clears setuid bits; every change but the last touches ctime, which
 /// cannot be restored). Failures are returned as warnings.
-pub fn apply(path: &Path, node: &Node, options: ApplyOptions, names: &NameCache) -> Vec<Warning> {
+pub fn apply(
+    path: &Path,
+    node: &Node,
+    options: ApplyOptions,
+    names: &NameCache,
+    created: Option<Created>,
+) -> Vec<Warning> {
     let mut warnings = Vec::new();
     let mut warn = |what: &str, e: io::Error| {
         warnings.push(Warning {
@@ -281,14 +318,22 @@ pub fn apply(path: &Path, node: &Node, options: ApplyOptions, names: &NameCache)
             message: format!("{what}: {e}"),
         })
     };
+    let mut chowned = false;
     if options.owners {
         let uid = names.uid_of(&node.user).unwrap_or(node.uid);
         let gid = names.gid_of(&node.group).unwrap_or(node.gid);
-        if let Err(e) = std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
-            warn("setting owner", e);
+        let ours = created.is_some()
+            && uid == rustix::process::geteuid().as_raw()
+            && gid == rustix::process::getegid().as_raw();
+        if !ours {
+            chowned = true;
+            if let Err(e) = std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
+                warn("setting owner", e);
+            }
         }
     }
-    if node.kind != NodeKind::Symlink {
+    let mode_right = !chowned && created.is_some_and(|c| c.mode == node.mode & 0o7777);
+    if node.kind != NodeKind::Symlink && !mode_right {
         use std::os::unix::fs::PermissionsExt;
         if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
             warn("setting permissions", e);

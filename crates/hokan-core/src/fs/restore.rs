@@ -22,7 +22,9 @@ use rayon::prelude::*;
 
 use super::archive::Progress;
 use super::exclude::compile_patterns;
-use super::meta::{ApplyOptions, NameCache, Warning, apply, make_special, set_times};
+use super::meta::{
+    ApplyOptions, Created, NameCache, Warning, apply, make_special, set_times, umask,
+};
 use crate::error::{Error, Result};
 use crate::id::{BlobType, TreeId};
 use crate::pipeline::BlobReader;
@@ -89,6 +91,9 @@ pub struct Restored {
 }
 
 struct Item {
+    /// Its parent directory was created by this restore, so nothing is in
+    /// the way and no existence check is needed.
+    fresh: bool,
     /// Where it goes.
     dest: PathBuf,
     node: Node,
@@ -105,6 +110,7 @@ pub struct Restorer<'a> {
     warnings: Mutex<Vec<Warning>>,
     bytes: AtomicU64,
     skipped: AtomicU64,
+    umask: u32,
 }
 
 impl<'a> Restorer<'a> {
@@ -124,6 +130,7 @@ impl<'a> Restorer<'a> {
             warnings: Mutex::new(Vec::new()),
             bytes: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            umask: umask(),
         })
     }
 
@@ -163,11 +170,17 @@ impl<'a> Restorer<'a> {
 
         // Directories first, in walk order (parents before children),
         // writable by us until their own metadata is set at the end.
+        let mut fresh_dirs = std::collections::HashSet::new();
+        for i in items.iter().filter(|i| i.node.kind == NodeKind::Dir) {
+            if self.make_dir(&i.dest)? {
+                fresh_dirs.insert(i.dest.clone());
+            }
+        }
+        for i in items.iter_mut() {
+            i.fresh = i.dest.parent().is_some_and(|p| fresh_dirs.contains(p));
+        }
         let (dirs, others): (Vec<&Item>, Vec<&Item>) =
             items.iter().partition(|i| i.node.kind == NodeKind::Dir);
-        for d in &dirs {
-            self.make_dir(&d.dest)?;
-        }
         // The first of each set of hard links is written; the rest link to it.
         let mut leaders: HashMap<(u64, u64), &Path> = HashMap::new();
         let mut links: Vec<(&Item, &Path)> = Vec::new();
@@ -194,7 +207,7 @@ impl<'a> Restorer<'a> {
             self.link(item, first);
         }
         for d in dirs.iter().rev() {
-            for w in apply(&d.dest, &d.node, self.apply_options(), &self.names) {
+            for w in apply(&d.dest, &d.node, self.apply_options(), &self.names, None) {
                 self.warn(&w.path, w.message);
             }
             self.progress.entry_done(&d.dest, NodeKind::Dir);
@@ -249,6 +262,7 @@ impl<'a> Restorer<'a> {
                 let sub = node.subtree;
                 let mark = out.len();
                 out.push(Item {
+                    fresh: false,
                     dest: dest.clone(),
                     node,
                 });
@@ -260,23 +274,32 @@ impl<'a> Restorer<'a> {
                     out.pop();
                 }
             } else if inside {
-                out.push(Item { dest, node });
+                out.push(Item {
+                    fresh: false,
+                    dest,
+                    node,
+                });
             }
         }
         Ok(())
     }
 
-    fn make_dir(&self, path: &Path) -> Result<()> {
+    /// Makes a directory; true if it did not exist before.
+    fn make_dir(&self, path: &Path) -> Result<bool> {
         match std::fs::symlink_metadata(path) {
-            Ok(md) if md.is_dir() => Ok(()),
+            Ok(md) if md.is_dir() => Ok(false),
             Ok(_) => {
                 // Something else is in the way: a directory must replace it
                 // for anything below to be restored.
                 std::fs::remove_file(path).map_err(|e| Error::io_path("replacing", path, e))?;
-                std::fs::create_dir(path).map_err(|e| Error::io_path("creating directory", path, e))
+                std::fs::create_dir(path)
+                    .map_err(|e| Error::io_path("creating directory", path, e))?;
+                Ok(true)
             }
             Err(_) => {
-                std::fs::create_dir(path).map_err(|e| Error::io_path("creating directory", path, e))
+                std::fs::create_dir(path)
+                    .map_err(|e| Error::io_path("creating directory", path, e))?;
+                Ok(true)
             }
         }
     }
@@ -284,7 +307,11 @@ impl<'a> Restorer<'a> {
     /// Restores one non-directory entry; false if it was skipped.
     fn restore_entry(&self, item: &Item) -> Result<bool> {
         let (path, node) = (&item.dest, &item.node);
-        let existing = std::fs::symlink_metadata(path).ok();
+        let existing = if item.fresh {
+            None
+        } else {
+            std::fs::symlink_metadata(path).ok()
+        };
         if let Some(md) = &existing {
             let keep = match self.options.overwrite {
                 Overwrite::Always => false,
@@ -302,7 +329,7 @@ impl<'a> Restorer<'a> {
                 self.progress.bytes(node.size);
                 // Same content: bring its metadata to the snapshot's.
                 if self.options.overwrite == Overwrite::IfChanged {
-                    for w in apply(path, node, self.apply_options(), &self.names) {
+                    for w in apply(path, node, self.apply_options(), &self.names, None) {
                         self.warn(&w.path, w.message);
                     }
                 }
@@ -313,8 +340,12 @@ impl<'a> Restorer<'a> {
                 let _ = std::fs::remove_file(path);
             }
         }
+        let mut created = None;
         match node.kind {
             NodeKind::File => {
+                created = Some(Created {
+                    mode: node.mode & 0o777 & !self.umask,
+                });
                 if let Err(e) = self.write_file(path, node) {
                     if e.is_corruption()
                         || matches!(
@@ -335,6 +366,7 @@ impl<'a> Restorer<'a> {
                     self.warn(path, format!("creating symlink: {e}"));
                     return Ok(false);
                 }
+                created = Some(Created { mode: 0o777 });
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
                 if let Err(e) = make_special(path, node) {
@@ -348,7 +380,7 @@ impl<'a> Restorer<'a> {
             }
             NodeKind::Dir => unreachable!("directories are made separately"),
         }
-        for w in apply(path, node, self.apply_options(), &self.names) {
+        for w in apply(path, node, self.apply_options(), &self.names, created) {
             self.warn(&w.path, w.message);
         }
         self.progress.entry_done(path, node.kind);
@@ -360,7 +392,9 @@ impl<'a> Restorer<'a> {
             .write(true)
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
+            // Created with its final permission bits (the umask permitting):
+            // the open descriptor may write whatever the mode says.
+            .mode(node.mode & 0o777)
             .open(path)
             .map_err(|e| Error::io_path("creating", path, e))?;
         let mut out = SparseWriter {
@@ -368,11 +402,15 @@ impl<'a> Restorer<'a> {
             sparse: self.options.sparse,
             progress: self.progress,
             written: 0,
+            ends_in_hole: false,
         };
         self.reader.read_chunks(&node.content, &mut out)?;
-        out.file
-            .set_len(node.size)
-            .map_err(|e| Error::io_path("setting the length of", path, e))?;
+        // A trailing hole exists only once the length is set.
+        if out.ends_in_hole || out.written != node.size {
+            out.file
+                .set_len(node.size)
+                .map_err(|e| Error::io_path("setting the length of", path, e))?;
+        }
         self.bytes.fetch_add(out.written, Relaxed);
         Ok(())
     }
@@ -441,11 +479,13 @@ struct SparseWriter<'a> {
     sparse: bool,
     progress: &'a dyn Progress,
     written: u64,
+    ends_in_hole: bool,
 }
 
 impl Write for SparseWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.sparse && buf.len() >= 4096 && buf.iter().all(|&b| b == 0) {
+        self.ends_in_hole = self.sparse && buf.len() >= 4096 && buf.iter().all(|&b| b == 0);
+        if self.ends_in_hole {
             self.file.seek(SeekFrom::Current(buf.len() as i64))?;
         } else {
             self.file.write_all(buf)?;
