@@ -76,6 +76,17 @@ pub enum Command {
     Find(cmd::find::FindArgs),
     /// Write one file of a snapshot to stdout
     Dump(cmd::dump::DumpArgs),
+    /// Remove snapshots by a retention policy (keep-last, keep-daily, keep-size, ...)
+    Forget(cmd::forget::ForgetArgs),
+    /// Remove data no snapshot needs (two-phase, safe beside running backups)
+    Prune(cmd::prune::PruneCommand),
+    /// Check the repository's structure, and with --read-data its data
+    Check(cmd::check::CheckArgs),
+    /// Repair the repository
+    #[command(subcommand)]
+    Repair(cmd::repair::RepairCommand),
+    /// Remove prune locks left by a crashed prune
+    Unlock(cmd::repair::UnlockArgs),
 }
 
 fn main() -> ExitCode {

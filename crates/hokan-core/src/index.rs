@@ -27,11 +27,22 @@ pub struct Location {
     pub offset: u32,
     /// Length of its sealed record.
     pub length: u32,
+    /// Its pack is marked for deletion by prune: readable, but new data
+    /// must not depend on it (see [`Index::contains_visible`]).
+    pub hidden: bool,
 }
 
 /// A pack's number in an [`Index`], returned by [`Index::add_pack`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PackRef(u32);
+
+/// A pack's entry in the side table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PackInfo {
+    id: PackId,
+    kind: BlobType,
+    hidden: bool,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
@@ -87,7 +98,7 @@ const GROWTH_SHARE: usize = 32;
 /// The dedup index. See the module documentation for its layout.
 #[derive(Debug, Default, Clone)]
 pub struct Index {
-    packs: Vec<(PackId, BlobType)>,
+    packs: Vec<PackInfo>,
     sorted: Vec<Entry>,
     /// `buckets[b]..buckets[b + 1]` is the range of `sorted` whose ids start
     /// with the `bucket_bits`-bit prefix `b`.
@@ -104,12 +115,23 @@ impl Index {
 
     /// Registers a pack and returns its number for [`insert`](Self::insert).
     pub fn add_pack(&mut self, id: PackId, kind: BlobType) -> PackRef {
+        self.register(id, kind, false)
+    }
+
+    /// Registers a pack marked for deletion: its blobs can be read, but
+    /// [`contains_visible`](Self::contains_visible) does not see them, so
+    /// new snapshots never come to depend on it.
+    pub fn add_hidden_pack(&mut self, id: PackId, kind: BlobType) -> PackRef {
+        self.register(id, kind, true)
+    }
+
+    fn register(&mut self, id: PackId, kind: BlobType, hidden: bool) -> PackRef {
         let n = self.packs.len();
         assert!(n < u32::MAX as usize, "more than 4 billion packs");
         if self.packs.len() == self.packs.capacity() {
             self.packs.reserve_exact(n / GROWTH_SHARE + 16);
         }
-        self.packs.push((id, kind));
+        self.packs.push(PackInfo { id, kind, hidden });
         PackRef(n as u32)
     }
 
@@ -135,32 +157,16 @@ impl Index {
             .count()
     }
 
-    /// Loads many packs at once (opening a repository): one sort instead of
-    /// many merges, and an exactly sized array.
+    /// Loads many packs at once: one sort instead of many merges.
     pub fn extend_packs<'a, I>(&mut self, packs: I)
     where
         I: IntoIterator<Item = (PackId, BlobType, &'a [PackedBlob])>,
     {
-        self.merge_pending();
-        let packs: Vec<_> = packs.into_iter().collect();
-        let added: usize = packs.iter().map(|(_, _, b)| b.len()).sum();
-        self.sorted.reserve_exact(added);
-        self.packs.reserve_exact(packs.len());
+        let mut builder = IndexBuilder::from_index(std::mem::take(self));
         for (id, kind, blobs) in packs {
-            let pack = self.add_pack(id, kind).0;
-            self.sorted.extend(blobs.iter().map(|b| Entry {
-                id: b.id.0,
-                pack,
-                offset: b.offset,
-                length: b.length,
-            }));
+            builder.add_pack(id, kind, blobs);
         }
-        // Stable: among duplicates the first loaded (existing) entry wins.
-        self.sorted.sort_by_key(|e| e.id);
-        self.sorted
-            .dedup_by(|later, earlier| later.id == earlier.id);
-        self.sorted.shrink_to_fit();
-        self.rebuild_buckets();
+        *self = builder.build();
     }
 
     /// Where a blob is, if it is indexed.
@@ -172,13 +178,24 @@ impl Index {
                 (e.pack, e.offset, e.length)
             }
         };
-        let (pack, kind) = self.packs[pack as usize];
-        Some(Location {
-            pack,
-            kind,
+        Some(self.location(pack, offset, length))
+    }
+
+    fn location(&self, pack: u32, offset: u32, length: u32) -> Location {
+        let p = self.packs[pack as usize];
+        Location {
+            pack: p.id,
+            kind: p.kind,
             offset,
             length,
-        })
+            hidden: p.hidden,
+        }
+    }
+
+    /// Whether a blob is indexed in a pack that is not marked for deletion:
+    /// what writers may dedup against.
+    pub fn contains_visible(&self, id: &Id) -> bool {
+        self.get(id).is_some_and(|l| !l.hidden)
     }
 
     /// Whether a blob is indexed.
@@ -203,15 +220,7 @@ impl Index {
 
     /// Every blob and its location, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (Id, Location)> + '_ {
-        let loc = move |pack: u32, offset, length| {
-            let (pack, kind) = self.packs[pack as usize];
-            Location {
-                pack,
-                kind,
-                offset,
-                length,
-            }
-        };
+        let loc = move |pack: u32, offset, length| self.location(pack, offset, length);
         self.sorted
             .iter()
             .map(move |e| (Id(e.id), loc(e.pack, e.offset, e.length)))
@@ -234,7 +243,7 @@ impl Index {
         };
         self.sorted.capacity() * size_of::<Entry>()
             + self.buckets.capacity() * size_of::<u32>()
-            + self.packs.capacity() * size_of::<(PackId, BlobType)>()
+            + self.packs.capacity() * size_of::<PackInfo>()
             + pending_buckets * pending_slot
     }
 
@@ -364,6 +373,18 @@ impl IndexBuilder {
     /// Adds a pack and its blobs.
     pub fn add_pack(&mut self, id: PackId, kind: BlobType, blobs: &[PackedBlob]) {
         let pack = self.index.add_pack(id, kind).0;
+        self.push(pack, blobs);
+    }
+
+    /// Adds a pack marked for deletion (see [`Index::add_hidden_pack`]).
+    /// Add these after the visible packs: among duplicate ids the first
+    /// added wins, so a blob stored twice resolves to its live copy.
+    pub fn add_hidden_pack(&mut self, id: PackId, kind: BlobType, blobs: &[PackedBlob]) {
+        let pack = self.index.add_hidden_pack(id, kind).0;
+        self.push(pack, blobs);
+    }
+
+    fn push(&mut self, pack: u32, blobs: &[PackedBlob]) {
         self.index.sorted.extend(blobs.iter().map(|b| Entry {
             id: b.id.0,
             pack,

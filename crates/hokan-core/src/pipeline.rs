@@ -245,9 +245,10 @@ impl<'a> BlobWriter<'a> {
         Ok(id)
     }
 
-    /// Whether a blob is stored already or was stored by this writer.
+    /// Whether a blob is stored (in a pack not marked for deletion) or was
+    /// stored by this writer: whether new data may refer to it.
     pub fn contains(&self, id: &Id) -> bool {
-        self.known.contains(id) || self.claimed.lock().expect("claim lock").contains(id)
+        self.known.contains_visible(id) || self.claimed.lock().expect("claim lock").contains(id)
     }
 
     /// Finishes the partly filled packs, sends them to the sink and returns
@@ -404,7 +405,10 @@ impl<'a> BlobWriter<'a> {
         let c = &self.counters;
         c.blobs.fetch_add(1, Relaxed);
         c.bytes.fetch_add(data.len() as u64, Relaxed);
-        if self.known.contains(&id) || !self.claimed.lock().expect("claim lock").insert(id) {
+        // Blobs only in packs marked for deletion are stored again: new
+        // snapshots must not depend on packs that prune may remove.
+        if self.known.contains_visible(&id) || !self.claimed.lock().expect("claim lock").insert(id)
+        {
             return Ok(());
         }
         let encoded = blob::encode(self.key, kind, id, data, self.config.compression)?;

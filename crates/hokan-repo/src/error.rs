@@ -126,6 +126,10 @@ pub enum Error {
     #[error("{0}")]
     Key(String),
 
+    /// Another prune holds the repository's prune lock.
+    #[error("{0}")]
+    Locked(String),
+
     /// A setting is out of range; nothing was written.
     #[error("invalid {what}: {reason}")]
     Invalid {

@@ -47,8 +47,10 @@ pub mod conformance;
 mod error;
 pub mod index_file;
 pub mod keys;
+pub mod maintenance;
 pub mod object;
 mod repo;
+pub mod retention;
 pub mod snapshot;
 pub mod store;
 

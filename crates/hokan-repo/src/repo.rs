@@ -89,7 +89,8 @@ pub struct KeyDescription {
     pub current: bool,
 }
 
-pub(crate) fn pack_path(id: &PackId) -> String {
+/// Where a pack lives in the store.
+pub fn pack_path(id: &PackId) -> String {
     let hex = id.to_hex();
     format!("data/{}/{hex}", &hex[..2])
 }
@@ -136,6 +137,18 @@ impl Repository {
     ) -> Result<Self> {
         let loc = Location::parse(location)?;
         let store = Store::connect(&loc, true, options.retry)?;
+        Self::init_store(store, password, init, options)
+    }
+
+    /// [`init`](Self::init) on a store built by the caller (a custom
+    /// backend, or one that injects faults in tests).
+    pub fn init_store(
+        store: Store,
+        password: &[u8],
+        init: InitOptions,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        let loc = store.location().clone();
         if store.exists("config")? {
             return Err(Error::AlreadyExists {
                 location: loc.to_string(),
@@ -180,6 +193,12 @@ impl Repository {
     pub fn open(location: &str, password: &[u8], options: OpenOptions) -> Result<Self> {
         let loc = Location::parse(location)?;
         let store = Store::connect(&loc, false, options.retry)?;
+        Self::open_store(store, password, options)
+    }
+
+    /// [`open`](Self::open) on a store built by the caller.
+    pub fn open_store(store: Store, password: &[u8], options: OpenOptions) -> Result<Self> {
+        let loc = store.location().clone();
         let not_repo = |reason: &str| Error::NotARepository {
             location: loc.to_string(),
             reason: reason.to_string(),
@@ -411,7 +430,7 @@ impl Repository {
         Ok(out)
     }
 
-    fn list_ids(&self, dir: &str) -> Result<Vec<Id>> {
+    pub(crate) fn list_ids(&self, dir: &str) -> Result<Vec<Id>> {
         Ok(self
             .store
             .list(dir)?
@@ -470,6 +489,36 @@ impl Repository {
         self.store.delete(&object_path(Kind::Snapshot, id))
     }
 
+    /// Every index file, decoded, with its id (superseded ones included).
+    pub fn index_files(&self) -> Result<Vec<(Id, IndexFile)>> {
+        let ids = self.list_ids("index")?;
+        let fetched = self.fetch(Kind::Index, &ids)?;
+        ids.par_iter()
+            .zip(fetched.par_iter())
+            .filter_map(|(id, bytes)| {
+                let bytes = bytes.as_ref()?;
+                let what = format!("index file {}", id.short());
+                Some(
+                    object::open::<IndexFile>(&self.key, Kind::Index, bytes, &what)
+                        .map(|f| (*id, f)),
+                )
+            })
+            .collect()
+    }
+
+    /// Packs marked for deletion by prune and not yet deleted.
+    pub fn marked_packs(&self) -> Result<Vec<crate::maintenance::MarkedPack>> {
+        Ok(self
+            .locks()?
+            .into_iter()
+            .filter_map(|(_, l)| match l {
+                crate::maintenance::LockObject::Deletion { marked } => Some(marked),
+                _ => None,
+            })
+            .flatten()
+            .collect())
+    }
+
     /// Loads every index file, ready to read and write data.
     pub fn load_index(self) -> Result<IndexedRepository> {
         let ids = self.list_ids("index")?;
@@ -502,11 +551,17 @@ impl Repository {
                 }
             }
         }
+        let marked = self.marked_packs()?;
         let index = if superseded.iter().any(|id| present.contains(id)) {
             // A prune or repair replaced some files but was interrupted
             // before deleting them: load again without the replaced ones.
-            self.load_index_without(&ids, &superseded)?
+            self.load_index_without(&ids, &superseded, &marked)?
         } else {
+            // Packs marked for deletion stay readable (a backup that ran
+            // during the prune may use them) but are not deduped against.
+            for m in &marked {
+                builder.add_hidden_pack(m.pack.id, m.pack.kind, &m.pack.blobs);
+            }
             builder.build()
         };
         Ok(IndexedRepository {
@@ -519,7 +574,12 @@ impl Repository {
         })
     }
 
-    fn load_index_without(&self, ids: &[Id], skip: &HashSet<Id>) -> Result<Index> {
+    fn load_index_without(
+        &self,
+        ids: &[Id],
+        skip: &HashSet<Id>,
+        marked: &[crate::maintenance::MarkedPack],
+    ) -> Result<Index> {
         let keep: Vec<Id> = ids
             .iter()
             .filter(|id| !skip.contains(id))
@@ -539,6 +599,9 @@ impl Repository {
                 builder.add_pack(p.id, p.kind, &p.blobs);
             }
         }
+        for m in marked {
+            builder.add_hidden_pack(m.pack.id, m.pack.kind, &m.pack.blobs);
+        }
         Ok(builder.build())
     }
 
@@ -555,13 +618,10 @@ impl Repository {
     }
 }
 
-impl PackSource for Repository {
+impl PackSource for Store {
     fn read_range(&self, pack: &PackId, offset: u32, length: u32) -> hokan_core::Result<Vec<u8>> {
         let path = pack_path(pack);
-        let r = self
-            .store
-            .get_range(&path, offset as u64..offset as u64 + length as u64);
-        match r {
+        match self.get_range(&path, offset as u64..offset as u64 + length as u64) {
             Ok(b) => Ok(b.to_vec()),
             Err(Error::Missing { .. }) => Err(Error::Missing {
                 what: format!("pack {} ({path})", pack.short()),
@@ -569,6 +629,12 @@ impl PackSource for Repository {
             .into()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl PackSource for Repository {
+    fn read_range(&self, pack: &PackId, offset: u32, length: u32) -> hokan_core::Result<Vec<u8>> {
+        self.store.read_range(pack, offset, length)
     }
 }
 
@@ -607,6 +673,21 @@ impl Deref for IndexedRepository {
 }
 
 impl IndexedRepository {
+    /// A repository with an index built elsewhere (prune's view of the
+    /// packs it keeps).
+    pub(crate) fn from_parts(repo: Repository, index: Index) -> Self {
+        IndexedRepository {
+            repo,
+            index,
+            index_files: Vec::new(),
+        }
+    }
+
+    /// Gives back the repository.
+    pub fn into_inner(self) -> Repository {
+        self.repo
+    }
+
     /// The merged index.
     pub fn index(&self) -> &Index {
         &self.index

@@ -212,6 +212,8 @@ pub struct Listed {
     pub name: String,
     /// Its size in bytes.
     pub size: u64,
+    /// When it was last written (Unix seconds).
+    pub modified: i64,
 }
 
 /// A repository's store: an `object_store` backend under the repository's
@@ -507,7 +509,11 @@ impl Store {
             .filter_map(|m| {
                 let full = m.location.to_string();
                 let name = full.strip_prefix(&base)?.to_string();
-                Some(Listed { name, size: m.size })
+                Some(Listed {
+                    name,
+                    size: m.size,
+                    modified: m.last_modified.timestamp(),
+                })
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

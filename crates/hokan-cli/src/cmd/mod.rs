@@ -1,12 +1,16 @@
 //! One module per command; shared helpers here.
 
 pub mod backup;
+pub mod check;
 pub mod diff;
 pub mod dump;
 pub mod find;
+pub mod forget;
 pub mod init;
 pub mod key;
 pub mod ls;
+pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod snapshots;
 
@@ -30,6 +34,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ls(a) => ls::run(g, a),
         Command::Diff(a) => diff::run(g, a),
         Command::Find(a) => find::run(g, a),
+        Command::Forget(a) => forget::run(g, a),
+        Command::Prune(a) => prune::run(g, a),
+        Command::Check(a) => check::run(g, a),
+        Command::Repair(c) => repair::run(g, c),
+        Command::Unlock(a) => repair::unlock(g, a),
     }
 }
 

@@ -190,7 +190,14 @@ impl<'a> Archiver<'a> {
         let parent_tree = parent.and_then(|id| self.load_tree(Path::new("/"), id));
         let done = AtomicBool::new(false);
         let tree = std::thread::scope(|s| {
-            s.spawn(|| prefetch(&targets, self.excludes, &self.counters.bytes_seen, &done));
+            s.spawn(|| {
+                Prefetch {
+                    archiver: self,
+                    done: &done,
+                    ahead: 0,
+                }
+                .run(&targets, parent_tree.as_ref())
+            });
             let tree = if trie.target {
                 // Backing up `/` itself.
                 self.archive_dir(
@@ -561,18 +568,43 @@ const PREFETCH_AHEAD: u64 = 96 << 20;
 /// [`PREFETCH_AHEAD`] bytes ahead of what the walk has dealt with. Reading
 /// from disk then overlaps with hashing and compressing, with many reads
 /// in flight, while the walk itself uses only as many threads as there are
-/// cores. Page cache is not process memory; the bound keeps it from
-/// evicting what it fetched before use.
-fn prefetch(paths: &[PathBuf], excludes: &Excludes, seen: &AtomicU64, done: &AtomicBool) {
-    fn walk(
-        p: &Path,
-        ex: &Excludes,
-        device: u64,
-        seen: &AtomicU64,
-        done: &AtomicBool,
-        ahead: &mut u64,
-    ) -> bool {
-        if done.load(Relaxed) {
+/// cores. Files the parent snapshot shows unchanged are skipped: the walk
+/// will not read them. Page cache is not process memory; the bound keeps
+/// it from evicting what it fetched before use.
+struct Prefetch<'p, 'a> {
+    archiver: &'p Archiver<'a>,
+    done: &'p AtomicBool,
+    ahead: u64,
+}
+
+impl Prefetch<'_, '_> {
+    fn run(&mut self, targets: &[PathBuf], root: Option<&Tree>) {
+        for t in targets {
+            // The parent's node for this path, found from the root.
+            let mut node: Option<Node> = None;
+            let mut tree = root.cloned();
+            for c in t.components().skip(1) {
+                node = tree
+                    .as_ref()
+                    .and_then(|tr| tr.get(c.as_os_str().as_bytes()).cloned());
+                tree = self.subtree(node.as_ref());
+            }
+            if !self.walk(t, node.as_ref(), root_device(t)) {
+                return;
+            }
+        }
+    }
+
+    /// A parent directory's tree, read quietly (the walk reports problems).
+    fn subtree(&self, node: Option<&Node>) -> Option<Tree> {
+        let (reader, id) = (self.archiver.parents?, node?.subtree?);
+        let bytes = reader.read_blob(BlobType::Tree, &id.0).ok()?;
+        Tree::decode(&bytes, &id).ok()
+    }
+
+    fn walk(&mut self, p: &Path, parent: Option<&Node>, device: u64) -> bool {
+        let ex = self.archiver.excludes;
+        if self.done.load(Relaxed) {
             return false;
         }
         let Ok(md) = p.symlink_metadata() else {
@@ -590,36 +622,33 @@ fn prefetch(paths: &[PathBuf], excludes: &Excludes, seen: &AtomicU64, done: &Ato
             };
             let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
             names.sort();
+            let sub = self.subtree(parent);
             for n in names {
-                let child = p.join(n);
-                if !ex.excludes_path(&child) && !walk(&child, ex, device, seen, done, ahead) {
+                let child = p.join(&n);
+                let child_parent = sub.as_ref().and_then(|t| t.get(n.as_bytes()));
+                if !ex.excludes_path(&child) && !self.walk(&child, child_parent, device) {
                     return false;
                 }
             }
         } else if md.is_file() && md.size() > 0 {
-            while *ahead > seen.load(Relaxed) + PREFETCH_AHEAD {
-                if done.load(Relaxed) {
+            while self.ahead > self.archiver.counters.bytes_seen.load(Relaxed) + PREFETCH_AHEAD {
+                if self.done.load(Relaxed) {
                     return false;
                 }
                 std::thread::sleep(std::time::Duration::from_micros(500));
             }
-            if let Ok(f) = File::options()
-                .read(true)
-                .custom_flags(libc::O_NOATIME)
-                .open(p)
-                .or_else(|_| File::open(p))
+            if !parent.is_some_and(|n| unchanged(n, &md))
+                && let Ok(f) = File::options()
+                    .read(true)
+                    .custom_flags(libc::O_NOATIME)
+                    .open(p)
+                    .or_else(|_| File::open(p))
             {
                 let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
             }
-            *ahead += md.size();
+            self.ahead += md.size();
         }
         true
-    }
-    let mut ahead = 0;
-    for p in paths {
-        if !walk(p, excludes, root_device(p), seen, done, &mut ahead) {
-            return;
-        }
     }
 }
 

@@ -1,0 +1,191 @@
+//! `hokan forget`: apply a retention policy (and `--prune` afterwards).
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use hokan_repo::retention::{CalendarDuration, Count, GroupBy, Policy};
+
+use crate::Global;
+use crate::cmd::FilterArgs;
+use crate::cmd::prune::PruneArgs;
+use crate::output;
+
+#[derive(clap::Args, Debug)]
+pub struct ForgetArgs {
+    /// Forget these snapshots (ids or prefixes) instead of applying a policy
+    pub snapshots: Vec<String>,
+    /// Keep the newest N snapshots (-1: all)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_last: Option<i64>,
+    /// Keep the newest snapshot of each of the last N hours (-1: all)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_hourly: Option<i64>,
+    /// ... of each of the last N days
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_daily: Option<i64>,
+    /// ... of each of the last N ISO weeks
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_weekly: Option<i64>,
+    /// ... of each of the last N months
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_monthly: Option<i64>,
+    /// ... of each of the last N years
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub keep_yearly: Option<i64>,
+    /// Keep snapshots within this long of the newest: 1y6m, 7d, 12h
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep snapshots carrying all these (comma-separated) tags; repeatable
+    #[arg(long = "keep-tag", value_name = "TAG[,TAG]")]
+    pub keep_tags: Vec<String>,
+    /// Keep the newest snapshots whose sizes add up to at most this (e.g. 2G)
+    #[arg(long, value_name = "SIZE", value_parser = output::parse_size)]
+    pub keep_size: Option<u64>,
+    /// Group snapshots by these before applying the policy: host, paths, tags (comma-separated; "" for one group)
+    #[arg(long, default_value = "host,paths")]
+    pub group_by: String,
+    /// Show what would be kept and why; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Prune the repository afterwards
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub prune_options: PruneArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+fn count(v: Option<i64>, flag: &str) -> Result<Option<Count>> {
+    Ok(match v {
+        None => None,
+        Some(-1) => Some(Count::All),
+        Some(n) if n >= 0 => Some(Count::Up(n as u32)),
+        Some(n) => bail!("--{flag} {n}: give a count, or -1 for all"),
+    })
+}
+
+pub fn run(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
+    let repo = super::open(g)?;
+    if !a.snapshots.is_empty() {
+        let mut gone = Vec::new();
+        for q in &a.snapshots {
+            let e = repo.find_snapshot(q, &Default::default())?;
+            if !a.dry_run {
+                repo.delete_snapshot(&e.id)?;
+            }
+            gone.push(e);
+        }
+        if g.json {
+            output::json(
+                &serde_json::json!({"removed": gone.iter().map(|e| e.id.to_hex()).collect::<Vec<_>>(), "dry_run": a.dry_run}),
+            )?;
+        } else if !g.quiet {
+            for e in &gone {
+                println!(
+                    "{} snapshot {}",
+                    if a.dry_run { "would remove" } else { "removed" },
+                    e.id.short()
+                );
+            }
+        }
+    } else {
+        let policy = Policy {
+            last: count(a.keep_last, "keep-last")?,
+            hourly: count(a.keep_hourly, "keep-hourly")?,
+            daily: count(a.keep_daily, "keep-daily")?,
+            weekly: count(a.keep_weekly, "keep-weekly")?,
+            monthly: count(a.keep_monthly, "keep-monthly")?,
+            yearly: count(a.keep_yearly, "keep-yearly")?,
+            within: a
+                .keep_within
+                .as_deref()
+                .map(CalendarDuration::parse)
+                .transpose()?,
+            tags: a.keep_tags.clone(),
+            size: a.keep_size,
+        };
+        let groups = repo.forget(
+            &policy,
+            GroupBy::parse(&a.group_by)?,
+            &a.filter.filter(),
+            a.dry_run,
+        )?;
+        if g.json {
+            let out: Vec<_> = groups
+                .iter()
+                .map(|gr| {
+                    let list = |keep: bool| -> Vec<serde_json::Value> {
+                        gr.decisions
+                            .iter()
+                            .filter(|d| d.keep() == keep)
+                            .map(|d| {
+                                let mut v = super::snapshots::snapshot_json(&d.entry);
+                                v["reasons"] = serde_json::json!(d.reasons);
+                                v
+                            })
+                            .collect()
+                    };
+                    serde_json::json!({
+                        "host": gr.key.host, "paths": gr.key.paths, "tags": gr.key.tags,
+                        "keep": list(true), "remove": list(false), "dry_run": a.dry_run,
+                    })
+                })
+                .collect();
+            output::json(&out)?;
+        } else if !g.quiet {
+            for gr in &groups {
+                let mut key = Vec::new();
+                if let Some(h) = &gr.key.host {
+                    key.push(format!("host [{h}]"));
+                }
+                if let Some(p) = &gr.key.paths {
+                    key.push(format!("paths [{}]", p.join(", ")));
+                }
+                if let Some(t) = &gr.key.tags {
+                    key.push(format!("tags [{}]", t.join(", ")));
+                }
+                println!(
+                    "snapshots for {}:",
+                    if key.is_empty() {
+                        "all".to_string()
+                    } else {
+                        key.join(", ")
+                    }
+                );
+                let rows: Vec<Vec<String>> = gr
+                    .decisions
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.entry.id.short(),
+                            output::local_time(d.entry.snapshot.time.secs),
+                            if d.keep() {
+                                "keep".into()
+                            } else {
+                                "remove".into()
+                            },
+                            output::size(d.entry.snapshot.summary.bytes),
+                            d.reasons.join(", "),
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "Time", "Action", "Size", "Reasons"], &rows);
+                let kept = gr.decisions.iter().filter(|d| d.keep()).count();
+                println!(
+                    "{kept} kept, {} {}\n",
+                    gr.decisions.len() - kept,
+                    if a.dry_run {
+                        "would be removed"
+                    } else {
+                        "removed"
+                    }
+                );
+            }
+        }
+    }
+    if a.prune && !a.dry_run {
+        return super::prune::run_on(g, repo, &a.prune_options);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,140 @@
+//! `hokan prune`: remove data no snapshot needs, in two phases.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use hokan_repo::Repository;
+use hokan_repo::maintenance::{self, PruneOptions};
+
+use crate::Global;
+use crate::output;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct PruneArgs {
+    /// Delete unused data now instead of after the grace period; only when
+    /// no backup is running
+    #[arg(long)]
+    pub instant_delete: bool,
+    /// How long unused packs stay marked before a later prune deletes them
+    /// (longer than any backup): 24h, 7d
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub grace: String,
+    /// Repack packs that are more than this unused, e.g. 50%
+    #[arg(long, default_value = "50%", value_name = "PERCENT")]
+    pub repack_threshold: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PruneCommand {
+    #[command(flatten)]
+    pub options: PruneArgs,
+    /// Show what would be done; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+/// `24h`, `7d`, `90m`, `30s`.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{s:?} is not a duration (use 30s, 90m, 24h or 7d)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" | "" => n * 3600,
+        "d" => n * 86400,
+        _ => bail!("{s:?}: unknown unit {unit:?} (use s, m, h or d)"),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn options(a: &PruneArgs, dry_run: bool) -> Result<PruneOptions> {
+    let t = a.repack_threshold.trim().trim_end_matches('%');
+    let t: f64 = t.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--repack-threshold {:?}: give a percentage",
+            a.repack_threshold
+        )
+    })?;
+    if !(0.0..=100.0).contains(&t) {
+        bail!("--repack-threshold must be between 0% and 100%");
+    }
+    Ok(PruneOptions {
+        grace: parse_duration(&a.grace)?,
+        instant_delete: a.instant_delete,
+        repack_threshold: t / 100.0,
+        dry_run,
+    })
+}
+
+pub fn run(g: &Global, a: PruneCommand) -> Result<ExitCode> {
+    let repo = super::open(g)?;
+    let opts = options(&a.options, a.dry_run)?;
+    report(g, repo, opts)
+}
+
+/// Prune after `forget --prune`.
+pub fn run_on(g: &Global, repo: Repository, a: &PruneArgs) -> Result<ExitCode> {
+    report(g, repo, options(a, false)?)
+}
+
+fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> {
+    let start = std::time::Instant::now();
+    let dry = opts.dry_run;
+    let r = maintenance::prune(repo, &opts)?;
+    if g.json {
+        output::json(&serde_json::json!({
+            "message_type": "summary", "dry_run": dry, "seconds_elapsed": start.elapsed().as_secs_f64(),
+            "snapshots": r.snapshots, "used_blobs": r.used_blobs, "packs_before": r.packs_before,
+            "bytes_before": r.bytes_before, "packs_marked": r.marked, "packs_repacked": r.repacked,
+            "packs_written": r.packs_written, "packs_resurrected": r.resurrected, "packs_deleted": r.deleted,
+            "bytes_deleted": r.bytes_deleted, "packs_waiting": r.waiting, "bytes_waiting": r.bytes_waiting,
+            "orphans_deleted": r.orphans_deleted, "orphans_kept": r.orphans_kept,
+            "index_files_written": r.index_files_written, "index_files_removed": r.index_files_removed,
+        }))?;
+    } else if !g.quiet {
+        let verb = if dry { "would be" } else { "were" };
+        println!(
+            "{} snapshots use {} blobs in {} packs ({})",
+            r.snapshots,
+            r.used_blobs,
+            r.packs_before,
+            output::size(r.bytes_before)
+        );
+        println!(
+            "{} unused packs {verb} marked for deletion, {} mostly unused packs {verb} repacked into {} new",
+            r.marked, r.repacked, r.packs_written
+        );
+        if r.resurrected > 0 {
+            println!(
+                "{} marked packs are used again and {verb} put back into the index",
+                r.resurrected
+            );
+        }
+        println!(
+            "{} packs ({}) {verb} deleted, {} of them in no index",
+            r.deleted,
+            output::size(r.bytes_deleted),
+            r.orphans_deleted
+        );
+        if r.waiting > 0 {
+            println!(
+                "{} packs ({}) wait for the grace period; a later prune deletes them if still unused",
+                r.waiting,
+                output::size(r.bytes_waiting)
+            );
+        }
+        if r.orphans_kept > 0 {
+            println!(
+                "{} recent packs in no index were left alone (a backup may be writing them)",
+                r.orphans_kept
+            );
+        }
+        println!("done in {:.1} s", start.elapsed().as_secs_f64());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,662 @@
+//! forget, prune, check and repair: after forget and prune every kept
+//! snapshot restores and the repository is smaller; a backup that ran
+//! during a prune stays restorable; a prune interrupted at any step leaves
+//! a repository that check accepts and the next prune finishes; a deleted
+//! index is rebuilt from the packs.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjPath;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+
+use hokan_core::sample::{Kind, generate};
+use hokan_repo::conformance::{dump_store, test_init_options, test_open_options};
+use hokan_repo::maintenance::{self, PruneOptions, ReadData};
+use hokan_repo::retention::{Count, GroupBy, Policy};
+use hokan_repo::{
+    CacheMode, Error, Location, OpenOptions, Repository, RetryPolicy, SnapshotEntry,
+    SnapshotFilter, Store, StreamSnapshot,
+};
+
+/// A store that fails every write and delete once `countdown` reaches
+/// zero, like a process killed or a disk filling at that point.
+#[derive(Debug)]
+struct Failing {
+    inner: Arc<dyn ObjectStore>,
+    countdown: Arc<AtomicI64>,
+}
+
+impl fmt::Display for Failing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Failing({})", self.inner)
+    }
+}
+
+impl Failing {
+    fn tick(&self) -> object_store::Result<()> {
+        if self.countdown.fetch_sub(1, Ordering::SeqCst) <= 0 {
+            return Err(object_store::Error::NotImplemented {
+                operation: "write (injected fault: the process died here)".into(),
+                implementer: "Failing".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Failing {
+    async fn put_opts(
+        &self,
+        location: &ObjPath,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.tick()?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjPath,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.tick()?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &ObjPath,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<ObjPath>>,
+    ) -> BoxStream<'static, object_store::Result<ObjPath>> {
+        let inner = self.inner.clone();
+        let countdown = self.countdown.clone();
+        locations
+            .then(move |l| {
+                let inner = inner.clone();
+                let countdown = countdown.clone();
+                async move {
+                    let l = l?;
+                    Failing {
+                        inner: inner.clone(),
+                        countdown,
+                    }
+                    .tick()?;
+                    inner.delete(&l).await?;
+                    Ok(l)
+                }
+            })
+            .boxed()
+    }
+    fn list(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &ObjPath,
+        to: &ObjPath,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.tick()?;
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+fn options() -> OpenOptions {
+    OpenOptions {
+        cache: CacheMode::Off,
+        retry: RetryPolicy {
+            attempts: 1,
+            first_backoff: Duration::from_millis(1),
+        },
+        ..Default::default()
+    }
+}
+
+fn memory_store(inner: Arc<InMemory>, countdown: i64) -> Store {
+    let failing = Failing {
+        inner,
+        countdown: Arc::new(AtomicI64::new(countdown)),
+    };
+    Store::from_object_store(
+        Arc::new(failing),
+        Location::Memory("failing".into()),
+        RetryPolicy {
+            attempts: 1,
+            first_backoff: Duration::from_millis(1),
+        },
+    )
+}
+
+/// A copy of every object of an in-memory store.
+fn copy_store(from: &Arc<InMemory>) -> Arc<InMemory> {
+    let to = Arc::new(InMemory::new());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let all: Vec<ObjectMeta> = from
+            .list(None)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        for m in all {
+            let b = from.get(&m.location).await.unwrap().bytes().await.unwrap();
+            to.put(&m.location, PutPayload::from_bytes(b))
+                .await
+                .unwrap();
+        }
+    });
+    to
+}
+
+/// Six stream snapshots sharing a base, each with data of its own.
+fn fill(repo: Repository) -> (Vec<SnapshotEntry>, Vec<Vec<u8>>) {
+    let mut repo = repo.load_index().unwrap();
+    let base = generate(Kind::Random, 1 << 20, 1);
+    let mut saved = Vec::new();
+    let mut inputs = Vec::new();
+    for i in 0..6u64 {
+        let mut data = base.clone();
+        data.extend_from_slice(&generate(Kind::Random, 1 << 20, 10 + i));
+        data.extend_from_slice(&generate(Kind::Text, 512 << 10, 20 + i));
+        saved.push(
+            repo.backup_stream(&data[..], "db.dump", StreamSnapshot::default())
+                .unwrap(),
+        );
+        inputs.push(data);
+    }
+    (saved, inputs)
+}
+
+fn restores(repo: Repository, snaps: &[&SnapshotEntry], inputs: &[&Vec<u8>]) {
+    let repo = repo.load_index().unwrap();
+    for (s, want) in snaps.iter().zip(inputs) {
+        let mut out = Vec::new();
+        repo.restore_stream(&s.snapshot, &mut out)
+            .unwrap_or_else(|e| panic!("snapshot {}: {e}", s.id));
+        assert!(out == **want, "snapshot {} restores bit for bit", s.id);
+    }
+}
+
+fn stored_bytes(store: &Store) -> u64 {
+    dump_store(store)
+        .iter()
+        .filter(|(k, _)| k.starts_with("data/"))
+        .map(|(_, v)| v.len() as u64)
+        .sum()
+}
+
+fn check_ok(repo: &Repository, read: ReadData) -> maintenance::CheckReport {
+    let r = maintenance::check(repo, read, &|_, _| {}).unwrap();
+    assert!(r.is_ok(), "check found problems: {:#?}", r.problems);
+    r
+}
+
+fn keep_last(n: u32) -> Policy {
+    Policy {
+        last: Some(Count::Up(n)),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn forget_then_prune_shrinks_and_keeps_every_kept_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dir.path().join("repo");
+    let loc = loc.to_str().unwrap();
+    let open =
+        || Repository::open(loc, b"pw", test_open_options(&dir.path().join("cache"))).unwrap();
+    Repository::init(
+        loc,
+        b"pw",
+        test_init_options(),
+        test_open_options(&dir.path().join("cache")),
+    )
+    .unwrap();
+    let (saved, inputs) = fill(open());
+    let before = stored_bytes(open().store());
+
+    // Dry run: nothing changes, the decisions come with reasons.
+    let d = open()
+        .forget(
+            &keep_last(3),
+            GroupBy::default(),
+            &SnapshotFilter::default(),
+            true,
+        )
+        .unwrap();
+    assert_eq!(d[0].decisions.iter().filter(|x| x.keep()).count(), 3);
+    assert!(
+        d[0].decisions[0]
+            .reasons
+            .iter()
+            .any(|r| r == "last snapshot")
+    );
+    assert_eq!(open().snapshots().unwrap().len(), 6);
+    open()
+        .forget(
+            &keep_last(3),
+            GroupBy::default(),
+            &SnapshotFilter::default(),
+            false,
+        )
+        .unwrap();
+    assert_eq!(open().snapshots().unwrap().len(), 3);
+
+    // Phase one marks (and repacks mostly unused packs): nothing is
+    // deleted yet, all still reads.
+    let r = maintenance::prune(open(), &PruneOptions::default()).unwrap();
+    assert!(r.marked >= 1 && r.deleted == 0, "{r:?}");
+    assert!(stored_bytes(open().store()) >= before);
+    let c = check_ok(&open(), ReadData::None);
+    assert!(
+        c.notes.iter().any(|n| n.contains("marked for deletion")),
+        "{:?}",
+        c.notes
+    );
+    restores(
+        open(),
+        &[&saved[3], &saved[4], &saved[5]],
+        &[&inputs[3], &inputs[4], &inputs[5]],
+    );
+
+    // Phase two, once the grace period is over, deletes.
+    let r = maintenance::prune(
+        open(),
+        &PruneOptions {
+            grace: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.deleted >= 1 && r.waiting == 0, "{r:?}");
+    let after = stored_bytes(open().store());
+    assert!(
+        after < before * 3 / 4,
+        "{before} bytes before, {after} after"
+    );
+    check_ok(&open(), ReadData::All);
+    restores(
+        open(),
+        &[&saved[3], &saved[4], &saved[5]],
+        &[&inputs[3], &inputs[4], &inputs[5]],
+    );
+}
+
+#[test]
+fn repacking_keeps_live_blobs_and_frees_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = format!("memory://repack-{}", std::process::id());
+    let open = || Repository::open(&loc, b"pw", test_open_options(dir.path())).unwrap();
+    Repository::init(
+        &loc,
+        b"pw",
+        test_init_options(),
+        test_open_options(dir.path()),
+    )
+    .unwrap();
+    // One session writes two streams: their blobs share packs.
+    let mut repo = open().load_index().unwrap();
+    let a = generate(Kind::Random, 3 << 20, 1);
+    let b = generate(Kind::Random, 1 << 20, 2);
+    let sa = repo
+        .backup_stream(&a[..], "a", StreamSnapshot::default())
+        .unwrap();
+    let sb = repo
+        .backup_stream(&b[..], "b", StreamSnapshot::default())
+        .unwrap();
+    drop(repo);
+    open().delete_snapshot(&sa.id).unwrap();
+    let r = maintenance::prune(
+        open(),
+        &PruneOptions {
+            instant_delete: true,
+            repack_threshold: 0.3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.deleted >= 1, "{r:?}");
+    check_ok(&open(), ReadData::All);
+    restores(open(), &[&sb], &[&b]);
+}
+
+#[test]
+fn a_backup_during_prune_stays_restorable() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = format!("memory://concurrent-{}", std::process::id());
+    let open = || Repository::open(&loc, b"pw", test_open_options(dir.path())).unwrap();
+    Repository::init(
+        &loc,
+        b"pw",
+        test_init_options(),
+        test_open_options(dir.path()),
+    )
+    .unwrap();
+    let old = generate(Kind::Random, 2 << 20, 7);
+    let s1 = open()
+        .load_index()
+        .unwrap()
+        .backup_stream(&old[..], "old", StreamSnapshot::default())
+        .unwrap();
+    let other = generate(Kind::Random, 1 << 20, 8);
+    open()
+        .load_index()
+        .unwrap()
+        .backup_stream(&other[..], "other", StreamSnapshot::default())
+        .unwrap();
+
+    // A backup loads the index now, and finishes after the prune.
+    let mut early = open().load_index().unwrap();
+    open().delete_snapshot(&s1.id).unwrap();
+    let r = maintenance::prune(open(), &PruneOptions::default()).unwrap();
+    assert!(r.marked >= 1, "{r:?}");
+    // It stores the same data again: deduped against the marked pack.
+    let s3 = early
+        .backup_stream(&old[..], "again", StreamSnapshot::default())
+        .unwrap();
+    // Only the new tree (another file name) is new: the data was deduped.
+    assert!(
+        s3.snapshot.summary.bytes_added < 4096,
+        "deduped against what the prune marked: {:?}",
+        s3.snapshot.summary
+    );
+    drop(early);
+    restores(open(), &[&s3], &[&old]);
+    check_ok(&open(), ReadData::All);
+
+    // After the grace period the marked pack is used again: put back, not deleted.
+    let r = maintenance::prune(
+        open(),
+        &PruneOptions {
+            grace: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.resurrected >= 1, "{r:?}");
+    restores(open(), &[&s3], &[&old]);
+    check_ok(&open(), ReadData::All);
+
+    // Marked again; a backup that starts after the marking does not depend
+    // on the marked pack: it stores the data anew.
+    open().delete_snapshot(&s3.id).unwrap();
+    let r = maintenance::prune(open(), &PruneOptions::default()).unwrap();
+    assert!(r.marked >= 1, "{r:?}");
+    let s4 = open()
+        .load_index()
+        .unwrap()
+        .backup_stream(&old[..], "late", StreamSnapshot::default())
+        .unwrap();
+    assert!(
+        s4.snapshot.summary.bytes_added >= old.len() as u64,
+        "stored anew: {:?}",
+        s4.snapshot.summary
+    );
+    // So the marked pack can go: its blobs resolve to the new copy.
+    let r = maintenance::prune(
+        open(),
+        &PruneOptions {
+            grace: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.deleted >= 1 && r.resurrected == 0, "{r:?}");
+    restores(open(), &[&s4], &[&old]);
+    check_ok(&open(), ReadData::All);
+}
+
+/// Runs `prune` with a fault after `n` writes, for every `n` until it
+/// succeeds; after each interruption `check` passes, the next prune
+/// finishes, and the kept snapshots restore.
+fn interrupt_at_every_step(prune_options: PruneOptions, prepare_twice: bool) {
+    let base = Arc::new(InMemory::new());
+    let repo = Repository::init_store(
+        memory_store(base.clone(), i64::MAX),
+        b"pw",
+        test_init_options(),
+        options(),
+    )
+    .unwrap();
+    let (saved, inputs) = fill(repo);
+    let open = |s: &Arc<InMemory>, n| {
+        Repository::open_store(memory_store(s.clone(), n), b"pw", options()).unwrap()
+    };
+    open(&base, i64::MAX)
+        .forget(
+            &keep_last(3),
+            GroupBy::default(),
+            &SnapshotFilter::default(),
+            false,
+        )
+        .unwrap();
+    if prepare_twice {
+        // Mark first, so the interrupted prune is the one that deletes.
+        maintenance::prune(open(&base, i64::MAX), &PruneOptions::default()).unwrap();
+    }
+    let kept: Vec<&SnapshotEntry> = saved[3..].iter().collect();
+    let kept_inputs: Vec<&Vec<u8>> = inputs[3..].iter().collect();
+    for n in 0.. {
+        let copy = copy_store(&base);
+        let result = maintenance::prune(open(&copy, n), &prune_options);
+        check_ok(&open(&copy, i64::MAX), ReadData::All);
+        restores(open(&copy, i64::MAX), &kept, &kept_inputs);
+        // The crashed prune's lock stays behind; after a real crash it is
+        // stale at once (its process is gone). Here the "crashed" prune was
+        // this very process, so clear it as `hokan unlock` would.
+        open(&copy, i64::MAX).remove_prune_locks(false).unwrap();
+        // The next prune finishes and leaves a sound, smaller repository.
+        let finish = PruneOptions {
+            instant_delete: true,
+            ..Default::default()
+        };
+        maintenance::prune(open(&copy, i64::MAX), &finish)
+            .unwrap_or_else(|e| panic!("after a fault at write {n}: {e}"));
+        check_ok(&open(&copy, i64::MAX), ReadData::All);
+        restores(open(&copy, i64::MAX), &kept, &kept_inputs);
+        if result.is_ok() {
+            assert!(n > 3, "the prune made several writes");
+            break;
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_marking_prune_is_harmless() {
+    interrupt_at_every_step(
+        PruneOptions {
+            repack_threshold: 0.1,
+            ..Default::default()
+        },
+        false,
+    );
+}
+
+#[test]
+fn an_interrupted_deleting_prune_is_harmless() {
+    interrupt_at_every_step(
+        PruneOptions {
+            grace: Duration::ZERO,
+            ..Default::default()
+        },
+        true,
+    );
+}
+
+#[test]
+fn an_interrupted_instant_prune_is_harmless() {
+    interrupt_at_every_step(
+        PruneOptions {
+            instant_delete: true,
+            repack_threshold: 0.1,
+            ..Default::default()
+        },
+        false,
+    );
+}
+
+#[test]
+fn repair_index_rebuilds_a_lost_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dir.path().join("repo");
+    let loc = loc.to_str().unwrap();
+    let open =
+        || Repository::open(loc, b"pw", test_open_options(&dir.path().join("cache"))).unwrap();
+    Repository::init(
+        loc,
+        b"pw",
+        test_init_options(),
+        test_open_options(&dir.path().join("cache")),
+    )
+    .unwrap();
+    let (saved, inputs) = fill(open());
+    let store = open().store().clone();
+    for (k, _) in dump_store(&store)
+        .iter()
+        .filter(|(k, _)| k.starts_with("index/"))
+    {
+        store.delete(k).unwrap();
+    }
+    let e = open()
+        .load_index()
+        .unwrap()
+        .restore_stream(&saved[0].snapshot, &mut Vec::new())
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Core(hokan_core::Error::BlobNotFound { .. })),
+        "{e}"
+    );
+    let c = maintenance::check(&open(), ReadData::None, &|_, _| {}).unwrap();
+    assert!(
+        !c.is_ok() && c.problems.len() >= 6,
+        "every snapshot's missing data is reported: {:?}",
+        c.problems
+    );
+    // Prune refuses to run on a repository whose index lacks used data.
+    let before = dump_store(&store);
+    let e = maintenance::prune(
+        open(),
+        &PruneOptions {
+            instant_delete: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::Missing { .. } | Error::Corrupted { .. }),
+        "{e}"
+    );
+    let after = dump_store(&store);
+    assert_eq!(
+        before.keys().filter(|k| k.starts_with("data/")).count(),
+        after.keys().filter(|k| k.starts_with("data/")).count(),
+        "nothing was deleted"
+    );
+
+    let r = maintenance::repair_index(&open()).unwrap();
+    assert!(r.unreadable.is_empty() && r.packs >= 6, "{r:?}");
+    check_ok(&open(), ReadData::All);
+    let all: Vec<&SnapshotEntry> = saved.iter().collect();
+    let all_inputs: Vec<&Vec<u8>> = inputs.iter().collect();
+    restores(open(), &all, &all_inputs);
+}
+
+#[test]
+fn check_reports_every_problem_and_prune_is_exclusive() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dir.path().join("repo");
+    let loc = loc.to_str().unwrap();
+    let open =
+        || Repository::open(loc, b"pw", test_open_options(&dir.path().join("cache"))).unwrap();
+    Repository::init(
+        loc,
+        b"pw",
+        test_init_options(),
+        test_open_options(&dir.path().join("cache")),
+    )
+    .unwrap();
+    fill(open());
+
+    // Two prunes cannot run at once.
+    let repo = open();
+    let held = maintenance::PruneLock::acquire(&repo).unwrap();
+    let e = maintenance::prune(open(), &PruneOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(e, Error::Locked(_)), "{e}");
+    drop(held);
+    assert_eq!(
+        repo.remove_prune_locks(false).unwrap(),
+        0,
+        "the lock went with its holder"
+    );
+    maintenance::prune(open(), &PruneOptions::default()).unwrap();
+
+    let store = open().store().clone();
+    let packs: BTreeMap<String, Bytes> = dump_store(&store)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("data/"))
+        .collect();
+    let mut names = packs.keys();
+    // Two packs damaged, one gone.
+    for name in [names.next().unwrap(), names.next().unwrap()] {
+        let mut b = packs[name].to_vec();
+        b[40] ^= 1;
+        store.put(name, b.into()).unwrap();
+    }
+    store.delete(names.next().unwrap()).unwrap();
+    let r = maintenance::check(&open(), ReadData::All, &|_, _| {}).unwrap();
+    let objects: std::collections::BTreeSet<_> =
+        r.problems.iter().map(|p| p.object.clone()).collect();
+    assert!(
+        objects.len() >= 3,
+        "each damaged object is reported: {:#?}",
+        r.problems
+    );
+    let structure = maintenance::check(&open(), ReadData::None, &|_, _| {}).unwrap();
+    assert!(
+        structure
+            .problems
+            .iter()
+            .any(|p| p.message.contains("not in the store")),
+        "the missing pack shows without reading data: {:?}",
+        structure.problems
+    );
+    assert!(
+        structure.problems.len() < r.problems.len(),
+        "reading data finds more"
+    );
+    let subset =
+        maintenance::check(&open(), ReadData::parse_subset("1/2").unwrap(), &|_, _| {}).unwrap();
+    assert!(subset.packs_read < r.packs_read);
+}
