@@ -340,7 +340,7 @@ fn repacking_keeps_live_blobs_and_frees_the_rest() {
         open(),
         &PruneOptions {
             instant_delete: true,
-            repack_threshold: 0.3,
+            max_unused: 0.0,
             ..Default::default()
         },
     )
@@ -495,7 +495,7 @@ fn interrupt_at_every_step(prune_options: PruneOptions, prepare_twice: bool) {
 fn an_interrupted_marking_prune_is_harmless() {
     interrupt_at_every_step(
         PruneOptions {
-            repack_threshold: 0.1,
+            max_unused: 0.0,
             ..Default::default()
         },
         false,
@@ -518,7 +518,7 @@ fn an_interrupted_instant_prune_is_harmless() {
     interrupt_at_every_step(
         PruneOptions {
             instant_delete: true,
-            repack_threshold: 0.1,
+            max_unused: 0.0,
             ..Default::default()
         },
         false,

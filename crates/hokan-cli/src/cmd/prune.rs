@@ -20,9 +20,10 @@ pub struct PruneArgs {
     /// (longer than any backup): 24h, 7d
     #[arg(long, default_value = "24h", value_name = "DURATION")]
     pub grace: String,
-    /// Repack packs that are more than this unused, e.g. 50%
-    #[arg(long, default_value = "50%", value_name = "PERCENT")]
-    pub repack_threshold: String,
+    /// Repack mostly unused packs until at most this much of the
+    /// repository is unused data, e.g. 5%
+    #[arg(long, default_value = "5%", value_name = "PERCENT")]
+    pub max_unused: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -53,20 +54,17 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 }
 
 fn options(a: &PruneArgs, dry_run: bool) -> Result<PruneOptions> {
-    let t = a.repack_threshold.trim().trim_end_matches('%');
-    let t: f64 = t.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "--repack-threshold {:?}: give a percentage",
-            a.repack_threshold
-        )
-    })?;
+    let t = a.max_unused.trim().trim_end_matches('%');
+    let t: f64 = t
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--max-unused {:?}: give a percentage", a.max_unused))?;
     if !(0.0..=100.0).contains(&t) {
-        bail!("--repack-threshold must be between 0% and 100%");
+        bail!("--max-unused must be between 0% and 100%");
     }
     Ok(PruneOptions {
         grace: parse_duration(&a.grace)?,
         instant_delete: a.instant_delete,
-        repack_threshold: t / 100.0,
+        max_unused: t / 100.0,
         dry_run,
     })
 }

@@ -33,8 +33,10 @@ pub struct PruneOptions {
     /// Delete unused packs now, without the grace period: only when no
     /// backup runs.
     pub instant_delete: bool,
-    /// Repack packs whose unused share exceeds this (0.0 to 1.0).
-    pub repack_threshold: f64,
+    /// How much dead weight may stay, as a share of the live data (0.0 to
+    /// 1.0): mostly unused packs are repacked, most wasteful first, until
+    /// what is left unused is at most this (restic's `--max-unused`).
+    pub max_unused: f64,
     /// Decide and report, change nothing.
     pub dry_run: bool,
 }
@@ -44,7 +46,7 @@ impl Default for PruneOptions {
         PruneOptions {
             grace: Duration::from_secs(24 * 3600),
             instant_delete: false,
-            repack_threshold: 0.5,
+            max_unused: 0.05,
             dry_run: false,
         }
     }
@@ -206,6 +208,8 @@ pub fn prune(repo: Repository, options: &PruneOptions) -> Result<PruneReport> {
     };
 
     let mut fates: Vec<(usize, Fate)> = Vec::new();
+    // Packs with both live and dead blobs: (position, live bytes, dead bytes).
+    let mut partly: Vec<(usize, u64, u64)> = Vec::new();
     for (i, p) in active.iter().enumerate() {
         let live: u64 = p
             .blobs
@@ -227,14 +231,41 @@ pub fn prune(repo: Repository, options: &PruneOptions) -> Result<PruneReport> {
             fates.push((i, Fate::Mark));
             continue;
         }
-        let fate = if live == 0 {
-            Fate::Mark
-        } else if total > 0 && (total - live) as f64 / total as f64 > options.repack_threshold {
-            Fate::Repack
-        } else {
-            Fate::Keep
-        };
+        let fate = if live == 0 { Fate::Mark } else { Fate::Keep };
         fates.push((i, fate));
+        if live > 0 && live < total {
+            partly.push((i, live, total - live));
+        }
+    }
+    // Repack the packs with the largest unused share until the dead weight
+    // left is within the allowance: bounded rewriting, most space freed.
+    let live_total: u64 = partly.iter().map(|(_, l, _)| l).sum::<u64>()
+        + fates
+            .iter()
+            .filter(|(_, f)| matches!(f, Fate::Keep))
+            .map(|(i, _)| {
+                active[*i]
+                    .blobs
+                    .iter()
+                    .map(|b| b.length as u64)
+                    .sum::<u64>()
+            })
+            .sum::<u64>();
+    let mut unused_total: u64 = partly.iter().map(|(_, _, u)| u).sum();
+    let allowed = (live_total as f64 * options.max_unused) as u64;
+    partly.sort_by(|a, b| {
+        (b.2 * a.1.max(1))
+            .cmp(&(a.2 * b.1.max(1)))
+            .then(a.0.cmp(&b.0))
+    });
+    for (i, _, unused) in &partly {
+        if unused_total <= allowed {
+            break;
+        }
+        if let Some(f) = fates.iter_mut().find(|(j, _)| j == i) {
+            f.1 = Fate::Repack;
+        }
+        unused_total -= unused;
     }
     let mut resurrect = Vec::new();
     let mut delete: Vec<PackId> = Vec::new();
