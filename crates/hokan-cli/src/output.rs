@@ -24,26 +24,6 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-/// Parses `512K`, `4MiB`, `16M`, `1G`, or plain bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (try 512K, 4M, 1G)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use K, M, G or T)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
 /// Local time for people.
 pub fn local_time(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
@@ -103,11 +83,11 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("512K").unwrap(), 512 << 10);
-        assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
-        assert_eq!(parse_size("100").unwrap(), 100);
-        assert!(parse_size("4X").is_err());
-        assert!(parse_size("").is_err());
+        assert_eq!(hokan_repo::parse_size("512K").unwrap(), 512 << 10);
+        assert_eq!(hokan_repo::parse_size("4MiB").unwrap(), 4 << 20);
+        assert_eq!(hokan_repo::parse_size("100").unwrap(), 100);
+        assert!(hokan_repo::parse_size("4X").is_err());
+        assert!(hokan_repo::parse_size("").is_err());
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(10), "10 B");
     }

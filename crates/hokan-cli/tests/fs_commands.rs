@@ -275,15 +275,13 @@ fn missing_paths_change_nothing() {
 }
 
 fn walkdir(p: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(p).unwrap().flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            out.extend(walkdir(&path));
-        } else {
-            out.push((path.clone(), std::fs::read(&path).unwrap()));
-        }
-    }
+    let mut out: Vec<_> = walk(p)
+        .into_iter()
+        .map(|f| {
+            let b = std::fs::read(&f).unwrap();
+            (f, b)
+        })
+        .collect();
     out.sort();
     out
 }

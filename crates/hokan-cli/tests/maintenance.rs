@@ -230,16 +230,3 @@ fn forget_policies_prune_check_repair() {
     let v: serde_json::Value = serde_json::from_str(&ok(&run(c))).unwrap();
     assert_eq!(v["removed"], 0);
 }
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}

@@ -138,19 +138,6 @@ fn nothing_in_plaintext(repo: &str, cache: &Path) {
     }
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn nothing_in_plaintext_local() {
     let dir = tempfile::tempdir().unwrap();

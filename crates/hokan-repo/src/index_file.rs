@@ -21,6 +21,20 @@ pub struct IndexedPack {
     pub blobs: Vec<PackedBlob>,
 }
 
+impl IndexedPack {
+    /// A pack's entry from the blobs its header lists.
+    pub fn from_blobs(id: PackId, size: u64, blobs: Vec<PackedBlob>) -> Self {
+        // A pack holds one kind of blob; an empty one is listed as data.
+        let kind = blobs.first().map_or(BlobType::Data, |b| b.kind);
+        IndexedPack {
+            id,
+            kind,
+            size,
+            blobs,
+        }
+    }
+}
+
 /// The content of one index file.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct IndexFile {

@@ -64,6 +64,27 @@ pub use repo::{
 pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SourceKind, Summary};
 pub use store::{Location, RetryPolicy, Store};
 
+/// Parses a size: plain bytes, or with a unit K, M, G or T (powers of
+/// 1024; `KiB`, `MB` and the like are read the same way).
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (try 512K, 4M, 1G)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use K, M, G or T)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// This machine's host name, as snapshots and key files record it.
 pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()

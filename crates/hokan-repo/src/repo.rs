@@ -178,15 +178,25 @@ impl Repository {
             "config",
             Bytes::from(object::seal(&key, Kind::Config, &config)?),
         )?;
-        let cache = Self::make_cache(&loc, &options, &config);
-        Ok(Repository {
+        Ok(Self::assemble(store, key, key_id, config, options))
+    }
+
+    fn assemble(
+        store: Store,
+        key: MasterKey,
+        key_id: Id,
+        config: Config,
+        options: OpenOptions,
+    ) -> Self {
+        let cache = Self::make_cache(store.location(), &options, &config);
+        Repository {
             store,
             key,
             key_id,
             config,
             cache,
             options,
-        })
+        }
     }
 
     /// Opens a repository with a password.
@@ -258,15 +268,7 @@ impl Repository {
         let config: Config =
             object::open(&key, Kind::Config, &config_bytes, "the repository config")?;
         config.validate()?;
-        let cache = Self::make_cache(&loc, &options, &config);
-        Ok(Repository {
-            store,
-            key,
-            key_id,
-            config,
-            cache,
-            options,
-        })
+        Ok(Self::assemble(store, key, key_id, config, options))
     }
 
     fn make_cache(loc: &Location, options: &OpenOptions, config: &Config) -> Option<Cache> {
@@ -436,6 +438,16 @@ impl Repository {
             .list(dir)?
             .iter()
             .filter_map(|l| Id::from_hex(&l.name))
+            .collect())
+    }
+
+    /// Every pack file in the store, by pack id, with its size and time.
+    pub fn pack_files(&self) -> Result<std::collections::HashMap<PackId, crate::store::Listed>> {
+        Ok(self
+            .store
+            .list("data")?
+            .into_iter()
+            .filter_map(|l| Some((PackId(l.name.rsplit('/').next().and_then(Id::from_hex)?), l)))
             .collect())
     }
 

@@ -39,7 +39,7 @@ pub struct ForgetArgs {
     #[arg(long = "keep-tag", value_name = "TAG[,TAG]")]
     pub keep_tags: Vec<String>,
     /// Keep the newest snapshots whose sizes add up to at most this (e.g. 2G)
-    #[arg(long, value_name = "SIZE", value_parser = output::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = hokan_repo::parse_size)]
     pub keep_size: Option<u64>,
     /// Group snapshots by these before applying the policy: host, paths, tags (comma-separated; "" for one group)
     #[arg(long, default_value = "host,paths")]

@@ -7,27 +7,27 @@ use hokan_core::{ChunkerParams, Compression};
 use hokan_repo::{InitOptions, KdfParams, Repository};
 
 use crate::Global;
-use crate::output::{self, parse_size};
+use crate::output;
 
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
     /// Minimum chunk size
-    #[arg(long, value_parser = parse_size, default_value = "256K")]
+    #[arg(long, value_parser = hokan_repo::parse_size, default_value = "256K")]
     pub chunk_min: u64,
     /// Average chunk size
-    #[arg(long, value_parser = parse_size, default_value = "512K")]
+    #[arg(long, value_parser = hokan_repo::parse_size, default_value = "512K")]
     pub chunk_avg: u64,
     /// Maximum chunk size
-    #[arg(long, value_parser = parse_size, default_value = "4M")]
+    #[arg(long, value_parser = hokan_repo::parse_size, default_value = "4M")]
     pub chunk_max: u64,
     /// zstd compression level (0 turns compression off)
     #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     pub compression: i32,
     /// Target pack size
-    #[arg(long, value_parser = parse_size, default_value = "16M")]
+    #[arg(long, value_parser = hokan_repo::parse_size, default_value = "16M")]
     pub pack_size: u64,
     /// Argon2id memory for the first key file
-    #[arg(long, value_parser = parse_size, default_value = "64M")]
+    #[arg(long, value_parser = hokan_repo::parse_size, default_value = "64M")]
     pub kdf_memory: u64,
     /// Argon2id passes for the first key file
     #[arg(long, default_value_t = 3)]

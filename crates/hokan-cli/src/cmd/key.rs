@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::Global;
-use crate::output::{self, parse_size};
+use crate::output;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum KeyCommand {
@@ -32,7 +32,7 @@ pub struct NewKeyArgs {
     #[arg(long, default_value = "")]
     pub label: String,
     /// Argon2id memory
-    #[arg(long, value_parser = parse_size, default_value = "64M")]
+    #[arg(long, value_parser = hokan_repo::parse_size, default_value = "64M")]
     pub kdf_memory: u64,
     /// Argon2id passes
     #[arg(long, default_value_t = 3)]

@@ -45,6 +45,21 @@ pub enum OverwriteArg {
     Never,
 }
 
+fn restore_options(a: &RestoreArgs, include: Vec<String>) -> RestoreOptions {
+    RestoreOptions {
+        include,
+        exclude: a.exclude.clone(),
+        overwrite: match a.overwrite {
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::Never => Overwrite::Never,
+        },
+        verify: a.verify,
+        owners: hokan_core::fs::is_root(),
+        sparse: !a.no_sparse,
+    }
+}
+
 /// Splits `SNAPSHOT:PATH`.
 pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
     match spec.split_once(':') {
@@ -60,18 +75,7 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
     let entry = repo.find_snapshot(query, &a.filter.filter())?;
     let repo = repo.load_index()?;
     let reader = repo.reader();
-    let options = RestoreOptions {
-        include: a.include.clone(),
-        exclude: a.exclude.clone(),
-        overwrite: match a.overwrite {
-            OverwriteArg::Always => Overwrite::Always,
-            OverwriteArg::IfChanged => Overwrite::IfChanged,
-            OverwriteArg::Never => Overwrite::Never,
-        },
-        verify: a.verify,
-        owners: hokan_core::fs::is_root(),
-        sparse: !a.no_sparse,
-    };
+    let options = restore_options(&a, a.include.clone());
     let progress = CliProgress::start(super::progress_mode(g));
     let restorer = Restorer::new(&reader, options, &progress)?;
     // A path inside the snapshot: its directory's content goes into the
@@ -120,18 +124,7 @@ fn single(
     snap_root: &Path,
     include: Vec<String>,
 ) -> Result<ExitCode> {
-    let options = RestoreOptions {
-        include,
-        exclude: a.exclude.clone(),
-        overwrite: match a.overwrite {
-            OverwriteArg::Always => Overwrite::Always,
-            OverwriteArg::IfChanged => Overwrite::IfChanged,
-            OverwriteArg::Never => Overwrite::Never,
-        },
-        verify: a.verify,
-        owners: hokan_core::fs::is_root(),
-        sparse: !a.no_sparse,
-    };
+    let options = restore_options(a, include);
     let restorer = Restorer::new(reader, options, progress)?;
     let restored = restorer.restore(&tree, snap_root, &a.target)?;
     progress.finish();

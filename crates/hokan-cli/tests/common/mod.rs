@@ -108,3 +108,17 @@ pub fn snapshots(repo: &str, cache: &Path) -> Vec<serde_json::Value> {
     c.args(["snapshots", "--json"]);
     serde_json::from_str(&ok(&run(c))).unwrap()
 }
+
+/// Every file below `dir`, at any depth.
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -36,6 +36,34 @@ pub trait Progress: Sync {
     fn warning(&self, _w: &Warning) {}
 }
 
+/// Problems an operation reports and goes on after: shown by the progress
+/// display as they happen, and kept for the result.
+pub(crate) struct Warnings {
+    list: Mutex<Vec<Warning>>,
+}
+
+impl Warnings {
+    pub(crate) fn new() -> Self {
+        Warnings {
+            list: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn warn(&self, progress: &dyn Progress, path: &Path, message: impl Into<String>) {
+        let w = Warning {
+            path: path.to_path_buf(),
+            message: message.into(),
+        };
+        progress.warning(&w);
+        self.list.lock().expect("warnings").push(w);
+    }
+
+    /// Every warning so far, leaving none.
+    pub(crate) fn take(&self) -> Vec<Warning> {
+        std::mem::take(&mut *self.list.lock().expect("warnings"))
+    }
+}
+
 /// Progress that goes nowhere.
 pub struct NoProgress;
 impl Progress for NoProgress {}
@@ -103,7 +131,7 @@ pub struct Archiver<'a> {
     progress: &'a dyn Progress,
     names: NameCache,
     hardlinks: Mutex<HashMap<(u64, u64), Vec<ChunkRef>>>,
-    warnings: Mutex<Vec<Warning>>,
+    warnings: Warnings,
     counters: Counters,
 }
 
@@ -148,7 +176,7 @@ impl<'a> Archiver<'a> {
             progress,
             names: NameCache::default(),
             hardlinks: Mutex::new(HashMap::new()),
-            warnings: Mutex::new(Vec::new()),
+            warnings: Warnings::new(),
             counters: Counters::default(),
         }
     }
@@ -212,7 +240,7 @@ impl<'a> Archiver<'a> {
             tree
         })?;
         let c = &self.counters;
-        let warnings = std::mem::take(&mut *self.warnings.lock().expect("warnings"));
+        let warnings = self.warnings.take();
         Ok(Archived {
             tree,
             paths: targets,
@@ -231,12 +259,7 @@ impl<'a> Archiver<'a> {
     }
 
     fn warn(&self, path: &Path, message: impl Into<String>) {
-        let w = Warning {
-            path: path.to_path_buf(),
-            message: message.into(),
-        };
-        self.progress.warning(&w);
-        self.warnings.lock().expect("warnings").push(w);
+        self.warnings.warn(self.progress, path, message);
     }
 
     fn load_tree(&self, path: &Path, id: &TreeId) -> Option<Tree> {

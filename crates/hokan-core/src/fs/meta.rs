@@ -35,134 +35,106 @@ pub struct NameCache {
     gids: Mutex<HashMap<String, Option<u32>>>,
 }
 
-/// Runs a `get*_r` lookup with a growing buffer.
-fn lookup<T>(mut call: impl FnMut(&mut [libc::c_char]) -> Result<Option<T>, i32>) -> Option<T> {
+/// Runs a `getpw*_r` / `getgr*_r` lookup with a growing buffer. `call`
+/// gets an entry to fill, the buffer, and the result pointer, and returns
+/// the function's error code; `read` maps a found entry.
+fn lookup<E, T>(
+    call: impl Fn(*mut E, &mut [libc::c_char], *mut *mut E) -> i32,
+    read: impl Fn(&E) -> T,
+) -> Option<T> {
     let mut len = 1024;
     loop {
         let mut buf = vec![0 as libc::c_char; len];
-        match call(&mut buf) {
-            Ok(v) => return v,
-            Err(libc::ERANGE) if len < 1 << 20 => len *= 4,
-            Err(_) => return None,
+        // SAFETY: the entry is plain C data that the call fills (zeroed is a
+        // valid empty value); `result` is set to point at it or to null.
+        let mut entry: E = unsafe { std::mem::zeroed() };
+        let mut result: *mut E = std::ptr::null_mut();
+        match call(&mut entry, &mut buf, &mut result) {
+            0 if result.is_null() => return None,
+            0 => return Some(read(&entry)),
+            libc::ERANGE if len < 1 << 20 => len *= 4,
+            _ => return None,
         }
     }
+}
+
+/// A value from a cache map, computed once.
+fn cached<K: std::hash::Hash + Eq, V: Clone>(
+    map: &Mutex<HashMap<K, V>>,
+    key: K,
+    compute: impl FnOnce() -> V,
+) -> V {
+    map.lock()
+        .expect("names")
+        .entry(key)
+        .or_insert_with(compute)
+        .clone()
+}
+
+// SAFETY (for the reads below): a found entry's name points into the
+// buffer, which outlives the read.
+fn pw_name(pw: &libc::passwd) -> String {
+    unsafe { CStr::from_ptr(pw.pw_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn gr_name(gr: &libc::group) -> String {
+    unsafe { CStr::from_ptr(gr.gr_name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl NameCache {
     /// The name of user `uid`, or "" if the system has none.
     pub fn user(&self, uid: u32) -> String {
-        let mut map = self.users.lock().expect("names");
-        map.entry(uid)
-            .or_insert_with(|| {
-                lookup(|buf| {
-                    // SAFETY: getpwuid_r writes into `pw` and `buf` (of the
-                    // length given) and sets `result` to `pw` or null.
-                    unsafe {
-                        let mut pw: libc::passwd = std::mem::zeroed();
-                        let mut result = std::ptr::null_mut();
-                        let rc = libc::getpwuid_r(
-                            uid,
-                            &mut pw,
-                            buf.as_mut_ptr(),
-                            buf.len(),
-                            &mut result,
-                        );
-                        if rc != 0 {
-                            return Err(rc);
-                        }
-                        Ok((!result.is_null())
-                            .then(|| CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned()))
-                    }
-                })
-                .unwrap_or_default()
-            })
-            .clone()
+        cached(&self.users, uid, || {
+            // SAFETY: the buffer and its length match; the pointers are valid.
+            lookup(
+                |e, buf, r| unsafe { libc::getpwuid_r(uid, e, buf.as_mut_ptr(), buf.len(), r) },
+                pw_name,
+            )
+            .unwrap_or_default()
+        })
     }
 
     /// The name of group `gid`, or "" if the system has none.
     pub fn group(&self, gid: u32) -> String {
-        let mut map = self.groups.lock().expect("names");
-        map.entry(gid)
-            .or_insert_with(|| {
-                lookup(|buf| {
-                    // SAFETY: as for getpwuid_r above.
-                    unsafe {
-                        let mut gr: libc::group = std::mem::zeroed();
-                        let mut result = std::ptr::null_mut();
-                        let rc = libc::getgrgid_r(
-                            gid,
-                            &mut gr,
-                            buf.as_mut_ptr(),
-                            buf.len(),
-                            &mut result,
-                        );
-                        if rc != 0 {
-                            return Err(rc);
-                        }
-                        Ok((!result.is_null())
-                            .then(|| CStr::from_ptr(gr.gr_name).to_string_lossy().into_owned()))
-                    }
-                })
-                .unwrap_or_default()
-            })
-            .clone()
+        cached(&self.groups, gid, || {
+            // SAFETY: as above.
+            lookup(
+                |e, buf, r| unsafe { libc::getgrgid_r(gid, e, buf.as_mut_ptr(), buf.len(), r) },
+                gr_name,
+            )
+            .unwrap_or_default()
+        })
     }
 
     /// The uid this system gives the user `name`.
     pub fn uid_of(&self, name: &str) -> Option<u32> {
-        if name.is_empty() {
-            return None;
-        }
-        let mut map = self.uids.lock().expect("names");
-        *map.entry(name.to_string()).or_insert_with(|| {
-            let cname = CString::new(name).ok()?;
-            lookup(|buf| {
-                // SAFETY: as for getpwuid_r above.
-                unsafe {
-                    let mut pw: libc::passwd = std::mem::zeroed();
-                    let mut result = std::ptr::null_mut();
-                    let rc = libc::getpwnam_r(
-                        cname.as_ptr(),
-                        &mut pw,
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                        &mut result,
-                    );
-                    if rc != 0 {
-                        return Err(rc);
-                    }
-                    Ok((!result.is_null()).then_some(pw.pw_uid))
-                }
-            })
+        let cname = CString::new(name).ok().filter(|_| !name.is_empty())?;
+        cached(&self.uids, name.to_string(), || {
+            // SAFETY: as above; `cname` is NUL-terminated.
+            lookup(
+                |e, buf, r| unsafe {
+                    libc::getpwnam_r(cname.as_ptr(), e, buf.as_mut_ptr(), buf.len(), r)
+                },
+                |pw| pw.pw_uid,
+            )
         })
     }
 
     /// The gid this system gives the group `name`.
     pub fn gid_of(&self, name: &str) -> Option<u32> {
-        if name.is_empty() {
-            return None;
-        }
-        let mut map = self.gids.lock().expect("names");
-        *map.entry(name.to_string()).or_insert_with(|| {
-            let cname = CString::new(name).ok()?;
-            lookup(|buf| {
-                // SAFETY: as for getpwuid_r above.
-                unsafe {
-                    let mut gr: libc::group = std::mem::zeroed();
-                    let mut result = std::ptr::null_mut();
-                    let rc = libc::getgrnam_r(
-                        cname.as_ptr(),
-                        &mut gr,
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                        &mut result,
-                    );
-                    if rc != 0 {
-                        return Err(rc);
-                    }
-                    Ok((!result.is_null()).then_some(gr.gr_gid))
-                }
-            })
+        let cname = CString::new(name).ok().filter(|_| !name.is_empty())?;
+        cached(&self.gids, name.to_string(), || {
+            // SAFETY: as above.
+            lookup(
+                |e, buf, r| unsafe {
+                    libc::getgrnam_r(cname.as_ptr(), e, buf.as_mut_ptr(), buf.len(), r)
+                },
+                |gr| gr.gr_gid,
+            )
         })
     }
 }
@@ -400,4 +372,20 @@ pub fn make_special(path: &Path, node: &Node) -> io::Result<()> {
 /// Whether this process runs as root (and so may restore owners).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_root_and_unknown_ids() {
+        let n = NameCache::default();
+        assert_eq!(n.user(0), "root");
+        assert_eq!(n.uid_of("root"), Some(0));
+        assert_eq!(n.gid_of(&n.group(0)), Some(0));
+        assert_eq!(n.user(4_000_000_000), "");
+        assert_eq!(n.uid_of("no-such-user-hokan"), None);
+        assert_eq!(n.uid_of(""), None);
+    }
 }

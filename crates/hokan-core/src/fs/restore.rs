@@ -14,13 +14,12 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use globset::GlobSet;
 use rayon::prelude::*;
 
-use super::archive::Progress;
+use super::archive::{Progress, Warnings};
 use super::exclude::compile_patterns;
 use super::meta::{
     ApplyOptions, Created, NameCache, Warning, apply, make_special, set_times, umask,
@@ -107,7 +106,7 @@ pub struct Restorer<'a> {
     exclude: Option<GlobSet>,
     progress: &'a dyn Progress,
     names: NameCache,
-    warnings: Mutex<Vec<Warning>>,
+    warnings: Warnings,
     bytes: AtomicU64,
     skipped: AtomicU64,
     umask: u32,
@@ -127,7 +126,7 @@ impl<'a> Restorer<'a> {
             options,
             progress,
             names: NameCache::default(),
-            warnings: Mutex::new(Vec::new()),
+            warnings: Warnings::new(),
             bytes: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             umask: umask(),
@@ -135,12 +134,7 @@ impl<'a> Restorer<'a> {
     }
 
     fn warn(&self, path: &Path, message: impl Into<String>) {
-        let w = Warning {
-            path: path.to_path_buf(),
-            message: message.into(),
-        };
-        self.progress.warning(&w);
-        self.warnings.lock().expect("warnings").push(w);
+        self.warnings.warn(self.progress, path, message);
     }
 
     fn tree(&self, id: &TreeId) -> Result<Tree> {
@@ -229,7 +223,7 @@ impl<'a> Restorer<'a> {
             summary.verified = checked.iter().filter(|ok| **ok).count() as u64;
             summary.verify_failures = checked.iter().filter(|ok| !**ok).count() as u64;
         }
-        let warnings = std::mem::take(&mut *self.warnings.lock().expect("warnings"));
+        let warnings = self.warnings.take();
         summary.warnings = warnings.len() as u64;
         Ok(Restored { summary, warnings })
     }

@@ -66,18 +66,8 @@ impl ReadData {
             }
             return Ok(ReadData::Share(p / 100.0));
         }
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| bad("not a size"))?;
-        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" | "kib" | "kb" => 1 << 10,
-            "m" | "mib" | "mb" => 1 << 20,
-            "g" | "gib" | "gb" => 1 << 30,
-            "t" | "tib" | "tb" => 1 << 40,
-            _ => return Err(bad("unknown size unit")),
-        };
-        Ok(ReadData::Bytes(n.saturating_mul(mult)))
+        let n = crate::parse_size(s).map_err(|e| bad(&e))?;
+        Ok(ReadData::Bytes(n))
     }
 }
 
@@ -181,15 +171,9 @@ pub fn check(
         }
     };
     let stored: HashMap<PackId, u64> = repo
-        .store()
-        .list("data")?
+        .pack_files()?
         .into_iter()
-        .filter_map(|l| {
-            Some((
-                PackId(l.name.rsplit('/').next().and_then(Id::from_hex)?),
-                l.size,
-            ))
-        })
+        .map(|(id, l)| (id, l.size))
         .collect();
     r.packs = active.len();
 

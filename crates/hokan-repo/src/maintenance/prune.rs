@@ -161,15 +161,7 @@ pub fn prune(repo: Repository, options: &PruneOptions) -> Result<PruneReport> {
             e.marked_at = e.marked_at.min(m.marked_at);
         }
     }
-    let stored: HashMap<PackId, crate::store::Listed> = repo
-        .store()
-        .list("data")?
-        .into_iter()
-        .filter_map(|l| {
-            let id = l.name.rsplit('/').next().and_then(Id::from_hex)?;
-            Some((PackId(id), l))
-        })
-        .collect();
+    let stored: HashMap<PackId, crate::store::Listed> = repo.pack_files()?;
     report.packs_before = active.len();
     report.bytes_before = stored.values().map(|l| l.size).sum();
 

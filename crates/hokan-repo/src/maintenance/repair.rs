@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use hokan_core::pack::{TRAILER_LEN, decode_header, header_len_from_trailer};
-use hokan_core::{Id, PackId, PackReader};
+use hokan_core::{PackId, PackReader};
 
 use super::check::Problem;
 use super::locks::{LockObject, PruneLock};
@@ -56,35 +56,14 @@ fn list_pack(
             })?;
         let sealed = store.get_range(&path, start..size - TRAILER_LEN as u64)?;
         let blobs = decode_header(repo.master_key(), &sealed, start as usize, &name, false)?;
-        let kind = blobs
-            .first()
-            .map(|b| b.kind)
-            .unwrap_or(hokan_core::BlobType::Data);
-        Ok(IndexedPack {
-            id: *id,
-            kind,
-            size,
-            blobs,
-        })
+        Ok(IndexedPack::from_blobs(*id, size, blobs))
     };
     match from_tail() {
         Ok(p) => Ok(p),
         Err(_) => {
             let bytes = store.get(&path).map_err(|e| fail(e.to_string()))?;
             match PackReader::open(&bytes, Some(id), repo.master_key()) {
-                Ok(r) => {
-                    let kind = r
-                        .blobs()
-                        .first()
-                        .map(|b| b.kind)
-                        .unwrap_or(hokan_core::BlobType::Data);
-                    Ok(IndexedPack {
-                        id: *id,
-                        kind,
-                        size,
-                        blobs: r.blobs().to_vec(),
-                    })
-                }
+                Ok(r) => Ok(IndexedPack::from_blobs(*id, size, r.blobs().to_vec())),
                 Err(e) => Err(fail(e.to_string())),
             }
         }
@@ -95,15 +74,9 @@ fn list_pack(
 pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
     let _lock = PruneLock::acquire(repo)?;
     let listed: Vec<(PackId, u64)> = repo
-        .store()
-        .list("data")?
+        .pack_files()?
         .into_iter()
-        .filter_map(|l| {
-            Some((
-                PackId(l.name.rsplit('/').next().and_then(Id::from_hex)?),
-                l.size,
-            ))
-        })
+        .map(|(id, l)| (id, l.size))
         .collect();
     let results: Vec<_> = listed
         .par_iter()
