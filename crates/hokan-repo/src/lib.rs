@@ -8,7 +8,10 @@
 //! | [`Repository`]          | open with a password: keys, config, snapshots             |
 //! | [`IndexedRepository`]   | with the index loaded: write and read data                |
 //! | [`Snapshot`]            | one backup: time, host, paths, tags, root tree, figures   |
+//! | [`FsBackup`]            | settings of a file-system backup ([`IndexedRepository::backup_paths`]) |
 //! | [`keys`]                | key files wrapping the master key (Argon2id)              |
+//! | [`retention`]           | which snapshots `forget` keeps, and why                   |
+//! | [`maintenance`]         | `prune` (two-phase), `check`, `repair index`              |
 //!
 //! The order matters and the types enforce it: a repository cannot write
 //! data before its index is loaded ([`Repository::load_index`]).
