@@ -230,3 +230,120 @@ fn forget_policies_prune_check_repair() {
     let v: serde_json::Value = serde_json::from_str(&ok(&run(c))).unwrap();
     assert_eq!(v["removed"], 0);
 }
+
+/// `backup --keep-last N`, the etcd rotation: the policy runs once the new
+/// snapshot is saved, so exactly N remain; other streams are untouched; a
+/// bad rule fails before anything is stored; prune and check stay clean.
+#[test]
+fn backup_applies_retention_after_saving() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_path = dir.path().join("repo");
+    let repo = repo_path.to_str().unwrap();
+    let cache = dir.path().join("cache");
+    init(repo, &cache);
+    let other = backup_stdin(
+        repo,
+        &cache,
+        "other.db",
+        &generate(Kind::Random, 64 << 10, 99),
+        &[],
+    );
+    let data = |i: u64| generate(Kind::Random, 256 << 10, 20 + i);
+    let save = |i: u64, extra: &[&str]| -> serde_json::Value {
+        let mut c = hokan(repo, &cache);
+        c.args(["--json", "backup", "--stdin", "--stdin-filename", "etcd.db"])
+            .args(extra);
+        let out = ok(&run_with_input(c, &data(i)));
+        serde_json::from_str(out.lines().last().unwrap()).unwrap()
+    };
+    let ids_of = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let mut ids: Vec<String> = Vec::new();
+    for i in 0..5 {
+        let v = save(i, &["--keep-last", "3"]);
+        ids.push(v["snapshot_id"].as_str().unwrap().to_string());
+        let newest: Vec<String> = ids.iter().rev().take(3).cloned().collect();
+        assert_eq!(ids_of(&v["forget"]["keep"]), newest, "{v}");
+        assert_eq!(
+            ids_of(&v["forget"]["remove"]).len(),
+            usize::from(i >= 3),
+            "{v}"
+        );
+    }
+    let mut left: Vec<String> = snapshots(repo, &cache)
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    left.sort();
+    let mut want = vec![
+        other.clone(),
+        ids[2].clone(),
+        ids[3].clone(),
+        ids[4].clone(),
+    ];
+    want.sort();
+    assert_eq!(left, want, "exactly three of etcd.db, and the other stream");
+
+    // Size rule: 256 KiB each, 600 KiB fit the new one and the one before.
+    let v = save(5, &["--keep-size", "600K"]);
+    ids.push(v["snapshot_id"].as_str().unwrap().to_string());
+    assert_eq!(
+        ids_of(&v["forget"]["keep"]),
+        vec![ids[5].clone(), ids[4].clone()]
+    );
+    assert_eq!(
+        ids_of(&v["forget"]["remove"]),
+        vec![ids[3].clone(), ids[2].clone()]
+    );
+
+    // The text output shows the decisions.
+    let mut c = hokan(repo, &cache);
+    c.args([
+        "backup",
+        "--stdin",
+        "--stdin-filename",
+        "etcd.db",
+        "--keep-last",
+        "1",
+    ]);
+    let text = ok(&run_with_input(c, &data(6)));
+    assert!(text.contains("1 kept, 2 removed"), "{text}");
+
+    // A bad rule: a clear error, and nothing stored or removed.
+    let before = snapshots(repo, &cache).len();
+    let mut c = hokan(repo, &cache);
+    c.args([
+        "backup",
+        "--stdin",
+        "--stdin-filename",
+        "etcd.db",
+        "--keep-last",
+        "-5",
+    ]);
+    let out = run_with_input(c, &data(7));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--keep-last -5"), "{}", stderr(&out));
+    assert_eq!(snapshots(repo, &cache).len(), before);
+
+    // Prune drops the forgotten data; what is left is whole.
+    let mut c = hokan(repo, &cache);
+    c.args(["prune", "--instant-delete"]);
+    ok(&run(c));
+    check(repo, &cache, true);
+    let newest = snapshots(repo, &cache)
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .find(|id| *id != other)
+        .unwrap();
+    assert_eq!(dump(repo, &cache, &newest, "etcd.db"), data(6));
+    assert_eq!(
+        dump(repo, &cache, &other, "other.db"),
+        generate(Kind::Random, 64 << 10, 99)
+    );
+}

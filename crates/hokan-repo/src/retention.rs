@@ -7,6 +7,10 @@
 //! otherwise) and each group is judged on its own, newest first. Calendar
 //! buckets (hour, day, ISO week, month, year) are in UTC. A snapshot is
 //! kept if any rule keeps it; every rule that does is listed as a reason.
+//!
+//! [`Repository::forget_after_backup`](crate::Repository::forget_after_backup)
+//! applies a policy right after a backup to the new snapshot's group, so
+//! "keep the last N" leaves exactly N (the `backup --keep-*` flags).
 
 use std::collections::BTreeMap;
 

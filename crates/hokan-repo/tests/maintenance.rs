@@ -312,6 +312,58 @@ fn forget_then_prune_shrinks_and_keeps_every_kept_snapshot() {
     );
 }
 
+/// Retention right after a backup judges only the snapshots of the same
+/// host, paths and source, and never removes the snapshot just saved.
+#[test]
+fn forget_after_backup_keeps_the_new_snapshot_and_its_group_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dir.path().join("repo");
+    let loc = loc.to_str().unwrap();
+    let cache = dir.path().join("cache");
+    Repository::init(loc, b"pw", test_init_options(), test_open_options(&cache)).unwrap();
+    let mut repo = Repository::open(loc, b"pw", test_open_options(&cache))
+        .unwrap()
+        .load_index()
+        .unwrap();
+    let mut save = |name: &str, seed: u64, tags: &[&str]| {
+        let options = StreamSnapshot {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        };
+        repo.backup_stream(&generate(Kind::Random, 4096, seed)[..], name, options)
+            .unwrap()
+    };
+    let other = save("other.db", 1, &[]);
+    let tagged = save("etcd.db", 2, &["release"]);
+    let plain = save("etcd.db", 3, &[]);
+    let new = save("etcd.db", 4, &[]);
+
+    let open = || Repository::open(loc, b"pw", test_open_options(&cache)).unwrap();
+    let policy = Policy {
+        tags: vec!["release".into()],
+        ..Default::default()
+    };
+    let group = open().forget_after_backup(&new, &policy).unwrap();
+    let decided: Vec<_> = group
+        .decisions
+        .iter()
+        .map(|d| (d.entry.id, d.reasons.clone()))
+        .collect();
+    assert_eq!(
+        decided,
+        vec![
+            (new.id, vec!["the snapshot just saved".to_string()]),
+            (plain.id, vec![]),
+            (tagged.id, vec!["tagged".to_string()]),
+        ]
+    );
+    let mut left: Vec<_> = open().snapshots().unwrap().iter().map(|e| e.id).collect();
+    left.sort();
+    let mut want = vec![other.id, tagged.id, new.id];
+    want.sort();
+    assert_eq!(left, want);
+}
+
 #[test]
 fn repacking_keeps_live_blobs_and_frees_the_rest() {
     let dir = tempfile::tempdir().unwrap();

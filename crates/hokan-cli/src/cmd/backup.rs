@@ -6,9 +6,11 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use hokan_core::fs::Excludes;
-use hokan_repo::{FsBackup, ParentChoice, SnapshotEntry, StreamSnapshot};
+use hokan_repo::retention::{GroupDecisions, Policy};
+use hokan_repo::{FsBackup, ParentChoice, Repository, SnapshotEntry, StreamSnapshot};
 
 use crate::Global;
+use crate::cmd::forget::{PolicyArgs, group_json, print_group};
 use crate::output;
 use crate::progress::CliProgress;
 
@@ -52,6 +54,10 @@ pub struct BackupArgs {
     /// Create the repository (with default settings) if there is none yet
     #[arg(long)]
     pub init: bool,
+    /// Retention for this host and paths, applied once the snapshot is saved
+    /// (so --keep-last N leaves exactly N); data goes at the next prune
+    #[command(flatten, next_help_heading = "Retention (after the snapshot is saved)")]
+    pub retention: PolicyArgs,
 }
 
 /// Opens the repository, creating it first with `--init` if it is missing.
@@ -92,12 +98,29 @@ fn tags(a: &BackupArgs) -> Vec<String> {
         .collect()
 }
 
+/// Applies the retention flags, if any, to the new snapshot's group.
+fn retain(
+    repo: &Repository,
+    saved: &SnapshotEntry,
+    policy: &Policy,
+) -> Result<Option<GroupDecisions>> {
+    if policy.is_empty() {
+        return Ok(None);
+    }
+    let group = repo.forget_after_backup(saved, policy).context(
+        "the snapshot is saved, but applying the retention policy failed; run `hokan forget` with the same --keep flags",
+    )?;
+    Ok(Some(group))
+}
+
 pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
+    // Bad retention flags fail before anything is read or written.
+    let policy = a.retention.policy()?;
     if a.stdin {
         if !a.paths.is_empty() {
             bail!("--stdin takes no paths; name the stream with --stdin-filename");
         }
-        return stdin(g, &a);
+        return stdin(g, &a, &policy);
     }
     if a.paths.is_empty() {
         bail!("nothing to back up: give paths, or --stdin");
@@ -141,7 +164,14 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     });
     progress.finish();
     let result = result?;
-    report(g, &result.entry, progress.elapsed())?;
+    let retained = retain(&repo, &result.entry, &policy);
+    report(
+        g,
+        &result.entry,
+        progress.elapsed(),
+        retained.as_ref().ok().and_then(Option::as_ref),
+    )?;
+    retained?;
     if !result.warnings.is_empty() {
         if !g.json {
             eprintln!(
@@ -154,7 +184,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn stdin(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
+fn stdin(g: &Global, a: &BackupArgs, policy: &Policy) -> Result<ExitCode> {
     let mut repo = open_or_init(g, a)?.load_index()?;
     let options = StreamSnapshot {
         tags: tags(a),
@@ -162,16 +192,31 @@ fn stdin(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
     };
     let start = std::time::Instant::now();
     let saved = repo.backup_stream(std::io::stdin(), &a.stdin_filename, options)?;
-    report(g, &saved, start.elapsed().as_secs_f64())?;
+    let retained = retain(&repo, &saved, policy);
+    report(
+        g,
+        &saved,
+        start.elapsed().as_secs_f64(),
+        retained.as_ref().ok().and_then(Option::as_ref),
+    )?;
+    retained?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(g: &Global, saved: &SnapshotEntry, seconds: f64) -> Result<()> {
+fn report(
+    g: &Global,
+    saved: &SnapshotEntry,
+    seconds: f64,
+    retained: Option<&GroupDecisions>,
+) -> Result<()> {
     let s = &saved.snapshot.summary;
     if g.json {
         let mut v = super::snapshots::snapshot_json(saved);
         v["message_type"] = "summary".into();
         v["snapshot_id"] = saved.id.to_hex().into();
+        if let Some(gr) = retained {
+            v["forget"] = group_json(gr, false);
+        }
         return output::json(&v);
     }
     if g.quiet {
@@ -185,7 +230,7 @@ fn report(g: &Global, saved: &SnapshotEntry, seconds: f64) -> Result<()> {
         println!("Dirs:        {}", s.dirs);
     }
     println!(
-        "Added:       {} ({} stored, {} in {} packs)",
+        "Added:       {} ({} stored, {} blobs in {} packs)",
         output::size(s.bytes_added),
         output::size(s.bytes_stored),
         s.blobs_added,
@@ -199,5 +244,9 @@ fn report(g: &Global, saved: &SnapshotEntry, seconds: f64) -> Result<()> {
         output::size((s.bytes as f64 / seconds.max(1e-3)) as u64)
     );
     println!("snapshot {} saved", saved.id.short());
+    if let Some(gr) = retained {
+        println!();
+        print_group(gr, false);
+    }
     Ok(())
 }

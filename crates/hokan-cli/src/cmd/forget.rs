@@ -3,17 +3,16 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use hokan_repo::retention::{CalendarDuration, Count, GroupBy, Policy};
+use hokan_repo::retention::{CalendarDuration, Count, GroupBy, GroupDecisions, Policy};
 
 use crate::Global;
 use crate::cmd::FilterArgs;
 use crate::cmd::prune::PruneArgs;
 use crate::output;
 
-#[derive(clap::Args, Debug)]
-pub struct ForgetArgs {
-    /// Forget these snapshots (ids or prefixes) instead of applying a policy
-    pub snapshots: Vec<String>,
+/// The retention rules, shared by `forget` and `backup`.
+#[derive(clap::Args, Debug, Default)]
+pub struct PolicyArgs {
     /// Keep the newest N snapshots (-1: all)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub keep_last: Option<i64>,
@@ -41,6 +40,35 @@ pub struct ForgetArgs {
     /// Keep the newest snapshots whose sizes add up to at most this (e.g. 2G)
     #[arg(long, value_name = "SIZE", value_parser = hokan_repo::parse_size)]
     pub keep_size: Option<u64>,
+}
+
+impl PolicyArgs {
+    /// The policy these flags describe (empty when none was given).
+    pub fn policy(&self) -> Result<Policy> {
+        Ok(Policy {
+            last: count(self.keep_last, "keep-last")?,
+            hourly: count(self.keep_hourly, "keep-hourly")?,
+            daily: count(self.keep_daily, "keep-daily")?,
+            weekly: count(self.keep_weekly, "keep-weekly")?,
+            monthly: count(self.keep_monthly, "keep-monthly")?,
+            yearly: count(self.keep_yearly, "keep-yearly")?,
+            within: self
+                .keep_within
+                .as_deref()
+                .map(CalendarDuration::parse)
+                .transpose()?,
+            tags: self.keep_tags.clone(),
+            size: self.keep_size,
+        })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ForgetArgs {
+    /// Forget these snapshots (ids or prefixes) instead of applying a policy
+    pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Group snapshots by these before applying the policy: host, paths, tags (comma-separated; "" for one group)
     #[arg(long, default_value = "host,paths")]
     pub group_by: String,
@@ -90,21 +118,7 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
             }
         }
     } else {
-        let policy = Policy {
-            last: count(a.keep_last, "keep-last")?,
-            hourly: count(a.keep_hourly, "keep-hourly")?,
-            daily: count(a.keep_daily, "keep-daily")?,
-            weekly: count(a.keep_weekly, "keep-weekly")?,
-            monthly: count(a.keep_monthly, "keep-monthly")?,
-            yearly: count(a.keep_yearly, "keep-yearly")?,
-            within: a
-                .keep_within
-                .as_deref()
-                .map(CalendarDuration::parse)
-                .transpose()?,
-            tags: a.keep_tags.clone(),
-            size: a.keep_size,
-        };
+        let policy = a.policy.policy()?;
         let groups = repo.forget(
             &policy,
             GroupBy::parse(&a.group_by)?,
@@ -112,75 +126,11 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
             a.dry_run,
         )?;
         if g.json {
-            let out: Vec<_> = groups
-                .iter()
-                .map(|gr| {
-                    let list = |keep: bool| -> Vec<serde_json::Value> {
-                        gr.decisions
-                            .iter()
-                            .filter(|d| d.keep() == keep)
-                            .map(|d| {
-                                let mut v = super::snapshots::snapshot_json(&d.entry);
-                                v["reasons"] = serde_json::json!(d.reasons);
-                                v
-                            })
-                            .collect()
-                    };
-                    serde_json::json!({
-                        "host": gr.key.host, "paths": gr.key.paths, "tags": gr.key.tags,
-                        "keep": list(true), "remove": list(false), "dry_run": a.dry_run,
-                    })
-                })
-                .collect();
+            let out: Vec<_> = groups.iter().map(|gr| group_json(gr, a.dry_run)).collect();
             output::json(&out)?;
         } else if !g.quiet {
             for gr in &groups {
-                let mut key = Vec::new();
-                if let Some(h) = &gr.key.host {
-                    key.push(format!("host [{h}]"));
-                }
-                if let Some(p) = &gr.key.paths {
-                    key.push(format!("paths [{}]", p.join(", ")));
-                }
-                if let Some(t) = &gr.key.tags {
-                    key.push(format!("tags [{}]", t.join(", ")));
-                }
-                println!(
-                    "snapshots for {}:",
-                    if key.is_empty() {
-                        "all".to_string()
-                    } else {
-                        key.join(", ")
-                    }
-                );
-                let rows: Vec<Vec<String>> = gr
-                    .decisions
-                    .iter()
-                    .map(|d| {
-                        vec![
-                            d.entry.id.short(),
-                            output::local_time(d.entry.snapshot.time.secs),
-                            if d.keep() {
-                                "keep".into()
-                            } else {
-                                "remove".into()
-                            },
-                            output::size(d.entry.snapshot.summary.bytes),
-                            d.reasons.join(", "),
-                        ]
-                    })
-                    .collect();
-                output::table(&["ID", "Time", "Action", "Size", "Reasons"], &rows);
-                let kept = gr.decisions.iter().filter(|d| d.keep()).count();
-                println!(
-                    "{kept} kept, {} {}\n",
-                    gr.decisions.len() - kept,
-                    if a.dry_run {
-                        "would be removed"
-                    } else {
-                        "removed"
-                    }
-                );
+                print_group(gr, a.dry_run);
             }
         }
     }
@@ -188,4 +138,73 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
         return super::prune::run_on(g, repo, &a.prune_options);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One group's decisions as JSON: kept and removed snapshots with reasons.
+pub fn group_json(gr: &GroupDecisions, dry_run: bool) -> serde_json::Value {
+    let list = |keep: bool| -> Vec<serde_json::Value> {
+        gr.decisions
+            .iter()
+            .filter(|d| d.keep() == keep)
+            .map(|d| {
+                let mut v = super::snapshots::snapshot_json(&d.entry);
+                v["reasons"] = serde_json::json!(d.reasons);
+                v
+            })
+            .collect()
+    };
+    serde_json::json!({
+        "host": gr.key.host, "paths": gr.key.paths, "tags": gr.key.tags,
+        "keep": list(true), "remove": list(false), "dry_run": dry_run,
+    })
+}
+
+/// One group's decisions as a table, then how many were kept and removed.
+pub fn print_group(gr: &GroupDecisions, dry_run: bool) {
+    let mut key = Vec::new();
+    if let Some(h) = &gr.key.host {
+        key.push(format!("host [{h}]"));
+    }
+    if let Some(p) = &gr.key.paths {
+        key.push(format!("paths [{}]", p.join(", ")));
+    }
+    if let Some(t) = &gr.key.tags {
+        key.push(format!("tags [{}]", t.join(", ")));
+    }
+    println!(
+        "snapshots for {}:",
+        if key.is_empty() {
+            "all".to_string()
+        } else {
+            key.join(", ")
+        }
+    );
+    let rows: Vec<Vec<String>> = gr
+        .decisions
+        .iter()
+        .map(|d| {
+            vec![
+                d.entry.id.short(),
+                output::local_time(d.entry.snapshot.time.secs),
+                if d.keep() {
+                    "keep".into()
+                } else {
+                    "remove".into()
+                },
+                output::size(d.entry.snapshot.summary.bytes),
+                d.reasons.join(", "),
+            ]
+        })
+        .collect();
+    output::table(&["ID", "Time", "Action", "Size", "Reasons"], &rows);
+    let kept = gr.decisions.iter().filter(|d| d.keep()).count();
+    println!(
+        "{kept} kept, {} {}\n",
+        gr.decisions.len() - kept,
+        if dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        }
+    );
 }

@@ -14,8 +14,8 @@ pub use repair::{RepairReport, repair_index};
 
 use crate::error::Result;
 use crate::repo::Repository;
-use crate::retention::{GroupBy, GroupDecisions, Policy, apply};
-use crate::snapshot::SnapshotFilter;
+use crate::retention::{GroupBy, GroupDecisions, GroupKey, Policy, apply};
+use crate::snapshot::{SnapshotEntry, SnapshotFilter};
 
 impl Repository {
     /// Applies a retention policy to the snapshots the filter admits and,
@@ -45,5 +45,58 @@ impl Repository {
             }
         }
         Ok(decisions)
+    }
+
+    /// Applies a retention policy right after a backup, to the snapshots of
+    /// the same host, paths and kind of source as `saved` (the one just
+    /// stored), and deletes the ones it does not keep. Because `saved` is
+    /// already in the repository, "keep the last N" leaves exactly N, as an
+    /// `etcdctl snapshot save` rotation would. `saved` itself is always
+    /// kept, even if no rule keeps it (a tag rule it lacks, say).
+    pub fn forget_after_backup(
+        &self,
+        saved: &SnapshotEntry,
+        policy: &Policy,
+    ) -> Result<GroupDecisions> {
+        let mut paths = saved.snapshot.paths.clone();
+        paths.sort();
+        let same: Vec<_> = self
+            .snapshots()?
+            .into_iter()
+            .filter(|e| {
+                let s = &e.snapshot;
+                let mut p = s.paths.clone();
+                p.sort();
+                s.hostname == saved.snapshot.hostname
+                    && s.source == saved.snapshot.source
+                    && p == paths
+            })
+            .collect();
+        let one_group = GroupBy {
+            host: false,
+            paths: false,
+            tags: false,
+        };
+        // One group, unless the listing missed `saved` and found nothing.
+        let mut group = apply(&same, policy, one_group)?
+            .pop()
+            .unwrap_or(GroupDecisions {
+                key: Default::default(),
+                decisions: Vec::new(),
+            });
+        group.key = GroupKey {
+            host: Some(saved.snapshot.hostname.clone()),
+            paths: Some(paths),
+            tags: None,
+        };
+        for d in &mut group.decisions {
+            if d.entry.id == saved.id && !d.keep() {
+                d.reasons.push("the snapshot just saved".to_string());
+            }
+        }
+        for d in group.decisions.iter().filter(|d| !d.keep()) {
+            self.delete_snapshot(&d.entry.id)?;
+        }
+        Ok(group)
     }
 }
