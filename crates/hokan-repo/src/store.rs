@@ -578,13 +578,13 @@ impl Store {
             E::Generic { .. } | E::JoinError { .. } => {
                 let detail = chain(&e);
                 let lower = detail.to_ascii_lowercase();
-                if lower.contains("403")
+                if has_status(&lower, "403")
+                    || has_status(&lower, "401")
                     || lower.contains("forbidden")
                     || lower.contains("access denied")
                     || lower.contains("accessdenied")
                     || lower.contains("invalidaccesskeyid")
                     || lower.contains("signaturedoesnotmatch")
-                    || lower.contains("401")
                 {
                     Classified::Permanent(Error::Denied {
                         location,
@@ -615,6 +615,17 @@ impl Store {
             }),
         }
     }
+}
+
+/// Whether an HTTP status code stands in `text` as a number of its own:
+/// "status 403", "403 Forbidden", not the digits of "244.334031ms".
+fn has_status(text: &str, code: &str) -> bool {
+    let b = text.as_bytes();
+    let number_char = |c: u8| c.is_ascii_alphanumeric() || c == b'.';
+    text.match_indices(code).any(|(i, _)| {
+        let end = i + code.len();
+        (i == 0 || !number_char(b[i - 1])) && (end == b.len() || !number_char(b[end]))
+    })
 }
 
 enum Classified {
@@ -657,6 +668,22 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_codes_are_whole_numbers() {
+        // A refused connection whose timing holds the digits 4, 0, 3 is not
+        // a denial (this misreport once reached CI).
+        let refused = "error performing get http://127.0.0.1:9/bucket/repo/config in 244.334031ms, after 2 retries - http error: tcp connect error: connection refused (os error 111)";
+        assert!(!has_status(refused, "403") && !has_status(refused, "401"));
+        assert!(has_status(
+            "client error with status 403 forbidden: <error>",
+            "403"
+        ));
+        assert!(has_status("status: 401", "401"));
+        assert!(has_status("403", "403"));
+        assert!(!has_status("port 14030", "403"));
+        assert!(!has_status("v1.403", "403"));
+    }
 
     #[test]
     fn parse_locations() {
