@@ -190,3 +190,141 @@ impl Progress for CliProgress {
         }
     }
 }
+
+/// Progress of `check` and `prune`: one bar (or spinner, when the total is
+/// unknown) per phase on a terminal, JSON status lines with `--json`.
+pub struct PhaseBar {
+    mode: Mode,
+    start: Instant,
+    state: Mutex<PhaseState>,
+    done: AtomicU64,
+}
+
+struct PhaseState {
+    bar: Option<ProgressBar>,
+    name: String,
+    total: u64,
+    last_json: Instant,
+}
+
+impl PhaseBar {
+    /// Starts showing progress.
+    pub fn start(mode: Mode) -> Self {
+        PhaseBar {
+            mode,
+            start: Instant::now(),
+            state: Mutex::new(PhaseState {
+                bar: None,
+                name: String::new(),
+                total: 0,
+                last_json: Instant::now(),
+            }),
+            done: AtomicU64::new(0),
+        }
+    }
+
+    fn json_status(&self, st: &PhaseState) {
+        let done = self.done.load(Relaxed);
+        let mut v = serde_json::json!({
+            "message_type": "status",
+            "phase": st.name,
+            "seconds_elapsed": self.start.elapsed().as_secs(),
+            "done": done,
+        });
+        if st.total > 0 {
+            v["total"] = st.total.into();
+            v["percent_done"] = (done as f64 / st.total as f64).min(1.0).into();
+        }
+        println!("{v}");
+    }
+
+    /// Stops the display.
+    pub fn finish(&self) {
+        let mut st = self.state.lock().expect("phase state");
+        if let Some(b) = st.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for PhaseBar {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl hokan_repo::maintenance::PhaseProgress for PhaseBar {
+    fn phase(&self, name: &str, total: u64, unit: hokan_repo::maintenance::Unit) {
+        use hokan_repo::maintenance::Unit;
+        let mut st = self.state.lock().expect("phase state");
+        if let Some(b) = st.bar.take() {
+            b.finish_and_clear();
+        }
+        self.done.store(0, Relaxed);
+        st.name = name.to_string();
+        st.total = total;
+        match self.mode {
+            Mode::Quiet => {}
+            // Status lines at most once a second, the first after a second:
+            // quick commands print their summary alone.
+            Mode::Json => {
+                if st.last_json.elapsed() >= Duration::from_secs(1) {
+                    st.last_json = Instant::now();
+                    self.json_status(&st);
+                }
+            }
+            Mode::Bar if std::io::stderr().is_terminal() => {
+                let (pos, rate) = match unit {
+                    Unit::Bytes => ("{binary_bytes}", "{binary_bytes_per_sec}"),
+                    // indicatif's per_sec prints four decimals: no rate for counts.
+                    Unit::Items => ("{human_pos}", ""),
+                };
+                let template = if total > 0 {
+                    let len = if unit == Unit::Bytes {
+                        "{binary_total_bytes}"
+                    } else {
+                        "{human_len}"
+                    };
+                    format!(
+                        "[{{elapsed_precise}}] {{msg}} [{{bar:30}}] {pos}/{len} {rate} ETA {{eta}}"
+                    )
+                } else {
+                    format!("{{spinner}} [{{elapsed_precise}}] {{msg}}: {pos} {rate}")
+                };
+                let b = ProgressBar::with_draw_target(
+                    (total > 0).then_some(total),
+                    ProgressDrawTarget::stderr_with_hz(8),
+                );
+                b.set_style(
+                    ProgressStyle::with_template(&template)
+                        .expect("template")
+                        .progress_chars("=> "),
+                );
+                b.set_message(name.to_string());
+                b.enable_steady_tick(Duration::from_millis(125));
+                st.bar = Some(b);
+            }
+            Mode::Bar => {}
+        }
+    }
+
+    fn advance(&self, n: u64) {
+        self.done.fetch_add(n, Relaxed);
+        match self.mode {
+            Mode::Json => {
+                let mut st = self.state.lock().expect("phase state");
+                if st.last_json.elapsed() >= Duration::from_secs(1) {
+                    st.last_json = Instant::now();
+                    self.json_status(&st);
+                }
+            }
+            Mode::Bar => {
+                let st = self.state.lock().expect("phase state");
+                if let Some(b) = &st.bar {
+                    b.inc(n);
+                }
+            }
+            Mode::Quiet => {}
+        }
+    }
+}

@@ -42,8 +42,12 @@ fn check(repo: &str, cache: &std::path::Path, read_data: bool) -> serde_json::Va
         c.arg("--read-data");
     }
     let out = run(c);
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    // Long checks print status lines first; the summary is the last line.
+    let v: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(serde_json::Value::Null);
     assert!(
         out.status.success() && v["ok"] == true,
         "check failed: {}\n{}",
@@ -112,7 +116,8 @@ fn backup_during_prune(repo: &str) {
     // A later prune (grace over) finds the marked pack in use and keeps it.
     let mut c = hokan(repo, &cache);
     c.args(["--json", "prune", "--grace", "0s"]);
-    let v: serde_json::Value = serde_json::from_str(&ok(&run(c))).unwrap();
+    let out = ok(&run(c));
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert!(v["packs_resurrected"].as_u64().unwrap() >= 1, "{v}");
     assert!(dump(repo, &cache, &s3, "again.bin") == old);
     check(repo, &cache, true);

@@ -216,9 +216,17 @@ fn stored_bytes(store: &Store) -> u64 {
 }
 
 fn check_ok(repo: &Repository, read: ReadData) -> maintenance::CheckReport {
-    let r = maintenance::check(repo, read, &|_, _| {}).unwrap();
+    let r = maintenance::check(repo, read, &()).unwrap();
     assert!(r.is_ok(), "check found problems: {:#?}", r.problems);
     r
+}
+
+/// A new repository under `dir`, and a way to open it.
+fn local_repo(dir: &std::path::Path) -> impl Fn() -> Repository {
+    let loc = dir.join("repo").to_str().unwrap().to_string();
+    let cache = dir.join("cache");
+    Repository::init(&loc, b"pw", test_init_options(), test_open_options(&cache)).unwrap();
+    move || Repository::open(&loc, b"pw", test_open_options(&cache)).unwrap()
 }
 
 fn keep_last(n: u32) -> Policy {
@@ -317,14 +325,8 @@ fn forget_then_prune_shrinks_and_keeps_every_kept_snapshot() {
 #[test]
 fn forget_after_backup_keeps_the_new_snapshot_and_its_group_only() {
     let dir = tempfile::tempdir().unwrap();
-    let loc = dir.path().join("repo");
-    let loc = loc.to_str().unwrap();
-    let cache = dir.path().join("cache");
-    Repository::init(loc, b"pw", test_init_options(), test_open_options(&cache)).unwrap();
-    let mut repo = Repository::open(loc, b"pw", test_open_options(&cache))
-        .unwrap()
-        .load_index()
-        .unwrap();
+    let open = local_repo(dir.path());
+    let mut repo = open().load_index().unwrap();
     let mut save = |name: &str, seed: u64, tags: &[&str]| {
         let options = StreamSnapshot {
             tags: tags.iter().map(|t| t.to_string()).collect(),
@@ -338,7 +340,6 @@ fn forget_after_backup_keeps_the_new_snapshot_and_its_group_only() {
     let plain = save("etcd.db", 3, &[]);
     let new = save("etcd.db", 4, &[]);
 
-    let open = || Repository::open(loc, b"pw", test_open_options(&cache)).unwrap();
     let policy = Policy {
         tags: vec!["release".into()],
         ..Default::default()
@@ -608,7 +609,7 @@ fn repair_index_rebuilds_a_lost_index() {
         matches!(e, Error::Core(hokan_core::Error::BlobNotFound { .. })),
         "{e}"
     );
-    let c = maintenance::check(&open(), ReadData::None, &|_, _| {}).unwrap();
+    let c = maintenance::check(&open(), ReadData::None, &()).unwrap();
     assert!(
         !c.is_ok() && c.problems.len() >= 6,
         "every snapshot's missing data is reported: {:?}",
@@ -687,7 +688,7 @@ fn check_reports_every_problem_and_prune_is_exclusive() {
         store.put(name, b.into()).unwrap();
     }
     store.delete(names.next().unwrap()).unwrap();
-    let r = maintenance::check(&open(), ReadData::All, &|_, _| {}).unwrap();
+    let r = maintenance::check(&open(), ReadData::All, &()).unwrap();
     let objects: std::collections::BTreeSet<_> =
         r.problems.iter().map(|p| p.object.clone()).collect();
     assert!(
@@ -695,7 +696,7 @@ fn check_reports_every_problem_and_prune_is_exclusive() {
         "each damaged object is reported: {:#?}",
         r.problems
     );
-    let structure = maintenance::check(&open(), ReadData::None, &|_, _| {}).unwrap();
+    let structure = maintenance::check(&open(), ReadData::None, &()).unwrap();
     assert!(
         structure
             .problems
@@ -708,7 +709,70 @@ fn check_reports_every_problem_and_prune_is_exclusive() {
         structure.problems.len() < r.problems.len(),
         "reading data finds more"
     );
-    let subset =
-        maintenance::check(&open(), ReadData::parse_subset("1/2").unwrap(), &|_, _| {}).unwrap();
+    let subset = maintenance::check(&open(), ReadData::parse_subset("1/2").unwrap(), &()).unwrap();
     assert!(subset.packs_read < r.packs_read);
+}
+
+/// Records the phases a maintenance command reports and what each counted.
+#[derive(Default)]
+struct Phases(std::sync::Mutex<Vec<(String, u64, maintenance::Unit, u64)>>);
+
+impl maintenance::PhaseProgress for Phases {
+    fn phase(&self, name: &str, total: u64, unit: maintenance::Unit) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((name.to_string(), total, unit, 0));
+    }
+    fn advance(&self, n: u64) {
+        self.0.lock().unwrap().last_mut().unwrap().3 += n;
+    }
+}
+
+#[test]
+fn check_and_prune_report_their_phases() {
+    use maintenance::Unit;
+    let dir = tempfile::tempdir().unwrap();
+    let open = local_repo(dir.path());
+    let (saved, _) = fill(open());
+
+    let phases = Phases::default();
+    let r = maintenance::check(&open(), ReadData::All, &phases).unwrap();
+    let got = phases.0.into_inner().unwrap();
+    let names: Vec<&str> = got.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(names, ["index files", "snapshots", "reading packs"]);
+    for (name, total, _, done) in &got {
+        assert_eq!(done, total, "{name}: every step counted");
+    }
+    assert_eq!(got[1].1, saved.len() as u64);
+    assert_eq!((got[2].1, got[2].2), (r.bytes_read, Unit::Bytes));
+
+    // Forget all but the newest, repack everything partly used, delete now.
+    open()
+        .forget(
+            &keep_last(1),
+            GroupBy::default(),
+            &SnapshotFilter::default(),
+            false,
+        )
+        .unwrap();
+    let phases = Phases::default();
+    let options = PruneOptions {
+        instant_delete: true,
+        max_unused: 0.0,
+        ..Default::default()
+    };
+    let p = maintenance::prune_with(open(), &options, &phases).unwrap();
+    let got = phases.0.into_inner().unwrap();
+    let names: Vec<&str> = got.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["trees of every snapshot", "repacking", "deleting packs"],
+        "{p:?}"
+    );
+    assert_eq!(got[0].3, 1, "one snapshot, one tree");
+    assert!(got[1].1 > 0, "live data in partly used packs to copy");
+    assert_eq!(got[1].3, got[1].1, "every live byte copied");
+    assert_eq!(got[2].3, p.deleted as u64);
+    check_ok(&open(), ReadData::All);
 }

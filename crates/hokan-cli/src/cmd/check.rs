@@ -7,6 +7,7 @@ use hokan_repo::maintenance::{self, ReadData};
 
 use crate::Global;
 use crate::output;
+use crate::progress::PhaseBar;
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
@@ -25,16 +26,10 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<ExitCode> {
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
-    let show = !g.quiet && !g.json;
     let start = std::time::Instant::now();
-    let report = maintenance::check(&repo, read, &|done, total| {
-        if show && (done == total || done % 16 == 0) {
-            eprint!("\rread {done}/{total} packs");
-            if done == total {
-                eprintln!();
-            }
-        }
-    })?;
+    let progress = PhaseBar::start(super::progress_mode(g));
+    let report = maintenance::check(&repo, read, &progress)?;
+    progress.finish();
     if g.json {
         output::json(&serde_json::json!({
             "message_type": "summary", "ok": report.is_ok(),

@@ -9,6 +9,7 @@ use hokan_repo::maintenance::{self, PruneOptions};
 
 use crate::Global;
 use crate::output;
+use crate::progress::PhaseBar;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PruneArgs {
@@ -83,7 +84,9 @@ pub fn run_on(g: &Global, repo: Repository, a: &PruneArgs) -> Result<ExitCode> {
 fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> {
     let start = std::time::Instant::now();
     let dry = opts.dry_run;
-    let r = maintenance::prune(repo, &opts)?;
+    let progress = PhaseBar::start(super::progress_mode(g));
+    let r = maintenance::prune_with(repo, &opts, &progress)?;
+    progress.finish();
     if g.json {
         output::json(&serde_json::json!({
             "message_type": "summary", "dry_run": dry, "seconds_elapsed": start.elapsed().as_secs_f64(),

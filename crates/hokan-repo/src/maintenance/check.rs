@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use hokan_core::{BlobReader, BlobType, Id, IndexBuilder, PackId, PackReader, Tree, TreeId};
 
+use super::{PhaseProgress, Unit};
 use crate::error::{Error, Result};
 use crate::index_file::{IndexFile, IndexedPack};
 use crate::object::{self, Kind};
@@ -121,11 +122,11 @@ fn problem(object: impl Into<String>, message: impl Into<String>) -> Problem {
     }
 }
 
-/// Checks a repository; `progress` is told the packs read so far.
+/// Checks a repository, telling `progress` about each phase.
 pub fn check(
     repo: &Repository,
     read: ReadData,
-    progress: &(dyn Fn(usize, usize) + Sync),
+    progress: &dyn PhaseProgress,
 ) -> Result<CheckReport> {
     let mut r = CheckReport::default();
     let key = repo.master_key();
@@ -137,7 +138,9 @@ pub fn check(
         .map(|id| format!("index/{}", id.to_hex()))
         .collect();
     let mut files: Vec<(Id, IndexFile)> = Vec::new();
+    progress.phase("index files", ids.len() as u64, Unit::Items);
     for (id, got) in ids.iter().zip(repo.store().get_many(&paths, 16)) {
+        progress.advance(1);
         let what = format!("index file {}", id.short());
         match got {
             Ok(Some(bytes)) if object::object_id(&bytes) != *id => r
@@ -244,7 +247,9 @@ pub fn check(
     let mut seen_trees: HashSet<TreeId> = HashSet::new();
     let mut data: HashSet<Id> = HashSet::new();
     let mut missing_data: HashSet<Id> = HashSet::new();
+    progress.phase("snapshots", snap_ids.len() as u64, Unit::Items);
     for (id, got) in snap_ids.iter().zip(repo.store().get_many(&snap_paths, 16)) {
+        progress.advance(1);
         let what = format!("snapshot {}", id.short());
         let snap: Snapshot = match got {
             Ok(Some(b)) => match object::open(key, Kind::Snapshot, &b, &what) {
@@ -322,21 +327,19 @@ pub fn check(
             });
         }
     }
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let count = to_read.len();
+    r.packs_read = to_read.len();
+    r.bytes_read = to_read.iter().map(|(id, _)| stored[id]).sum();
+    if !to_read.is_empty() {
+        progress.phase("reading packs", r.bytes_read, Unit::Bytes);
+    }
     let read_problems: Vec<Vec<Problem>> = to_read
         .par_iter()
         .map(|(id, indexed)| {
             let found = read_pack(repo, id, indexed);
-            progress(
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-                count,
-            );
+            progress.advance(stored[id]);
             found
         })
         .collect();
-    r.packs_read = count;
-    r.bytes_read = to_read.iter().map(|(id, _)| stored[id]).sum();
     r.problems.extend(read_problems.into_iter().flatten());
     Ok(r)
 }

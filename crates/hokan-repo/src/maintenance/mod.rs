@@ -9,13 +9,39 @@ mod repair;
 
 pub use check::{CheckReport, Problem, ReadData, check};
 pub use locks::{LockObject, MarkedPack, PruneLock, STALE_AFTER};
-pub use prune::{PruneOptions, PruneReport, prune};
+pub use prune::{PruneOptions, PruneReport, prune, prune_with};
 pub use repair::{RepairReport, repair_index};
 
 use crate::error::Result;
 use crate::repo::Repository;
 use crate::retention::{GroupBy, GroupDecisions, GroupKey, Policy, apply};
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
+
+/// What a step of a phase counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Objects: files, snapshots, trees, packs.
+    Items,
+    /// Bytes.
+    Bytes,
+}
+
+/// Progress of a maintenance command, phase by phase (`check` and `prune`
+/// run several: reading index files, walking snapshots, reading packs,
+/// repacking, deleting). `()` shows nothing. Calls may come from several
+/// threads at once.
+pub trait PhaseProgress: Sync {
+    /// A phase starts; `total` is its number of steps, 0 when unknown.
+    fn phase(&self, name: &str, total: u64, unit: Unit) {
+        let _ = (name, total, unit);
+    }
+    /// `n` more steps of the current phase are done.
+    fn advance(&self, n: u64) {
+        let _ = n;
+    }
+}
+
+impl PhaseProgress for () {}
 
 impl Repository {
     /// Applies a retention policy to the snapshots the filter admits and,

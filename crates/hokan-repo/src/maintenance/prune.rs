@@ -20,6 +20,7 @@ use std::time::Duration;
 use hokan_core::{BlobReader, BlobType, Id, IndexBuilder, PackId, Tree, TreeId};
 
 use super::locks::{LockObject, MarkedPack, PruneLock};
+use super::{PhaseProgress, Unit};
 use crate::error::{Error, Result, from_core};
 use crate::index_file::{IndexFile, IndexedPack};
 use crate::repo::{IndexedRepository, Repository, pack_path};
@@ -90,13 +91,19 @@ pub struct PruneReport {
 }
 
 /// Every blob id the snapshots use: trees and chunks, walked from roots.
-pub(crate) fn used_blobs(reader: &BlobReader<'_>, roots: &[TreeId]) -> Result<HashSet<Id>> {
+pub(crate) fn used_blobs(
+    reader: &BlobReader<'_>,
+    roots: &[TreeId],
+    progress: &dyn PhaseProgress,
+) -> Result<HashSet<Id>> {
     let mut used = HashSet::new();
     let mut todo: Vec<TreeId> = roots.to_vec();
+    progress.phase("trees of every snapshot", 0, Unit::Items);
     while let Some(t) = todo.pop() {
         if !used.insert(t.0) {
             continue;
         }
+        progress.advance(1);
         let bytes = reader.read_blob(BlobType::Tree, &t.0).map_err(|e| {
             Error::corrupted(
                 format!("tree {}", t.short()),
@@ -122,6 +129,15 @@ enum Fate {
 
 /// Runs a prune; see the module documentation.
 pub fn prune(repo: Repository, options: &PruneOptions) -> Result<PruneReport> {
+    prune_with(repo, options, &())
+}
+
+/// [`prune`], telling `progress` about each phase.
+pub fn prune_with(
+    repo: Repository,
+    options: &PruneOptions,
+    progress: &dyn PhaseProgress,
+) -> Result<PruneReport> {
     let _lock = PruneLock::acquire(&repo)?;
     let now = chrono::Utc::now().timestamp();
     let grace = options.grace.as_secs() as i64;
@@ -180,7 +196,7 @@ pub fn prune(repo: Repository, options: &PruneOptions) -> Result<PruneReport> {
     let (key, store) = (repo.master_key().clone(), repo.store().clone());
     let reader = BlobReader::new(&key, &full, &store);
     let roots: Vec<TreeId> = snapshots.iter().map(|s| s.snapshot.tree).collect();
-    let used = used_blobs(&reader, &roots)?;
+    let used = used_blobs(&reader, &roots, progress)?;
     report.used_blobs = used.len();
     // Packs in no index are deleted below: if a snapshot needs a blob the
     // index does not know, its pack may be one of them. Stop instead.
@@ -323,11 +339,24 @@ pub fn prune(repo: Repository, options: &PruneOptions) -> Result<PruneReport> {
             kept_index.add_pack(p.id, p.kind, &p.blobs);
         }
         let mut writable = IndexedRepository::from_parts(repo, kept_index.build());
+        let live_bytes = |p: &IndexedPack| -> u64 {
+            p.blobs
+                .iter()
+                .filter(|b| live_in(p, b))
+                .map(|b| b.length as u64)
+                .sum()
+        };
+        progress.phase(
+            "repacking",
+            repack.iter().map(|p| live_bytes(p)).sum(),
+            Unit::Bytes,
+        );
         let (_, summary) = writable.write(|w, _| {
             for p in &repack {
                 for b in p.blobs.iter().filter(|b| live_in(p, b)) {
                     let data = reader.read_blob(b.kind, &b.id).map_err(from_core)?;
                     w.write_blob(b.kind, &data).map_err(from_core)?;
+                    progress.advance(b.length as u64);
                 }
             }
             Ok(())
@@ -396,9 +425,13 @@ pub fn prune(repo: Repository, options: &PruneOptions) -> Result<PruneReport> {
     }
 
     // 4. Delete packs whose time has come.
+    if !delete.is_empty() {
+        progress.phase("deleting packs", delete.len() as u64, Unit::Items);
+    }
     for id in &delete {
         report.bytes_deleted += size_of(id);
         repo.store().delete(&pack_path(id))?;
+        progress.advance(1);
     }
     report.deleted = delete.len();
     Ok(report)
