@@ -26,7 +26,7 @@ use crate::chunker::{Chunker, ChunkerParams};
 use crate::compress::Compression;
 use crate::error::{Error, Result};
 use crate::id::{BlobType, ChunkId, Id, PackId};
-use crate::index::{IdSet, Index};
+use crate::index::{IdSet, Index, Location};
 use crate::keys::MasterKey;
 use crate::pack::{DEFAULT_PACK_SIZE, FinishedPack, PackWriter};
 
@@ -445,6 +445,33 @@ impl<'a> BlobWriter<'a> {
     }
 }
 
+/// One range request: a stretch of a pack holding several chunks of a
+/// window (object stores charge a round trip per request).
+struct Span {
+    pack: PackId,
+    offset: u32,
+    end: u32,
+}
+
+/// The most bytes one span fetches: enough to hide a round trip, small
+/// enough that a window still splits into spans for every core.
+const SPAN_LIMIT: u32 = 4 << 20;
+
+/// Unneeded bytes a span may read across to join two chunks: parallel
+/// writers interleave the chunks of one file in a pack.
+const SPAN_GAP: u32 = 256 << 10;
+
+/// A chunk's data, if it has the length its chunk list records.
+fn sized(c: &ChunkRef, data: Vec<u8>) -> Result<Vec<u8>> {
+    if data.len() != c.len as usize {
+        return Err(Error::corrupted(
+            format!("chunk {}", c.id.short()),
+            format!("{} bytes, the chunk list says {}", data.len(), c.len),
+        ));
+    }
+    Ok(data)
+}
+
 /// The read path; see the module documentation.
 pub struct BlobReader<'a> {
     key: &'a MasterKey,
@@ -482,6 +509,88 @@ impl<'a> BlobReader<'a> {
         })
     }
 
+    /// Reads a window of chunks: located, fetched in spans, then decoded,
+    /// authenticated and checked in parallel; returned in order.
+    fn read_window(&self, chunks: &[ChunkRef]) -> Result<Vec<Vec<u8>>> {
+        if let [c] = chunks {
+            // Most files are one chunk: no spans to plan.
+            return Ok(vec![sized(c, self.read_blob(BlobType::Data, &c.id.0)?)?]);
+        }
+        let locs: Vec<Location> = chunks
+            .iter()
+            .map(|c| {
+                self.index
+                    .get(&c.id.0)
+                    .filter(|l| l.kind == BlobType::Data)
+                    .ok_or(Error::BlobNotFound { id: c.id.0 })
+            })
+            .collect::<Result<_>>()?;
+        let mut order: Vec<usize> = (0..chunks.len()).collect();
+        order.sort_by_key(|&i| (locs[i].pack, locs[i].offset));
+        let mut spans: Vec<Span> = Vec::new();
+        let mut span_of = vec![0usize; chunks.len()];
+        for i in order {
+            let l = &locs[i];
+            let end = l.offset.saturating_add(l.length);
+            match spans.last_mut() {
+                Some(s)
+                    if s.pack == l.pack
+                        && l.offset <= s.end.saturating_add(SPAN_GAP)
+                        && end.max(s.end) - s.offset <= SPAN_LIMIT =>
+                {
+                    s.end = s.end.max(end);
+                }
+                _ => spans.push(Span {
+                    pack: l.pack,
+                    offset: l.offset,
+                    end,
+                }),
+            }
+            span_of[i] = spans.len() - 1;
+        }
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+        for (i, &s) in span_of.iter().enumerate() {
+            members[s].push(i);
+        }
+        // Each span is decoded as soon as it arrives and then dropped: at
+        // most one sealed span per thread is held beside the window.
+        let decoded: Vec<Vec<(usize, Vec<u8>)>> = spans
+            .par_iter()
+            .zip(members.par_iter())
+            .map(|(span, members)| {
+                let fetched =
+                    self.source
+                        .read_range(&span.pack, span.offset, span.end - span.offset)?;
+                members
+                    .par_iter()
+                    .map(|&i| {
+                        let (c, l) = (&chunks[i], &locs[i]);
+                        let start = (l.offset - span.offset) as usize;
+                        let sealed =
+                            fetched
+                                .get(start..start + l.length as usize)
+                                .ok_or_else(|| {
+                                    Error::truncated(
+                                        format!("pack {}", span.pack.short()),
+                                        format!("wanted {} bytes at {}", l.length, l.offset),
+                                    )
+                                })?;
+                        let data =
+                            blob::decode(self.key, BlobType::Data, &c.id.0, sealed, &|| {
+                                format!("pack {} at offset {}", l.pack.short(), l.offset)
+                            })?;
+                        Ok((i, sized(c, data)?))
+                    })
+                    .collect()
+            })
+            .collect::<Result<_>>()?;
+        let mut out = vec![Vec::new(); chunks.len()];
+        for (i, data) in decoded.into_iter().flatten() {
+            out[i] = data;
+        }
+        Ok(out)
+    }
+
     /// Reassembles a chunk list into `out`, decoding in parallel and writing
     /// in order; returns the bytes written.
     pub fn read_chunks(&self, chunks: &[ChunkRef], out: &mut (dyn Write + Send)) -> Result<u64> {
@@ -499,21 +608,7 @@ impl<'a> BlobReader<'a> {
         if start < chunks.len() {
             windows.push(start..chunks.len());
         }
-        let decode = |w: &Range<usize>| -> Result<Vec<Vec<u8>>> {
-            chunks[w.clone()]
-                .par_iter()
-                .map(|c| {
-                    let data = self.read_blob(BlobType::Data, &c.id.0)?;
-                    if data.len() != c.len as usize {
-                        return Err(Error::corrupted(
-                            format!("chunk {}", c.id.short()),
-                            format!("{} bytes, the chunk list says {}", data.len(), c.len),
-                        ));
-                    }
-                    Ok(data)
-                })
-                .collect()
-        };
+        let decode = |w: &Range<usize>| self.read_window(&chunks[w.clone()]);
         let mut written = 0u64;
         let mut pending: Option<Vec<Vec<u8>>> = None;
         for w in &windows {

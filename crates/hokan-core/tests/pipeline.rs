@@ -294,3 +294,64 @@ fn packs_respect_the_target_size() {
         assert_eq!(p.kind, BlobType::Data);
     }
 }
+
+/// Counts the range requests a restore makes.
+struct Counting<'a> {
+    store: &'a HashMap<PackId, Vec<u8>>,
+    requests: std::sync::atomic::AtomicUsize,
+}
+
+impl hokan_core::PackSource for Counting<'_> {
+    fn read_range(&self, pack: &PackId, offset: u32, length: u32) -> hokan_core::Result<Vec<u8>> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.store.read_range(pack, offset, length)
+    }
+}
+
+#[test]
+fn neighbouring_chunks_are_fetched_together() {
+    let key = MasterKey::generate().unwrap();
+    let mut index = Index::new();
+    let mut store = HashMap::new();
+    let data = generate(Kind::Random, 6 << 20, 5);
+    let sink = Mutex::new(Vec::new());
+    let config = WriterConfig {
+        pack_size: 16 << 20,
+        ..small_config()
+    };
+    let w = BlobWriter::new(&key, config, &index, &sink).unwrap();
+    let chunks = w.write_stream(&data[..]).unwrap();
+    w.finish().unwrap();
+    land(&mut index, &mut store, sink.into_inner().unwrap());
+    assert_eq!(store.len(), 1, "one pack");
+    assert!(chunks.len() >= 24, "{} chunks", chunks.len());
+
+    let source = Counting {
+        store: &store,
+        requests: Default::default(),
+    };
+    let mut out = Vec::new();
+    BlobReader::new(&key, &index, &source)
+        .read_chunks(&chunks, &mut out)
+        .unwrap();
+    assert!(out == data);
+    // Parallel writers may interleave chunks in the pack, but most sit
+    // next to their successor: far fewer requests than chunks.
+    let requests = source.requests.into_inner();
+    assert!(
+        requests * 4 <= chunks.len(),
+        "{requests} requests for {} chunks",
+        chunks.len()
+    );
+
+    // A damaged byte in a run is still found, and named.
+    let pack = *store.keys().next().unwrap();
+    let loc = index.get(&chunks[3].id.0).unwrap();
+    store.get_mut(&pack).unwrap()[loc.offset as usize + 40] ^= 1;
+    let e = BlobReader::new(&key, &index, &store)
+        .read_chunks(&chunks, &mut Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&pack.short()), "{e}");
+}
