@@ -765,14 +765,19 @@ fn check_and_prune_report_their_phases() {
     let p = maintenance::prune_with(open(), &options, &phases).unwrap();
     let got = phases.0.into_inner().unwrap();
     let names: Vec<&str> = got.iter().map(|p| p.0.as_str()).collect();
-    assert_eq!(
-        names,
-        ["trees of every snapshot", "repacking", "deleting packs"],
-        "{p:?}"
-    );
+    // Whether a pack is partly used depends on where the chunker (seeded
+    // per repository) and the parallel writers put the chunks.
+    let mut want = vec!["trees of every snapshot"];
+    if p.repacked > 0 {
+        want.push("repacking");
+    }
+    want.push("deleting packs");
+    assert_eq!(names, want, "{p:?}");
     assert_eq!(got[0].3, 1, "one snapshot, one tree");
-    assert!(got[1].1 > 0, "live data in partly used packs to copy");
-    assert_eq!(got[1].3, got[1].1, "every live byte copied");
-    assert_eq!(got[2].3, p.deleted as u64);
+    for (name, total, _, done) in &got[1..] {
+        assert!(*total > 0, "{name}");
+        assert_eq!(done, total, "{name}: every step counted");
+    }
+    assert_eq!(got.last().unwrap().1, p.deleted as u64);
     check_ok(&open(), ReadData::All);
 }
