@@ -170,15 +170,19 @@ fn excludes_and_browsing() {
     let v: serde_json::Value = serde_json::from_str(&ok(&run(c))).unwrap();
     assert_eq!(v[0]["hits"], 1);
 
-    // dump a file; a directory is refused with advice.
+    // dump a file; a missing path is named.
     let mut c = hokan(repo, &cache);
     c.args(["dump", &first, &format!("{s}/docs/readme.md")]);
     assert_eq!(ok(&run(c)), "# readme\n");
     let mut c = hokan(repo, &cache);
-    c.args(["dump", "latest", &format!("{s}/docs")]);
+    c.args(["dump", "latest", &format!("{s}/docs/nothing")]);
     let out = run(c);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not in snapshot"),
+        "{}",
+        stderr(&out)
+    );
 
     // restore a path of the snapshot, with include and exclude patterns.
     let target = dir.path().join("restored");
@@ -272,6 +276,102 @@ fn missing_paths_change_nothing() {
         stderr(&out)
     );
     assert_eq!(walkdir(&repo), before, "the repository is unchanged");
+}
+
+/// `dump` of a directory writes a tar archive that the system's `tar`
+/// extracts into the same tree: contents, modes, mtimes, symlinks, hard
+/// links, empty directories, fifos and names longer than 100 bytes.
+#[test]
+fn dump_of_a_directory_is_a_tar_archive() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, cache) = (dir.path().join("repo"), dir.path().join("cache"));
+    let repo = repo.to_str().unwrap();
+    init(repo, &cache);
+    let src = dir.path().join("data");
+    let long = format!("{}/{}", "d".repeat(60), "f".repeat(90));
+    for (rel, data) in [
+        ("a/small.txt", b"small\n".to_vec()),
+        ("a/b/big.bin", generate(Kind::Random, (3 << 20) + 77, 4)),
+        (long.as_str(), b"long name".to_vec()),
+    ] {
+        let p = src.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    std::fs::hard_link(src.join("a/small.txt"), src.join("a/hard.txt")).unwrap();
+    std::os::unix::fs::symlink("../small.txt", src.join("a/b/link")).unwrap();
+    std::fs::set_permissions(src.join("a/b"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let fifo = std::ffi::CString::new(src.join("pipe").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
+    let mut c = hokan(repo, &cache);
+    c.args(["backup", src.to_str().unwrap()]);
+    ok(&run(c));
+
+    let mut c = hokan(repo, &cache);
+    c.args(["dump", "latest", src.to_str().unwrap()]);
+    let out = run(c);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let archive = dir.path().join("data.tar");
+    std::fs::write(&archive, &out.stdout).unwrap();
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-xpf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let got = x.join("data");
+    assert_eq!(entries(&got), entries(&src), "same names and contents");
+    for rel in ["a", "a/b", "a/small.txt", "a/b/big.bin", "empty", "pipe"] {
+        let (a, b) = (
+            std::fs::symlink_metadata(src.join(rel)).unwrap(),
+            std::fs::symlink_metadata(got.join(rel)).unwrap(),
+        );
+        assert_eq!(a.mode(), b.mode(), "{rel}: type and mode");
+        if !a.is_dir() {
+            assert_eq!(a.mtime(), b.mtime(), "{rel}: mtime");
+        }
+    }
+    assert_eq!(
+        std::fs::read_link(got.join("a/b/link")).unwrap(),
+        Path::new("../small.txt")
+    );
+    let (a, b) = (
+        std::fs::metadata(got.join("a/small.txt")).unwrap(),
+        std::fs::metadata(got.join("a/hard.txt")).unwrap(),
+    );
+    assert_eq!(
+        (a.ino(), a.nlink()),
+        (b.ino(), 2),
+        "still one file, linked twice"
+    );
+}
+
+/// Every entry below `root`, relative, with the contents of regular files.
+fn entries(root: &Path) -> Vec<(std::path::PathBuf, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let t = std::fs::symlink_metadata(&p).unwrap().file_type();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if t.is_dir() {
+                todo.push(p);
+                out.push((rel, None));
+            } else {
+                out.push((rel, t.is_file().then(|| std::fs::read(&p).unwrap())));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn walkdir(p: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
