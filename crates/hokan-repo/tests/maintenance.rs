@@ -221,12 +221,18 @@ fn check_ok(repo: &Repository, read: ReadData) -> maintenance::CheckReport {
     r
 }
 
-/// A new repository under `dir`, and a way to open it.
-fn local_repo(dir: &std::path::Path) -> impl Fn() -> Repository {
-    let loc = dir.join("repo").to_str().unwrap().to_string();
-    let cache = dir.join("cache");
+/// A new repository at `loc` with its cache in `cache`, and a way to open it.
+fn new_repo(loc: String, cache: std::path::PathBuf) -> impl Fn() -> Repository {
     Repository::init(&loc, b"pw", test_init_options(), test_open_options(&cache)).unwrap();
     move || Repository::open(&loc, b"pw", test_open_options(&cache)).unwrap()
+}
+
+/// A new repository under `dir`, and a way to open it.
+fn local_repo(dir: &std::path::Path) -> impl Fn() -> Repository {
+    new_repo(
+        dir.join("repo").to_str().unwrap().to_string(),
+        dir.join("cache"),
+    )
 }
 
 fn keep_last(n: u32) -> Policy {
@@ -239,17 +245,7 @@ fn keep_last(n: u32) -> Policy {
 #[test]
 fn forget_then_prune_shrinks_and_keeps_every_kept_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let loc = dir.path().join("repo");
-    let loc = loc.to_str().unwrap();
-    let open =
-        || Repository::open(loc, b"pw", test_open_options(&dir.path().join("cache"))).unwrap();
-    Repository::init(
-        loc,
-        b"pw",
-        test_init_options(),
-        test_open_options(&dir.path().join("cache")),
-    )
-    .unwrap();
+    let open = local_repo(dir.path());
     let (saved, inputs) = fill(open());
     let before = stored_bytes(open().store());
 
@@ -368,15 +364,10 @@ fn forget_after_backup_keeps_the_new_snapshot_and_its_group_only() {
 #[test]
 fn repacking_keeps_live_blobs_and_frees_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let loc = format!("memory://repack-{}", std::process::id());
-    let open = || Repository::open(&loc, b"pw", test_open_options(dir.path())).unwrap();
-    Repository::init(
-        &loc,
-        b"pw",
-        test_init_options(),
-        test_open_options(dir.path()),
-    )
-    .unwrap();
+    let open = new_repo(
+        format!("memory://repack-{}", std::process::id()),
+        dir.path().to_path_buf(),
+    );
     // One session writes two streams: their blobs share packs.
     let mut repo = open().load_index().unwrap();
     let a = generate(Kind::Random, 3 << 20, 1);
@@ -406,15 +397,10 @@ fn repacking_keeps_live_blobs_and_frees_the_rest() {
 #[test]
 fn a_backup_during_prune_stays_restorable() {
     let dir = tempfile::tempdir().unwrap();
-    let loc = format!("memory://concurrent-{}", std::process::id());
-    let open = || Repository::open(&loc, b"pw", test_open_options(dir.path())).unwrap();
-    Repository::init(
-        &loc,
-        b"pw",
-        test_init_options(),
-        test_open_options(dir.path()),
-    )
-    .unwrap();
+    let open = new_repo(
+        format!("memory://concurrent-{}", std::process::id()),
+        dir.path().to_path_buf(),
+    );
     let old = generate(Kind::Random, 2 << 20, 7);
     let s1 = open()
         .load_index()
@@ -581,17 +567,7 @@ fn an_interrupted_instant_prune_is_harmless() {
 #[test]
 fn repair_index_rebuilds_a_lost_index() {
     let dir = tempfile::tempdir().unwrap();
-    let loc = dir.path().join("repo");
-    let loc = loc.to_str().unwrap();
-    let open =
-        || Repository::open(loc, b"pw", test_open_options(&dir.path().join("cache"))).unwrap();
-    Repository::init(
-        loc,
-        b"pw",
-        test_init_options(),
-        test_open_options(&dir.path().join("cache")),
-    )
-    .unwrap();
+    let open = local_repo(dir.path());
     let (saved, inputs) = fill(open());
     let store = open().store().clone();
     for (k, _) in dump_store(&store)
@@ -647,17 +623,7 @@ fn repair_index_rebuilds_a_lost_index() {
 #[test]
 fn check_reports_every_problem_and_prune_is_exclusive() {
     let dir = tempfile::tempdir().unwrap();
-    let loc = dir.path().join("repo");
-    let loc = loc.to_str().unwrap();
-    let open =
-        || Repository::open(loc, b"pw", test_open_options(&dir.path().join("cache"))).unwrap();
-    Repository::init(
-        loc,
-        b"pw",
-        test_init_options(),
-        test_open_options(&dir.path().join("cache")),
-    )
-    .unwrap();
+    let open = local_repo(dir.path());
     fill(open());
 
     // Two prunes cannot run at once.
