@@ -4,6 +4,8 @@
 //! are stored, and before the snapshot that uses them. Opening a repository
 //! merges all index files into one in-memory [`Index`](hokan_core::Index).
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use hokan_core::{BlobType, Id, PackId, PackedBlob};
@@ -43,4 +45,21 @@ pub struct IndexFile {
     pub supersedes: Vec<Id>,
     /// The packs.
     pub packs: Vec<IndexedPack>,
+}
+
+/// The packs the index lists now: those of every file no other file
+/// supersedes, each pack once (its first listing wins).
+pub fn live_packs(files: &[(Id, IndexFile)]) -> Vec<IndexedPack> {
+    let superseded: HashSet<Id> = files
+        .iter()
+        .flat_map(|(_, f)| f.supersedes.iter().copied())
+        .collect();
+    let mut seen = HashSet::new();
+    files
+        .iter()
+        .filter(|(id, _)| !superseded.contains(id))
+        .flat_map(|(_, f)| &f.packs)
+        .filter(|p| seen.insert(p.id))
+        .cloned()
+        .collect()
 }

@@ -12,11 +12,11 @@ use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
-use hokan_core::{BlobReader, BlobType, Id, IndexBuilder, PackId, PackReader, Tree, TreeId};
+use hokan_core::{BlobReader, BlobType, Id, PackId, PackReader, Tree, TreeId};
 
-use super::{PhaseProgress, Unit};
+use super::{PhaseProgress, Unit, readable_index};
 use crate::error::{Error, Result};
-use crate::index_file::{IndexFile, IndexedPack};
+use crate::index_file::{IndexFile, IndexedPack, live_packs};
 use crate::object::{self, Kind};
 use crate::repo::{Repository, pack_path};
 use crate::snapshot::Snapshot;
@@ -154,18 +154,8 @@ pub fn check(
             Err(e) => r.problems.push(problem(&what, e.to_string())),
         }
     }
-    let superseded: HashSet<Id> = files
-        .iter()
-        .flat_map(|(_, f)| f.supersedes.iter().copied())
-        .collect();
-    let mut active: HashMap<PackId, IndexedPack> = HashMap::new();
-    for (id, f) in &files {
-        if !superseded.contains(id) {
-            for p in &f.packs {
-                active.entry(p.id).or_insert_with(|| p.clone());
-            }
-        }
-    }
+    let active: HashMap<PackId, IndexedPack> =
+        live_packs(&files).into_iter().map(|p| (p.id, p)).collect();
     let marked = match repo.marked_packs() {
         Ok(m) => m,
         Err(e) => {
@@ -230,14 +220,10 @@ pub fn check(
     }
 
     // Snapshots and every tree and chunk they need.
-    let mut builder = IndexBuilder::default();
-    for p in &sorted {
-        builder.add_pack(p.id, p.kind, &p.blobs);
-    }
-    for m in marked.iter().filter(|m| stored.contains_key(&m.pack.id)) {
-        builder.add_hidden_pack(m.pack.id, m.pack.kind, &m.pack.blobs);
-    }
-    let index = builder.build();
+    let index = readable_index(
+        sorted.iter().copied(),
+        marked.iter().filter(|m| stored.contains_key(&m.pack.id)),
+    );
     let reader = BlobReader::new(key, &index, repo.store());
     let snap_ids = repo.list_ids("snapshots")?;
     let snap_paths: Vec<String> = snap_ids

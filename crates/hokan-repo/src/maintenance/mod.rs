@@ -12,7 +12,10 @@ pub use locks::{LockObject, MarkedPack, PruneLock, STALE_AFTER};
 pub use prune::{PruneOptions, PruneReport, prune, prune_with};
 pub use repair::{RepairReport, repair_index};
 
+use hokan_core::{Index, IndexBuilder};
+
 use crate::error::Result;
+use crate::index_file::IndexedPack;
 use crate::repo::Repository;
 use crate::retention::{GroupBy, GroupDecisions, GroupKey, Policy, apply};
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
@@ -42,6 +45,22 @@ pub trait PhaseProgress: Sync {
 }
 
 impl PhaseProgress for () {}
+
+/// Everything a maintenance command may read: live packs first (they win
+/// among duplicates), then `marked` packs, hidden from dedup.
+fn readable_index<'a>(
+    live: impl IntoIterator<Item = &'a IndexedPack>,
+    marked: impl IntoIterator<Item = &'a MarkedPack>,
+) -> Index {
+    let mut builder = IndexBuilder::default();
+    for p in live {
+        builder.add_pack(p.id, p.kind, &p.blobs);
+    }
+    for m in marked {
+        builder.add_hidden_pack(m.pack.id, m.pack.kind, &m.pack.blobs);
+    }
+    builder.build()
+}
 
 impl Repository {
     /// Applies a retention policy to the snapshots the filter admits and,

@@ -20,9 +20,9 @@ use std::time::Duration;
 use hokan_core::{BlobReader, BlobType, Id, IndexBuilder, PackId, Tree, TreeId};
 
 use super::locks::{LockObject, MarkedPack, PruneLock};
-use super::{PhaseProgress, Unit};
+use super::{PhaseProgress, Unit, readable_index};
 use crate::error::{Error, Result, from_core};
-use crate::index_file::{IndexFile, IndexedPack};
+use crate::index_file::{IndexFile, IndexedPack, live_packs};
 use crate::repo::{IndexedRepository, Repository, pack_path};
 
 /// Prune settings.
@@ -145,22 +145,8 @@ pub fn prune_with(
 
     // The repository as it is now.
     let files = repo.index_files()?;
-    let superseded: HashSet<Id> = files
-        .iter()
-        .flat_map(|(_, f)| f.supersedes.iter().copied())
-        .collect();
-    let mut active: Vec<IndexedPack> = Vec::new();
-    let mut seen = HashSet::new();
-    for (id, f) in &files {
-        if superseded.contains(id) {
-            continue;
-        }
-        for p in &f.packs {
-            if seen.insert(p.id) {
-                active.push(p.clone());
-            }
-        }
-    }
+    let active = live_packs(&files);
+    let seen: HashSet<PackId> = active.iter().map(|p| p.id).collect();
     let lock_objects = repo.locks()?;
     let markers: Vec<(Id, Vec<MarkedPack>)> = lock_objects
         .into_iter()
@@ -183,14 +169,10 @@ pub fn prune_with(
 
     // Everything readable: live packs first (they win among duplicates),
     // then marked ones that still exist.
-    let mut builder = IndexBuilder::default();
-    for p in &active {
-        builder.add_pack(p.id, p.kind, &p.blobs);
-    }
-    for m in marked.values().filter(|m| stored.contains_key(&m.pack.id)) {
-        builder.add_hidden_pack(m.pack.id, m.pack.kind, &m.pack.blobs);
-    }
-    let full = builder.build();
+    let full = readable_index(
+        &active,
+        marked.values().filter(|m| stored.contains_key(&m.pack.id)),
+    );
     let snapshots = repo.snapshots()?;
     report.snapshots = snapshots.len();
     let (key, store) = (repo.master_key().clone(), repo.store().clone());
@@ -398,8 +380,8 @@ pub fn prune_with(
     let mut live: Vec<IndexedPack> = keep.into_iter().cloned().collect();
     live.extend(resurrect);
     live.extend(new_packs);
-    let changed =
-        report.marked + report.repacked + report.resurrected > 0 || !superseded.is_empty();
+    let changed = report.marked + report.repacked + report.resurrected > 0
+        || files.iter().any(|(_, f)| !f.supersedes.is_empty());
     if changed {
         let mut written = Vec::new();
         for batch in live.chunks(256) {
