@@ -29,16 +29,22 @@ fn prompt(message: &str) -> Result<Vec<u8>> {
         .into_bytes())
 }
 
+/// The password in environment variable `var`, if it is set (empty is an error).
+fn from_env(var: &str) -> Result<Option<Vec<u8>>> {
+    match std::env::var(var) {
+        Ok(p) if p.is_empty() => bail!("{var} is set but empty"),
+        Ok(p) => Ok(Some(p.into_bytes())),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The repository password: `--password-file`, `$HOKAN_PASSWORD`, or a prompt.
 pub fn repository(file: Option<&Path>) -> Result<Vec<u8>> {
     if let Some(f) = file {
         return from_file(f);
     }
-    if let Ok(p) = std::env::var("HOKAN_PASSWORD") {
-        if p.is_empty() {
-            bail!("HOKAN_PASSWORD is set but empty");
-        }
-        return Ok(p.into_bytes());
+    if let Some(p) = from_env("HOKAN_PASSWORD")? {
+        return Ok(p);
     }
     prompt("enter password for repository: ")
 }
@@ -49,11 +55,8 @@ pub fn new_password(file: Option<&Path>) -> Result<Vec<u8>> {
     if let Some(f) = file {
         return from_file(f);
     }
-    if let Ok(p) = std::env::var("HOKAN_NEW_PASSWORD") {
-        if p.is_empty() {
-            bail!("HOKAN_NEW_PASSWORD is set but empty");
-        }
-        return Ok(p.into_bytes());
+    if let Some(p) = from_env("HOKAN_NEW_PASSWORD")? {
+        return Ok(p);
     }
     let first = prompt("enter new password: ")?;
     let second = prompt("enter the new password again: ")?;
