@@ -115,6 +115,14 @@ pub struct Node {
 }
 
 impl Node {
+    /// For a regular file with other hard links, the (device, inode) its
+    /// links share; restore and archives write the file once and link the
+    /// rest to it.
+    pub fn hard_link_key(&self) -> Option<(u64, u64)> {
+        (self.kind == NodeKind::File && self.links > 1 && self.inode != 0)
+            .then_some((self.device, self.inode))
+    }
+
     /// A node of `kind` named `name` with every other field empty.
     pub fn new(name: impl Into<Vec<u8>>, kind: NodeKind) -> Self {
         Node {

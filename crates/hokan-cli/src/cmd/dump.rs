@@ -2,6 +2,7 @@
 //! directory as a tar archive (as restic's `dump`).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -115,16 +116,22 @@ fn tar_entry<W: Write + Send>(
             EntryType::Symlink,
             Path::new(std::ffi::OsStr::from_bytes(&node.target)),
         )?,
-        NodeKind::File if node.links > 1 && node.inode != 0 => {
-            match leaders.get(&(node.device, node.inode)) {
-                Some(first) => link(tar, &mut h, EntryType::Link, &first.clone())?,
-                None => {
-                    leaders.insert((node.device, node.inode), path.to_path_buf());
-                    tar_file(reader, tar, &mut h, path, node)?;
-                }
+        NodeKind::File => {
+            // The first path of a hard-link set holds the data.
+            let first = node
+                .hard_link_key()
+                .and_then(|key| match leaders.entry(key) {
+                    Entry::Occupied(e) => Some(e.get().clone()),
+                    Entry::Vacant(e) => {
+                        e.insert(path.to_path_buf());
+                        None
+                    }
+                });
+            match first {
+                Some(first) => link(tar, &mut h, EntryType::Link, &first)?,
+                None => tar_file(reader, tar, &mut h, path, node)?,
             }
         }
-        NodeKind::File => tar_file(reader, tar, &mut h, path, node)?,
         NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
             h.set_entry_type(match node.kind {
                 NodeKind::Fifo => EntryType::Fifo,

@@ -180,14 +180,14 @@ impl<'a> Restorer<'a> {
         let mut links: Vec<(&Item, &Path)> = Vec::new();
         let mut writes: Vec<&Item> = Vec::new();
         for i in others {
-            if i.node.kind == NodeKind::File && i.node.links > 1 && i.node.inode != 0 {
-                match leaders.get(&(i.node.device, i.node.inode)) {
+            if let Some(key) = i.node.hard_link_key() {
+                match leaders.get(&key) {
                     Some(first) => {
                         links.push((i, first));
                         continue;
                     }
                     None => {
-                        leaders.insert((i.node.device, i.node.inode), &i.dest);
+                        leaders.insert(key, &i.dest);
                     }
                 }
             }
