@@ -164,14 +164,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     });
     progress.finish();
     let result = result?;
-    let retained = retain(&repo, &result.entry, &policy);
-    report(
-        g,
-        &result.entry,
-        progress.elapsed(),
-        retained.as_ref().ok().and_then(Option::as_ref),
-    )?;
-    retained?;
+    retain_and_report(g, &repo, &result.entry, progress.elapsed(), &policy)?;
     if !result.warnings.is_empty() {
         if !g.json {
             eprintln!(
@@ -192,15 +185,28 @@ fn stdin(g: &Global, a: &BackupArgs, policy: &Policy) -> Result<ExitCode> {
     };
     let start = std::time::Instant::now();
     let saved = repo.backup_stream(std::io::stdin(), &a.stdin_filename, options)?;
-    let retained = retain(&repo, &saved, policy);
+    retain_and_report(g, &repo, &saved, start.elapsed().as_secs_f64(), policy)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Applies the retention flags, then prints the summary with what they
+/// removed. A retention failure is returned after the summary: the
+/// snapshot is saved either way.
+fn retain_and_report(
+    g: &Global,
+    repo: &Repository,
+    saved: &SnapshotEntry,
+    seconds: f64,
+    policy: &Policy,
+) -> Result<()> {
+    let retained = retain(repo, saved, policy);
     report(
         g,
-        &saved,
-        start.elapsed().as_secs_f64(),
+        saved,
+        seconds,
         retained.as_ref().ok().and_then(Option::as_ref),
     )?;
-    retained?;
-    Ok(ExitCode::SUCCESS)
+    retained.map(drop)
 }
 
 fn report(
