@@ -451,6 +451,8 @@ struct Span {
     pack: PackId,
     offset: u32,
     end: u32,
+    /// Positions in the window of the chunks it holds.
+    members: Vec<usize>,
 }
 
 /// The most bytes one span fetches: enough to hide a round trip, small
@@ -528,7 +530,6 @@ impl<'a> BlobReader<'a> {
         let mut order: Vec<usize> = (0..chunks.len()).collect();
         order.sort_by_key(|&i| (locs[i].pack, locs[i].offset));
         let mut spans: Vec<Span> = Vec::new();
-        let mut span_of = vec![0usize; chunks.len()];
         for i in order {
             let l = &locs[i];
             let end = l.offset.saturating_add(l.length);
@@ -539,29 +540,25 @@ impl<'a> BlobReader<'a> {
                         && end.max(s.end) - s.offset <= SPAN_LIMIT =>
                 {
                     s.end = s.end.max(end);
+                    s.members.push(i);
                 }
                 _ => spans.push(Span {
                     pack: l.pack,
                     offset: l.offset,
                     end,
+                    members: vec![i],
                 }),
             }
-            span_of[i] = spans.len() - 1;
-        }
-        let mut members: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
-        for (i, &s) in span_of.iter().enumerate() {
-            members[s].push(i);
         }
         // Each span is decoded as soon as it arrives and then dropped: at
         // most one sealed span per thread is held beside the window.
         let decoded: Vec<Vec<(usize, Vec<u8>)>> = spans
             .par_iter()
-            .zip(members.par_iter())
-            .map(|(span, members)| {
+            .map(|span| {
                 let fetched =
                     self.source
                         .read_range(&span.pack, span.offset, span.end - span.offset)?;
-                members
+                span.members
                     .par_iter()
                     .map(|&i| {
                         let (c, l) = (&chunks[i], &locs[i]);
