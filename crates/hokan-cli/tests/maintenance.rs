@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use hokan_core::sample::{Kind, generate};
+use hokan_repo::conformance::{s3_base, unique};
 
 fn backup_stdin(
     repo: &str,
@@ -132,7 +133,7 @@ fn backup_during_prune_local() {
 #[test]
 fn backup_during_prune_s3() {
     let Some(base) = s3_base() else { return };
-    backup_during_prune(&format!("{base}/prune-{}", unique()));
+    backup_during_prune(&format!("{base}/{}", unique("prune")));
 }
 
 #[test]

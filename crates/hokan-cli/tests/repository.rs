@@ -11,6 +11,7 @@ use std::path::Path;
 use common::*;
 use hokan_core::sample::{Kind, generate};
 use hokan_repo::conformance::dump_store;
+use hokan_repo::conformance::{s3_base, unique};
 use hokan_repo::{Location, Store};
 
 fn store_of(repo: &str) -> Store {
@@ -82,7 +83,7 @@ fn two_writer_processes_local() {
 #[test]
 fn two_writer_processes_s3() {
     let Some(base) = s3_base() else { return };
-    two_writer_processes(&format!("{base}/two-writers-{}", unique()));
+    two_writer_processes(&format!("{base}/{}", unique("two-writers")));
 }
 
 /// Names, tags and contents backed up appear nowhere in the stored bytes
@@ -151,7 +152,7 @@ fn nothing_in_plaintext_local() {
 fn nothing_in_plaintext_s3() {
     let Some(base) = s3_base() else { return };
     let dir = tempfile::tempdir().unwrap();
-    nothing_in_plaintext(&format!("{base}/plaintext-{}", unique()), dir.path());
+    nothing_in_plaintext(&format!("{base}/{}", unique("plaintext")), dir.path());
 }
 
 /// Runs a failing command and checks exit code, message, and that the
@@ -243,7 +244,7 @@ fn error_cases_local() {
 #[test]
 fn error_cases_s3() {
     let Some(base) = s3_base() else { return };
-    let repo = format!("{base}/errors-{}", unique());
+    let repo = format!("{base}/{}", unique("errors"));
     error_cases(&repo);
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
@@ -255,7 +256,7 @@ fn error_cases_s3() {
     fails_cleanly(&repo, c, 1, "denied access");
 
     // Not a repository: an empty prefix of the bucket.
-    let mut c = hokan(&format!("{base}/empty-{}", unique()), &cache);
+    let mut c = hokan(&format!("{base}/{}", unique("empty")), &cache);
     c.arg("snapshots");
     let out = run(c);
     assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));

@@ -17,6 +17,31 @@ use crate::{
     StreamSnapshot,
 };
 
+/// `name` with a random suffix: a fresh location in a shared bucket.
+pub fn unique(name: &str) -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).expect("the system's random source");
+    format!("{name}-{}", hex::encode(b))
+}
+
+/// The S3 location tests run against (`HOKAN_TEST_S3_URL`, set by
+/// `scripts/garage.sh env`), or `None` to skip them; with
+/// `HOKAN_REQUIRE_S3=1` (CI) a missing server is a failure, not a skip.
+pub fn s3_base() -> Option<String> {
+    match std::env::var("HOKAN_TEST_S3_URL") {
+        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_string()),
+        _ => {
+            if std::env::var("HOKAN_REQUIRE_S3").is_ok_and(|v| v == "1") {
+                panic!(
+                    "HOKAN_REQUIRE_S3=1 but HOKAN_TEST_S3_URL is not set: start scripts/garage.sh and source its env"
+                );
+            }
+            eprintln!("skipping: HOKAN_TEST_S3_URL is not set (see scripts/garage.sh)");
+            None
+        }
+    }
+}
+
 /// Cheap key stretching: the suite opens repositories dozens of times.
 pub fn test_init_options() -> InitOptions {
     InitOptions {

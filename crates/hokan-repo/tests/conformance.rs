@@ -8,28 +8,7 @@
 //! unless `HOKAN_REQUIRE_S3=1` (as in CI) makes that a failure. Each test
 //! works under a fresh random prefix and never touches anything else.
 
-use hokan_repo::conformance as suite;
-
-fn unique(name: &str) -> String {
-    let mut b = [0u8; 6];
-    getrandom::fill(&mut b).unwrap();
-    format!("{name}-{}", hex::encode(b))
-}
-
-fn s3_base() -> Option<String> {
-    match std::env::var("HOKAN_TEST_S3_URL") {
-        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_string()),
-        _ => {
-            if std::env::var("HOKAN_REQUIRE_S3").is_ok_and(|v| v == "1") {
-                panic!(
-                    "HOKAN_REQUIRE_S3=1 but HOKAN_TEST_S3_URL is not set: start scripts/garage.sh and source its env"
-                );
-            }
-            eprintln!("skipping: HOKAN_TEST_S3_URL is not set (see scripts/garage.sh)");
-            None
-        }
-    }
-}
+use hokan_repo::conformance::{self as suite, s3_base, unique};
 
 macro_rules! backends {
     ($($name:ident: |$loc:ident, $cache:ident| $body:expr;)*) => {

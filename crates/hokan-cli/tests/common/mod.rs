@@ -79,29 +79,6 @@ pub fn init(repo: &str, cache: &Path) {
     ok(&run(c));
 }
 
-/// A unique suffix.
-pub fn unique() -> String {
-    let mut b = [0u8; 6];
-    getrandom::fill(&mut b).unwrap();
-    hex::encode(b)
-}
-
-/// The S3 base URL from the environment, if a server is configured.
-pub fn s3_base() -> Option<String> {
-    match std::env::var("HOKAN_TEST_S3_URL") {
-        Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
-        _ => {
-            if std::env::var("HOKAN_REQUIRE_S3").is_ok_and(|v| v == "1") {
-                panic!(
-                    "HOKAN_REQUIRE_S3=1 but HOKAN_TEST_S3_URL is not set (see scripts/garage.sh)"
-                );
-            }
-            eprintln!("skipping: HOKAN_TEST_S3_URL is not set (see scripts/garage.sh)");
-            None
-        }
-    }
-}
-
 /// Snapshots as JSON.
 pub fn snapshots(repo: &str, cache: &Path) -> Vec<serde_json::Value> {
     let mut c = hokan(repo, cache);
