@@ -21,6 +21,8 @@ pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 
 /// Domain prefix of a blob's associated data.
 const BLOB_DOMAIN: &[u8; 11] = b"hokan blob\0";
+/// Domain prefix of a group record's associated data.
+const GROUP_DOMAIN: &[u8; 12] = b"hokan group\0";
 /// Domain prefix of a pack header's associated data.
 const PACK_HEADER_DOMAIN: &[u8; 18] = b"hokan pack header\0";
 /// Domain prefix of a repository object's associated data.
@@ -32,6 +34,16 @@ pub fn blob_aad(kind: BlobType, id: &Id) -> [u8; 44] {
     aad[..11].copy_from_slice(BLOB_DOMAIN);
     aad[11] = kind.to_byte();
     aad[12..].copy_from_slice(id.as_bytes());
+    aad
+}
+
+/// Associated data for a group of small blobs (pack version 2):
+/// `"hokan group\0" || type (u8)`. The members are bound by their ids,
+/// which are checked when each is taken out.
+pub fn group_aad(kind: BlobType) -> [u8; 13] {
+    let mut aad = [0u8; 13];
+    aad[..12].copy_from_slice(GROUP_DOMAIN);
+    aad[12] = kind.to_byte();
     aad
 }
 

@@ -7,8 +7,9 @@ use crate::id::Id;
 /// Everything that can go wrong on hokan's data path.
 ///
 /// Each variant names what happened, so a caller can react (a wrong key asks
-/// for another password, a corrupted pack asks for `check` / `repair`) and a
-/// person reading the message knows what to do next.
+/// for another password, a corrupted pack for a check and a repair). The
+/// messages say what happened and where; which command helps is the
+/// command-line tool's to say, since a library cannot know its caller.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -25,9 +26,7 @@ pub enum Error {
 
     /// Stored bytes changed after they were written: a flipped bit, an
     /// overwritten region, a blob swapped for another.
-    #[error(
-        "corrupted {what}: {reason}; run `hokan check --read-data` to find every damaged object"
-    )]
+    #[error("corrupted {what}: {reason}")]
     Corrupted {
         /// The damaged object.
         what: String,
@@ -36,10 +35,7 @@ pub enum Error {
     },
 
     /// An object ends early: a copy or upload was cut short.
-    #[error(
-        "truncated {what}: {reason}; the object was cut short while being written or copied, \
-         restore it from another copy or run `hokan repair index`"
-    )]
+    #[error("truncated {what}: {reason} (the object was cut short while being written or copied)")]
     Truncated {
         /// The short object.
         what: String,
@@ -73,7 +69,7 @@ pub enum Error {
     },
 
     /// A blob the caller asked for is not in the index.
-    #[error("blob {id} is not in the index; the repository is missing data (run `hokan check`)")]
+    #[error("blob {id} is not in the index: the repository is missing data")]
     BlobNotFound {
         /// The missing blob.
         id: Id,
@@ -103,6 +99,26 @@ pub enum Error {
         /// The operating system's error.
         #[source]
         source: std::io::Error,
+    },
+
+    /// A pack the index names is not in the store: the data in it is lost
+    /// (as opposed to a store that cannot be reached).
+    #[error("{what} is missing from the store")]
+    MissingPack {
+        /// The pack, with its path where known.
+        what: String,
+    },
+
+    /// Something only a newer repository format can hold.
+    #[error(
+        "{what} needs repository format {needed}, and this repository uses an older one; \
+         upgrade the repository's format to store it"
+    )]
+    NeedsFormat {
+        /// What could not be stored.
+        what: String,
+        /// The format version that can hold it.
+        needed: u16,
     },
 
     /// A sink or source supplied by the caller (the repository layer) failed.

@@ -12,9 +12,11 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use crate::id::{BlobType, Id, PackId};
-use crate::pack::PackedBlob;
+use crate::pack::{PackedBlob, group_members};
 
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +32,15 @@ pub struct Location {
     /// Its pack is marked for deletion by prune: readable, but new data
     /// must not depend on it (see [`Index::contains_visible`]).
     pub hidden: bool,
+    /// The record at `offset` is a group of small blobs compressed
+    /// together (pack version 2), not this blob alone.
+    pub group: bool,
 }
+
+/// The top bit of a stored record length marks a group record: records are
+/// at most 1 GiB plus overhead, so the bit is free, and the entry stays 44
+/// bytes.
+const GROUP_BIT: u32 = 1 << 31;
 
 /// A pack's number in an [`Index`], returned by [`Index::add_pack`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -96,7 +106,7 @@ const PENDING_MIN: usize = 1024;
 const GROWTH_SHARE: usize = 32;
 
 /// The dedup index. See the module documentation for its layout.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Index {
     packs: Vec<PackInfo>,
     sorted: Vec<Entry>,
@@ -105,6 +115,26 @@ pub struct Index {
     buckets: Vec<u32>,
     bucket_bits: u32,
     pending: IdMap<(u32, u32, u32)>,
+    /// Blobs found damaged while this index was in use: still located (so a
+    /// read reports the damage), but never deduped against, so a writer
+    /// stores a fresh copy.
+    damaged: Mutex<IdSet>,
+    /// Whether `damaged` holds anything: the lock stays off the hot path.
+    any_damaged: AtomicBool,
+}
+
+impl Clone for Index {
+    fn clone(&self) -> Self {
+        Index {
+            packs: self.packs.clone(),
+            sorted: self.sorted.clone(),
+            buckets: self.buckets.clone(),
+            bucket_bits: self.bucket_bits,
+            pending: self.pending.clone(),
+            damaged: Mutex::new(self.damaged.lock().expect("damaged set").clone()),
+            any_damaged: AtomicBool::new(self.any_damaged.load(Relaxed)),
+        }
+    }
 }
 
 impl Index {
@@ -135,13 +165,27 @@ impl Index {
         PackRef(n as u32)
     }
 
-    /// Adds a blob; returns false (and keeps the existing location) if the
-    /// id is already present, as when two writers stored the same chunk.
+    /// Adds a blob stored alone in its record; returns false (and keeps
+    /// the existing location) if the id is already present, as when two
+    /// writers stored the same chunk.
     pub fn insert(&mut self, id: Id, pack: PackRef, offset: u32, length: u32) -> bool {
+        self.insert_record(id, pack, offset, length, false)
+    }
+
+    /// Adds a blob whose record at `offset` is a group (`group`) or the
+    /// blob alone.
+    pub fn insert_record(
+        &mut self,
+        id: Id,
+        pack: PackRef,
+        offset: u32,
+        length: u32,
+        group: bool,
+    ) -> bool {
         if self.find_sorted(&id).is_some() || self.pending.contains_key(&id) {
             return false;
         }
-        self.pending.insert(id, (pack.0, offset, length));
+        self.pending.insert(id, (pack.0, offset, stored_length(length, group)));
         if self.pending.len() > PENDING_MIN.max(self.sorted.len() / PENDING_SHARE) {
             self.merge_pending();
         }
@@ -153,7 +197,8 @@ impl Index {
         let pack = self.add_pack(id, kind);
         blobs
             .iter()
-            .filter(|b| self.insert(b.id, pack, b.offset, b.length))
+            .zip(group_members(blobs))
+            .filter(|(b, group)| self.insert_record(b.id, pack, b.offset, b.length, *group))
             .count()
     }
 
@@ -187,15 +232,49 @@ impl Index {
             pack: p.id,
             kind: p.kind,
             offset,
-            length,
+            length: length & !GROUP_BIT,
             hidden: p.hidden,
+            group: length & GROUP_BIT != 0,
         }
     }
 
-    /// Whether a blob is indexed in a pack that is not marked for deletion:
-    /// what writers may dedup against.
+    /// Whether a blob is indexed in a pack that is not marked for deletion,
+    /// and not known to be damaged: what writers may dedup against.
     pub fn contains_visible(&self, id: &Id) -> bool {
-        self.get(id).is_some_and(|l| !l.hidden)
+        self.get(id).is_some_and(|l| !l.hidden) && !self.is_damaged(id)
+    }
+
+    /// The number of the pack holding a blob writers may dedup against
+    /// (see [`contains_visible`](Self::contains_visible)).
+    pub fn visible_pack(&self, id: &Id) -> Option<u32> {
+        let pack = match self.pending.get(id) {
+            Some(&(pack, _, _)) => pack,
+            None => self.sorted[self.find_sorted(id)?].pack,
+        };
+        (!self.packs[pack as usize].hidden && !self.is_damaged(id)).then_some(pack)
+    }
+
+    /// The id of pack number `n` (as [`visible_pack`](Self::visible_pack)
+    /// returns them).
+    pub fn pack_id(&self, n: u32) -> Option<PackId> {
+        self.packs.get(n as usize).map(|p| p.id)
+    }
+
+    /// Records that reading a blob found it damaged: writers stop deduping
+    /// against it and store the data again.
+    pub fn mark_damaged(&self, id: &Id) {
+        self.damaged.lock().expect("damaged set").insert(*id);
+        self.any_damaged.store(true, Relaxed);
+    }
+
+    /// Whether a blob was found damaged (see [`mark_damaged`](Self::mark_damaged)).
+    pub fn is_damaged(&self, id: &Id) -> bool {
+        self.any_damaged.load(Relaxed) && self.damaged.lock().expect("damaged set").contains(id)
+    }
+
+    /// Every blob found damaged so far.
+    pub fn damaged(&self) -> Vec<Id> {
+        self.damaged.lock().expect("damaged set").iter().copied().collect()
     }
 
     /// Whether a blob is indexed.
@@ -346,6 +425,11 @@ impl Index {
     }
 }
 
+fn stored_length(length: u32, group: bool) -> u32 {
+    debug_assert!(length & GROUP_BIT == 0, "records are under 2 GiB");
+    if group { length | GROUP_BIT } else { length }
+}
+
 /// Builds an [`Index`] from many packs (opening a repository): entries are
 /// appended unsorted and sorted once at the end, and the caller can drop
 /// each decoded index file as soon as it is added.
@@ -385,12 +469,14 @@ impl IndexBuilder {
     }
 
     fn push(&mut self, pack: u32, blobs: &[PackedBlob]) {
-        self.index.sorted.extend(blobs.iter().map(|b| Entry {
-            id: b.id.0,
-            pack,
-            offset: b.offset,
-            length: b.length,
-        }));
+        self.index
+            .sorted
+            .extend(blobs.iter().zip(group_members(blobs)).map(|(b, group)| Entry {
+                id: b.id.0,
+                pack,
+                offset: b.offset,
+                length: stored_length(b.length, group),
+            }));
     }
 
     /// Sorts, drops duplicate ids (the first added wins), and sizes the

@@ -13,6 +13,9 @@
 //! | blob      | [`blob`]        | [`EncodedBlob`]                              |
 //! | pack      | [`pack`]        | [`PackWriter`], [`PackReader`], [`PackId`]   |
 //! | all steps | [`pipeline`]    | [`BlobWriter`], [`BlobReader`]               |
+//! | trees     | [`tree`]        | [`Tree`], [`Node`], [`Attr`]                 |
+//! | browse    | [`browse`]      | walk, find a path, diff two trees            |
+//! | formats   | [`format`]      | [`FormatVersion`]: what a repository may hold |
 //!
 //! The crate is synchronous and CPU-parallel (rayon); it never touches the
 //! network. It knows storage only through two traits: a [`PackSink`] takes
@@ -61,11 +64,14 @@
 #![warn(missing_docs)]
 
 pub mod blob;
+pub mod browse;
 pub mod chunker;
 pub mod compress;
 pub mod crypto;
 mod error;
+pub mod format;
 pub mod fs;
+pub mod glob;
 pub mod id;
 pub mod index;
 pub mod keys;
@@ -79,11 +85,12 @@ pub use chunker::{Chunker, ChunkerParams};
 pub use compress::Compression;
 pub use crypto::Cipher;
 pub use error::{Error, Result};
+pub use format::FormatVersion;
 pub use id::{BlobType, ChunkId, Id, PackId, TreeId};
 pub use index::{Index, IndexBuilder, Location};
 pub use keys::MasterKey;
 pub use pack::{FinishedPack, PackReader, PackWriter, PackedBlob};
 pub use pipeline::{
-    BlobReader, BlobWriter, ChunkRef, PackSink, PackSource, WriteStats, WriterConfig,
+    BlobReader, BlobWriter, ChunkRef, ChunkWrite, PackSink, PackSource, WriteStats, WriterConfig,
 };
-pub use tree::{Node, NodeKind, Timestamp, Tree, Xattr};
+pub use tree::{Attr, AttrValue, Node, NodeKind, Timestamp, Tree, Xattr};

@@ -1,38 +1,46 @@
-//! Pack files: sealed blobs back to back, then a sealed header that lists
-//! them, then a fixed trailer. Byte layout (format version 1):
+//! Pack files: sealed records back to back, then a sealed header that lists
+//! them, then a fixed trailer. Byte layout:
 //!
 //! ```text
 //! offset        bytes  field
 //! 0             6      magic "HKPACK"
-//! 6             2      format version, u16 little-endian (1)
-//! 8             ...    blob records back to back (see `blob`)
+//! 6             2      format version, u16 little-endian (1 or 2)
+//! 8             ...    records back to back (see `blob`)
 //! H             ...    header record: nonce (24) || encrypt(header) || tag (16),
 //!                      associated data "hokan pack header\0" || version (u16 LE)
 //! end - 8       4      length of the header record, u32 little-endian
 //! end - 4       4      trailer magic "HKPT"
 //!
+//! version 1: every record is one blob
 //! header = count (u32 LE) || count × entry
 //! entry  = type (u8: 0 data, 1 tree) || stored length (u32 LE)
 //!          || plaintext length (u32 LE) || id (32)          = 41 bytes
+//!
+//! version 2: a record is one blob, or a group of small blobs
+//! header = records (u32 LE) || records × record
+//! record = type (u8) || stored length (u32 LE) || members (u16 LE)
+//!          || members × (plaintext length (u32 LE) || id (32))
 //! ```
 //!
-//! Blob offsets are implicit: the first blob starts at 8, each next one where
-//! the previous ended, and the blobs end exactly where the header starts.
-//! A pack is self-describing, so a lost index is rebuilt from packs alone,
-//! and it is named by the BLAKE3 of its bytes, so it is verified without a key.
+//! Record offsets are implicit: the first starts at 8, each next one where
+//! the previous ended, and the records end exactly where the header starts.
+//! A version-2 record with one member is a blob sealed alone; with two or
+//! more it is a group ([`blob::encode_group`]). A pack is self-describing,
+//! so a lost index is rebuilt from packs alone, and it is named by the
+//! BLAKE3 of its bytes, so it is verified without a key.
 
 use std::ops::Range;
 
-use crate::blob::{self, EncodedBlob};
+use crate::blob::{self, EncodedBlob, EncodedGroup, Group};
 use crate::crypto::{NONCE_LEN, OVERHEAD, pack_header_aad};
 use crate::error::{Error, Result};
 use crate::id::{BlobType, Id, PackId};
 use crate::keys::MasterKey;
 
-/// The pack format version this build writes.
-pub const PACK_VERSION: u16 = 1;
+/// The newest pack format version this build writes.
+pub const PACK_VERSION: u16 = 2;
 /// Pack versions this build reads, for messages.
-pub const PACK_VERSIONS_READ: &str = "1";
+pub const PACK_VERSIONS_READ: &str = "1 and 2";
 /// First six bytes of every pack.
 pub const PACK_MAGIC: &[u8; 6] = b"HKPACK";
 /// Last four bytes of every pack.
@@ -41,8 +49,12 @@ pub const TRAILER_MAGIC: &[u8; 4] = b"HKPT";
 pub const PREFIX_LEN: usize = 8;
 /// Length of the trailer (header length and magic).
 pub const TRAILER_LEN: usize = 8;
-/// Length of one header entry.
+/// Length of one version-1 header entry.
 pub const HEADER_ENTRY_LEN: usize = 41;
+/// Length of a version-2 record's fixed part (type, length, members).
+const RECORD_LEN: usize = 7;
+/// Length of a version-2 member entry (plaintext length, id).
+const MEMBER_LEN: usize = 36;
 /// Default target size of a pack: 16 MiB, few enough objects for any store,
 /// small enough to upload with a few retries.
 pub const DEFAULT_PACK_SIZE: u32 = 16 << 20;
@@ -51,19 +63,30 @@ pub const MAX_PACK_LEN: u64 = u32::MAX as u64;
 /// Smallest possible pack: prefix, a header for zero blobs, trailer.
 pub const MIN_PACK_LEN: usize = PREFIX_LEN + OVERHEAD + 4 + TRAILER_LEN;
 
-/// Where a blob sits in a pack, and what it is.
+/// Where a blob sits in a pack, and what it is. Members of one group record
+/// share `offset` and `length` (the record's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PackedBlob {
     /// Data or tree.
     pub kind: BlobType,
     /// The blob's id.
     pub id: Id,
-    /// Offset of the sealed record from the start of the pack.
+    /// Offset of its sealed record from the start of the pack.
     pub offset: u32,
-    /// Length of the sealed record.
+    /// Length of its sealed record.
     pub length: u32,
     /// Length of the plaintext.
     pub raw_len: u32,
+}
+
+/// For each blob of a pack's list (in header order), whether it is a member
+/// of a group record: members of one record are listed together and share
+/// its offset, and a record alone never shares it.
+pub fn group_members(blobs: &[PackedBlob]) -> impl Iterator<Item = bool> + '_ {
+    (0..blobs.len()).map(move |i| {
+        let at = blobs[i].offset;
+        (i > 0 && blobs[i - 1].offset == at) || blobs.get(i + 1).is_some_and(|b| b.offset == at)
+    })
 }
 
 /// A complete pack, ready to store under its id.
@@ -90,20 +113,32 @@ impl FinishedPack {
 #[derive(Debug)]
 pub struct PackWriter {
     kind: BlobType,
+    version: u16,
     buf: Vec<u8>,
     blobs: Vec<PackedBlob>,
+    /// Records written (version 2 lists records, not blobs).
+    records: usize,
 }
 
 impl PackWriter {
-    /// An empty pack for blobs of `kind`; `capacity` is a hint in bytes.
+    /// An empty pack of the newest version for blobs of `kind`; `capacity`
+    /// is a hint in bytes.
     pub fn new(kind: BlobType, capacity: usize) -> Self {
+        Self::with_version(kind, capacity, PACK_VERSION)
+    }
+
+    /// An empty pack of format `version` (1 or 2).
+    pub fn with_version(kind: BlobType, capacity: usize, version: u16) -> Self {
+        assert!(matches!(version, 1 | 2), "pack version {version}");
         let mut buf = Vec::with_capacity(capacity);
         buf.extend_from_slice(PACK_MAGIC);
-        buf.extend_from_slice(&PACK_VERSION.to_le_bytes());
+        buf.extend_from_slice(&version.to_le_bytes());
         PackWriter {
             kind,
+            version,
             buf,
             blobs: Vec::new(),
+            records: 0,
         }
     }
 
@@ -117,9 +152,16 @@ impl PackWriter {
         self.buf.len()
     }
 
-    /// The size the pack will have once finished: blobs, header, trailer.
+    fn header_len(&self, records: usize, blobs: usize) -> usize {
+        4 + match self.version {
+            1 => blobs * HEADER_ENTRY_LEN,
+            _ => records * RECORD_LEN + blobs * MEMBER_LEN,
+        }
+    }
+
+    /// The size the pack will have once finished: records, header, trailer.
     pub fn finished_len(&self) -> usize {
-        self.buf.len() + 4 + self.blobs.len() * HEADER_ENTRY_LEN + OVERHEAD + TRAILER_LEN
+        self.buf.len() + self.header_len(self.records, self.blobs.len()) + OVERHEAD + TRAILER_LEN
     }
 
     /// True when no blob was added.
@@ -132,30 +174,51 @@ impl PackWriter {
         self.blobs.len()
     }
 
-    /// Appends a sealed blob.
-    pub fn add(&mut self, blob: &EncodedBlob) -> Result<()> {
-        if blob.kind != self.kind {
+    fn append(&mut self, kind: BlobType, sealed: &[u8], members: &[(Id, u32)]) -> Result<()> {
+        if kind != self.kind {
             return Err(Error::invalid(
                 "pack",
-                format!("a {} blob cannot go into a {} pack", blob.kind, self.kind),
+                format!("a {kind} blob cannot go into a {} pack", self.kind),
             ));
         }
-        let end = (self.buf.len() + blob.sealed.len()) as u64
-            + ((self.blobs.len() + 1) * HEADER_ENTRY_LEN + OVERHEAD + 4 + TRAILER_LEN) as u64;
+        let end = (self.buf.len() + sealed.len()
+            + self.header_len(self.records + 1, self.blobs.len() + members.len())
+            + OVERHEAD
+            + TRAILER_LEN) as u64;
         if end > MAX_PACK_LEN {
             return Err(Error::PackTooLarge {
                 limit: MAX_PACK_LEN,
             });
         }
-        self.blobs.push(PackedBlob {
-            kind: blob.kind,
-            id: blob.id,
-            offset: self.buf.len() as u32,
-            length: blob.sealed.len() as u32,
-            raw_len: blob.raw_len,
-        });
-        self.buf.extend_from_slice(&blob.sealed);
+        let offset = self.buf.len() as u32;
+        for (id, raw_len) in members {
+            self.blobs.push(PackedBlob {
+                kind,
+                id: *id,
+                offset,
+                length: sealed.len() as u32,
+                raw_len: *raw_len,
+            });
+        }
+        self.records += 1;
+        self.buf.extend_from_slice(sealed);
         Ok(())
+    }
+
+    /// Appends a blob sealed alone.
+    pub fn add(&mut self, blob: &EncodedBlob) -> Result<()> {
+        self.append(blob.kind, &blob.sealed, &[(blob.id, blob.raw_len)])
+    }
+
+    /// Appends a group record (version 2 only).
+    pub fn add_group(&mut self, group: &EncodedGroup) -> Result<()> {
+        if self.version < 2 {
+            return Err(Error::NeedsFormat {
+                what: "a group of small blobs".into(),
+                needed: 2,
+            });
+        }
+        self.append(group.kind, &group.sealed, &group.members)
     }
 
     /// Seals the header, appends it and the trailer, and names the pack.
@@ -168,12 +231,15 @@ impl PackWriter {
     /// [`finish`](Self::finish) with a caller-chosen header nonce: only for
     /// reproducing known packs in golden tests.
     pub fn finish_with_nonce(mut self, key: &MasterKey, nonce: &[u8; NONCE_LEN]) -> FinishedPack {
-        let header = encode_header(&self.blobs);
+        let header = match self.version {
+            1 => encode_header_v1(&self.blobs),
+            _ => encode_header_v2(&self.blobs),
+        };
         let start = self.buf.len();
         key.cipher().seal_into_with_nonce(
             &mut self.buf,
             nonce,
-            &pack_header_aad(PACK_VERSION),
+            &pack_header_aad(self.version),
             &header,
         );
         let header_len = (self.buf.len() - start) as u32;
@@ -188,7 +254,7 @@ impl PackWriter {
     }
 }
 
-fn encode_header(blobs: &[PackedBlob]) -> Vec<u8> {
+fn encode_header_v1(blobs: &[PackedBlob]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + blobs.len() * HEADER_ENTRY_LEN);
     out.extend_from_slice(&(blobs.len() as u32).to_le_bytes());
     for b in blobs {
@@ -200,6 +266,27 @@ fn encode_header(blobs: &[PackedBlob]) -> Vec<u8> {
     out
 }
 
+/// The blobs of one record each: consecutive blobs sharing an offset.
+fn records(blobs: &[PackedBlob]) -> impl Iterator<Item = &[PackedBlob]> {
+    blobs.chunk_by(|a, b| a.offset == b.offset)
+}
+
+fn encode_header_v2(blobs: &[PackedBlob]) -> Vec<u8> {
+    let count = records(blobs).count();
+    let mut out = Vec::with_capacity(4 + count * RECORD_LEN + blobs.len() * MEMBER_LEN);
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    for r in records(blobs) {
+        out.push(r[0].kind.to_byte());
+        out.extend_from_slice(&r[0].length.to_le_bytes());
+        out.extend_from_slice(&(r.len() as u16).to_le_bytes());
+        for b in r {
+            out.extend_from_slice(&b.raw_len.to_le_bytes());
+            out.extend_from_slice(b.id.as_bytes());
+        }
+    }
+    out
+}
+
 fn pack_name(id: Option<&PackId>) -> String {
     match id {
         Some(id) => format!("pack {}", id.short()),
@@ -207,9 +294,9 @@ fn pack_name(id: Option<&PackId>) -> String {
     }
 }
 
-/// Checks the prefix and trailer of a whole pack and returns the byte range
-/// of its sealed header.
-pub fn header_range(bytes: &[u8], name: &str) -> Result<Range<usize>> {
+/// Checks the prefix and trailer of a whole pack and returns its version
+/// and the byte range of its sealed header.
+pub fn header_range(bytes: &[u8], name: &str) -> Result<(u16, Range<usize>)> {
     let len = bytes.len();
     if len < PREFIX_LEN {
         return if PACK_MAGIC.starts_with(&bytes[..len.min(6)]) {
@@ -222,7 +309,7 @@ pub fn header_range(bytes: &[u8], name: &str) -> Result<Range<usize>> {
         return Err(not_a_pack(name));
     }
     let version = u16::from_le_bytes([bytes[6], bytes[7]]);
-    if version != PACK_VERSION {
+    if !matches!(version, 1 | 2) {
         return Err(Error::UnsupportedVersion {
             what: name.to_string(),
             found: version as u32,
@@ -238,7 +325,7 @@ pub fn header_range(bytes: &[u8], name: &str) -> Result<Range<usize>> {
         ));
     }
     let end = len - TRAILER_LEN;
-    Ok(end - header_len..end)
+    Ok((version, end - header_len..end))
 }
 
 fn trailer_of(bytes: &[u8], name: &str) -> Result<u32> {
@@ -280,6 +367,9 @@ pub fn header_len_from_trailer(tail: &[u8], name: &str) -> Result<u32> {
 
 /// Opens and parses a sealed header that starts at `header_offset`.
 ///
+/// `version` is the pack's version when known; `None` (a reader that
+/// fetched only the pack's end) tries each version, since the header's
+/// associated data names its version and only the right one opens.
 /// `intact` says the pack's bytes were verified against its id, so a header
 /// that fails authentication means a wrong key rather than damage.
 pub fn decode_header(
@@ -288,27 +378,57 @@ pub fn decode_header(
     header_offset: usize,
     name: &str,
     intact: bool,
+    version: Option<u16>,
 ) -> Result<Vec<PackedBlob>> {
-    let plain = key
-        .cipher()
-        .open(&pack_header_aad(PACK_VERSION), sealed)
-        .map_err(|_| {
-            if intact {
-                Error::WrongKey {
-                    what: name.to_string(),
-                }
-            } else {
-                Error::corrupted(
-                    name,
-                    "its header failed authentication (damaged pack, or a key of another repository)",
-                )
+    let versions: &[u16] = match version {
+        Some(1) => &[1],
+        Some(_) => &[2],
+        None => &[2, 1],
+    };
+    let opened = versions.iter().find_map(|&v| {
+        key.cipher()
+            .open(&pack_header_aad(v), sealed)
+            .ok()
+            .map(|plain| (v, plain))
+    });
+    let Some((version, plain)) = opened else {
+        return Err(if intact {
+            Error::WrongKey {
+                what: name.to_string(),
             }
-        })?;
+        } else {
+            Error::corrupted(
+                name,
+                "its header failed authentication (damaged pack, or a key of another repository)",
+            )
+        });
+    };
+    let blobs = match version {
+        1 => parse_header_v1(&plain, name)?,
+        _ => parse_header_v2(&plain, name)?,
+    };
+    let end = blobs
+        .last()
+        .map_or(PREFIX_LEN as u64, |b| b.offset as u64 + b.length as u64);
+    if end != header_offset as u64 {
+        return Err(Error::corrupted(
+            name,
+            format!("header lists blobs up to byte {end}, but the header starts at {header_offset}"),
+        ));
+    }
+    Ok(blobs)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn parse_header_v1(plain: &[u8], name: &str) -> Result<Vec<PackedBlob>> {
     let bad = |why: String| Error::corrupted(name, why);
     if plain.len() < 4 {
         return Err(bad("header shorter than its count".into()));
     }
-    let count = u32::from_le_bytes(plain[..4].try_into().expect("4 bytes")) as usize;
+    let count = u32_at(plain, 0) as usize;
     if plain.len() != 4 + count * HEADER_ENTRY_LEN {
         return Err(bad(format!(
             "header of {} bytes cannot list {count} blobs",
@@ -319,10 +439,9 @@ pub fn decode_header(
     let mut offset = PREFIX_LEN as u64;
     for e in plain[4..].chunks_exact(HEADER_ENTRY_LEN) {
         let kind = BlobType::from_byte(e[0]).ok_or_else(|| bad(format!("blob type {}", e[0])))?;
-        let length = u32::from_le_bytes(e[1..5].try_into().expect("4 bytes"));
-        let raw_len = u32::from_le_bytes(e[5..9].try_into().expect("4 bytes"));
+        let length = u32_at(e, 1);
         let id = Id(e[9..41].try_into().expect("32 bytes"));
-        if (length as usize) < OVERHEAD + 1 {
+        if (length as usize) < OVERHEAD + 1 || offset + length as u64 > MAX_PACK_LEN {
             return Err(bad(format!("blob {} is {length} bytes", id.short())));
         }
         blobs.push(PackedBlob {
@@ -330,13 +449,56 @@ pub fn decode_header(
             id,
             offset: offset as u32,
             length,
-            raw_len,
+            raw_len: u32_at(e, 5),
         });
         offset += length as u64;
     }
-    if offset != header_offset as u64 {
+    Ok(blobs)
+}
+
+fn parse_header_v2(plain: &[u8], name: &str) -> Result<Vec<PackedBlob>> {
+    let bad = |why: String| Error::corrupted(name, why);
+    if plain.len() < 4 {
+        return Err(bad("header shorter than its count".into()));
+    }
+    let count = u32_at(plain, 0) as usize;
+    let mut blobs = Vec::new();
+    let mut offset = PREFIX_LEN as u64;
+    let mut at = 4;
+    for _ in 0..count {
+        let rec = plain
+            .get(at..at + RECORD_LEN)
+            .ok_or_else(|| bad(format!("header ends inside its {count} records")))?;
+        let kind =
+            BlobType::from_byte(rec[0]).ok_or_else(|| bad(format!("blob type {}", rec[0])))?;
+        let length = u32_at(rec, 1);
+        let members = u16::from_le_bytes([rec[5], rec[6]]) as usize;
+        at += RECORD_LEN;
+        if members == 0 {
+            return Err(bad("a record without members".into()));
+        }
+        if (length as usize) < OVERHEAD + 1 || offset + length as u64 > MAX_PACK_LEN {
+            return Err(bad(format!("a record of {length} bytes")));
+        }
+        let list = plain
+            .get(at..at + members * MEMBER_LEN)
+            .ok_or_else(|| bad(format!("header ends inside a record of {members} members")))?;
+        for m in list.chunks_exact(MEMBER_LEN) {
+            blobs.push(PackedBlob {
+                kind,
+                id: Id(m[4..36].try_into().expect("32 bytes")),
+                offset: offset as u32,
+                length,
+                raw_len: u32_at(m, 0),
+            });
+        }
+        at += members * MEMBER_LEN;
+        offset += length as u64;
+    }
+    if at != plain.len() {
         return Err(bad(format!(
-            "header lists blobs up to byte {offset}, but the header starts at {header_offset}"
+            "{} bytes after the last of {count} records",
+            plain.len() - at
         )));
     }
     Ok(blobs)
@@ -348,6 +510,9 @@ pub struct PackReader<'a> {
     name: String,
     bytes: &'a [u8],
     blobs: Vec<PackedBlob>,
+    /// The last group opened: members of one group are read one after the
+    /// other, and opening it once serves them all.
+    open_group: std::sync::Mutex<Option<(u32, std::sync::Arc<Group>)>>,
 }
 
 impl<'a> PackReader<'a> {
@@ -372,14 +537,35 @@ impl<'a> PackReader<'a> {
             Some(_) => true,
             None => false,
         };
-        let range = structure?;
-        let blobs = decode_header(key, &bytes[range.clone()], range.start, &name, intact)?;
-        Ok(PackReader { name, bytes, blobs })
+        let (version, range) = structure?;
+        let blobs = decode_header(
+            key,
+            &bytes[range.clone()],
+            range.start,
+            &name,
+            intact,
+            Some(version),
+        )?;
+        Ok(PackReader {
+            name,
+            bytes,
+            blobs,
+            open_group: std::sync::Mutex::new(None),
+        })
     }
 
     /// The blobs, in order, as the header lists them.
     pub fn blobs(&self) -> &[PackedBlob] {
         &self.blobs
+    }
+
+    /// Whether `blob` (one of [`blobs`](Self::blobs)) lives in a group record.
+    pub fn in_group(&self, blob: &PackedBlob) -> bool {
+        // Blobs are listed by offset, the members of a record together.
+        let first = self.blobs.partition_point(|b| b.offset < blob.offset);
+        self.blobs
+            .get(first + 1)
+            .is_some_and(|b| b.offset == blob.offset)
     }
 
     /// Reads, authenticates, decompresses and id-checks one blob.
@@ -391,9 +577,22 @@ impl<'a> PackReader<'a> {
                 format!("blob {} lies outside the pack", blob.id.short()),
             )
         })?;
-        let plain = blob::decode(key, blob.kind, &blob.id, sealed, &|| {
-            format!("{} at offset {}", self.name, blob.offset)
-        })?;
+        let here = || format!("{} at offset {}", self.name, blob.offset);
+        let plain = if self.in_group(blob) {
+            let mut open = self.open_group.lock().expect("open group");
+            let group = match &*open {
+                Some((at, g)) if *at == blob.offset => g.clone(),
+                _ => {
+                    let g = std::sync::Arc::new(blob::decode_group(key, blob.kind, sealed, &here)?);
+                    *open = Some((blob.offset, g.clone()));
+                    g
+                }
+            };
+            drop(open);
+            group.member(key, &blob.id, &here)?
+        } else {
+            blob::decode(key, blob.kind, &blob.id, sealed, &here)?
+        };
         if plain.len() != blob.raw_len as usize {
             return Err(Error::corrupted(
                 &self.name,
@@ -446,6 +645,70 @@ mod tests {
     }
 
     #[test]
+    fn version_1_packs_are_still_written_and_read() {
+        let key = MasterKey::generate().unwrap();
+        let mut w = PackWriter::with_version(BlobType::Data, 0, 1);
+        let b = blob::encode_new(&key, BlobType::Data, b"old", Compression::default()).unwrap();
+        w.add(&b).unwrap();
+        let g = blob::encode_group(
+            &key,
+            BlobType::Data,
+            &[(Id([1; 32]), b"a"), (Id([2; 32]), b"b")],
+            Compression::default(),
+        )
+        .unwrap();
+        assert!(matches!(w.add_group(&g), Err(Error::NeedsFormat { .. })));
+        let p = w.finish(&key).unwrap();
+        assert_eq!(&p.bytes[6..8], &[1, 0]);
+        let r = PackReader::open(&p.bytes, Some(&p.id), &key).unwrap();
+        assert_eq!(r.read(&key, &r.blobs()[0]).unwrap(), b"old");
+        // A reader that has only the pack's end finds the version itself.
+        let (_, range) = header_range(&p.bytes, "p").unwrap();
+        let listed = decode_header(&key, &p.bytes[range.clone()], range.start, "p", false, None);
+        assert_eq!(listed.unwrap(), p.blobs);
+    }
+
+    #[test]
+    fn groups_and_single_records_mix() {
+        let key = MasterKey::generate().unwrap();
+        let small: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 100 + i as usize]).collect();
+        let members: Vec<(Id, &[u8])> = small
+            .iter()
+            .map(|d| (key.blob_id(BlobType::Data, d), &d[..]))
+            .collect();
+        let mut w = PackWriter::new(BlobType::Data, 0);
+        w.add(&blob::encode_new(&key, BlobType::Data, b"alone", Compression::default()).unwrap())
+            .unwrap();
+        w.add_group(
+            &blob::encode_group(&key, BlobType::Data, &members[..3], Compression::default())
+                .unwrap(),
+        )
+        .unwrap();
+        w.add_group(
+            &blob::encode_group(&key, BlobType::Data, &members[3..], Compression::default())
+                .unwrap(),
+        )
+        .unwrap();
+        let finished_len = w.finished_len();
+        let p = w.finish(&key).unwrap();
+        assert_eq!(p.bytes.len(), finished_len);
+        assert_eq!(p.blobs.len(), 6);
+        assert_eq!(
+            group_members(&p.blobs).collect::<Vec<_>>(),
+            [false, true, true, true, true, true]
+        );
+        let r = PackReader::open(&p.bytes, Some(&p.id), &key).unwrap();
+        assert_eq!(r.blobs(), &p.blobs[..]);
+        r.verify(&key).unwrap();
+        for (b, d) in r.blobs()[1..].iter().zip(&small) {
+            assert!(r.in_group(b));
+            assert_eq!(&r.read(&key, b).unwrap(), d);
+        }
+        assert_eq!(r.read(&key, &r.blobs()[0]).unwrap(), b"alone");
+        assert!(!r.in_group(&r.blobs()[0]));
+    }
+
+    #[test]
     fn empty_pack_is_valid() {
         let key = MasterKey::generate().unwrap();
         let p = PackWriter::new(BlobType::Tree, 0).finish(&key).unwrap();
@@ -476,10 +739,10 @@ mod tests {
         assert!(matches!(e, Error::Truncated { .. }), "{e}");
 
         let mut newer = p.bytes.clone();
-        newer[6] = 2;
+        newer[6] = 3;
         let e = PackReader::open(&newer, None, &key).unwrap_err();
         assert!(
-            matches!(e, Error::UnsupportedVersion { found: 2, .. }),
+            matches!(e, Error::UnsupportedVersion { found: 3, .. }),
             "{e}"
         );
 

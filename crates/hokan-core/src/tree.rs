@@ -1,21 +1,27 @@
-//! Trees: the encoded listing of one directory, stored as a tree blob.
+//! Trees: the encoded listing of one directory (or of any collection a
+//! source stores: a namespace of Kubernetes objects, the records of an etcd
+//! snapshot), stored as a tree blob.
 //!
 //! A tree is its nodes sorted by name, encoded deterministically (postcard,
-//! a written, stable wire format), so an unchanged directory encodes to the
+//! a written, stable wire format), so an unchanged listing encodes to the
 //! same bytes and dedups to the same [`TreeId`]. A snapshot names the root
-//! tree; a directory node names its subtree; a file node lists its chunks.
+//! tree; a directory node names its subtree; a file or object node lists
+//! its chunks.
 //!
-//! Tree blob plaintext: `version (u8 = 1) || postcard(Tree)`; see
-//! `docs/FORMAT.md` for the field order.
+//! Tree blob plaintext: `version (u8) || postcard(Tree)`. Version 1 holds
+//! POSIX nodes only; version 2 adds object nodes, typed attributes and holes
+//! (see `docs/FORMAT.md` §8). Readers take both; writers write the version
+//! of their repository's format ([`FormatVersion::tree_version`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::format::FormatVersion;
 use crate::id::TreeId;
 use crate::pipeline::ChunkRef;
 
-/// The tree encoding this build writes.
-pub const TREE_VERSION: u8 = 1;
+/// The newest tree encoding this build reads and writes.
+pub const TREE_VERSION: u8 = 2;
 
 /// Seconds and nanoseconds since the Unix epoch (negative before 1970).
 #[derive(
@@ -26,6 +32,19 @@ pub struct Timestamp {
     pub secs: i64,
     /// Nanoseconds, 0..1e9.
     pub nanos: u32,
+}
+
+impl Timestamp {
+    /// The current time.
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp {
+            secs: d.as_secs() as i64,
+            nanos: d.subsec_nanos(),
+        }
+    }
 }
 
 /// What a node is.
@@ -41,10 +60,14 @@ pub enum NodeKind {
     Fifo,
     /// A character device (`rdev`).
     CharDevice,
-    /// A block device (`rdev`).
+    /// A block device (`rdev`; its content when read as data).
     BlockDevice,
     /// A Unix socket (recorded, restored as nothing).
     Socket,
+    /// An object that is not a file: a Kubernetes resource, a record of a
+    /// database. Its bytes are its content; what it is lives in `attrs`.
+    /// Format version 2.
+    Object,
 }
 
 impl NodeKind {
@@ -58,7 +81,16 @@ impl NodeKind {
             NodeKind::CharDevice => "chardev",
             NodeKind::BlockDevice => "blockdev",
             NodeKind::Socket => "socket",
+            NodeKind::Object => "object",
         }
+    }
+
+    /// Whether nodes of this kind carry content (a chunk list).
+    pub fn has_content(self) -> bool {
+        matches!(
+            self,
+            NodeKind::File | NodeKind::Object | NodeKind::BlockDevice
+        )
     }
 }
 
@@ -71,7 +103,48 @@ pub struct Xattr {
     pub value: Vec<u8>,
 }
 
-/// One entry of a directory, with everything needed to restore it.
+/// The value of a typed attribute.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AttrValue {
+    /// Text (a kind, a namespace, a UID).
+    Str(String),
+    /// A signed integer (a revision, a generation).
+    Int(i64),
+    /// A flag.
+    Bool(bool),
+    /// Raw bytes (an etcd key that is not UTF-8).
+    Bytes(Vec<u8>),
+    /// A point in time.
+    Time(Timestamp),
+}
+
+impl std::fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrValue::Str(s) => f.write_str(s),
+            AttrValue::Int(i) => write!(f, "{i}"),
+            AttrValue::Bool(b) => write!(f, "{b}"),
+            AttrValue::Bytes(b) => write!(f, "0x{}", hex::encode(b)),
+            AttrValue::Time(t) => write!(f, "@{}.{:09}", t.secs, t.nanos),
+        }
+    }
+}
+
+/// One typed attribute of a node: what a source knows about an object
+/// beyond its bytes (`kind`, `namespace`, `resourceVersion`, ...).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Attr {
+    /// Its name.
+    pub key: String,
+    /// Its value.
+    pub value: AttrValue,
+}
+
+/// One entry of a tree, with everything needed to restore it.
+///
+/// File-system nodes use the POSIX fields; object nodes use `content`,
+/// `size` and `attrs` and leave the rest empty (empty fields cost one byte
+/// each in the encoding).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     /// The entry's name (raw bytes: Unix names need not be UTF-8).
@@ -94,7 +167,8 @@ pub struct Node {
     pub atime: Timestamp,
     /// Last status change (recorded for change detection; not restorable).
     pub ctime: Timestamp,
-    /// Length in bytes (files), or 0.
+    /// Length in bytes of the content (files, objects, devices read as
+    /// data), or 0.
     pub size: u64,
     /// Device of the file system that held it (`st_dev`).
     pub device: u64,
@@ -108,10 +182,13 @@ pub struct Node {
     pub target: Vec<u8>,
     /// Extended attributes, sorted by name.
     pub xattrs: Vec<Xattr>,
-    /// A file's chunks, in order.
+    /// The content's chunks, in order; holes ([`ChunkRef::hole`]) stand for
+    /// runs of zeros that are not stored.
     pub content: Vec<ChunkRef>,
     /// A directory's tree.
     pub subtree: Option<TreeId>,
+    /// Typed attributes, sorted by key, keys unique. Format version 2.
+    pub attrs: Vec<Attr>,
 }
 
 impl Node {
@@ -145,12 +222,69 @@ impl Node {
             xattrs: Vec::new(),
             content: Vec::new(),
             subtree: None,
+            attrs: Vec::new(),
+        }
+    }
+
+    /// An object node: `content` is its bytes' chunk list, `attrs` what it
+    /// is (sorted here).
+    pub fn object(name: impl Into<Vec<u8>>, content: Vec<ChunkRef>, attrs: Vec<Attr>) -> Self {
+        let mut n = Node::new(name, NodeKind::Object);
+        n.size = content.iter().map(|c| c.len as u64).sum();
+        n.content = content;
+        n.set_attrs(attrs);
+        n
+    }
+
+    /// A directory node for a subtree that has no file-system metadata (a
+    /// namespace of objects, say).
+    pub fn dir(name: impl Into<Vec<u8>>, subtree: TreeId) -> Self {
+        let mut n = Node::new(name, NodeKind::Dir);
+        n.mode = 0o755;
+        n.subtree = Some(subtree);
+        n
+    }
+
+    /// Replaces the attributes, sorted by key; a later duplicate key wins.
+    pub fn set_attrs(&mut self, mut attrs: Vec<Attr>) {
+        attrs.reverse();
+        attrs.sort_by(|a, b| a.key.cmp(&b.key));
+        attrs.dedup_by(|a, b| a.key == b.key);
+        self.attrs = attrs;
+    }
+
+    /// The value of an attribute.
+    pub fn attr(&self, key: &str) -> Option<&AttrValue> {
+        self.attrs
+            .binary_search_by(|a| a.key.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.attrs[i].value)
+    }
+
+    /// The value of a text attribute.
+    pub fn attr_str(&self, key: &str) -> Option<&str> {
+        match self.attr(key) {
+            Some(AttrValue::Str(s)) => Some(s),
+            _ => None,
         }
     }
 
     /// The name as text, with invalid UTF-8 replaced, for display.
     pub fn name_lossy(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.name)
+    }
+
+    /// What a version-1 tree cannot hold about this node, if anything.
+    fn v1_obstacle(&self) -> Option<&'static str> {
+        if self.kind == NodeKind::Object {
+            Some("an object node")
+        } else if !self.attrs.is_empty() {
+            Some("typed attributes")
+        } else if self.content.iter().any(ChunkRef::is_hole) {
+            Some("a hole")
+        } else {
+            None
+        }
     }
 }
 
@@ -159,6 +293,89 @@ impl Node {
 pub struct Tree {
     /// The entries.
     pub nodes: Vec<Node>,
+}
+
+/// The version-1 node: [`Node`] without `attrs`. Its encoding is pinned by
+/// the golden tree `tests/golden/tree-v1.bin`.
+#[derive(Serialize, Deserialize)]
+struct NodeV1 {
+    name: Vec<u8>,
+    kind: NodeKind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    user: String,
+    group: String,
+    mtime: Timestamp,
+    atime: Timestamp,
+    ctime: Timestamp,
+    size: u64,
+    device: u64,
+    inode: u64,
+    links: u64,
+    rdev: u64,
+    target: Vec<u8>,
+    xattrs: Vec<Xattr>,
+    content: Vec<ChunkRef>,
+    subtree: Option<TreeId>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TreeV1 {
+    nodes: Vec<NodeV1>,
+}
+
+impl From<NodeV1> for Node {
+    fn from(n: NodeV1) -> Node {
+        Node {
+            name: n.name,
+            kind: n.kind,
+            mode: n.mode,
+            uid: n.uid,
+            gid: n.gid,
+            user: n.user,
+            group: n.group,
+            mtime: n.mtime,
+            atime: n.atime,
+            ctime: n.ctime,
+            size: n.size,
+            device: n.device,
+            inode: n.inode,
+            links: n.links,
+            rdev: n.rdev,
+            target: n.target,
+            xattrs: n.xattrs,
+            content: n.content,
+            subtree: n.subtree,
+            attrs: Vec::new(),
+        }
+    }
+}
+
+impl NodeV1 {
+    fn of(n: &Node) -> NodeV1 {
+        NodeV1 {
+            name: n.name.clone(),
+            kind: n.kind,
+            mode: n.mode,
+            uid: n.uid,
+            gid: n.gid,
+            user: n.user.clone(),
+            group: n.group.clone(),
+            mtime: n.mtime,
+            atime: n.atime,
+            ctime: n.ctime,
+            size: n.size,
+            device: n.device,
+            inode: n.inode,
+            links: n.links,
+            rdev: n.rdev,
+            target: n.target.clone(),
+            xattrs: n.xattrs.clone(),
+            content: n.content.clone(),
+            subtree: n.subtree,
+        }
+    }
 }
 
 impl Tree {
@@ -178,6 +395,15 @@ impl Tree {
                     format!("bad entry name {:?}", n.name_lossy()),
                 ));
             }
+            if n.attrs.windows(2).any(|w| w[0].key >= w[1].key) {
+                return Err(Error::invalid(
+                    "tree",
+                    format!(
+                        "attributes of {:?} are not sorted and unique (use Node::set_attrs)",
+                        n.name_lossy()
+                    ),
+                ));
+            }
         }
         if let Some(w) = nodes.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(Error::invalid(
@@ -188,28 +414,56 @@ impl Tree {
         Ok(Tree { nodes })
     }
 
-    /// The blob plaintext: version byte, then postcard.
-    pub fn encode(&self) -> Vec<u8> {
-        let out = vec![TREE_VERSION];
-        postcard::to_extend(self, out).expect("a tree always serializes")
+    /// The blob plaintext in the encoding of `format`: version byte, then
+    /// postcard. A version-1 repository cannot hold object nodes, typed
+    /// attributes or holes; asking for them is an error that says so.
+    pub fn encode(&self, format: FormatVersion) -> Result<Vec<u8>> {
+        match format.tree_version() {
+            1 => {
+                if let Some((n, what)) = self
+                    .nodes
+                    .iter()
+                    .find_map(|n| n.v1_obstacle().map(|w| (n, w)))
+                {
+                    return Err(Error::NeedsFormat {
+                        what: format!("{what} ({:?})", n.name_lossy()),
+                        needed: 2,
+                    });
+                }
+                let v1 = TreeV1 {
+                    nodes: self.nodes.iter().map(NodeV1::of).collect(),
+                };
+                Ok(postcard::to_extend(&v1, vec![1]).expect("a tree always serializes"))
+            }
+            v => Ok(postcard::to_extend(self, vec![v]).expect("a tree always serializes")),
+        }
     }
 
-    /// Decodes a tree blob's plaintext. `id` names it in errors.
+    /// Decodes a tree blob's plaintext of either version. `id` names it in
+    /// errors.
     pub fn decode(bytes: &[u8], id: &TreeId) -> Result<Self> {
         let what = || format!("tree {}", id.short());
-        match bytes.first() {
-            Some(&TREE_VERSION) => {}
+        let undecodable = |e: postcard::Error| Error::corrupted(what(), format!("undecodable: {e}"));
+        let tree: Tree = match bytes.first() {
+            Some(1) => {
+                let v1: TreeV1 = postcard::from_bytes(&bytes[1..]).map_err(undecodable)?;
+                if v1.nodes.iter().any(|n| n.kind == NodeKind::Object) {
+                    return Err(Error::corrupted(what(), "object node in a version-1 tree"));
+                }
+                Tree {
+                    nodes: v1.nodes.into_iter().map(Node::from).collect(),
+                }
+            }
+            Some(2) => postcard::from_bytes(&bytes[1..]).map_err(undecodable)?,
             Some(&v) => {
                 return Err(Error::UnsupportedVersion {
                     what: what(),
                     found: v as u32,
-                    supported: "1",
+                    supported: "1 and 2",
                 });
             }
             None => return Err(Error::corrupted(what(), "empty tree blob")),
-        }
-        let tree: Tree = postcard::from_bytes(&bytes[1..])
-            .map_err(|e| Error::corrupted(what(), format!("undecodable: {e}")))?;
+        };
         if tree.nodes.windows(2).any(|w| w[0].name >= w[1].name) {
             return Err(Error::corrupted(
                 what(),
@@ -245,13 +499,46 @@ mod tests {
         d.subtree = Some(TreeId(Id([4; 32])));
         let t = Tree::new(vec![f, d]).unwrap();
         assert_eq!(t.nodes[0].name, b"a");
-        let bytes = t.encode();
-        assert_eq!(bytes[0], TREE_VERSION);
         let id = TreeId(Id([0; 32]));
-        assert_eq!(Tree::decode(&bytes, &id).unwrap(), t);
+        for format in [FormatVersion::V1, FormatVersion::V2] {
+            let bytes = t.encode(format).unwrap();
+            assert_eq!(bytes[0], format.tree_version());
+            assert_eq!(Tree::decode(&bytes, &id).unwrap(), t);
+            // Same content, same bytes: unchanged directories dedup.
+            assert_eq!(Tree::new(t.nodes.clone()).unwrap().encode(format).unwrap(), bytes);
+        }
         assert_eq!(t.get(b"b.txt").unwrap().size, 10);
-        // Same content, same bytes: unchanged directories dedup.
-        assert_eq!(Tree::new(t.nodes.clone()).unwrap().encode(), bytes);
+    }
+
+    #[test]
+    fn objects_attributes_and_holes_need_version_2() {
+        let attrs = vec![
+            Attr {
+                key: "kind".into(),
+                value: AttrValue::Str("ConfigMap".into()),
+            },
+            Attr {
+                key: "generation".into(),
+                value: AttrValue::Int(3),
+            },
+            Attr {
+                key: "kind".into(),
+                value: AttrValue::Str("Secret".into()),
+            },
+        ];
+        let o = Node::object("cm.json", vec![ChunkRef::hole(5)], attrs);
+        assert_eq!(o.attr_str("kind"), Some("Secret"), "later duplicate wins");
+        assert_eq!(o.attr("generation"), Some(&AttrValue::Int(3)));
+        assert_eq!(o.size, 5);
+        let t = Tree::new(vec![o]).unwrap();
+        let e = t.encode(FormatVersion::V1).unwrap_err();
+        assert!(matches!(e, Error::NeedsFormat { needed: 2, .. }), "{e}");
+        let bytes = t.encode(FormatVersion::V2).unwrap();
+        assert_eq!(Tree::decode(&bytes, &TreeId(Id([0; 32]))).unwrap(), t);
+
+        let mut f = Node::new("sparse", NodeKind::File);
+        f.content = vec![ChunkRef::hole(1 << 20)];
+        assert!(Tree::new(vec![f]).unwrap().encode(FormatVersion::V1).is_err());
     }
 
     #[test]
@@ -260,12 +547,25 @@ mod tests {
         assert!(Tree::new(vec![n(), n()]).is_err());
         assert!(Tree::new(vec![Node::new("a/b", NodeKind::File)]).is_err());
         assert!(Tree::new(vec![Node::new("..", NodeKind::Dir)]).is_err());
+        let mut unsorted = Node::new("u", NodeKind::Object);
+        unsorted.attrs = vec![
+            Attr {
+                key: "b".into(),
+                value: AttrValue::Bool(true),
+            },
+            Attr {
+                key: "a".into(),
+                value: AttrValue::Bool(true),
+            },
+        ];
+        assert!(Tree::new(vec![unsorted]).is_err());
         let id = TreeId(Id([0; 32]));
         assert!(matches!(
             Tree::decode(&[9, 0], &id),
             Err(Error::UnsupportedVersion { found: 9, .. })
         ));
         assert!(Tree::decode(&[1, 0xff, 0xff], &id).is_err());
+        assert!(Tree::decode(&[], &id).is_err());
         // Unsorted nodes written by someone else are refused on read.
         let bad = Tree {
             nodes: vec![
@@ -273,6 +573,6 @@ mod tests {
                 Node::new("a", NodeKind::File),
             ],
         };
-        assert!(Tree::decode(&bad.encode(), &id).is_err());
+        assert!(Tree::decode(&bad.encode(FormatVersion::V2).unwrap(), &id).is_err());
     }
 }

@@ -226,7 +226,10 @@ impl<'a> Archiver<'a> {
                 }
                 .run(&targets, parent_tree.as_ref())
             });
-            let tree = if trie.target {
+            // However the walk ends (an error, a panic), the prefetcher
+            // must stop, or the scope would wait for it forever.
+            let _stop = SetOnDrop(&done);
+            if trie.target {
                 // Backing up `/` itself.
                 self.archive_dir(
                     Path::new("/"),
@@ -235,9 +238,7 @@ impl<'a> Archiver<'a> {
                 )
             } else {
                 self.archive_trie(Path::new("/"), &trie, parent_tree.as_ref())
-            };
-            done.store(true, Relaxed);
-            tree
+            }
         })?;
         let c = &self.counters;
         let warnings = self.warnings.take();
@@ -302,7 +303,7 @@ impl<'a> Archiver<'a> {
                 let md = match path.symlink_metadata() {
                     Ok(md) => md,
                     Err(e) => {
-                        self.warn(&path, format!("vanished before it was read: {e}"));
+                        self.warn(&path, unreadable(&e));
                         return Ok(None);
                     }
                 };
@@ -339,10 +340,7 @@ impl<'a> Archiver<'a> {
     }
 
     fn store_tree(&self, nodes: Vec<Node>) -> Result<TreeId> {
-        let tree = Tree::new(nodes)?;
-        Ok(TreeId(
-            self.writer.write_blob(BlobType::Tree, &tree.encode())?,
-        ))
+        self.writer.write_tree(&Tree::new(nodes)?)
     }
 
     /// All of a directory, recursively.
@@ -373,7 +371,7 @@ impl<'a> Archiver<'a> {
                 let md = match path.symlink_metadata() {
                     Ok(md) => md,
                     Err(e) => {
-                        self.warn(&path, format!("vanished before it was read: {e}"));
+                        self.warn(&path, unreadable(&e));
                         return Ok(None);
                     }
                 };
@@ -518,6 +516,12 @@ impl<'a> Archiver<'a> {
                 }
                 r
             })
+        } else if md.blocks().saturating_mul(512) < md.size()
+            && let Some(extents) = data_extents(&file, md.size())
+        {
+            // A sparse file: read only its data, and store its holes as
+            // holes (10 GiB of nothing costs nothing to read).
+            self.read_extents(&file, md.size(), &extents)
         } else {
             self.writer.write_stream(Counting {
                 inner: &mut file,
@@ -554,6 +558,85 @@ impl<'a> Archiver<'a> {
     }
 }
 
+/// Sets a flag when dropped.
+struct SetOnDrop<'f>(&'f AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Relaxed);
+    }
+}
+
+/// Reads one extent of a file with positioned reads (a sparse file's data
+/// between two holes).
+struct Extent<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for Extent<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// The data extents of a file that has holes, from `SEEK_DATA` and
+/// `SEEK_HOLE`; `None` where the file system cannot tell (then the file is
+/// read whole).
+fn data_extents(file: &File, size: u64) -> Option<Vec<(u64, u64)>> {
+    use rustix::fs::{SeekFrom, seek};
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    while pos < size {
+        let start = match seek(file, SeekFrom::Data(pos)) {
+            Ok(s) => s,
+            // ENXIO: no data after `pos`, the rest is a hole.
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(_) => return None,
+        };
+        if start >= size {
+            break;
+        }
+        let end = seek(file, SeekFrom::Hole(start)).ok()?.min(size);
+        out.push((start, end));
+        pos = end;
+    }
+    Some(out)
+}
+
+impl Archiver<'_> {
+    fn read_extents(&self, file: &File, size: u64, extents: &[(u64, u64)]) -> Result<Vec<ChunkRef>> {
+        let mut content = Vec::new();
+        let mut pos = 0;
+        for &(start, end) in extents.iter().chain(std::iter::once(&(size, size))) {
+            if start > pos {
+                content.extend(self.writer.write_zeros(start - pos)?);
+                self.progress.bytes(start - pos);
+            }
+            if end > start {
+                content.extend(self.writer.write_stream(Counting {
+                    inner: Extent {
+                        file,
+                        pos: start,
+                        end,
+                    },
+                    progress: self.progress,
+                })?);
+            }
+            pos = end;
+        }
+        Ok(content)
+    }
+}
+
 /// Counts bytes read for the progress display.
 struct Counting<'a, R> {
     inner: R,
@@ -565,6 +648,18 @@ impl<R: Read> Read for Counting<'_, R> {
         let n = self.inner.read(buf)?;
         self.progress.bytes(n as u64);
         Ok(n)
+    }
+}
+
+/// What to say of an entry whose metadata could not be read: it may have
+/// vanished since the directory was listed, or be unreachable for another
+/// reason (a name too long, no permission), which must not be mistaken for
+/// a deletion.
+fn unreadable(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        format!("vanished before it was read: {e}")
+    } else {
+        format!("cannot read its metadata, skipped: {e}")
     }
 }
 

@@ -14,40 +14,13 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 
 use crate::error::{Error, Result};
+use crate::glob::compile_patterns;
 
 /// The signature line a `CACHEDIR.TAG` starts with.
 pub const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
-
-/// Compiles patterns (see the module documentation) into one matcher;
-/// `None` for no patterns.
-pub fn compile_patterns(patterns: &[String]) -> Result<Option<GlobSet>> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut builder = GlobSetBuilder::new();
-    for p in patterns {
-        let p = p.trim_end_matches('/');
-        let anchored = if p.starts_with('/') {
-            p.to_string()
-        } else {
-            format!("**/{p}")
-        };
-        let glob = GlobBuilder::new(&anchored)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| Error::invalid("pattern", format!("{p:?}: {e}")))?;
-        builder.add(glob);
-    }
-    Ok(Some(
-        builder
-            .build()
-            .map_err(|e| Error::invalid("patterns", e.to_string()))?,
-    ))
-}
 
 /// Exclusion rules for a backup.
 #[derive(Clone, Debug, Default)]

@@ -1,5 +1,6 @@
 //! File systems: backing up directory trees ([`Archiver`]), restoring them
-//! ([`Restorer`]), and looking inside snapshots ([`browse`]).
+//! ([`Restorer`]). Looking inside snapshots of any source is
+//! [`crate::browse`].
 //!
 //! Everything here runs on the data path of this crate ([`BlobWriter`] and
 //! [`BlobReader`]) and knows nothing of where blobs are stored.
@@ -8,12 +9,11 @@
 //! [`BlobReader`]: crate::BlobReader
 
 mod archive;
-pub mod browse;
 mod exclude;
 mod meta;
 mod restore;
 
 pub use archive::{ArchiveSummary, Archived, Archiver, NoProgress, Progress, absolute, scan};
-pub use exclude::{CACHEDIR_SIGNATURE, Excludes, compile_patterns};
+pub use exclude::{CACHEDIR_SIGNATURE, Excludes};
 pub use meta::{NameCache, Warning, is_root};
 pub use restore::{Overwrite, RestoreOptions, RestoreSummary, Restored, Restorer};

@@ -4,9 +4,17 @@
 //! patterns), creates the directories, writes files, links and special
 //! files in parallel, recreates hard links, and sets directory metadata
 //! last, deepest first, since writing into a directory changes its times.
-//! All-zero chunks become holes, so sparse files stay sparse. Existing
-//! files are replaced, kept, or replaced only when they differ, as asked;
-//! a symlink in the way is never followed.
+//! Holes and all-zero chunks become holes, so sparse files stay sparse.
+//! Existing files are replaced, kept, or replaced only when they differ, as
+//! asked; a symlink in the way is never followed. Small files are read in
+//! batches planned by pack (one request for many files of a pack, each
+//! group of small blobs decompressed once).
+//!
+//! A file whose data is damaged or missing is reported with its path and
+//! the restore goes on with the others; a store that cannot be reached, or
+//! a target that is full, ends the restore at once with what was done so
+//! far counted. Object nodes (Kubernetes resources, records) are restored
+//! as files holding their bytes.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -20,13 +28,13 @@ use globset::GlobSet;
 use rayon::prelude::*;
 
 use super::archive::{Progress, Warnings};
-use super::exclude::compile_patterns;
+use crate::glob::compile_patterns;
 use super::meta::{
     ApplyOptions, Created, NameCache, Warning, apply, make_special, set_times, umask,
 };
 use crate::error::{Error, Result};
 use crate::id::{BlobType, TreeId};
-use crate::pipeline::BlobReader;
+use crate::pipeline::{BlobReader, ChunkWrite};
 use crate::tree::{Node, NodeKind, Tree};
 
 /// What to do with a file that already exists at the target.
@@ -76,6 +84,9 @@ pub struct RestoreSummary {
     pub verified: u64,
     /// Files that did not read back identical.
     pub verify_failures: u64,
+    /// Entries that could not be restored (their data damaged or missing,
+    /// or the target refused them); each is among the warnings.
+    pub failed: u64,
     /// Problems reported.
     pub warnings: u64,
 }
@@ -109,7 +120,25 @@ pub struct Restorer<'a> {
     warnings: Warnings,
     bytes: AtomicU64,
     skipped: AtomicU64,
+    failed: AtomicU64,
     umask: u32,
+}
+
+/// Files of at most one chunk are read in batches of about this many bytes,
+/// planned by pack.
+const SMALL_BATCH_BYTES: u64 = 16 << 20;
+/// ... and at most this many files.
+const SMALL_BATCH_FILES: usize = 1024;
+
+/// Whether a failure ends the whole restore rather than one file: the store
+/// is unreachable (every other file would fail alike, each after retries),
+/// or the target is full.
+fn is_fatal(e: &Error) -> bool {
+    match e {
+        Error::Storage(_) | Error::WrongKey { .. } => true,
+        Error::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+        _ => false,
+    }
 }
 
 impl<'a> Restorer<'a> {
@@ -129,6 +158,7 @@ impl<'a> Restorer<'a> {
             warnings: Warnings::new(),
             bytes: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
             umask: umask(),
         })
     }
@@ -138,7 +168,7 @@ impl<'a> Restorer<'a> {
     }
 
     fn tree(&self, id: &TreeId) -> Result<Tree> {
-        Tree::decode(&self.reader.read_blob(BlobType::Tree, &id.0)?, id)
+        crate::browse::read_tree(self.reader, id)
     }
 
     /// The bytes and entries a restore of `root` would write, for progress.
@@ -147,7 +177,7 @@ impl<'a> Restorer<'a> {
         self.plan(root, snap_root, Path::new(""), false, &mut items)?;
         let bytes = items
             .iter()
-            .filter(|i| i.node.kind == NodeKind::File)
+            .filter(|i| i.node.kind.has_content())
             .map(|i| i.node.size)
             .sum();
         Ok((items.len() as u64, bytes))
@@ -193,10 +223,7 @@ impl<'a> Restorer<'a> {
             }
             writes.push(i);
         }
-        let written = writes
-            .par_iter()
-            .map(|i| self.restore_entry(i))
-            .collect::<Result<Vec<bool>>>()?;
+        let written = self.write_all(&writes)?;
         for (item, first) in &links {
             self.link(item, first);
         }
@@ -211,13 +238,14 @@ impl<'a> Restorer<'a> {
             dirs: dirs.len() as u64,
             bytes: self.bytes.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
+            failed: self.failed.load(Relaxed),
             ..Default::default()
         };
         if self.options.verify {
             let checked: Vec<bool> = writes
                 .par_iter()
                 .zip(written.par_iter())
-                .filter(|(i, w)| **w && i.node.kind == NodeKind::File)
+                .filter(|(i, w)| **w && i.node.kind.has_content())
                 .map(|(i, _)| self.verify(i))
                 .collect();
             summary.verified = checked.iter().filter(|ok| **ok).count() as u64;
@@ -298,8 +326,76 @@ impl<'a> Restorer<'a> {
         }
     }
 
-    /// Restores one non-directory entry; false if it was skipped.
-    fn restore_entry(&self, item: &Item) -> Result<bool> {
+    /// Writes every non-directory entry: single-chunk files in batches read
+    /// by pack, the others each on their own, all in parallel. Returns for
+    /// each entry whether it was written.
+    fn write_all(&self, writes: &[&Item]) -> Result<Vec<bool>> {
+        let small = |i: &Item| {
+            i.node.kind.has_content()
+                && i.node.kind != NodeKind::BlockDevice
+                && matches!(i.node.content.as_slice(), [c] if !c.is_hole())
+        };
+        let mut written = vec![false; writes.len()];
+        let (mut batched, single): (Vec<usize>, Vec<usize>) =
+            (0..writes.len()).partition(|&i| small(writes[i]));
+        // In pack order, so a batch covers few packs and whole groups.
+        let index = self.reader.index();
+        batched.sort_by_key(|&i| {
+            index
+                .get(&writes[i].node.content[0].id.0)
+                .map(|l| (l.pack, l.offset))
+        });
+        let mut start = 0;
+        while start < batched.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < batched.len()
+                && end - start < SMALL_BATCH_FILES
+                && (end == start || bytes < SMALL_BATCH_BYTES)
+            {
+                bytes += writes[batched[end]].node.size;
+                end += 1;
+            }
+            let batch = &batched[start..end];
+            let ids: Vec<_> = batch
+                .iter()
+                .map(|&i| writes[i].node.content[0].id.0)
+                .collect();
+            let data = self.reader.read_blobs(BlobType::Data, &ids)?;
+            let done = batch
+                .par_iter()
+                .zip(data)
+                .map(|(&i, d)| self.restore_entry(writes[i], Some(d)))
+                .collect::<Result<Vec<bool>>>()?;
+            for (&i, w) in batch.iter().zip(done) {
+                written[i] = w;
+            }
+            start = end;
+        }
+        let done = single
+            .par_iter()
+            .map(|&i| self.restore_entry(writes[i], None))
+            .collect::<Result<Vec<bool>>>()?;
+        for (&i, w) in single.iter().zip(done) {
+            written[i] = w;
+        }
+        Ok(written)
+    }
+
+    /// Records an entry that could not be restored, or ends the restore if
+    /// the failure is one every other entry would share.
+    fn failed(&self, path: &Path, e: Error) -> Result<bool> {
+        if is_fatal(&e) {
+            return Err(e);
+        }
+        self.failed.fetch_add(1, Relaxed);
+        self.warn(path, format!("not restored: {e}"));
+        Ok(false)
+    }
+
+    /// Restores one non-directory entry; false if it was skipped or failed.
+    /// `prefetched` is the content of a single-chunk file, already read.
+    fn restore_entry(&self, item: &Item, prefetched: Option<Result<Vec<u8>>>) -> Result<bool> {
         let (path, node) = (&item.dest, &item.node);
         let existing = if item.fresh {
             None
@@ -336,21 +432,14 @@ impl<'a> Restorer<'a> {
         }
         let mut created = None;
         match node.kind {
-            NodeKind::File => {
+            NodeKind::File | NodeKind::Object => {
                 created = Some(Created {
                     mode: node.mode & 0o777 & !self.umask,
                 });
-                if let Err(e) = self.write_file(path, node) {
-                    if e.is_corruption()
-                        || matches!(
-                            e,
-                            Error::BlobNotFound { .. } | Error::Storage(_) | Error::WrongKey { .. }
-                        )
-                    {
-                        return Err(e);
-                    }
-                    self.warn(path, format!("not restored: {e}"));
-                    return Ok(false);
+                if let Err(e) = self.write_file(path, node, prefetched) {
+                    // A half-written file must not pass for a restored one.
+                    let _ = std::fs::remove_file(path);
+                    return self.failed(path, e);
                 }
             }
             NodeKind::Symlink => {
@@ -381,14 +470,25 @@ impl<'a> Restorer<'a> {
         Ok(true)
     }
 
-    fn write_file(&self, path: &Path, node: &Node) -> Result<()> {
+    fn write_file(
+        &self,
+        path: &Path,
+        node: &Node,
+        prefetched: Option<Result<Vec<u8>>>,
+    ) -> Result<()> {
+        // Read first: a file whose data is lost is not created at all.
+        let data = prefetched.transpose()?;
         let file = File::options()
             .write(true)
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
             // Created with its final permission bits (the umask permitting):
-            // the open descriptor may write whatever the mode says.
-            .mode(node.mode & 0o777)
+            // the open descriptor may write whatever the mode says. An
+            // object node has no mode; it is readable by its owner only.
+            .mode(match node.mode & 0o777 {
+                0 => 0o600,
+                m => m,
+            })
             .open(path)
             .map_err(|e| Error::io_path("creating", path, e))?;
         let mut out = SparseWriter {
@@ -398,7 +498,21 @@ impl<'a> Restorer<'a> {
             written: 0,
             ends_in_hole: false,
         };
-        self.reader.read_chunks(&node.content, &mut out)?;
+        let io = |e| Error::io_path("writing", path, e);
+        match data {
+            Some(d) => {
+                if d.len() as u64 != node.size {
+                    return Err(Error::corrupted(
+                        format!("chunk {}", node.content[0].id.short()),
+                        format!("{} bytes, the file is {}", d.len(), node.size),
+                    ));
+                }
+                out.data(&d).map_err(io)?;
+            }
+            None => {
+                self.reader.read_chunks_to(&node.content, &mut out)?;
+            }
+        }
         // A trailing hole exists only once the length is set.
         if out.ends_in_hole || out.written != node.size {
             out.file
@@ -443,7 +557,12 @@ impl<'a> Restorer<'a> {
             for c in &item.node.content {
                 buf.resize(c.len as usize, 0);
                 f.read_exact(&mut buf)?;
-                if key.chunk_id(&buf) != c.id {
+                let same = if c.is_hole() {
+                    buf.iter().all(|&b| b == 0)
+                } else {
+                    key.chunk_id(&buf) == c.id
+                };
+                if !same {
                     return Ok(false);
                 }
             }
@@ -467,7 +586,7 @@ impl<'a> Restorer<'a> {
     }
 }
 
-/// Writes chunks to a file, turning all-zero chunks into holes.
+/// Writes chunks to a file, turning holes and all-zero chunks into holes.
 struct SparseWriter<'a> {
     file: File,
     sparse: bool,
@@ -476,20 +595,42 @@ struct SparseWriter<'a> {
     ends_in_hole: bool,
 }
 
-impl Write for SparseWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.ends_in_hole = self.sparse && buf.len() >= 4096 && buf.iter().all(|&b| b == 0);
-        if self.ends_in_hole {
-            self.file.seek(SeekFrom::Current(buf.len() as i64))?;
-        } else {
-            self.file.write_all(buf)?;
+impl SparseWriter<'_> {
+    fn skip(&mut self, len: u64) -> std::io::Result<()> {
+        self.file.seek(SeekFrom::Current(len as i64))?;
+        self.ends_in_hole = true;
+        self.written += len;
+        self.progress.bytes(len);
+        Ok(())
+    }
+}
+
+impl ChunkWrite for SparseWriter<'_> {
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.sparse && buf.len() >= 4096 && buf.iter().all(|&b| b == 0) {
+            return self.skip(buf.len() as u64);
         }
+        self.file.write_all(buf)?;
+        self.ends_in_hole = false;
         self.written += buf.len() as u64;
         self.progress.bytes(buf.len() as u64);
-        Ok(buf.len())
+        Ok(())
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+    fn hole(&mut self, len: u64) -> std::io::Result<()> {
+        if self.sparse {
+            return self.skip(len);
+        }
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(ZEROS.len() as u64) as usize;
+            self.file.write_all(&ZEROS[..n])?;
+            left -= n as u64;
+        }
+        self.ends_in_hole = false;
+        self.written += len;
+        self.progress.bytes(len);
+        Ok(())
     }
 }

@@ -1,5 +1,7 @@
-//! Looking inside snapshots: walking trees, finding a path, comparing two
-//! trees.
+//! Looking inside snapshots of any source: walking trees, finding a path,
+//! comparing two trees. File systems, Kubernetes objects and etcd records
+//! are all trees of nodes, so `ls`, `find`, `diff` and `dump` work the same
+//! on each.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -26,27 +28,28 @@ pub fn walk(
     for node in &tree.nodes {
         let path = base.join(std::ffi::OsStr::from_bytes(&node.name));
         let enter = visit(&path, node)?;
-        if enter
-            && node.kind == NodeKind::Dir
-            && let Some(sub) = &node.subtree
-        {
+        if enter && let Some(sub) = &node.subtree {
             walk(reader, sub, &path, visit)?;
         }
     }
     Ok(())
 }
 
-/// The node at `path` (absolute, as in the snapshot) below `root`; `None`
-/// if there is none. `/` itself has no node.
-pub fn find_node(reader: &BlobReader<'_>, root: &TreeId, path: &Path) -> Result<Option<Node>> {
-    let mut tree = read_tree(reader, root)?;
-    let parts: Vec<&std::ffi::OsStr> = path
-        .components()
+/// The components of a path in a snapshot (`/` and `.` dropped).
+fn components(path: &Path) -> Vec<&std::ffi::OsStr> {
+    path.components()
         .filter_map(|c| match c {
             Component::Normal(n) => Some(n),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The node at `path` (absolute, as in the snapshot) below `root`; `None`
+/// if there is none. `/` itself has no node.
+pub fn find_node(reader: &BlobReader<'_>, root: &TreeId, path: &Path) -> Result<Option<Node>> {
+    let mut tree = read_tree(reader, root)?;
+    let parts = components(path);
     for (i, part) in parts.iter().enumerate() {
         let Some(node) = tree.get(part.as_bytes()).cloned() else {
             return Ok(None);
@@ -54,12 +57,50 @@ pub fn find_node(reader: &BlobReader<'_>, root: &TreeId, path: &Path) -> Result<
         if i + 1 == parts.len() {
             return Ok(Some(node));
         }
-        match (&node.kind, &node.subtree) {
-            (NodeKind::Dir, Some(sub)) => tree = read_tree(reader, sub)?,
-            _ => return Ok(None),
+        match &node.subtree {
+            Some(sub) => tree = read_tree(reader, sub)?,
+            None => return Ok(None),
         }
     }
     Ok(None)
+}
+
+/// What a path in a snapshot names, for commands that take `SNAPSHOT:PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Located {
+    /// A tree: the snapshot's root, or a directory.
+    Tree(TreeId),
+    /// Any other node, with the tree that lists it.
+    Node {
+        /// The node.
+        node: Node,
+        /// The tree holding it.
+        parent: TreeId,
+    },
+}
+
+/// Resolves `path` below `root`: `/` is the root tree itself. `None` if
+/// nothing is there.
+pub fn locate(reader: &BlobReader<'_>, root: &TreeId, path: &Path) -> Result<Option<Located>> {
+    let parts = components(path);
+    let Some((last, dirs)) = parts.split_last() else {
+        return Ok(Some(Located::Tree(*root)));
+    };
+    let mut parent = *root;
+    for d in dirs {
+        match read_tree(reader, &parent)?.get(d.as_bytes()).and_then(|n| n.subtree) {
+            Some(sub) => parent = sub,
+            None => return Ok(None),
+        }
+    }
+    let tree = read_tree(reader, &parent)?;
+    Ok(tree.get(last.as_bytes()).map(|node| match (node.kind, node.subtree) {
+        (NodeKind::Dir, Some(sub)) => Located::Tree(sub),
+        _ => Located::Node {
+            node: node.clone(),
+            parent,
+        },
+    }))
 }
 
 /// How an entry differs between two snapshots.
@@ -69,7 +110,7 @@ pub enum ChangeKind {
     Added,
     /// Only in the first.
     Removed,
-    /// A file whose content changed.
+    /// Content changed (a file's bytes, an object's body).
     Modified,
     /// The type changed (a file became a directory, ...).
     TypeChanged,
@@ -86,6 +127,17 @@ impl ChangeKind {
             ChangeKind::Modified => 'M',
             ChangeKind::TypeChanged => 'T',
             ChangeKind::Metadata => 'U',
+        }
+    }
+
+    /// Lower-case name for JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Modified => "modified",
+            ChangeKind::TypeChanged => "type",
+            ChangeKind::Metadata => "metadata",
         }
     }
 }
@@ -111,6 +163,7 @@ fn same_metadata(a: &Node, b: &Node) -> bool {
         && a.xattrs == b.xattrs
         && a.target == b.target
         && a.rdev == b.rdev
+        && a.attrs == b.attrs
 }
 
 /// Every difference between two trees, in path order. Identical subtrees
@@ -131,14 +184,11 @@ fn diff_into(
     if a == b {
         return Ok(());
     }
-    let ta = match a {
-        Some(id) => read_tree(reader, id)?,
-        None => Tree::default(),
+    let read = |id: Option<&TreeId>| match id {
+        Some(id) => read_tree(reader, id),
+        None => Ok(Tree::default()),
     };
-    let tb = match b {
-        Some(id) => read_tree(reader, id)?,
-        None => Tree::default(),
-    };
+    let (ta, tb) = (read(a)?, read(b)?);
     let (mut i, mut j) = (0, 0);
     while i < ta.nodes.len() || j < tb.nodes.len() {
         let order = match (ta.nodes.get(i), tb.nodes.get(j)) {
@@ -148,13 +198,11 @@ fn diff_into(
         };
         match order {
             std::cmp::Ordering::Less => {
-                let n = &ta.nodes[i];
-                one_sided(reader, n, base, ChangeKind::Removed, out)?;
+                one_sided(reader, &ta.nodes[i], base, ChangeKind::Removed, out)?;
                 i += 1;
             }
             std::cmp::Ordering::Greater => {
-                let n = &tb.nodes[j];
-                one_sided(reader, n, base, ChangeKind::Added, out)?;
+                one_sided(reader, &tb.nodes[j], base, ChangeKind::Added, out)?;
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
@@ -168,15 +216,13 @@ fn diff_into(
                 };
                 if x.kind != y.kind {
                     out.push(change(ChangeKind::TypeChanged));
-                } else if x.kind == NodeKind::Dir {
-                    if !same_metadata(x, y) {
-                        out.push(change(ChangeKind::Metadata));
-                    }
-                    diff_into(reader, x.subtree.as_ref(), y.subtree.as_ref(), &path, out)?;
                 } else if x.content != y.content {
                     out.push(change(ChangeKind::Modified));
                 } else if !same_metadata(x, y) {
                     out.push(change(ChangeKind::Metadata));
+                }
+                if x.kind == y.kind && (x.subtree.is_some() || y.subtree.is_some()) {
+                    diff_into(reader, x.subtree.as_ref(), y.subtree.as_ref(), &path, out)?;
                 }
                 i += 1;
                 j += 1;
@@ -200,9 +246,7 @@ fn one_sided(
         node_kind: n.kind,
         size: n.size,
     });
-    if n.kind == NodeKind::Dir
-        && let Some(sub) = &n.subtree
-    {
+    if let Some(sub) = &n.subtree {
         walk(reader, sub, &path, &mut |p, node| {
             out.push(Change {
                 path: p.to_path_buf(),

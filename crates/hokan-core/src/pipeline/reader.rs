@@ -1,0 +1,378 @@
+//! The read path: chunk ids in, verified plaintext out, in order.
+
+use std::io::Write;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+
+use super::{ChunkRef, PackSource};
+use crate::blob::{self, Group};
+use crate::error::{Error, Result};
+use crate::id::{BlobType, Id, PackId};
+use crate::index::{Index, Location};
+use crate::keys::MasterKey;
+
+/// Where reassembled content goes: data, and holes the writer may skip
+/// over (a restored file seeks past them and stays sparse).
+pub trait ChunkWrite {
+    /// Writes the next bytes.
+    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+    /// `len` zero bytes come next.
+    fn hole(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+/// Any [`Write`]: holes become written zeros.
+struct Dense<'w>(&'w mut (dyn Write + Send));
+
+impl ChunkWrite for Dense<'_> {
+    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn hole(&mut self, mut len: u64) -> std::io::Result<()> {
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        while len > 0 {
+            let n = len.min(ZEROS.len() as u64) as usize;
+            self.0.write_all(&ZEROS[..n])?;
+            len -= n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// One range request: a stretch of a pack holding several wanted records
+/// (object stores charge a round trip per request).
+struct Span {
+    pack: PackId,
+    offset: u32,
+    end: u32,
+    /// Positions (in the caller's list) of the blobs it holds.
+    members: Vec<usize>,
+}
+
+/// The most bytes one span fetches: enough to hide a round trip, small
+/// enough that a window still splits into spans for every core.
+const SPAN_LIMIT: u32 = 4 << 20;
+
+/// Unneeded bytes a span may read across to join two records: parallel
+/// writers interleave the chunks of one file in a pack.
+const SPAN_GAP: u32 = 256 << 10;
+
+/// Decoded group records kept for the next reads: members of one group are
+/// usually read one after the other (the files of a directory, the trees of
+/// a walk), and decompressing a group once serves them all.
+const GROUP_CACHE_BYTES: usize = 32 << 20;
+
+#[derive(Default)]
+struct GroupCache {
+    /// Most recently used last.
+    entries: Mutex<Vec<((PackId, u32), Arc<Group>)>>,
+}
+
+impl GroupCache {
+    fn get(&self, key: (PackId, u32)) -> Option<Arc<Group>> {
+        let mut e = self.entries.lock().expect("group cache");
+        let i = e.iter().position(|(k, _)| *k == key)?;
+        let hit = e.remove(i);
+        let g = hit.1.clone();
+        e.push(hit);
+        Some(g)
+    }
+
+    fn put(&self, key: (PackId, u32), group: Arc<Group>) {
+        let mut e = self.entries.lock().expect("group cache");
+        if e.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        e.push((key, group));
+        let mut total: usize = e.iter().map(|(_, g)| g.len()).sum();
+        while total > GROUP_CACHE_BYTES && e.len() > 1 {
+            total -= e.remove(0).1.len();
+        }
+    }
+}
+
+/// A piece of reassembled content.
+enum Piece {
+    Data(Vec<u8>),
+    Hole(u64),
+}
+
+/// A chunk's data, if it has the length its chunk list records.
+fn sized(c: &ChunkRef, data: Vec<u8>) -> Result<Vec<u8>> {
+    if data.len() != c.len as usize {
+        return Err(Error::corrupted(
+            format!("chunk {}", c.id.short()),
+            format!("{} bytes, the chunk list says {}", data.len(), c.len),
+        ));
+    }
+    Ok(data)
+}
+
+/// The read path; see the module documentation.
+pub struct BlobReader<'a> {
+    key: &'a MasterKey,
+    index: &'a Index,
+    source: &'a dyn PackSource,
+    window: usize,
+    groups: GroupCache,
+}
+
+impl<'a> BlobReader<'a> {
+    /// A reader that locates blobs in `index` and fetches them from `source`.
+    pub fn new(key: &'a MasterKey, index: &'a Index, source: &'a dyn PackSource) -> Self {
+        BlobReader {
+            key,
+            index,
+            source,
+            window: 32 << 20,
+            groups: GroupCache::default(),
+        }
+    }
+
+    /// The repository key this reader decrypts and checks ids with.
+    pub fn key(&self) -> &MasterKey {
+        self.key
+    }
+
+    /// The index it locates blobs in.
+    pub fn index(&self) -> &Index {
+        self.index
+    }
+
+    fn locate(&self, kind: BlobType, id: &Id) -> Result<Location> {
+        self.index
+            .get(id)
+            .filter(|l| l.kind == kind)
+            .ok_or(Error::BlobNotFound { id: *id })
+    }
+
+    /// Damage found while reading is remembered in the index, so writers
+    /// sharing it store the data again instead of deduping against it.
+    fn noting_damage<T>(&self, id: &Id, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r
+            && (e.is_corruption() || matches!(e, Error::MissingPack { .. }))
+        {
+            self.index.mark_damaged(id);
+        }
+        r
+    }
+
+    /// Opens the record at `loc` (fetched as `sealed`) and returns blob `id`.
+    fn decode(&self, kind: BlobType, id: &Id, loc: &Location, sealed: &[u8]) -> Result<Vec<u8>> {
+        let here = || format!("pack {} at offset {}", loc.pack.short(), loc.offset);
+        if !loc.group {
+            return blob::decode(self.key, kind, id, sealed, &here);
+        }
+        let key = (loc.pack, loc.offset);
+        let group = match self.groups.get(key) {
+            Some(g) => g,
+            None => {
+                let holding = || format!("{} (holding blob {})", here(), id.short());
+                let g = Arc::new(blob::decode_group(self.key, kind, sealed, &holding)?);
+                self.groups.put(key, g.clone());
+                g
+            }
+        };
+        group.member(self.key, id, &here)
+    }
+
+    /// Reads one blob: located, fetched, authenticated, decompressed and
+    /// checked against its id.
+    pub fn read_blob(&self, kind: BlobType, id: &Id) -> Result<Vec<u8>> {
+        let loc = self.locate(kind, id)?;
+        let read = (|| {
+            if loc.group
+                && let Some(g) = self.groups.get((loc.pack, loc.offset))
+            {
+                return g.member(self.key, id, &|| format!("pack {}", loc.pack.short()));
+            }
+            let sealed = self.source.read_range(&loc.pack, loc.offset, loc.length)?;
+            self.decode(kind, id, &loc, &sealed)
+        })();
+        self.noting_damage(id, read)
+    }
+
+    /// Reads many blobs of one kind, planned by pack: records that lie
+    /// close together in a pack are fetched with one request, and each
+    /// group is decompressed once. Returns one result per id, in order;
+    /// damage affects only the blobs concerned. A failing store fails the
+    /// whole call.
+    pub fn read_blobs(&self, kind: BlobType, ids: &[Id]) -> Result<Vec<Result<Vec<u8>>>> {
+        let mut out: Vec<Option<Result<Vec<u8>>>> = (0..ids.len()).map(|_| None).collect();
+        let mut located = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match self.locate(kind, id) {
+                Ok(l) => located.push((i, l)),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        for (i, r) in self.fetch_decoded(kind, ids, &located)? {
+            out[i] = Some(r);
+        }
+        Ok(out.into_iter().map(|r| r.expect("every blob answered")).collect())
+    }
+
+    /// Fetches the records of `located` (position in `ids`, location) in
+    /// spans, in parallel, and decodes each wanted blob.
+    fn fetch_decoded(
+        &self,
+        kind: BlobType,
+        ids: &[Id],
+        located: &[(usize, Location)],
+    ) -> Result<Vec<(usize, Result<Vec<u8>>)>> {
+        let mut order: Vec<&(usize, Location)> = located.iter().collect();
+        order.sort_by_key(|(_, l)| (l.pack, l.offset));
+        let mut spans: Vec<Span> = Vec::new();
+        for (i, l) in order {
+            let end = l.offset.saturating_add(l.length);
+            match spans.last_mut() {
+                Some(s)
+                    if s.pack == l.pack
+                        && l.offset <= s.end.saturating_add(SPAN_GAP)
+                        && end.max(s.end) - s.offset <= SPAN_LIMIT =>
+                {
+                    s.end = s.end.max(end);
+                    s.members.push(*i);
+                }
+                _ => spans.push(Span {
+                    pack: l.pack,
+                    offset: l.offset,
+                    end,
+                    members: vec![*i],
+                }),
+            }
+        }
+        let loc_of: std::collections::HashMap<usize, &Location> =
+            located.iter().map(|(i, l)| (*i, l)).collect();
+        // Each span is decoded as soon as it arrives and then dropped: at
+        // most one sealed span per thread is held beside the results.
+        let decoded: Vec<Vec<(usize, Result<Vec<u8>>)>> = spans
+            .par_iter()
+            .map(|span| -> Result<_> {
+                let fetched = match self
+                    .source
+                    .read_range(&span.pack, span.offset, span.end - span.offset)
+                {
+                    Ok(f) => f,
+                    Err(e @ Error::MissingPack { .. }) => {
+                        // A lost pack damages its blobs; the store is fine.
+                        let msg = e.to_string();
+                        return Ok(span
+                            .members
+                            .iter()
+                            .map(|&i| {
+                                let r = Err(Error::MissingPack { what: msg.clone() });
+                                (i, self.noting_damage(&ids[i], r))
+                            })
+                            .collect());
+                    }
+                    Err(e) => return Err(e),
+                };
+                Ok(span
+                    .members
+                    .par_iter()
+                    .map(|&i| {
+                        let l = loc_of[&i];
+                        let start = (l.offset - span.offset) as usize;
+                        let r = match fetched.get(start..start + l.length as usize) {
+                            Some(sealed) => self.decode(kind, &ids[i], l, sealed),
+                            None => Err(Error::truncated(
+                                format!("pack {}", span.pack.short()),
+                                format!("wanted {} bytes at {}", l.length, l.offset),
+                            )),
+                        };
+                        (i, self.noting_damage(&ids[i], r))
+                    })
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
+        Ok(decoded.into_iter().flatten().collect())
+    }
+
+    /// Reads a window of chunks, returned in order; holes cost nothing.
+    fn read_window(&self, chunks: &[ChunkRef]) -> Result<Vec<Piece>> {
+        if let [c] = chunks
+            && !c.is_hole()
+        {
+            // Most files are one chunk: no spans to plan.
+            return Ok(vec![Piece::Data(sized(
+                c,
+                self.read_blob(BlobType::Data, &c.id.0)?,
+            )?)]);
+        }
+        let ids: Vec<Id> = chunks.iter().map(|c| c.id.0).collect();
+        let located = chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.is_hole())
+            .map(|(i, c)| Ok((i, self.locate(BlobType::Data, &c.id.0)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out: Vec<Piece> = chunks
+            .iter()
+            .map(|c| Piece::Hole(if c.is_hole() { c.len as u64 } else { 0 }))
+            .collect();
+        for (i, r) in self.fetch_decoded(BlobType::Data, &ids, &located)? {
+            out[i] = Piece::Data(sized(&chunks[i], r?)?);
+        }
+        Ok(out)
+    }
+
+    /// Reassembles a chunk list into `out`, decoding in parallel and writing
+    /// in order; returns the bytes written. Holes are written as zeros.
+    pub fn read_chunks(&self, chunks: &[ChunkRef], out: &mut (dyn Write + Send)) -> Result<u64> {
+        self.read_chunks_to(chunks, &mut Dense(out))
+    }
+
+    /// [`read_chunks`](Self::read_chunks) into a [`ChunkWrite`] that is told
+    /// about holes; returns the bytes (holes included) written.
+    pub fn read_chunks_to(&self, chunks: &[ChunkRef], out: &mut (dyn ChunkWrite + Send)) -> Result<u64> {
+        let mut windows: Vec<Range<usize>> = Vec::new();
+        let mut start = 0;
+        let mut size = 0usize;
+        for (i, c) in chunks.iter().enumerate() {
+            if !c.is_hole() {
+                size += c.len as usize;
+            }
+            if size >= self.window {
+                windows.push(start..i + 1);
+                start = i + 1;
+                size = 0;
+            }
+        }
+        if start < chunks.len() {
+            windows.push(start..chunks.len());
+        }
+        let write = |pieces: Vec<Piece>, out: &mut (dyn ChunkWrite + Send)| -> Result<u64> {
+            let mut n = 0;
+            for p in pieces {
+                match p {
+                    Piece::Data(d) => {
+                        out.data(&d)
+                            .map_err(|e| Error::io("writing restored data", e))?;
+                        n += d.len() as u64;
+                    }
+                    Piece::Hole(len) => {
+                        out.hole(len)
+                            .map_err(|e| Error::io("writing restored data", e))?;
+                        n += len;
+                    }
+                }
+            }
+            Ok(n)
+        };
+        let mut written = 0u64;
+        let mut pending: Option<Vec<Piece>> = None;
+        for w in &windows {
+            let (wrote, decoded) = rayon::join(
+                || write(pending.take().unwrap_or_default(), &mut *out),
+                || self.read_window(&chunks[w.clone()]),
+            );
+            written += wrote?;
+            pending = Some(decoded?);
+        }
+        written += write(pending.unwrap_or_default(), out)?;
+        Ok(written)
+    }
+}
