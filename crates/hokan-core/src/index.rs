@@ -460,6 +460,31 @@ impl IndexBuilder {
         self.push(pack, blobs);
     }
 
+    /// Adds a pack and those of its blobs `keep` accepts (known-damaged
+    /// copies are left out). Group records are recognised from the whole
+    /// list, so a group that keeps one member is still read as a group.
+    pub fn add_pack_filtered(
+        &mut self,
+        id: PackId,
+        kind: BlobType,
+        blobs: &[PackedBlob],
+        keep: impl Fn(&PackedBlob) -> bool,
+    ) {
+        let pack = self.index.add_pack(id, kind).0;
+        self.index.sorted.extend(
+            blobs
+                .iter()
+                .zip(group_members(blobs))
+                .filter(|(b, _)| keep(b))
+                .map(|(b, group)| Entry {
+                    id: b.id.0,
+                    pack,
+                    offset: b.offset,
+                    length: stored_length(b.length, group),
+                }),
+        );
+    }
+
     /// Adds a pack marked for deletion (see [`Index::add_hidden_pack`]).
     /// Add these after the visible packs: among duplicate ids the first
     /// added wins, so a blob stored twice resolves to its live copy.

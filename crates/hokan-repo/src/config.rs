@@ -1,16 +1,43 @@
 //! The repository's settings, stored once at `init` as the `config` object.
+//!
+//! The config object's version is the repository's format version
+//! ([`FormatVersion`]): version 1 holds the fields of [`ConfigV1`]; version
+//! 2 adds the settings of groups of small blobs. Upgrading a repository
+//! rewrites only this object.
 
 use serde::{Deserialize, Serialize};
 
 use hokan_core::pack::DEFAULT_PACK_SIZE;
-use hokan_core::{ChunkerParams, Compression, Id, WriterConfig};
+use hokan_core::pipeline::{DEFAULT_GROUP_SIZE, DEFAULT_SMALL_BLOB};
+use hokan_core::{ChunkerParams, Compression, FormatVersion, Id, WriterConfig};
 
 use crate::error::{Error, Result};
 use crate::keys::KdfParams;
 
 /// The `config` object's content. Its presence makes a repository.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// The repository's format: what writers may use.
+    pub format: FormatVersion,
+    /// The settings every version has.
+    pub base: ConfigV1,
+    /// Blobs shorter than this are compressed together (format 2).
+    pub small_blob: u32,
+    /// Target plaintext size of a group of small blobs (format 2).
+    pub group_size: u32,
+}
+
+/// The version-2 encoding: the version-1 fields, then the group settings.
+#[derive(Serialize, Deserialize)]
+struct ConfigV2 {
+    base: ConfigV1,
+    small_blob: u32,
+    group_size: u32,
+}
+
+/// The version-1 config, and the first fields of every later version.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ConfigV1 {
     /// A random id, naming the repository's local cache.
     pub repo_id: Id,
     /// Chunker minimum size.
@@ -27,7 +54,24 @@ pub struct Config {
     pub created: i64,
 }
 
+impl std::ops::Deref for Config {
+    type Target = ConfigV1;
+    fn deref(&self) -> &ConfigV1 {
+        &self.base
+    }
+}
+
 impl Config {
+    /// A config of the current format with these settings.
+    pub fn new(base: ConfigV1) -> Self {
+        Config {
+            format: FormatVersion::CURRENT,
+            base,
+            small_blob: DEFAULT_SMALL_BLOB,
+            group_size: DEFAULT_GROUP_SIZE,
+        }
+    }
+
     /// Checks the settings (a config written by a newer or buggy build).
     pub fn validate(&self) -> Result<()> {
         self.chunker()?;
@@ -36,6 +80,17 @@ impl Config {
             return Err(Error::Invalid {
                 what: "pack size",
                 reason: format!("{} bytes; at least 4096", self.pack_size),
+            });
+        }
+        if self.format >= FormatVersion::V2
+            && (self.small_blob > 16 << 20 || self.group_size > 64 << 20)
+        {
+            return Err(Error::Invalid {
+                what: "group settings",
+                reason: format!(
+                    "small blobs below {} bytes in groups of {} bytes",
+                    self.small_blob, self.group_size
+                ),
             });
         }
         Ok(())
@@ -56,7 +111,48 @@ impl Config {
             chunker: self.chunker()?,
             compression: Compression::zstd(self.compression)?,
             pack_size: self.pack_size,
+            format: self.format,
+            small_blob: self.small_blob,
+            group_size: self.group_size,
             ..WriterConfig::default()
+        })
+    }
+
+    /// The postcard encoding for the config object of this format.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        let r = match self.format {
+            FormatVersion::V1 => postcard::to_stdvec(&self.base),
+            _ => postcard::to_stdvec(&ConfigV2 {
+                base: self.base.clone(),
+                small_blob: self.small_blob,
+                group_size: self.group_size,
+            }),
+        };
+        r.map_err(|e| Error::Invalid {
+            what: "config",
+            reason: e.to_string(),
+        })
+    }
+
+    /// Decodes a config object's postcard bytes of `version`.
+    pub(crate) fn decode(version: u16, plain: &[u8], what: &str) -> Result<Self> {
+        let format = FormatVersion::from_number(version)?;
+        Ok(match format {
+            FormatVersion::V1 => Config {
+                format,
+                base: crate::object::decode(plain, what)?,
+                small_blob: 0,
+                group_size: 0,
+            },
+            _ => {
+                let v2: ConfigV2 = crate::object::decode(plain, what)?;
+                Config {
+                    format,
+                    base: v2.base,
+                    small_blob: v2.small_blob,
+                    group_size: v2.group_size,
+                }
+            }
         })
     }
 }
@@ -74,6 +170,9 @@ pub struct InitOptions {
     pub kdf: KdfParams,
     /// Label of the first key file.
     pub key_label: String,
+    /// The format to create (the current one unless a repository must stay
+    /// readable by older releases).
+    pub format: FormatVersion,
 }
 
 impl Default for InitOptions {
@@ -84,6 +183,7 @@ impl Default for InitOptions {
             pack_size: DEFAULT_PACK_SIZE,
             kdf: KdfParams::default(),
             key_label: "initial key".into(),
+            format: FormatVersion::CURRENT,
         }
     }
 }

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use hokan_core::sample::{Kind as SampleKind, generate};
 
 use crate::{
-    Error, InitOptions, KdfParams, OpenOptions, Repository, SnapshotFilter, SourceKind, Store,
-    StreamSnapshot,
+    Error, InitOptions, KdfParams, OpenOptions, ParentChoice, Repository, SnapshotFilter,
+    SnapshotSpec, SourceKind, Store,
 };
 
 /// `name` with a random suffix: a fresh location in a shared bucket.
@@ -258,9 +258,9 @@ pub fn snapshots_and_data(location: &str, cache: &std::path::Path) {
     let mut second = first.clone();
     second.extend_from_slice(&generate(SampleKind::Random, 2 << 20, 2));
 
-    let tags = StreamSnapshot {
+    let tags = SnapshotSpec {
         tags: vec!["nightly".into(), "db".into()],
-        meta: vec![("database".into(), "pods".into())],
+        labels: vec![("database".into(), "pods".into())],
         ..Default::default()
     };
     let s1 = repo
@@ -271,8 +271,8 @@ pub fn snapshots_and_data(location: &str, cache: &std::path::Path) {
         .backup_stream(
             &second[..],
             "pods.sql",
-            StreamSnapshot {
-                parent: Some(s1.id),
+            SnapshotSpec {
+                parent: ParentChoice::Snapshot(s1.id),
                 ..tags
             },
         )
@@ -289,7 +289,7 @@ pub fn snapshots_and_data(location: &str, cache: &std::path::Path) {
         s2.snapshot.summary.bytes_added
     );
     let s3 = repo
-        .backup_stream(&b"other"[..], "other.bin", StreamSnapshot::default())
+        .backup_stream(&b"other"[..], "other.bin", SnapshotSpec::default())
         .unwrap();
 
     // A fresh open (cold, then warm cache) sees all three.
@@ -304,9 +304,9 @@ pub fn snapshots_and_data(location: &str, cache: &std::path::Path) {
             all[0].snapshot.tags,
             vec!["db".to_string(), "nightly".to_string()]
         );
-        assert_eq!(all[0].snapshot.meta("database"), Some("pods"));
+        assert_eq!(all[0].snapshot.label("database"), Some("pods"));
         assert_eq!(all[1].snapshot.parent, Some(s1.id));
-        assert_eq!(all[2].snapshot.source, SourceKind::Stream);
+        assert_eq!(all[2].snapshot.source, SourceKind::STREAM);
         let latest_db = r
             .find_snapshot(
                 "latest",
@@ -335,7 +335,7 @@ pub fn snapshots_and_data(location: &str, cache: &std::path::Path) {
         let r = r.load_index().unwrap();
         for (s, data) in [(&s1, &first), (&s2, &second)] {
             let mut out = Vec::new();
-            r.restore_stream(&s.snapshot, &mut out).unwrap();
+            r.dump(&s.snapshot, "", &mut out).unwrap();
             assert!(out == **data, "snapshot {} restores bit for bit", s.id);
         }
     }
@@ -371,7 +371,7 @@ pub fn concurrent_writers(location: &str, cache: &std::path::Path) {
                         .unwrap()
                         .load_index()
                         .unwrap();
-                    repo.backup_stream(&data[..], &format!("writer-{i}"), StreamSnapshot::default())
+                    repo.backup_stream(&data[..], &format!("writer-{i}"), SnapshotSpec::default())
                         .unwrap()
                         .id
                 })
@@ -388,7 +388,7 @@ pub fn concurrent_writers(location: &str, cache: &std::path::Path) {
             .find_snapshot(&id.to_hex(), &Default::default())
             .unwrap();
         let mut out = Vec::new();
-        repo.restore_stream(&s.snapshot, &mut out).unwrap();
+        repo.dump(&s.snapshot, "", &mut out).unwrap();
         assert!(out == *data, "writer snapshot {id} restores bit for bit");
     }
 }
@@ -406,7 +406,7 @@ pub fn damage_is_reported(location: &str, cache: &std::path::Path) {
         .unwrap();
     let data = generate(SampleKind::Random, 3 << 20, 4);
     let saved = repo
-        .backup_stream(&data[..], "x", StreamSnapshot::default())
+        .backup_stream(&data[..], "x", SnapshotSpec::default())
         .unwrap();
     let store = repo.store().clone();
     let objects = dump_store(&store);
@@ -423,7 +423,7 @@ pub fn damage_is_reported(location: &str, cache: &std::path::Path) {
         store.put(p, Bytes::from(b)).unwrap();
     }
     let e = repo
-        .restore_stream(&saved.snapshot, &mut Vec::new())
+        .dump(&saved.snapshot, "", &mut Vec::new())
         .unwrap_err();
     assert!(
         matches!(e, Error::Core(hokan_core::Error::Corrupted { .. })),
@@ -432,12 +432,13 @@ pub fn damage_is_reported(location: &str, cache: &std::path::Path) {
     // A pack gone.
     store.delete(&packs[0]).unwrap();
     let e = repo
-        .restore_stream(&saved.snapshot, &mut Vec::new())
+        .dump(&saved.snapshot, "", &mut Vec::new())
         .unwrap_err();
     assert!(
         matches!(
             e,
-            Error::Missing { .. } | Error::Core(hokan_core::Error::Corrupted { .. })
+            Error::Core(hokan_core::Error::MissingPack { .. })
+                | Error::Core(hokan_core::Error::Corrupted { .. })
         ),
         "{e}"
     );
@@ -445,7 +446,7 @@ pub fn damage_is_reported(location: &str, cache: &std::path::Path) {
         store.put(p, objects[p].clone()).unwrap();
     }
     let mut out = Vec::new();
-    repo.restore_stream(&saved.snapshot, &mut out).unwrap();
+    repo.dump(&saved.snapshot, "", &mut out).unwrap();
     assert!(out == data);
 
     // A damaged snapshot, index file and config.
@@ -458,9 +459,14 @@ pub fn damage_is_reported(location: &str, cache: &std::path::Path) {
     let last = b.len() - 1;
     b[last] ^= 1;
     store.put(&snap, Bytes::from(b)).unwrap();
-    let e = Repository::open(location, b"pw", open.clone())
-        .unwrap()
-        .snapshots()
+    // It is named, and does not hide the others (there are none here).
+    let reopened = Repository::open(location, b"pw", open.clone()).unwrap();
+    let list = reopened.snapshot_list().unwrap();
+    assert!(list.entries.is_empty());
+    assert_eq!(list.unreadable.len(), 1);
+    assert!(snap.ends_with(&list.unreadable[0].id.to_hex()));
+    let e = reopened
+        .find_snapshot(&saved.id.to_hex()[..8], &Default::default())
         .unwrap_err();
     assert!(matches!(e, Error::Corrupted { .. }), "{e}");
     store.put(&snap, objects[&snap].clone()).unwrap();
@@ -473,11 +479,15 @@ pub fn damage_is_reported(location: &str, cache: &std::path::Path) {
     let mut b = objects[&ix].to_vec();
     b[20] ^= 1;
     store.put(&ix, Bytes::from(b)).unwrap();
-    let e = Repository::open(location, b"pw", open.clone())
+    // A damaged index file is reported, not fatal: its packs look
+    // unindexed, so the data reads as missing until the index is repaired.
+    let loaded = Repository::open(location, b"pw", open.clone())
         .unwrap()
         .load_index()
-        .unwrap_err();
-    assert!(matches!(e, Error::Corrupted { .. }), "{e}");
+        .unwrap();
+    assert_eq!(loaded.problems().len(), 1, "{:?}", loaded.problems());
+    assert!(ix.ends_with(&loaded.problems()[0].id.to_hex()));
+    assert!(loaded.problems()[0].reason.contains("does not match its name"));
     store.put(&ix, objects[&ix].clone()).unwrap();
 
     let mut b = objects["config"].to_vec();

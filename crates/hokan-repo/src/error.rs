@@ -1,19 +1,34 @@
 //! The repository crate's one public error type.
 
 /// What can go wrong with a repository. Every variant says what happened
-/// and what to do; none of them leaves anything half-written behind.
+/// and where; none of them leaves anything half-written behind. Which
+/// command helps is for the command-line tool to add (see
+/// `hokan-cli`'s hints): a library does not know its caller.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No repository at this location.
-    #[error(
-        "no hokan repository at {location}: {reason}; create one with `hokan -r {location} init`"
-    )]
+    #[error("no hokan repository at {location}: {reason}")]
     NotARepository {
         /// Where we looked.
         location: String,
         /// What was (not) found.
         reason: String,
+    },
+
+    /// A location that holds a repository's data but no config object: the
+    /// config was lost. Nothing may be created here, or a second master key
+    /// would split the repository.
+    #[error(
+        "{location} holds hokan data ({found}) but no config object: the repository's config \
+         was lost or removed; nothing was changed. Put the config back from a copy of the \
+         repository, or recreate it from the key files with the repository's password"
+    )]
+    ConfigLost {
+        /// The location.
+        location: String,
+        /// What was found there.
+        found: String,
     },
 
     /// `init` on a location that already holds a repository.
@@ -49,7 +64,7 @@ pub enum Error {
     },
 
     /// An object is damaged.
-    #[error("corrupted {what}: {reason}; run `hokan check` to find every damaged object")]
+    #[error("corrupted {what}: {reason}")]
     Corrupted {
         /// The object.
         what: String,
@@ -58,9 +73,7 @@ pub enum Error {
     },
 
     /// An object the repository refers to is gone.
-    #[error(
-        "{what} is missing from the repository; run `hokan check`, and `hokan repair index` if packs were lost"
-    )]
+    #[error("{what} is missing from the repository")]
     Missing {
         /// The object.
         what: String,
@@ -88,6 +101,18 @@ pub enum Error {
         detail: String,
     },
 
+    /// The store has no room left; what was stored before is intact.
+    #[error(
+        "storage at {location} is full ({detail}); nothing stored before was lost or changed, \
+         free space and run again"
+    )]
+    Full {
+        /// The store.
+        location: String,
+        /// The store's answer.
+        detail: String,
+    },
+
     /// Any other permanent storage failure.
     #[error("storage error at {location}: {detail}")]
     Storage {
@@ -107,7 +132,7 @@ pub enum Error {
     },
 
     /// No snapshot matches a query.
-    #[error("no snapshot matches {query:?}; list them with `hokan snapshots`")]
+    #[error("no snapshot matches {query:?}")]
     SnapshotNotFound {
         /// What was asked for.
         query: String,
@@ -126,9 +151,21 @@ pub enum Error {
     #[error("{0}")]
     Key(String),
 
-    /// Another prune holds the repository's prune lock.
+    /// Another process holds a lock this operation needs (a running prune,
+    /// or backups that an instant deletion would harm).
     #[error("{0}")]
     Locked(String),
+
+    /// Data a backup refers to was removed while it ran (a prune deleted a
+    /// pack it deduplicated against); its snapshot was not saved.
+    #[error(
+        "{what} was removed while this backup ran (a prune beside it deleted it); \
+         the snapshot was not saved and nothing stored before was lost; run the backup again"
+    )]
+    RemovedDuringBackup {
+        /// What vanished.
+        what: String,
+    },
 
     /// A setting is out of range; nothing was written.
     #[error("invalid {what}: {reason}")]
@@ -163,6 +200,22 @@ impl Error {
         matches!(self, Error::Unreachable { .. })
     }
 
+    /// True where the repository's stored data is damaged or lost (as
+    /// opposed to the store being unreachable, a wrong password, bad input).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Error::Corrupted { .. } | Error::Missing { .. } => true,
+            Error::Core(c) => {
+                c.is_corruption()
+                    || matches!(
+                        c,
+                        hokan_core::Error::MissingPack { .. } | hokan_core::Error::BlobNotFound { .. }
+                    )
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn corrupted(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Corrupted {
             what: what.into(),
@@ -181,10 +234,12 @@ impl Error {
 impl From<Error> for hokan_core::Error {
     /// Storage errors cross the core's [`PackSource`](hokan_core::PackSource)
     /// and [`PackSink`](hokan_core::PackSink) traits boxed; corruption the
-    /// core itself detects stays a core error.
+    /// core itself detects stays a core error, and a lost object becomes
+    /// the core's "missing pack" so readers can tell it from an outage.
     fn from(e: Error) -> Self {
         match e {
             Error::Core(c) => c,
+            Error::Missing { what } => hokan_core::Error::MissingPack { what },
             other => hokan_core::Error::Storage(Box::new(other)),
         }
     }

@@ -165,7 +165,7 @@ pub fn create(
         info,
     })
     .expect("key file serializes");
-    let mut bytes = object::header(Kind::Key).to_vec();
+    let mut bytes = object::header(Kind::Key, Kind::Key.current_version()).to_vec();
     bytes.extend_from_slice(&body);
     Ok((object::object_id(&bytes), bytes))
 }

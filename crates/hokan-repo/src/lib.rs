@@ -2,24 +2,36 @@
 //! object store (S3 and S3-compatible stores, GCS, Azure), through the
 //! `object_store` crate.
 //!
-//! | type                    | what it is                                               |
-//! |-------------------------|----------------------------------------------------------|
-//! | [`Location`], [`Store`] | where the repository lives, with retries and clear errors |
-//! | [`Repository`]          | open with a password: keys, config, snapshots             |
-//! | [`IndexedRepository`]   | with the index loaded: write and read data                |
-//! | [`Snapshot`]            | one backup: time, host, paths, tags, root tree, figures   |
-//! | [`FsBackup`]            | settings of a file-system backup ([`IndexedRepository::backup_paths`]) |
-//! | [`keys`]                | key files wrapping the master key (Argon2id)              |
-//! | [`retention`]           | which snapshots `forget` keeps, and why                   |
-//! | [`maintenance`]         | `prune` (two-phase), `check`, `repair index`              |
+//! | type                      | what it is                                                |
+//! |---------------------------|-----------------------------------------------------------|
+//! | [`Location`], [`Store`]   | where the repository lives, with retries and clear errors |
+//! | [`Repository`]            | open with a password: keys, config, snapshots             |
+//! | [`IndexedRepository`]     | with the index loaded: write and read data                |
+//! | [`SnapshotSpec`], [`Session`] | the one way in for every source: store data, build trees, commit a snapshot |
+//! | [`Snapshot`]              | one backup: time, host, source, identity, root tree, figures |
+//! | [`FsBackup`]              | a file-system backup ([`IndexedRepository::backup_paths`]) |
+//! | [`keys`]                  | key files wrapping the master key (Argon2id)              |
+//! | [`retention`]             | which snapshots `forget` keeps, and why                   |
+//! | [`maintenance`]           | `prune` (two-phase), `check`, `repair`                    |
+//!
+//! Modules by job: [`store`] (where bytes live), [`layout`] (which object
+//! lives where), [`object`] (the envelope of every object), [`repository`]
+//! (opening, keys, format), [`objects`] (snapshots and index files),
+//! [`index_load`] (the merged index), [`locks`] (who works on the
+//! repository, what waits for deletion, what is damaged), `packs`
+//! (uploading and reading packs), [`session`] (writing), [`sources`]
+//! (files and streams), [`restore`] (reading back).
 //!
 //! The order matters and the types enforce it: a repository cannot write
 //! data before its index is loaded ([`Repository::load_index`]).
 //!
 //! # Example
 //!
+//! A source of its own: a few objects, one blob each, in a tree.
+//!
 //! ```
-//! use hokan_repo::{InitOptions, KdfParams, OpenOptions, Repository, StreamSnapshot};
+//! use hokan_core::{Attr, AttrValue, Node};
+//! use hokan_repo::{InitOptions, KdfParams, OpenOptions, Repository, SnapshotSpec, SourceKind, Staged};
 //!
 //! # fn main() -> hokan_repo::Result<()> {
 //! let dir = tempfile::tempdir().unwrap();
@@ -30,14 +42,23 @@
 //! Repository::init(location, b"correct horse", init, OpenOptions::default())?;
 //!
 //! let mut repo = Repository::open(location, b"correct horse", OpenOptions::default())?.load_index()?;
-//! let dump = b"CREATE TABLE pods (...);\n".repeat(10_000);
-//! let saved = repo.backup_stream(&dump[..], "dump.sql", StreamSnapshot::default())?;
+//! let spec = SnapshotSpec { identity: "cluster-a".into(), ..SnapshotSpec::new(SourceKind::new("records")?) };
+//! let saved = repo.backup(spec, |s| {
+//!     let mut nodes = Vec::new();
+//!     for i in 0..100 {
+//!         let body = format!("{{\"name\": \"cm-{i}\"}}");
+//!         let content = s.store_bytes(body.as_bytes())?;
+//!         let kind = Attr { key: "kind".into(), value: AttrValue::Str("ConfigMap".into()) };
+//!         nodes.push(Node::object(format!("cm-{i}.json"), content, vec![kind]));
+//!     }
+//!     Ok((Staged::new(s.store_tree(nodes)?), ()))
+//! })?;
 //!
 //! let latest = repo.find_snapshot("latest", &Default::default())?;
-//! assert_eq!(latest.id, saved.id);
-//! let mut restored = Vec::new();
-//! repo.restore_stream(&latest.snapshot, &mut restored)?;
-//! assert_eq!(restored, dump);
+//! assert_eq!(latest.id, saved.entry.id);
+//! let mut body = Vec::new();
+//! repo.dump(&latest.snapshot, "cm-7.json", &mut body)?;
+//! assert_eq!(body, b"{\"name\": \"cm-7\"}");
 //! # Ok(())
 //! # }
 //! ```
@@ -49,22 +70,31 @@ pub mod config;
 pub mod conformance;
 mod error;
 pub mod index_file;
+pub mod index_load;
 pub mod keys;
+pub mod layout;
+pub mod locks;
 pub mod maintenance;
 pub mod object;
-mod repo;
+pub mod objects;
+pub(crate) mod packs;
+pub mod repository;
+pub mod restore;
 pub mod retention;
+pub mod session;
 pub mod snapshot;
+pub mod sources;
 pub mod store;
 
 pub use config::{Config, InitOptions};
 pub use error::{Error, Result};
+pub use index_load::IndexedRepository;
 pub use keys::{KdfParams, KeyInfo};
-pub use repo::{
-    CacheMode, FsBackup, FsBackupResult, IndexedRepository, KeyDescription, OpenOptions,
-    ParentChoice, Repository, StreamSnapshot, WriteSummary,
-};
+pub use objects::{SnapshotList, Unreadable};
+pub use repository::{CacheMode, KeyDescription, OpenOptions, Repository};
+pub use session::{Committed, ParentChoice, Session, SnapshotSpec, Staged, WriteSummary};
 pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SourceKind, Summary};
+pub use sources::{FsBackup, FsBackupResult};
 pub use store::{Location, RetryPolicy, Store};
 
 /// Parses a size: plain bytes, or with a unit K, M, G or T (powers of

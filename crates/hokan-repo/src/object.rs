@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use hokan_core::compress::{self, Compression};
 use hokan_core::crypto::object_aad;
-use hokan_core::{Id, MasterKey};
+use hokan_core::{FormatVersion, Id, MasterKey};
 
 use crate::error::{Error, Result};
 
@@ -56,7 +56,18 @@ impl Kind {
 
     /// The newest version of this kind that this build reads and writes.
     pub fn current_version(self) -> u16 {
-        1
+        match self {
+            Kind::Config | Kind::Snapshot | Kind::Lock => 2,
+            Kind::Key | Kind::Index => 1,
+        }
+    }
+
+    /// The version a repository of `format` writes objects of this kind in.
+    pub fn version_for(self, format: FormatVersion) -> u16 {
+        match format {
+            FormatVersion::V1 => 1,
+            _ => self.current_version(),
+        }
     }
 }
 
@@ -65,13 +76,18 @@ pub fn object_id(bytes: &[u8]) -> Id {
     Id(*blake3::hash(bytes).as_bytes())
 }
 
-/// The plain header for an object of `kind` at its current version.
-pub fn header(kind: Kind) -> [u8; HEADER_LEN] {
+/// The plain header for an object of `kind` at `version`.
+pub fn header(kind: Kind, version: u16) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..4].copy_from_slice(OBJECT_MAGIC);
     h[4] = kind as u8;
-    h[5..].copy_from_slice(&kind.current_version().to_le_bytes());
+    h[5..].copy_from_slice(&version.to_le_bytes());
     h
+}
+
+/// The version in an object's plain header (checked by [`check_header`]).
+pub fn version_of(bytes: &[u8]) -> u16 {
+    u16::from_le_bytes([bytes[5], bytes[6]])
 }
 
 /// Checks an object's plain header and returns its body. `what` names the
@@ -100,37 +116,52 @@ pub fn check_header<'a>(bytes: &'a [u8], kind: Kind, what: &str) -> Result<&'a [
     Ok(&bytes[HEADER_LEN..])
 }
 
-/// Encodes, compresses and seals a value as an object of `kind`.
-pub fn seal<T: Serialize>(key: &MasterKey, kind: Kind, value: &T) -> Result<Vec<u8>> {
+/// Encodes, compresses and seals a value as an object of `kind` in
+/// `version` (the caller picks the encoding of `value` to match).
+pub fn seal<T: Serialize>(key: &MasterKey, kind: Kind, version: u16, value: &T) -> Result<Vec<u8>> {
     let plain = postcard::to_stdvec(value).map_err(|e| Error::Invalid {
         what: "object",
         reason: e.to_string(),
     })?;
-    let payload = compress::encode(&plain, Compression::default())?;
-    let mut out = header(kind).to_vec();
-    key.cipher().seal_into(
-        &mut out,
-        &object_aad(kind.name(), kind.current_version()),
-        &payload,
-    )?;
+    seal_plain(key, kind, version, &plain)
+}
+
+/// Seals postcard bytes the caller encoded as an object of `kind`.
+pub fn seal_plain(key: &MasterKey, kind: Kind, version: u16, plain: &[u8]) -> Result<Vec<u8>> {
+    let payload = compress::encode(plain, Compression::default())?;
+    let mut out = header(kind, version).to_vec();
+    key.cipher()
+        .seal_into(&mut out, &object_aad(kind.name(), version), &payload)?;
     Ok(out)
 }
 
-/// Checks, opens and decodes an object of `kind`.
+/// Checks and opens an object of `kind`; returns its version and the
+/// postcard bytes, for kinds whose encoding depends on the version.
+pub fn open_raw(key: &MasterKey, kind: Kind, bytes: &[u8], what: &str) -> Result<(u16, Vec<u8>)> {
+    let body = check_header(bytes, kind, what)?;
+    let version = version_of(bytes);
+    let payload = key
+        .cipher()
+        .open(&object_aad(kind.name(), version), body)
+        .map_err(|_| Error::corrupted(what, "it failed authentication"))?;
+    let plain = compress::decode(payload).map_err(|e| Error::corrupted(what, e.to_string()))?;
+    Ok((version, plain))
+}
+
+/// Decodes postcard bytes of an object.
+pub fn decode<T: DeserializeOwned>(plain: &[u8], what: &str) -> Result<T> {
+    postcard::from_bytes(plain).map_err(|e| Error::corrupted(what, format!("undecodable: {e}")))
+}
+
+/// Checks, opens and decodes an object of `kind` whose encoding is the
+/// same in every version (later versions only add enum variants).
 pub fn open<T: DeserializeOwned>(
     key: &MasterKey,
     kind: Kind,
     bytes: &[u8],
     what: &str,
 ) -> Result<T> {
-    let body = check_header(bytes, kind, what)?;
-    let version = u16::from_le_bytes([bytes[5], bytes[6]]);
-    let payload = key
-        .cipher()
-        .open(&object_aad(kind.name(), version), body)
-        .map_err(|_| Error::corrupted(what, "it failed authentication"))?;
-    let plain = compress::decode(payload).map_err(|e| Error::corrupted(what, e.to_string()))?;
-    postcard::from_bytes(&plain).map_err(|e| Error::corrupted(what, format!("undecodable: {e}")))
+    decode(&open_raw(key, kind, bytes, what)?.1, what)
 }
 
 #[cfg(test)]
@@ -141,7 +172,7 @@ mod tests {
     fn round_trip_and_errors() {
         let key = MasterKey::generate().unwrap();
         let v = (String::from("paths"), vec![1u32, 2, 3]);
-        let bytes = seal(&key, Kind::Snapshot, &v).unwrap();
+        let bytes = seal(&key, Kind::Snapshot, 1, &v).unwrap();
         assert_eq!(&bytes[..7], b"HKOB\x04\x01\x00");
         let back: (String, Vec<u32>) = open(&key, Kind::Snapshot, &bytes, "s").unwrap();
         assert_eq!(back, v);
@@ -152,10 +183,10 @@ mod tests {
         ));
         // A newer version: recognised without opening.
         let mut newer = bytes.clone();
-        newer[5] = 2;
+        newer[5] = 3;
         assert!(matches!(
             open::<(String, Vec<u32>)>(&key, Kind::Snapshot, &newer, "s"),
-            Err(Error::NewerVersion { found: 2, .. })
+            Err(Error::NewerVersion { found: 3, .. })
         ));
         // A flipped bit.
         let mut bad = bytes.clone();

@@ -368,7 +368,7 @@ mod tests {
         let t = DateTime::parse_from_rfc3339(time)
             .unwrap()
             .with_timezone(&Utc);
-        let mut s = Snapshot::new(SourceKind::Fs, vec!["/data".into()], TreeId(Id([0; 32])));
+        let mut s = Snapshot::new(SourceKind::FS, vec!["/data".into()], TreeId(Id([0; 32])));
         s.time = Timestamp {
             secs: t.timestamp(),
             nanos: 0,

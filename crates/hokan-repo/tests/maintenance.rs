@@ -27,7 +27,7 @@ use hokan_repo::maintenance::{self, PruneOptions, ReadData};
 use hokan_repo::retention::{Count, GroupBy, Policy};
 use hokan_repo::{
     CacheMode, Error, Location, OpenOptions, Repository, RetryPolicy, SnapshotEntry,
-    SnapshotFilter, Store, StreamSnapshot,
+    SnapshotFilter, Store, SnapshotSpec,
 };
 
 /// A store that fails every write and delete once `countdown` reaches
@@ -189,7 +189,7 @@ fn fill(repo: Repository) -> (Vec<SnapshotEntry>, Vec<Vec<u8>>) {
         data.extend_from_slice(&generate(Kind::Random, 1 << 20, 10 + i));
         data.extend_from_slice(&generate(Kind::Text, 512 << 10, 20 + i));
         saved.push(
-            repo.backup_stream(&data[..], "db.dump", StreamSnapshot::default())
+            repo.backup_stream(&data[..], "db.dump", SnapshotSpec::default())
                 .unwrap(),
         );
         inputs.push(data);
@@ -201,7 +201,7 @@ fn restores(repo: Repository, snaps: &[&SnapshotEntry], inputs: &[&Vec<u8>]) {
     let repo = repo.load_index().unwrap();
     for (s, want) in snaps.iter().zip(inputs) {
         let mut out = Vec::new();
-        repo.restore_stream(&s.snapshot, &mut out)
+        repo.dump(&s.snapshot, "", &mut out)
             .unwrap_or_else(|e| panic!("snapshot {}: {e}", s.id));
         assert!(out == **want, "snapshot {} restores bit for bit", s.id);
     }
@@ -324,7 +324,7 @@ fn forget_after_backup_keeps_the_new_snapshot_and_its_group_only() {
     let open = local_repo(dir.path());
     let mut repo = open().load_index().unwrap();
     let mut save = |name: &str, seed: u64, tags: &[&str]| {
-        let options = StreamSnapshot {
+        let options = SnapshotSpec {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             ..Default::default()
         };
@@ -373,10 +373,10 @@ fn repacking_keeps_live_blobs_and_frees_the_rest() {
     let a = generate(Kind::Random, 3 << 20, 1);
     let b = generate(Kind::Random, 1 << 20, 2);
     let sa = repo
-        .backup_stream(&a[..], "a", StreamSnapshot::default())
+        .backup_stream(&a[..], "a", SnapshotSpec::default())
         .unwrap();
     let sb = repo
-        .backup_stream(&b[..], "b", StreamSnapshot::default())
+        .backup_stream(&b[..], "b", SnapshotSpec::default())
         .unwrap();
     drop(repo);
     open().delete_snapshot(&sa.id).unwrap();
@@ -405,13 +405,13 @@ fn a_backup_during_prune_stays_restorable() {
     let s1 = open()
         .load_index()
         .unwrap()
-        .backup_stream(&old[..], "old", StreamSnapshot::default())
+        .backup_stream(&old[..], "old", SnapshotSpec::default())
         .unwrap();
     let other = generate(Kind::Random, 1 << 20, 8);
     open()
         .load_index()
         .unwrap()
-        .backup_stream(&other[..], "other", StreamSnapshot::default())
+        .backup_stream(&other[..], "other", SnapshotSpec::default())
         .unwrap();
 
     // A backup loads the index now, and finishes after the prune.
@@ -421,7 +421,7 @@ fn a_backup_during_prune_stays_restorable() {
     assert!(r.marked >= 1, "{r:?}");
     // It stores the same data again: deduped against the marked pack.
     let s3 = early
-        .backup_stream(&old[..], "again", StreamSnapshot::default())
+        .backup_stream(&old[..], "again", SnapshotSpec::default())
         .unwrap();
     // Only the new tree (another file name) is new: the data was deduped.
     assert!(
@@ -454,7 +454,7 @@ fn a_backup_during_prune_stays_restorable() {
     let s4 = open()
         .load_index()
         .unwrap()
-        .backup_stream(&old[..], "late", StreamSnapshot::default())
+        .backup_stream(&old[..], "late", SnapshotSpec::default())
         .unwrap();
     assert!(
         s4.snapshot.summary.bytes_added >= old.len() as u64,
@@ -513,7 +513,7 @@ fn interrupt_at_every_step(prune_options: PruneOptions, prepare_twice: bool) {
         // The crashed prune's lock stays behind; after a real crash it is
         // stale at once (its process is gone). Here the "crashed" prune was
         // this very process, so clear it as `hokan unlock` would.
-        open(&copy, i64::MAX).remove_prune_locks(false).unwrap();
+        open(&copy, i64::MAX).remove_locks(false).unwrap();
         // The next prune finishes and leaves a sound, smaller repository.
         let finish = PruneOptions {
             instant_delete: true,
@@ -579,7 +579,7 @@ fn repair_index_rebuilds_a_lost_index() {
     let e = open()
         .load_index()
         .unwrap()
-        .restore_stream(&saved[0].snapshot, &mut Vec::new())
+        .dump(&saved[0].snapshot, "", &mut Vec::new())
         .unwrap_err();
     assert!(
         matches!(e, Error::Core(hokan_core::Error::BlobNotFound { .. })),
@@ -635,7 +635,7 @@ fn check_reports_every_problem_and_prune_is_exclusive() {
     assert!(matches!(e, Error::Locked(_)), "{e}");
     drop(held);
     assert_eq!(
-        repo.remove_prune_locks(false).unwrap(),
+        repo.remove_locks(false).unwrap(),
         0,
         "the lock went with its holder"
     );

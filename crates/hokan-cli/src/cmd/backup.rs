@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result, bail};
 use hokan_core::fs::Excludes;
 use hokan_repo::retention::{GroupDecisions, Policy};
-use hokan_repo::{FsBackup, ParentChoice, Repository, SnapshotEntry, StreamSnapshot};
+use hokan_repo::{FsBackup, ParentChoice, Repository, SnapshotEntry, SnapshotSpec};
 
 use crate::Global;
 use crate::cmd::forget::{PolicyArgs, group_json, print_group};
@@ -179,7 +179,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
 
 fn stdin(g: &Global, a: &BackupArgs, policy: &Policy) -> Result<ExitCode> {
     let mut repo = open_or_init(g, a)?.load_index()?;
-    let options = StreamSnapshot {
+    let options = SnapshotSpec {
         tags: tags(a),
         ..Default::default()
     };
@@ -228,7 +228,7 @@ fn report(
     if g.quiet {
         return Ok(());
     }
-    if saved.snapshot.source == hokan_repo::SourceKind::Fs {
+    if saved.snapshot.source == hokan_repo::SourceKind::FS {
         println!(
             "Files:       {} new, {} changed, {} unmodified",
             s.files_new, s.files_changed, s.files_unmodified

@@ -52,7 +52,7 @@ pub struct UnlockArgs {
 
 pub fn unlock(g: &Global, a: UnlockArgs) -> Result<ExitCode> {
     let repo = super::open(g)?;
-    let n = repo.remove_prune_locks(!a.remove_all)?;
+    let n = repo.remove_locks(!a.remove_all)?;
     if g.json {
         output::json(&serde_json::json!({"removed": n}))?;
     } else if !g.quiet {

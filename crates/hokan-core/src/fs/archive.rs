@@ -28,6 +28,9 @@ use crate::tree::{Node, NodeKind, Tree};
 
 /// Receives progress from a backup or restore. Called from many threads.
 pub trait Progress: Sync {
+    /// How much the operation will handle in all, once known (restores
+    /// know it after planning).
+    fn totals(&self, _entries: u64, _bytes: u64) {}
     /// Bytes of file content processed (read, or skipped as unchanged).
     fn bytes(&self, _n: u64) {}
     /// One entry (file, directory, link...) finished.

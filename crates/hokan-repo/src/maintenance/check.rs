@@ -1,25 +1,27 @@
-//! Check: find every problem in a repository, not only the first.
+//! Check: find every problem in a repository, not only the first, and
+//! name the snapshots and files each one affects.
 //!
-//! The structure check reads index files, markers, the pack listing and
-//! every snapshot's trees: each tree and chunk a snapshot needs must be in
-//! the index, and each index entry must point into an existing pack of the
-//! right size. Reading data (all packs, or a subset) downloads packs,
-//! checks each against its name, opens its header and every blob (which
-//! authenticates, decompresses and hashes it), and compares the header
-//! with the index.
+//! The structure check reads index files, lock objects, the pack listing
+//! and every snapshot's trees: each tree and chunk a snapshot needs must be
+//! in the index, and each index entry must point into an existing pack of
+//! the right size. Reading data (all packs, or a subset) downloads packs —
+//! the live ones, and those marked for deletion that a snapshot still
+//! uses — checks each against its name, opens its header and every blob
+//! (which authenticates, decompresses and hashes it), and compares the
+//! header with the index. Nothing is changed.
 
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
-use hokan_core::{BlobReader, BlobType, Id, PackId, PackReader, Tree, TreeId};
+use hokan_core::{BlobReader, Id, PackId, PackReader};
 
+use super::walk::{self, Affected};
 use super::{PhaseProgress, Unit, readable_index};
 use crate::error::{Error, Result};
-use crate::index_file::{IndexFile, IndexedPack, live_packs};
-use crate::object::{self, Kind};
-use crate::repo::{Repository, pack_path};
-use crate::snapshot::Snapshot;
+use crate::index_file::{IndexedPack, live_packs};
+use crate::layout;
+use crate::repository::Repository;
 
 /// Which packs to read in full.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,9 +74,34 @@ impl ReadData {
     }
 }
 
+/// What kind of problem, so a caller can say what helps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// An index file cannot be read: the packs it listed look unindexed.
+    IndexFile,
+    /// A snapshot file cannot be read.
+    Snapshot,
+    /// A lock object cannot be read.
+    Lock,
+    /// The index lists a pack the store does not have.
+    PackMissing,
+    /// A pack's size or header disagrees with the index.
+    PackMismatch,
+    /// Reading a pack found damage.
+    PackDamaged,
+    /// A snapshot needs a blob no index lists.
+    BlobMissing,
+    /// A blob is recorded as damaged (found so by an earlier backup).
+    BlobDamaged,
+    /// A tree a snapshot needs cannot be read.
+    TreeUnreadable,
+}
+
 /// One problem found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    /// What kind of problem.
+    pub kind: ProblemKind,
     /// The object concerned (`pack 3fa2c1d0`, `snapshot ...`, `index file ...`).
     pub object: String,
     /// What is wrong.
@@ -92,7 +119,10 @@ impl std::fmt::Display for Problem {
 pub struct CheckReport {
     /// Every problem, in the order found.
     pub problems: Vec<Problem>,
-    /// Facts that are not problems (packs awaiting prune).
+    /// Every file or directory of a snapshot that needs missing or damaged
+    /// data, by snapshot and path.
+    pub affected: Vec<Affected>,
+    /// Facts that are not problems (packs awaiting prune, temporary files).
     pub notes: Vec<String>,
     /// Snapshots checked.
     pub snapshots: usize,
@@ -113,56 +143,45 @@ impl CheckReport {
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
-}
 
-fn problem(object: impl Into<String>, message: impl Into<String>) -> Problem {
-    Problem {
-        object: object.into(),
-        message: message.into(),
+    /// Whether any problem is of this kind.
+    pub fn has(&self, kind: ProblemKind) -> bool {
+        self.problems.iter().any(|p| p.kind == kind)
+    }
+
+    fn problem(&mut self, kind: ProblemKind, object: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            kind,
+            object: object.into(),
+            message: message.into(),
+        });
     }
 }
 
 /// Checks a repository, telling `progress` about each phase.
 pub fn check(
     repo: &Repository,
-    read: ReadData,
+    read_data: ReadData,
     progress: &dyn PhaseProgress,
 ) -> Result<CheckReport> {
     let mut r = CheckReport::default();
     let key = repo.master_key();
 
-    // Index files, one by one, so a damaged file is a problem, not the end.
-    let ids = repo.list_ids("index")?;
-    let paths: Vec<String> = ids
-        .iter()
-        .map(|id| format!("index/{}", id.to_hex()))
-        .collect();
-    let mut files: Vec<(Id, IndexFile)> = Vec::new();
-    progress.phase("index files", ids.len() as u64, Unit::Items);
-    for (id, got) in ids.iter().zip(repo.store().get_many(&paths, 16)) {
-        progress.advance(1);
-        let what = format!("index file {}", id.short());
-        match got {
-            Ok(Some(bytes)) if object::object_id(&bytes) != *id => r
-                .problems
-                .push(problem(&what, "its content does not match its name")),
-            Ok(Some(bytes)) => match object::open::<IndexFile>(key, Kind::Index, &bytes, &what) {
-                Ok(f) => files.push((*id, f)),
-                Err(e) => r.problems.push(problem(&what, e.to_string())),
-            },
-            Ok(None) => {}
-            Err(e) => r.problems.push(problem(&what, e.to_string())),
-        }
+    let (files, bad_files) = repo.index_files()?;
+    let read = files.len() + bad_files.len();
+    progress.phase("index files", read as u64, Unit::Items);
+    progress.advance(read as u64);
+    for u in bad_files {
+        r.problem(ProblemKind::IndexFile, format!("index file {}", u.id.short()), u.reason);
     }
     let active: HashMap<PackId, IndexedPack> =
         live_packs(&files).into_iter().map(|p| (p.id, p)).collect();
-    let marked = match repo.marked_packs() {
-        Ok(m) => m,
-        Err(e) => {
-            r.problems.push(problem("locks", e.to_string()));
-            Vec::new()
-        }
-    };
+    let locks = repo.locks()?;
+    for u in &locks.unreadable {
+        r.problem(ProblemKind::Lock, format!("lock {}", u.id.short()), u.reason.clone());
+    }
+    let marked: Vec<_> = locks.marked().cloned().collect();
+    let damaged: HashSet<(PackId, Id)> = locks.damaged().copied().collect();
     let stored: HashMap<PackId, u64> = repo
         .pack_files()?
         .into_iter()
@@ -176,28 +195,39 @@ pub fn check(
     for p in &sorted {
         let what = format!("pack {}", p.id.short());
         match stored.get(&p.id) {
-            None => r.problems.push(problem(
+            None => r.problem(
+                ProblemKind::PackMissing,
                 &what,
                 "the index lists it, but it is not in the store",
-            )),
+            ),
             Some(&size) => {
                 if size != p.size {
-                    r.problems.push(problem(
+                    r.problem(
+                        ProblemKind::PackMismatch,
                         &what,
                         format!("{size} bytes stored, the index says {}", p.size),
-                    ));
+                    );
                 }
                 if let Some(b) = p
                     .blobs
                     .iter()
                     .find(|b| b.offset as u64 + b.length as u64 > size)
                 {
-                    r.problems.push(problem(
+                    r.problem(
+                        ProblemKind::PackMismatch,
                         &what,
                         format!("blob {} lies beyond the pack's end", b.id.short()),
-                    ));
+                    );
                 }
             }
+        }
+    }
+    let mut bad: HashMap<Id, String> = HashMap::new();
+    for (pack, blob) in &damaged {
+        if stored.contains_key(pack) {
+            let why = format!("blob {} in pack {} was found damaged", blob.short(), pack.short());
+            r.problem(ProblemKind::BlobDamaged, format!("blob {}", blob.short()), why.clone());
+            bad.insert(*blob, why);
         }
     }
     let waiting = marked
@@ -205,7 +235,9 @@ pub fn check(
         .filter(|m| stored.contains_key(&m.pack.id) && !active.contains_key(&m.pack.id))
         .count();
     if waiting > 0 {
-        r.notes.push(format!("{waiting} pack(s) are marked for deletion and wait for the grace period of a later prune"));
+        r.notes.push(format!(
+            "{waiting} pack(s) are marked for deletion and wait for the grace period of a later prune"
+        ));
     }
     let marked_ids: HashSet<PackId> = marked.iter().map(|m| m.pack.id).collect();
     let loose = stored
@@ -218,87 +250,72 @@ pub fn check(
              or written by one still running"
         ));
     }
+    let temporary = repo.store().temporary_files(layout::DATA)?;
+    for dir in layout::DIRS.iter().filter(|d| **d != layout::DATA) {
+        let more = repo.store().temporary_files(dir)?;
+        if !more.is_empty() {
+            r.notes.push(format!("{} temporary file(s) under {dir}/", more.len()));
+        }
+    }
+    if !temporary.is_empty() {
+        r.notes.push(format!(
+            "{} temporary file(s) under {}/ ({} bytes), left by writes that were interrupted \
+             (prune removes them once they are an hour old)",
+            temporary.len(),
+            layout::DATA,
+            temporary.iter().map(|t| t.size).sum::<u64>()
+        ));
+    }
 
     // Snapshots and every tree and chunk they need.
     let index = readable_index(
         sorted.iter().copied(),
         marked.iter().filter(|m| stored.contains_key(&m.pack.id)),
+        &damaged,
     );
     let reader = BlobReader::new(key, &index, repo.store());
-    let snap_ids = repo.list_ids("snapshots")?;
-    let snap_paths: Vec<String> = snap_ids
-        .iter()
-        .map(|id| format!("snapshots/{}", id.to_hex()))
-        .collect();
-    let mut seen_trees: HashSet<TreeId> = HashSet::new();
-    let mut data: HashSet<Id> = HashSet::new();
-    let mut missing_data: HashSet<Id> = HashSet::new();
-    progress.phase("snapshots", snap_ids.len() as u64, Unit::Items);
-    for (id, got) in snap_ids.iter().zip(repo.store().get_many(&snap_paths, 16)) {
-        progress.advance(1);
-        let what = format!("snapshot {}", id.short());
-        let snap: Snapshot = match got {
-            Ok(Some(b)) => match object::open(key, Kind::Snapshot, &b, &what) {
-                Ok(s) => s,
-                Err(e) => {
-                    r.problems.push(problem(&what, e.to_string()));
-                    continue;
-                }
-            },
-            Ok(None) => continue,
-            Err(e) => {
-                r.problems.push(problem(&what, e.to_string()));
-                continue;
-            }
-        };
-        r.snapshots += 1;
-        let mut todo = vec![(snap.tree, std::path::PathBuf::from("/"))];
-        while let Some((t, path)) = todo.pop() {
-            if !seen_trees.insert(t) {
-                continue;
-            }
-            let tree = match reader
-                .read_blob(BlobType::Tree, &t.0)
-                .and_then(|b| Tree::decode(&b, &t))
-            {
-                Ok(tree) => tree,
-                Err(e) => {
-                    r.problems.push(problem(
-                        format!("tree {} ({} in {what})", t.short(), path.display()),
-                        e.to_string(),
-                    ));
-                    continue;
-                }
-            };
-            for n in tree.nodes {
-                let p = path.join(std::ffi::OsStr::new(&*n.name_lossy()));
-                for c in &n.content {
-                    if data.insert(c.id.0)
-                        && !index.contains(&c.id.0)
-                        && missing_data.insert(c.id.0)
-                    {
-                        r.problems.push(problem(
-                            format!("chunk {}", c.id.short()),
-                            format!("{} in {what} needs it, and it is in no index", p.display()),
-                        ));
-                    }
-                }
-                if let Some(sub) = n.subtree {
-                    todo.push((sub, p));
-                }
-            }
-        }
+    let list = repo.snapshot_list()?;
+    for u in &list.unreadable {
+        r.problem(ProblemKind::Snapshot, format!("snapshot {} ({})", u.id.short(), u.path), u.reason.clone());
     }
-    r.trees = seen_trees.len();
-    r.data_blobs = data.len();
+    r.snapshots = list.entries.len();
+    let used = walk::used_blobs(&reader, &list.entries, progress, true)?;
+    r.trees = used.trees;
+    r.data_blobs = used.data;
+    for t in &used.bad_trees {
+        r.problem(
+            ProblemKind::TreeUnreadable,
+            format!("tree {}", t.tree.short()),
+            format!("{} in snapshot {}: {}", t.path.display(), t.snapshot.short(), t.error),
+        );
+        bad.entry(t.tree.0).or_insert_with(|| format!("tree {} cannot be read: {}", t.tree.short(), t.error));
+    }
+    let mut missing: Vec<&Id> = used.blobs.iter().filter(|id| !index.contains(id)).collect();
+    missing.sort();
+    for id in missing {
+        r.problem(
+            ProblemKind::BlobMissing,
+            format!("blob {}", id.short()),
+            "a snapshot needs it, and it is in no index",
+        );
+        bad.insert(*id, format!("blob {} is in no index", id.short()));
+    }
 
-    // Reading data.
+    // Reading data: live packs, and marked ones that a snapshot still uses
+    // (a prune would put them back; their damage matters just the same).
     let mut to_read: Vec<(PackId, Vec<hokan_core::PackedBlob>)> = sorted
         .iter()
         .filter(|p| stored.contains_key(&p.id))
         .map(|p| (p.id, p.blobs.clone()))
         .collect();
-    match read {
+    to_read.extend(
+        marked
+            .iter()
+            .filter(|m| stored.contains_key(&m.pack.id) && !active.contains_key(&m.pack.id))
+            .filter(|m| m.pack.blobs.iter().any(|b| used.blobs.contains(&b.id)))
+            .map(|m| (m.pack.id, m.pack.blobs.clone())),
+    );
+    match read_data {
         ReadData::None => to_read.clear(),
         ReadData::All => {}
         ReadData::Group { n, of } => to_read.retain(|(id, _)| id.0.0[0] as u32 % of == n - 1),
@@ -318,7 +335,7 @@ pub fn check(
     if !to_read.is_empty() {
         progress.phase("reading packs", r.bytes_read, Unit::Bytes);
     }
-    let read_problems: Vec<Vec<Problem>> = to_read
+    let read_results: Vec<Result<Vec<(Option<Id>, String)>>> = to_read
         .par_iter()
         .map(|(id, indexed)| {
             let found = read_pack(repo, id, indexed);
@@ -326,27 +343,49 @@ pub fn check(
             found
         })
         .collect();
-    r.problems.extend(read_problems.into_iter().flatten());
+    for (res, (pack, indexed)) in read_results.into_iter().zip(&to_read) {
+        let what = format!("pack {}", pack.short());
+        for (blob, message) in res? {
+            r.problem(ProblemKind::PackDamaged, &what, message.clone());
+            // A pack that cannot be opened at all damages every blob in it.
+            let blobs: Vec<Id> = match blob {
+                Some(b) => vec![b],
+                None => indexed.iter().map(|b| b.id).collect(),
+            };
+            for b in blobs.into_iter().filter(|b| used.blobs.contains(b)) {
+                bad.entry(b).or_insert_with(|| format!("{what}: {message}"));
+            }
+        }
+    }
+    if !bad.is_empty() {
+        progress.phase("naming what the damage affects", 0, Unit::Items);
+        r.affected = walk::affected(&reader, &list.entries, &bad);
+    }
     Ok(r)
 }
 
 /// Downloads a pack and checks all of it against its name, its header,
-/// its blobs and the index's entries.
-fn read_pack(repo: &Repository, id: &PackId, indexed: &[hokan_core::PackedBlob]) -> Vec<Problem> {
-    let what = format!("pack {}", id.short());
+/// its blobs and the index's entries. Returns each problem with the blob
+/// it concerns (`None`: the whole pack); an unreachable store is an error.
+fn read_pack(
+    repo: &Repository,
+    id: &PackId,
+    indexed: &[hokan_core::PackedBlob],
+) -> Result<Vec<(Option<Id>, String)>> {
     let key = repo.master_key();
-    let bytes = match repo.store().get(&pack_path(id)) {
+    let bytes = match repo.store().get(&layout::pack(id)) {
         Ok(b) => b,
-        Err(e) => return vec![problem(&what, e.to_string())],
+        Err(e) if e.is_damage() => return Ok(vec![(None, e.to_string())]),
+        Err(e) => return Err(e),
     };
     let reader = match PackReader::open(&bytes, Some(id), key) {
         Ok(r) => r,
-        Err(e) => return vec![problem(&what, e.to_string())],
+        Err(e) => return Ok(vec![(None, e.to_string())]),
     };
     let mut found = Vec::new();
     for b in reader.blobs() {
         if let Err(e) = reader.read(key, b) {
-            found.push(problem(&what, e.to_string()));
+            found.push((Some(b.id), e.to_string()));
         }
     }
     let header: HashSet<(Id, u32, u32)> = reader
@@ -356,8 +395,8 @@ fn read_pack(repo: &Repository, id: &PackId, indexed: &[hokan_core::PackedBlob])
         .collect();
     for b in indexed {
         if !header.contains(&(b.id, b.offset, b.length)) {
-            found.push(problem(
-                &what,
+            found.push((
+                Some(b.id),
                 format!(
                     "the index places blob {} at {}, the pack header does not",
                     b.id.short(),
@@ -366,7 +405,7 @@ fn read_pack(repo: &Repository, id: &PackId, indexed: &[hokan_core::PackedBlob])
             ));
         }
     }
-    found
+    Ok(found)
 }
 
 fn random_u64() -> u64 {

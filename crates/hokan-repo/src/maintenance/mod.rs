@@ -1,22 +1,30 @@
 //! Keeping a repository healthy: `forget` (retention), `prune` (removing
 //! what no snapshot needs, in two phases, safe beside running backups),
-//! `check` (finding every problem) and `repair index`.
+//! `check` (finding every problem, and naming the snapshots and files each
+//! one affects) and `repair` (rebuilding the index, salvaging damaged
+//! packs).
 
 mod check;
-mod locks;
 mod prune;
 mod repair;
+mod walk;
 
-pub use check::{CheckReport, Problem, ReadData, check};
-pub use locks::{LockObject, MarkedPack, PruneLock, STALE_AFTER};
+pub use crate::locks::{LockObject, MarkedPack, PruneLock, STALE_AFTER};
+pub use check::{CheckReport, Problem, ProblemKind, ReadData, check};
+pub use walk::Affected;
 pub use prune::{PruneOptions, PruneReport, prune, prune_with};
-pub use repair::{RepairReport, repair_index};
+pub use repair::{RepairPacksReport, RepairReport, repair_index, repair_packs};
 
-use hokan_core::{Index, IndexBuilder};
+use std::collections::HashSet;
+
+use hokan_core::pack::group_members;
+use hokan_core::{Id, Index, IndexBuilder, PackId};
+
+use crate::index_load::add_damaged_copies;
 
 use crate::error::Result;
 use crate::index_file::IndexedPack;
-use crate::repo::Repository;
+use crate::repository::Repository;
 use crate::retention::{GroupBy, GroupDecisions, GroupKey, Policy, apply};
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
 
@@ -47,19 +55,29 @@ pub trait PhaseProgress: Sync {
 impl PhaseProgress for () {}
 
 /// Everything a maintenance command may read: live packs first (they win
-/// among duplicates), then `marked` packs, hidden from dedup.
+/// among duplicates), then `marked` packs, hidden from dedup. Copies known
+/// to be damaged lose to any intact copy and are marked damaged.
 fn readable_index<'a>(
     live: impl IntoIterator<Item = &'a IndexedPack>,
     marked: impl IntoIterator<Item = &'a MarkedPack>,
+    damaged: &HashSet<(PackId, Id)>,
 ) -> Index {
     let mut builder = IndexBuilder::default();
+    let mut copies = Vec::new();
     for p in live {
-        builder.add_pack(p.id, p.kind, &p.blobs);
+        for (b, group) in p.blobs.iter().zip(group_members(&p.blobs)) {
+            if damaged.contains(&(p.id, b.id)) {
+                copies.push((p.id, p.kind, *b, group));
+            }
+        }
+        builder.add_pack_filtered(p.id, p.kind, &p.blobs, |b| !damaged.contains(&(p.id, b.id)));
     }
     for m in marked {
         builder.add_hidden_pack(m.pack.id, m.pack.kind, &m.pack.blobs);
     }
-    builder.build()
+    let mut index = builder.build();
+    add_damaged_copies(&mut index, copies);
+    index
 }
 
 impl Repository {
@@ -93,8 +111,9 @@ impl Repository {
     }
 
     /// Applies a retention policy right after a backup, to the snapshots of
-    /// the same host, paths and kind of source as `saved` (the one just
-    /// stored), and deletes the ones it does not keep. Because `saved` is
+    /// the same source and identity as `saved` (the one just stored; for
+    /// file systems: the same host and paths), and deletes the ones it does
+    /// not keep. Because `saved` is
     /// already in the repository, "keep the last N" leaves exactly N, as an
     /// `etcdctl snapshot save` rotation would. `saved` itself is always
     /// kept, even if no rule keeps it (a tag rule it lacks, say).
@@ -105,17 +124,11 @@ impl Repository {
     ) -> Result<GroupDecisions> {
         let mut paths = saved.snapshot.paths.clone();
         paths.sort();
+        let lineage = saved.snapshot.lineage();
         let same: Vec<_> = self
             .snapshots()?
             .into_iter()
-            .filter(|e| {
-                let s = &e.snapshot;
-                let mut p = s.paths.clone();
-                p.sort();
-                s.hostname == saved.snapshot.hostname
-                    && s.source == saved.snapshot.source
-                    && p == paths
-            })
+            .filter(|e| e.snapshot.lineage() == lineage)
             .collect();
         let one_group = GroupBy {
             host: false,

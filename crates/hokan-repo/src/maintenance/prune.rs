@@ -17,13 +17,19 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use hokan_core::{BlobReader, BlobType, Id, IndexBuilder, PackId, Tree, TreeId};
+use hokan_core::{BlobReader, Id, IndexBuilder, PackId};
 
-use super::locks::{LockObject, MarkedPack, PruneLock};
+use super::walk;
 use super::{PhaseProgress, Unit, readable_index};
 use crate::error::{Error, Result, from_core};
 use crate::index_file::{IndexFile, IndexedPack, live_packs};
-use crate::repo::{IndexedRepository, Repository, pack_path};
+use crate::index_load::IndexedRepository;
+use crate::layout;
+use crate::locks::{LockObject, MarkedPack, PruneLock};
+use crate::repository::Repository;
+
+/// Temporary files older than this were left by writes that died.
+const TEMPORARY_AFTER: i64 = 3600;
 
 /// Prune settings.
 #[derive(Clone, Debug)]
@@ -84,41 +90,29 @@ pub struct PruneReport {
     pub orphans_deleted: usize,
     /// Packs in no index left alone because they are recent.
     pub orphans_kept: usize,
+    /// Temporary files of interrupted writes removed.
+    pub temporary_deleted: usize,
     /// Index files written.
     pub index_files_written: usize,
     /// Index files removed.
     pub index_files_removed: usize,
 }
 
-/// Every blob id the snapshots use: trees and chunks, walked from roots.
-pub(crate) fn used_blobs(
-    reader: &BlobReader<'_>,
-    roots: &[TreeId],
-    progress: &dyn PhaseProgress,
-) -> Result<HashSet<Id>> {
-    let mut used = HashSet::new();
-    let mut todo: Vec<TreeId> = roots.to_vec();
-    progress.phase("trees of every snapshot", 0, Unit::Items);
-    while let Some(t) = todo.pop() {
-        if !used.insert(t.0) {
-            continue;
-        }
-        progress.advance(1);
-        let bytes = reader.read_blob(BlobType::Tree, &t.0).map_err(|e| {
-            Error::corrupted(
-                format!("tree {}", t.short()),
-                format!("a snapshot needs it and it cannot be read ({e}); nothing was deleted, run `hokan check`"),
-            )
-        })?;
-        let tree = Tree::decode(&bytes, &t)?;
-        for n in tree.nodes {
-            used.extend(n.content.iter().map(|c| c.id.0));
-            if let Some(sub) = n.subtree {
-                todo.push(sub);
-            }
-        }
+/// Stored bytes of a pack's records: (live, total). A group record counts
+/// once, and is live in proportion to its live members' plaintext.
+fn record_bytes(p: &IndexedPack, live: impl Fn(&hokan_core::PackedBlob) -> bool) -> (u64, u64) {
+    let (mut live_bytes, mut total) = (0u64, 0u64);
+    for record in p.blobs.chunk_by(|a, b| a.offset == b.offset) {
+        let length = record[0].length as u64;
+        total += length;
+        let raw: u64 = record.iter().map(|b| b.raw_len as u64).sum();
+        let live_raw: u64 = record.iter().filter(|b| live(b)).map(|b| b.raw_len as u64).sum();
+        live_bytes += match raw {
+            0 => length * record.iter().any(|b| live(b)) as u64,
+            raw => length * live_raw / raw,
+        };
     }
-    Ok(used)
+    (live_bytes, total)
 }
 
 enum Fate {
@@ -143,15 +137,51 @@ pub fn prune_with(
     let grace = options.grace.as_secs() as i64;
     let mut report = PruneReport::default();
 
-    // The repository as it is now.
-    let files = repo.index_files()?;
+    // The repository as it is now. Prune deletes what nothing needs, so it
+    // must be able to read everything that could say what is needed.
+    let refuse = |what: String| {
+        Err(Error::corrupted(
+            what,
+            "it cannot be read, so prune cannot know what it needs; nothing was deleted",
+        ))
+    };
+    let (files, bad_files) = repo.index_files()?;
+    if let Some(u) = bad_files.first() {
+        return refuse(format!("index file {} ({}: {})", u.id.short(), u.path, u.reason));
+    }
     let active = live_packs(&files);
     let seen: HashSet<PackId> = active.iter().map(|p| p.id).collect();
-    let lock_objects = repo.locks()?;
-    let markers: Vec<(Id, Vec<MarkedPack>)> = lock_objects
-        .into_iter()
+    let locks = repo.locks()?;
+    if let Some(u) = locks.unreadable.first() {
+        return refuse(format!("lock object {} ({}: {})", u.id.short(), u.path, u.reason));
+    }
+    // Backups running now may depend on any pack that was live when they
+    // loaded their index: such packs may be marked, but not deleted.
+    let writers = locks.running_writers(now);
+    if options.instant_delete && !options.dry_run && !writers.is_empty() {
+        return Err(Error::Locked(format!(
+            "{} is running (and {} more): deleting packs at once could remove data it \
+             depends on; nothing was deleted. Prune without instant deletion (packs are \
+             deleted after the grace period), or wait for the backup to finish",
+            writers[0],
+            writers.len() - 1
+        )));
+    }
+    let oldest_writer = writers.iter().map(|w| w.started).min().unwrap_or(i64::MAX);
+    let damaged: HashSet<(PackId, Id)> = locks.damaged().copied().collect();
+    let markers: Vec<(Id, Vec<MarkedPack>)> = locks
+        .objects
+        .iter()
         .filter_map(|(id, o)| match o {
-            LockObject::Deletion { marked } => Some((id, marked)),
+            LockObject::Deletion { marked } => Some((*id, marked.clone())),
+            _ => None,
+        })
+        .collect();
+    let damage_records: Vec<(Id, Vec<(PackId, Id)>)> = locks
+        .objects
+        .iter()
+        .filter_map(|(id, o)| match o {
+            LockObject::Damaged { blobs, .. } => Some((*id, blobs.clone())),
             _ => None,
         })
         .collect();
@@ -172,42 +202,45 @@ pub fn prune_with(
     let full = readable_index(
         &active,
         marked.values().filter(|m| stored.contains_key(&m.pack.id)),
+        &damaged,
     );
-    let snapshots = repo.snapshots()?;
+    let list = repo.snapshot_list()?;
+    if let Some(u) = list.unreadable.first() {
+        return refuse(format!("snapshot {} ({}: {})", u.id.short(), u.path, u.reason));
+    }
+    let snapshots = list.entries;
     report.snapshots = snapshots.len();
     let (key, store) = (repo.master_key().clone(), repo.store().clone());
     let reader = BlobReader::new(&key, &full, &store);
-    let roots: Vec<TreeId> = snapshots.iter().map(|s| s.snapshot.tree).collect();
-    let used = used_blobs(&reader, &roots, progress)?;
+    let used = walk::used_blobs(&reader, &snapshots, progress, false)?.blobs;
     report.used_blobs = used.len();
     // Packs in no index are deleted below: if a snapshot needs a blob the
     // index does not know, its pack may be one of them. Stop instead.
     if let Some(missing) = used.iter().find(|id| !full.contains(id)) {
         return Err(Error::Missing {
             what: format!(
-                "blob {} that a snapshot needs is in no index; run `hokan repair index` before pruning (nothing was deleted)",
+                "blob {}, which a snapshot needs, is in no index (its index file may be lost; \
+                 nothing was deleted)",
                 missing.short()
             ),
         });
     }
 
     // A blob counts for the pack the index resolves it to; other copies
-    // (two writers stored it) are dead weight.
+    // (two writers stored it) are dead weight, and so are damaged copies:
+    // they keep no pack alive.
     let live_in = |p: &IndexedPack, b: &hokan_core::PackedBlob| {
-        used.contains(&b.id) && full.get(&b.id).is_some_and(|l| l.pack == p.id)
+        used.contains(&b.id)
+            && !damaged.contains(&(p.id, b.id))
+            && full.get(&b.id).is_some_and(|l| l.pack == p.id)
     };
+    let has_damage = |p: &IndexedPack| p.blobs.iter().any(|b| damaged.contains(&(p.id, b.id)));
 
     let mut fates: Vec<(usize, Fate)> = Vec::new();
     // Packs with both live and dead blobs: (position, live bytes, dead bytes).
     let mut partly: Vec<(usize, u64, u64)> = Vec::new();
     for (i, p) in active.iter().enumerate() {
-        let live: u64 = p
-            .blobs
-            .iter()
-            .filter(|b| live_in(p, b))
-            .map(|b| b.length as u64)
-            .sum();
-        let total: u64 = p.blobs.iter().map(|b| b.length as u64).sum();
+        let (live, total) = record_bytes(p, |b| live_in(p, b));
         if !stored.contains_key(&p.id) {
             if live > 0 {
                 return Err(Error::Missing {
@@ -223,7 +256,8 @@ pub fn prune_with(
         }
         let fate = if live == 0 { Fate::Mark } else { Fate::Keep };
         fates.push((i, fate));
-        if live > 0 && live < total {
+        // A damaged pack is salvaged by repair, not repacked by prune.
+        if live > 0 && live < total && !has_damage(p) {
             partly.push((i, live, total - live));
         }
     }
@@ -233,13 +267,7 @@ pub fn prune_with(
         + fates
             .iter()
             .filter(|(_, f)| matches!(f, Fate::Keep))
-            .map(|(i, _)| {
-                active[*i]
-                    .blobs
-                    .iter()
-                    .map(|b| b.length as u64)
-                    .sum::<u64>()
-            })
+            .map(|(i, _)| record_bytes(&active[*i], |_| true).1)
             .sum::<u64>();
     let mut unused_total: u64 = partly.iter().map(|(_, _, u)| u).sum();
     let allowed = (live_total as f64 * options.max_unused) as u64;
@@ -266,7 +294,9 @@ pub fn prune_with(
         }
         if m.pack.blobs.iter().any(|b| live_in(&m.pack, b)) {
             resurrect.push(m.pack.clone());
-        } else if options.instant_delete || now - m.marked_at >= grace {
+        } else if options.instant_delete
+            || (now - m.marked_at >= grace && m.marked_at < oldest_writer)
+        {
             delete.push(m.pack.id);
         } else {
             still_marked.push(m.clone());
@@ -276,7 +306,8 @@ pub fn prune_with(
         if seen.contains(id) || marked.contains_key(id) {
             continue;
         }
-        if options.instant_delete || now - l.modified >= grace {
+        // A pack in no index may belong to a backup that is running now.
+        if options.instant_delete || (now - l.modified >= grace && l.modified < oldest_writer) {
             delete.push(*id);
             report.orphans_deleted += 1;
         } else {
@@ -325,7 +356,7 @@ pub fn prune_with(
             p.blobs
                 .iter()
                 .filter(|b| live_in(p, b))
-                .map(|b| b.length as u64)
+                .map(|b| b.raw_len as u64)
                 .sum()
         };
         progress.phase(
@@ -338,7 +369,7 @@ pub fn prune_with(
                 for b in p.blobs.iter().filter(|b| live_in(p, b)) {
                     let data = reader.read_blob(b.kind, &b.id).map_err(from_core)?;
                     w.write_blob(b.kind, &data).map_err(from_core)?;
-                    progress.advance(b.length as u64);
+                    progress.advance(b.raw_len as u64);
                 }
             }
             Ok(())
@@ -398,7 +429,7 @@ pub fn prune_with(
         })?);
         report.index_files_written = written.len();
         for id in &old {
-            repo.store().delete(&format!("index/{}", id.to_hex()))?;
+            repo.delete_index_file(id)?;
         }
         report.index_files_removed = old.len();
     }
@@ -412,9 +443,27 @@ pub fn prune_with(
     }
     for id in &delete {
         report.bytes_deleted += size_of(id);
-        repo.store().delete(&pack_path(id))?;
+        repo.store().delete(&layout::pack(id))?;
         progress.advance(1);
     }
     report.deleted = delete.len();
+
+    // 5. Damage records of packs now gone say nothing any more.
+    let gone: HashSet<PackId> = delete.iter().copied().collect();
+    for (id, blobs) in &damage_records {
+        if blobs.iter().all(|(p, _)| gone.contains(p) || !stored.contains_key(p)) {
+            repo.delete_lock(id)?;
+        }
+    }
+
+    // 6. Temporary files of writes that died.
+    for dir in layout::DIRS {
+        for t in repo.store().temporary_files(dir)? {
+            if options.instant_delete || now - t.modified >= TEMPORARY_AFTER {
+                repo.store().delete(&format!("{dir}/{}", t.name))?;
+                report.temporary_deleted += 1;
+            }
+        }
+    }
     Ok(report)
 }

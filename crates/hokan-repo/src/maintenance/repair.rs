@@ -1,20 +1,34 @@
-//! Repair index: rebuild the index from the packs themselves.
+//! Repairs.
 //!
-//! Every pack describes itself in its header, so a lost or damaged index is
-//! rebuilt by reading only each pack's trailer and header (two small range
-//! reads per pack). The new index files replace all old ones; deletion
-//! markers are dropped, so a later prune judges every pack afresh.
+//! * `repair index` rebuilds the index from the packs themselves. Every
+//!   pack describes itself in its header, so a lost or damaged index is
+//!   rebuilt by reading only each pack's trailer and header (two small
+//!   range reads per pack). The new index files replace all old ones;
+//!   deletion markers are dropped, so a later prune judges every pack
+//!   afresh; damage records stay, so damaged copies stay distrusted.
+//! * `repair packs` reads packs in full, as restic's `repair packs` does:
+//!   the intact blobs of a damaged pack are copied into new packs, the
+//!   damaged pack leaves the index (marked for deletion, so prune removes
+//!   it after the grace period), and the blobs that could not be saved are
+//!   recorded as damaged. The next backup of the same data stores them
+//!   again, which heals every snapshot that needs them.
+
+use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
 use hokan_core::pack::{TRAILER_LEN, decode_header, header_len_from_trailer};
-use hokan_core::{PackId, PackReader};
+use hokan_core::{Id, IndexBuilder, PackId, PackReader};
 
-use super::check::Problem;
-use super::locks::{LockObject, PruneLock};
-use crate::error::Result;
-use crate::index_file::{IndexFile, IndexedPack};
-use crate::repo::{Repository, pack_path};
+use super::check::{Problem, ProblemKind};
+use super::{PhaseProgress, Unit};
+use crate::error::{Result, from_core};
+use crate::index_file::{IndexFile, IndexedPack, live_packs};
+use crate::index_load::IndexedRepository;
+use crate::layout;
+use crate::locks::{LockObject, MarkedPack, PruneLock};
+use crate::object::Kind;
+use crate::repository::Repository;
 
 /// What a repair did.
 #[derive(Clone, Debug, Default)]
@@ -38,9 +52,10 @@ fn list_pack(
     id: &PackId,
     size: u64,
 ) -> std::result::Result<IndexedPack, Problem> {
-    let path = pack_path(id);
+    let path = layout::pack(id);
     let name = format!("pack {}", id.short());
     let fail = |message: String| Problem {
+        kind: ProblemKind::PackDamaged,
         object: name.clone(),
         message,
     };
@@ -55,7 +70,7 @@ fn list_pack(
                 reason: "header longer than the pack".into(),
             })?;
         let sealed = store.get_range(&path, start..size - TRAILER_LEN as u64)?;
-        let blobs = decode_header(repo.master_key(), &sealed, start as usize, &name, false)?;
+        let blobs = decode_header(repo.master_key(), &sealed, start as usize, &name, false, None)?;
         Ok(IndexedPack::from_blobs(*id, size, blobs))
     };
     match from_tail() {
@@ -94,27 +109,214 @@ pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
         }
     }
     report.packs = packs.len();
-    let old = repo.list_ids("index")?;
-    for batch in packs.chunks(256) {
-        repo.write_index_file(&IndexFile {
-            supersedes: Vec::new(),
-            packs: batch.to_vec(),
-        })?;
-        report.index_files_written += 1;
-    }
-    repo.write_index_file(&IndexFile {
-        supersedes: old.clone(),
-        packs: Vec::new(),
-    })?;
-    report.index_files_written += 1;
-    for id in &old {
-        repo.store().delete(&format!("index/{}", id.to_hex()))?;
-    }
-    report.index_files_removed = old.len();
-    for (id, obj) in repo.locks()? {
+    let (written, removed) = replace_index(repo, &packs)?;
+    report.index_files_written = written;
+    report.index_files_removed = removed;
+    for (id, obj) in repo.locks()?.objects {
         if matches!(obj, LockObject::Deletion { .. }) {
             repo.delete_lock(&id)?;
         }
     }
     Ok(report)
+}
+
+/// Writes index files listing `packs`, then one superseding every index
+/// file there was, then deletes those: at every moment every pack is listed
+/// somewhere. Returns (files written, files removed).
+fn replace_index(repo: &Repository, packs: &[IndexedPack]) -> Result<(usize, usize)> {
+    let old = repo.list_ids(Kind::Index)?;
+    let mut written = 0;
+    for batch in packs.chunks(256) {
+        repo.write_index_file(&IndexFile {
+            supersedes: Vec::new(),
+            packs: batch.to_vec(),
+        })?;
+        written += 1;
+    }
+    repo.write_index_file(&IndexFile {
+        supersedes: old.clone(),
+        packs: Vec::new(),
+    })?;
+    for id in &old {
+        repo.delete_index_file(id)?;
+    }
+    Ok((written + 1, old.len()))
+}
+
+/// What `repair packs` did.
+#[derive(Clone, Debug, Default)]
+pub struct RepairPacksReport {
+    /// Packs read in full.
+    pub packs_read: usize,
+    /// Packs found damaged, and what was wrong with each.
+    pub damaged: Vec<Problem>,
+    /// Blobs of damaged packs copied into new packs.
+    pub salvaged: usize,
+    /// Blobs that could not be saved, by the pack that held them.
+    pub lost: Vec<(PackId, Id)>,
+    /// New packs written.
+    pub packs_written: usize,
+}
+
+/// Reads `packs` (all indexed and marked packs when `None`) in full and
+/// salvages the damaged ones; see the module documentation.
+pub fn repair_packs(
+    repo: Repository,
+    packs: Option<&[PackId]>,
+    progress: &dyn PhaseProgress,
+) -> Result<RepairPacksReport> {
+    let lock = PruneLock::acquire(&repo)?;
+    let mut report = RepairPacksReport::default();
+    let (files, _) = repo.index_files()?;
+    let live = live_packs(&files);
+    let marked = repo.marked_packs()?;
+    let stored = repo.pack_files()?;
+    let listing: HashMap<PackId, &IndexedPack> = live
+        .iter()
+        .chain(marked.iter().map(|m| &m.pack))
+        .map(|p| (p.id, p))
+        .collect();
+    let mut candidates: Vec<PackId> = match packs {
+        Some(p) => p.to_vec(),
+        None => listing.keys().copied().collect(),
+    };
+    candidates.retain(|p| stored.contains_key(p));
+    candidates.sort();
+    candidates.dedup();
+    let total: u64 = candidates.iter().map(|p| stored[p].size).sum();
+    progress.phase("reading packs", total, Unit::Bytes);
+    // Pass 1: which packs are damaged, and which of their blobs.
+    let found: Vec<(PackId, Result<Option<(String, Vec<Id>)>>)> = candidates
+        .par_iter()
+        .map(|id| {
+            let r = damage_in(&repo, id, listing.get(id).copied());
+            progress.advance(stored[id].size);
+            (*id, r)
+        })
+        .collect();
+    report.packs_read = found.len();
+    let mut damaged: HashMap<PackId, Vec<Id>> = HashMap::new();
+    for (id, r) in found {
+        if let Some((message, bad)) = r? {
+            report.damaged.push(Problem {
+                kind: ProblemKind::PackDamaged,
+                object: format!("pack {}", id.short()),
+                message,
+            });
+            damaged.insert(id, bad);
+        }
+    }
+    if damaged.is_empty() {
+        return Ok(report);
+    }
+    // Pass 2: copy every intact blob of a damaged pack into new packs. The
+    // writer knows only the other packs, so it stores each blob that has
+    // no other copy.
+    let mut others = IndexBuilder::default();
+    for p in live.iter().filter(|p| !damaged.contains_key(&p.id)) {
+        others.add_pack(p.id, p.kind, &p.blobs);
+    }
+    let key = repo.master_key().clone();
+    let store = repo.store().clone();
+    let mut writable = IndexedRepository::from_parts(repo, others.build());
+    let mut lost: Vec<(PackId, Id)> = Vec::new();
+    progress.phase("salvaging damaged packs", damaged.len() as u64, Unit::Items);
+    let (salvaged, summary) = writable.write(|w, _| {
+        let mut salvaged = 0;
+        for (pack, bad) in &damaged {
+            let bad: HashSet<&Id> = bad.iter().collect();
+            let bytes = store.get(&layout::pack(pack))?;
+            // A pack whose header cannot be read loses every blob the
+            // index listed for it.
+            let reader = PackReader::open(&bytes, None, &key).ok();
+            let listed = listing.get(pack).map(|p| p.blobs.clone()).unwrap_or_default();
+            for b in &listed {
+                let data = match &reader {
+                    Some(r) if !bad.contains(&b.id) => r.read(&key, b).ok(),
+                    _ => None,
+                };
+                match data {
+                    Some(d) => {
+                        w.write_blob(b.kind, &d).map_err(from_core)?;
+                        salvaged += 1;
+                    }
+                    None => lost.push((*pack, b.id)),
+                }
+            }
+            progress.advance(1);
+        }
+        Ok(salvaged)
+    })?;
+    let repo = writable.into_inner();
+    report.salvaged = salvaged;
+    report.packs_written = summary.packs.len();
+    // The index without the damaged packs, with the new ones; the damaged
+    // packs wait for deletion, and what was lost is recorded.
+    let mut new_live: Vec<IndexedPack> = live
+        .iter()
+        .filter(|p| !damaged.contains_key(&p.id))
+        .cloned()
+        .collect();
+    new_live.extend(summary.packs);
+    let now = chrono::Utc::now().timestamp();
+    if !lost.is_empty() {
+        repo.save_lock(&LockObject::Damaged {
+            found_at: now,
+            blobs: lost.clone(),
+        })?;
+    }
+    let to_mark: Vec<MarkedPack> = damaged
+        .keys()
+        .filter_map(|id| listing.get(id))
+        .filter(|p| live.iter().any(|l| l.id == p.id))
+        .map(|p| MarkedPack {
+            marked_at: now,
+            pack: (*p).clone(),
+        })
+        .collect();
+    if !to_mark.is_empty() {
+        repo.save_lock(&LockObject::Deletion { marked: to_mark })?;
+    }
+    replace_index(&repo, &new_live)?;
+    drop(lock);
+    report.lost = lost;
+    Ok(report)
+}
+
+/// Reads a whole pack: `None` if it is intact, else what is wrong and
+/// which blobs (all of them when the pack cannot be opened) are damaged.
+fn damage_in(
+    repo: &Repository,
+    id: &PackId,
+    indexed: Option<&IndexedPack>,
+) -> Result<Option<(String, Vec<Id>)>> {
+    let key = repo.master_key();
+    let all = || indexed.map(|p| p.blobs.iter().map(|b| b.id).collect()).unwrap_or_default();
+    let bytes = match repo.store().get(&layout::pack(id)) {
+        Ok(b) => b,
+        Err(e) if e.is_damage() => return Ok(Some((e.to_string(), all()))),
+        Err(e) => return Err(e),
+    };
+    // The name does not match the bytes: some blob is damaged, which one
+    // the blobs' own checks tell.
+    let reader = match PackReader::open(&bytes, None, key) {
+        Ok(r) => r,
+        Err(e) => return Ok(Some((e.to_string(), all()))),
+    };
+    let mut bad = Vec::new();
+    let mut first = None;
+    for b in reader.blobs() {
+        if let Err(e) = reader.read(key, b) {
+            first.get_or_insert_with(|| e.to_string());
+            bad.push(b.id);
+        }
+    }
+    Ok(match first {
+        Some(message) => Some((message, bad)),
+        None if hokan_core::PackId::of(&bytes) != *id => Some((
+            "its content does not match its name, though every blob reads back".into(),
+            Vec::new(),
+        )),
+        None => None,
+    })
 }

@@ -1,24 +1,35 @@
-//! Where a repository lives: a location string, the `object_store` backend
-//! it names, and a small synchronous facade with retries and clear errors.
+//! Where a repository lives: a location string, the backend it names, and
+//! a small synchronous facade with retries and clear errors.
 //!
 //! Locations:
 //!
 //! | location                                | store                                            |
 //! |-----------------------------------------|--------------------------------------------------|
-//! | `/path`, `./path`, `file:///path`       | a local directory (the default)                  |
+//! | `/path`, `./path`, `file:///path`       | a local directory (the default), [`LocalStore`]  |
 //! | `s3://bucket/prefix`                    | S3; endpoint, region, credentials from `AWS_*`   |
 //! | `s3:http://host:port/bucket/prefix`     | an S3-compatible server at an explicit endpoint  |
 //! | `gs://bucket/prefix`                    | Google Cloud Storage, credentials from `GOOGLE_*`|
 //! | `az://container/prefix`                 | Azure Blob Storage, credentials from `AZURE_*`   |
 //! | `memory://name`                         | in-process memory, shared by name (tests)        |
 //!
-//! Network I/O is async (tokio); this facade runs it on the repository's
-//! runtime and blocks the calling thread, which is never a runtime thread:
-//! the data path calls in from rayon.
+//! Remote stores go through the `object_store` crate; their I/O is async
+//! (tokio), and this facade runs it on the repository's runtime and blocks
+//! the calling thread, which is never a runtime thread: the data path calls
+//! in from rayon. Local directories are written by [`LocalStore`], which
+//! flushes every object to stable storage before it is named.
+//!
+//! Contract of every backend: `put` returns `Ok` only once the object is
+//! stored durably and whole under its name; readers see all of an object
+//! or nothing.
+
+mod local;
+mod location;
+
+pub use local::LocalStore;
+pub use location::Location;
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -45,136 +56,6 @@ impl Default for RetryPolicy {
         RetryPolicy {
             attempts: 5,
             first_backoff: Duration::from_millis(250),
-        }
-    }
-}
-
-/// A parsed repository location.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Location {
-    /// A directory on this machine.
-    Local(PathBuf),
-    /// An S3 bucket, with an explicit endpoint when given in the location.
-    S3 {
-        /// `http(s)://host:port`, or `None` for the environment's or AWS's.
-        endpoint: Option<String>,
-        /// The bucket.
-        bucket: String,
-        /// Key prefix inside the bucket, without leading or trailing `/`.
-        prefix: String,
-    },
-    /// A Google Cloud Storage bucket.
-    Gcs {
-        /// The bucket.
-        bucket: String,
-        /// Key prefix.
-        prefix: String,
-    },
-    /// An Azure Blob Storage container.
-    Azure {
-        /// The container.
-        container: String,
-        /// Key prefix.
-        prefix: String,
-    },
-    /// An in-process store, shared by name within the process.
-    Memory(String),
-}
-
-impl Location {
-    /// Parses a location string (see the module documentation).
-    pub fn parse(s: &str) -> Result<Self> {
-        let bad = |reason: &str| Error::InvalidLocation {
-            location: s.to_string(),
-            reason: reason.to_string(),
-        };
-        let bucket_and_prefix = |rest: &str| -> Result<(String, String)> {
-            let rest = rest.trim_matches('/');
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(bad("no bucket name"));
-            }
-            Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
-        };
-        if s.is_empty() {
-            return Err(bad(
-                "empty; give a directory or a URL such as s3://bucket/prefix",
-            ));
-        }
-        if let Some(rest) = s.strip_prefix("memory://") {
-            return Ok(Location::Memory(rest.to_string()));
-        }
-        if let Some(rest) = s.strip_prefix("s3://") {
-            let (bucket, prefix) = bucket_and_prefix(rest)?;
-            return Ok(Location::S3 {
-                endpoint: None,
-                bucket,
-                prefix,
-            });
-        }
-        if let Some(url) = s.strip_prefix("s3:") {
-            // restic's form: s3:http://host:port/bucket/prefix
-            let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-                bad("expected s3://bucket/prefix or s3:http(s)://host:port/bucket/prefix")
-            })?;
-            if scheme != "http" && scheme != "https" {
-                return Err(bad("the endpoint must be http:// or https://"));
-            }
-            let (host, path) = rest
-                .split_once('/')
-                .ok_or_else(|| bad("no bucket after the endpoint"))?;
-            let (bucket, prefix) = bucket_and_prefix(path)?;
-            return Ok(Location::S3 {
-                endpoint: Some(format!("{scheme}://{host}")),
-                bucket,
-                prefix,
-            });
-        }
-        if let Some(rest) = s.strip_prefix("gs://") {
-            let (bucket, prefix) = bucket_and_prefix(rest)?;
-            return Ok(Location::Gcs { bucket, prefix });
-        }
-        if let Some(rest) = s.strip_prefix("az://") {
-            let (container, prefix) = bucket_and_prefix(rest)?;
-            return Ok(Location::Azure { container, prefix });
-        }
-        if let Some(path) = s.strip_prefix("file://") {
-            return Ok(Location::Local(PathBuf::from(path)));
-        }
-        if s.contains("://") {
-            return Err(bad(
-                "unknown scheme; use a path, s3://, gs://, az:// or memory://",
-            ));
-        }
-        Ok(Location::Local(PathBuf::from(s)))
-    }
-
-    /// True for a directory on this machine.
-    pub fn is_local(&self) -> bool {
-        matches!(self, Location::Local(_))
-    }
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let join = |a: &str, p: &str| {
-            if p.is_empty() {
-                a.to_string()
-            } else {
-                format!("{a}/{p}")
-            }
-        };
-        match self {
-            Location::Local(p) => write!(f, "{}", p.display()),
-            Location::S3 {
-                endpoint: Some(e),
-                bucket,
-                prefix,
-            } => write!(f, "s3:{e}/{}", join(bucket, prefix)),
-            Location::S3 { bucket, prefix, .. } => write!(f, "s3://{}", join(bucket, prefix)),
-            Location::Gcs { bucket, prefix } => write!(f, "gs://{}", join(bucket, prefix)),
-            Location::Azure { container, prefix } => write!(f, "az://{}", join(container, prefix)),
-            Location::Memory(n) => write!(f, "memory://{n}"),
         }
     }
 }
@@ -216,50 +97,20 @@ pub struct Listed {
     pub modified: i64,
 }
 
-/// A repository's store: an `object_store` backend under the repository's
-/// prefix, with retries and errors that name the location.
+#[derive(Clone, Debug)]
+enum Backend {
+    Local(Arc<LocalStore>),
+    Remote(Arc<dyn ObjectStore>),
+}
+
+/// A repository's store: a local directory, or an `object_store` backend
+/// under the repository's prefix, with retries and errors that name the
+/// location.
 #[derive(Clone, Debug)]
 pub struct Store {
-    inner: Arc<dyn ObjectStore>,
+    backend: Backend,
     location: Location,
     retry: RetryPolicy,
-    /// Local repositories read byte ranges straight from the files, with
-    /// open handles kept: a restore reads one blob per small file, and an
-    /// open and a runtime round trip per blob would dominate.
-    local: Option<Arc<LocalReads>>,
-}
-
-/// Open pack files of a local repository, for positioned reads.
-#[derive(Debug)]
-struct LocalReads {
-    root: PathBuf,
-    open: Mutex<HashMap<String, Arc<std::fs::File>>>,
-}
-
-/// Open files kept per local repository.
-const LOCAL_OPEN_FILES: usize = 256;
-
-impl LocalReads {
-    fn read_range(&self, path: &str, range: Range<u64>) -> std::io::Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
-        let file = {
-            let mut open = self.open.lock().expect("open files");
-            match open.get(path) {
-                Some(f) => f.clone(),
-                None => {
-                    let f = Arc::new(std::fs::File::open(self.root.join(path))?);
-                    if open.len() >= LOCAL_OPEN_FILES {
-                        open.clear();
-                    }
-                    open.insert(path.to_string(), f.clone());
-                    f
-                }
-            }
-        };
-        let mut buf = vec![0u8; (range.end - range.start) as usize];
-        file.read_exact_at(&mut buf, range.start)?;
-        Ok(buf)
-    }
 }
 
 impl Store {
@@ -285,29 +136,37 @@ impl Store {
                 Arc::new(PrefixStore::new(store, prefix))
             }
         };
-        let local = match location {
-            Location::Local(dir) => Some(Arc::new(LocalReads {
-                root: dir.clone(),
-                open: Mutex::new(HashMap::new()),
-            })),
-            _ => None,
-        };
-        let inner: Arc<dyn ObjectStore> = match location {
+        let remote: Arc<dyn ObjectStore> = match location {
             Location::Local(dir) => {
-                if create {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-                } else if !dir.is_dir() {
-                    return Err(Error::NotARepository {
-                        location: location.to_string(),
-                        reason: "the directory does not exist".into(),
-                    });
+                let not_repo = |reason: String| Error::NotARepository {
+                    location: location.to_string(),
+                    reason,
+                };
+                match std::fs::metadata(dir) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        return Err(not_repo(
+                            "it is a file, not a directory; give the repository's directory"
+                                .into(),
+                        ));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            local::failure_at(dir, "creating the repository directory", e)
+                        })?;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(not_repo("the directory does not exist".into()));
+                    }
+                    Err(e) => {
+                        return Err(local::failure_at(dir, "looking up the repository", e));
+                    }
                 }
-                Arc::new(
-                    object_store::local::LocalFileSystem::new_with_prefix(dir)
-                        .map_err(map_build)?
-                        .with_automatic_cleanup(true),
-                )
+                return Ok(Store {
+                    backend: Backend::Local(Arc::new(LocalStore::new(dir.clone()))),
+                    location: location.clone(),
+                    retry,
+                });
             }
             Location::S3 {
                 endpoint,
@@ -346,10 +205,9 @@ impl Store {
             Location::Memory(name) => memory_store(name),
         };
         Ok(Store {
-            inner,
+            backend: Backend::Remote(remote),
             location: location.clone(),
             retry,
-            local,
         })
     }
 
@@ -361,10 +219,9 @@ impl Store {
         retry: RetryPolicy,
     ) -> Self {
         Store {
-            inner,
+            backend: Backend::Remote(inner),
             location,
             retry,
-            local: None,
         }
     }
 
@@ -373,23 +230,39 @@ impl Store {
         &self.location
     }
 
-    /// Drops a kept handle: the object is being replaced or removed.
-    fn forget_open(&self, path: &str) {
-        if let Some(local) = &self.local {
-            local.open.lock().expect("open files").remove(path);
+    /// The local directory, for a local repository.
+    pub fn local(&self) -> Option<&LocalStore> {
+        match &self.backend {
+            Backend::Local(l) => Some(l),
+            Backend::Remote(_) => None,
+        }
+    }
+
+    fn remote(&self) -> &Arc<dyn ObjectStore> {
+        match &self.backend {
+            Backend::Remote(r) => r,
+            Backend::Local(_) => unreachable!("local stores answer before"),
         }
     }
 
     /// Reads a whole object; `Ok(None)` if there is none.
     pub fn get_opt(&self, path: &str) -> Result<Option<Bytes>> {
+        if let Some(l) = self.local() {
+            return l.get(path);
+        }
         runtime().block_on(self.get_opt_async(path))
     }
 
     /// [`get_opt`](Self::get_opt) for async callers.
     pub async fn get_opt_async(&self, path: &str) -> Result<Option<Bytes>> {
+        if let Backend::Local(l) = &self.backend {
+            let (l, path) = (l.clone(), path.to_string());
+            return blocking(move || l.get(&path)).await;
+        }
         let p = ObjPath::from(path);
+        let inner = self.remote();
         match self
-            .retrying(path, || async { self.inner.get(&p).await?.bytes().await })
+            .retrying(path, || async { inner.get(&p).await?.bytes().await })
             .await
         {
             Ok(b) => Ok(Some(b)),
@@ -408,35 +281,20 @@ impl Store {
     /// Reads a byte range of an object that must exist.
     pub fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         let want = range.end - range.start;
-        if let Some(local) = &self.local {
-            return match local.read_range(path, range.clone()) {
-                Ok(b) => Ok(Bytes::from(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Missing {
-                    what: path.to_string(),
-                }),
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    Err(Error::Core(hokan_core::Error::Truncated {
-                        what: path.to_string(),
-                        reason: format!("wanted {want} bytes at {}", range.start),
-                    }))
-                }
-                Err(e) => Err(Error::Storage {
-                    location: self.location.to_string(),
-                    detail: format!("{path}: {e}"),
-                }),
-            };
+        let missing = || Error::Missing {
+            what: path.to_string(),
+        };
+        if let Some(l) = self.local() {
+            return l.get_range(path, range)?.ok_or_else(missing);
         }
         let p = ObjPath::from(path);
+        let inner = self.remote();
         let fetched = runtime().block_on(self.retrying(path, || async {
-            self.inner.get_range(&p, range.clone()).await
+            inner.get_range(&p, range.clone()).await
         }));
         let bytes = match fetched {
             Ok(b) => b,
-            Err(Failure::NotFound) => {
-                return Err(Error::Missing {
-                    what: path.to_string(),
-                });
-            }
+            Err(Failure::NotFound) => return Err(missing()),
             Err(Failure::Other(e)) => return Err(e),
         };
         if bytes.len() as u64 != want {
@@ -455,6 +313,9 @@ impl Store {
     /// Reads many objects with up to `concurrency` requests in flight;
     /// results in the order of `paths`, `None` for objects that are gone.
     pub fn get_many(&self, paths: &[String], concurrency: usize) -> Vec<Result<Option<Bytes>>> {
+        if let Some(l) = self.local() {
+            return paths.iter().map(|p| l.get(p)).collect();
+        }
         runtime().block_on(
             futures::stream::iter(paths.iter().map(|p| self.get_opt_async(p)))
                 .buffered(concurrency.max(1))
@@ -462,17 +323,25 @@ impl Store {
         )
     }
 
-    /// Writes an object whole: readers see all of it or nothing.
+    /// Writes an object whole and durably: readers see all of it or
+    /// nothing, and once this returns it survives a crash.
     pub fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
+        if let Some(l) = self.local() {
+            return l.put(path, &bytes);
+        }
         runtime().block_on(self.put_async(path, bytes))
     }
 
     /// [`put`](Self::put) for async callers.
     pub async fn put_async(&self, path: &str, bytes: Bytes) -> Result<()> {
-        self.forget_open(path);
+        if let Backend::Local(l) = &self.backend {
+            let (l, path) = (l.clone(), path.to_string());
+            return blocking(move || l.put(&path, &bytes)).await;
+        }
         let p = ObjPath::from(path);
+        let inner = self.remote();
         self.retrying(path, || async {
-            self.inner
+            inner
                 .put(&p, PutPayload::from_bytes(bytes.clone()))
                 .await
                 .map(|_| ())
@@ -483,9 +352,12 @@ impl Store {
 
     /// Deletes an object; deleting one that is gone is not an error.
     pub fn delete(&self, path: &str) -> Result<()> {
-        self.forget_open(path);
+        if let Some(l) = self.local() {
+            return l.delete(path);
+        }
         let p = ObjPath::from(path);
-        match runtime().block_on(self.retrying(path, || async { self.inner.delete(&p).await })) {
+        let inner = self.remote();
+        match runtime().block_on(self.retrying(path, || async { inner.delete(&p).await })) {
             Ok(()) | Err(Failure::NotFound) => Ok(()),
             Err(Failure::Other(e)) => Err(e),
         }
@@ -494,10 +366,14 @@ impl Store {
     /// The objects under `dir` (e.g. `"index"`), at any depth, with names
     /// relative to it, sorted.
     pub fn list(&self, dir: &str) -> Result<Vec<Listed>> {
+        if let Some(l) = self.local() {
+            return l.list(dir);
+        }
         let p = ObjPath::from(dir);
         let base = format!("{dir}/");
+        let inner = self.remote();
         let listed = runtime().block_on(self.retrying(dir, || async {
-            self.inner.list(Some(&p)).try_collect::<Vec<_>>().await
+            inner.list(Some(&p)).try_collect::<Vec<_>>().await
         }));
         let metas = match listed {
             Ok(m) => m,
@@ -520,10 +396,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Temporary files under `dir` that writers left behind (local stores;
+    /// object stores write whole objects and leave none).
+    pub fn temporary_files(&self, dir: &str) -> Result<Vec<Listed>> {
+        match self.local() {
+            Some(l) => l.temporary_files(dir),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Whether an object exists.
     pub fn exists(&self, path: &str) -> Result<bool> {
+        if let Some(l) = self.local() {
+            return l.exists(path);
+        }
         let p = ObjPath::from(path);
-        match runtime().block_on(self.retrying(path, || async { self.inner.head(&p).await })) {
+        let inner = self.remote();
+        match runtime().block_on(self.retrying(path, || async { inner.head(&p).await })) {
             Ok(_) => Ok(true),
             Err(Failure::NotFound) => Ok(false),
             Err(Failure::Other(e)) => Err(e),
@@ -564,7 +453,7 @@ impl Store {
         if chain(&e).contains("NoSuchBucket") {
             return Classified::Permanent(Error::NotARepository {
                 location,
-                reason: "the bucket does not exist (create it first, then run init)".into(),
+                reason: "the bucket does not exist; create it first".into(),
             });
         }
         match e {
@@ -590,12 +479,18 @@ impl Store {
                         location,
                         detail: format!("{path}: {detail}"),
                     })
-                } else if lower.contains("no space left") || lower.contains("quota") {
+                } else if lower.contains("no space left")
+                    || lower.contains("quota")
+                    || lower.contains("entitytoolarge")
+                {
+                    Classified::Permanent(Error::Full {
+                        location,
+                        detail: format!("{path}: {detail}"),
+                    })
+                } else if lower.contains("read-only file system") {
                     Classified::Permanent(Error::Storage {
                         location,
-                        detail: format!(
-                            "{path}: the store is full ({detail}); free space and retry"
-                        ),
+                        detail: format!("{path}: the store is read-only ({detail})"),
                     })
                 } else if lower.contains("permission denied") {
                     Classified::Permanent(Error::Denied {
@@ -615,6 +510,14 @@ impl Store {
             }),
         }
     }
+}
+
+
+/// Runs blocking file I/O from async code without stalling the runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(Error::io("a file-system task", std::io::Error::other(e))))
 }
 
 /// Whether an HTTP status code stands in `text` as a number of its own:
@@ -685,57 +588,4 @@ mod tests {
         assert!(!has_status("v1.403", "403"));
     }
 
-    #[test]
-    fn parse_locations() {
-        assert_eq!(
-            Location::parse("/tmp/r").unwrap(),
-            Location::Local("/tmp/r".into())
-        );
-        assert_eq!(
-            Location::parse("file:///tmp/r").unwrap(),
-            Location::Local("/tmp/r".into())
-        );
-        assert_eq!(
-            Location::parse("s3://b/some/prefix/").unwrap(),
-            Location::S3 {
-                endpoint: None,
-                bucket: "b".into(),
-                prefix: "some/prefix".into()
-            }
-        );
-        let restic_style = Location::parse("s3:http://127.0.0.1:3900/bucket/p").unwrap();
-        assert_eq!(
-            restic_style,
-            Location::S3 {
-                endpoint: Some("http://127.0.0.1:3900".into()),
-                bucket: "bucket".into(),
-                prefix: "p".into()
-            }
-        );
-        assert_eq!(
-            restic_style.to_string(),
-            "s3:http://127.0.0.1:3900/bucket/p"
-        );
-        assert_eq!(
-            Location::parse("gs://g").unwrap(),
-            Location::Gcs {
-                bucket: "g".into(),
-                prefix: "".into()
-            }
-        );
-        assert_eq!(
-            Location::parse("az://c/x").unwrap(),
-            Location::Azure {
-                container: "c".into(),
-                prefix: "x".into()
-            }
-        );
-        assert_eq!(
-            Location::parse("memory://t").unwrap(),
-            Location::Memory("t".into())
-        );
-        for bad in ["", "ftp://x", "s3://", "s3:ftp://h/b", "s3:http://host"] {
-            assert!(Location::parse(bad).is_err(), "{bad}");
-        }
-    }
 }

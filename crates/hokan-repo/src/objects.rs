@@ -1,0 +1,248 @@
+//! Reading and writing the repository's small objects: snapshots and index
+//! files, through the local cache where there is one.
+//!
+//! A damaged object never blocks the others: listings return what they
+//! could read and say which objects they could not, so one bad snapshot
+//! file does not stop backups, restores of other snapshots, or `forget`.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use rayon::prelude::*;
+
+use hokan_core::{Id, PackId};
+
+use crate::error::{Error, Result};
+use crate::index_file::IndexFile;
+use crate::layout;
+use crate::object::{self, Kind};
+use crate::repository::Repository;
+use crate::snapshot::{self, Snapshot, SnapshotEntry, SnapshotFilter, SnapshotV1};
+use crate::store::Listed;
+
+/// An object that could not be read, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Its id.
+    pub id: Id,
+    /// Where it is in the store.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Every snapshot, and the snapshot files that could not be read.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotList {
+    /// Readable snapshots, oldest first.
+    pub entries: Vec<SnapshotEntry>,
+    /// Snapshot files that are damaged (or of a newer format).
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Repository {
+    /// Reads objects of one kind by id, from the cache where possible.
+    /// `None` for objects that vanished meanwhile; an error for an object
+    /// that could not be fetched or does not match its name.
+    pub(crate) fn fetch(&self, kind: Kind, ids: &[Id]) -> Result<Vec<Option<Result<Bytes>>>> {
+        let dir = layout::dir(kind);
+        let mut out: Vec<Option<Result<Bytes>>> = (0..ids.len()).map(|_| None).collect();
+        let mut missing = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match self.cache.as_ref().and_then(|c| c.get(dir, id)) {
+                Some(b) => out[i] = Some(Ok(Bytes::from(b))),
+                None => missing.push(i),
+            }
+        }
+        let paths: Vec<String> = missing
+            .iter()
+            .map(|&i| layout::object(kind, &ids[i]))
+            .collect();
+        let fetched = self
+            .store
+            .get_many(&paths, self.options.download_concurrency);
+        for ((&i, got), path) in missing.iter().zip(fetched).zip(&paths) {
+            match got {
+                // An unreachable store is everyone's problem, not one object's.
+                Err(e) if !e.is_damage() => return Err(e),
+                Err(e) => out[i] = Some(Err(e)),
+                Ok(None) => {}
+                Ok(Some(bytes)) if object::object_id(&bytes) != ids[i] => {
+                    out[i] = Some(Err(Error::corrupted(
+                        path.clone(),
+                        "its content does not match its name",
+                    )));
+                }
+                Ok(Some(bytes)) => {
+                    if let Some(c) = &self.cache {
+                        c.put(dir, &ids[i], &bytes);
+                    }
+                    out[i] = Some(Ok(bytes));
+                }
+            }
+        }
+        if let Some(c) = &self.cache {
+            c.retain(dir, &ids.iter().copied().collect());
+        }
+        Ok(out)
+    }
+
+    /// The ids of the objects of `kind` in the store.
+    pub(crate) fn list_ids(&self, kind: Kind) -> Result<Vec<Id>> {
+        Ok(self
+            .store
+            .list(layout::dir(kind))?
+            .iter()
+            .filter_map(|l| Id::from_hex(&l.name))
+            .collect())
+    }
+
+    /// Every pack file in the store, by pack id, with its size and time.
+    pub fn pack_files(&self) -> Result<HashMap<PackId, Listed>> {
+        Ok(self
+            .store
+            .list(layout::DATA)?
+            .into_iter()
+            .filter_map(|l| Some((layout::pack_of_listed(&l.name)?, l)))
+            .collect())
+    }
+
+    /// Every readable snapshot, oldest first. Damaged snapshot files are
+    /// left out; [`snapshot_list`](Self::snapshot_list) names them.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotEntry>> {
+        Ok(self.snapshot_list()?.entries)
+    }
+
+    /// Every snapshot, and every snapshot file that could not be read.
+    pub fn snapshot_list(&self) -> Result<SnapshotList> {
+        let ids = self.list_ids(Kind::Snapshot)?;
+        let fetched = self.fetch(Kind::Snapshot, &ids)?;
+        let results: Vec<(Id, Result<Snapshot>)> = ids
+            .par_iter()
+            .zip(fetched.into_par_iter())
+            .filter_map(|(id, got)| {
+                let what = format!("snapshot {}", id.short());
+                Some((*id, got?.and_then(|b| decode_snapshot(self, &b, &what))))
+            })
+            .collect();
+        let mut list = SnapshotList::default();
+        for (id, r) in results {
+            match r {
+                Ok(snapshot) => list.entries.push(SnapshotEntry { id, snapshot }),
+                Err(e) => list.unreadable.push(Unreadable {
+                    id,
+                    path: layout::object(Kind::Snapshot, &id),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        list.entries.sort_by_key(|e| (e.snapshot.time, e.id));
+        Ok(list)
+    }
+
+    /// The snapshot named by `latest`, an id or a unique id prefix.
+    pub fn find_snapshot(&self, query: &str, filter: &SnapshotFilter) -> Result<SnapshotEntry> {
+        let list = self.snapshot_list()?;
+        match snapshot::find(&list.entries, query, filter) {
+            Ok(e) => Ok(e.clone()),
+            Err(Error::SnapshotNotFound { .. }) => {
+                // Asked for by id, and damaged: say so rather than "not found".
+                let q = query.to_ascii_lowercase();
+                match list
+                    .unreadable
+                    .iter()
+                    .find(|u| q.len() >= 4 && u.id.to_hex().starts_with(&q))
+                {
+                    Some(u) => Err(Error::corrupted(u.path.clone(), u.reason.clone())),
+                    None => Err(Error::SnapshotNotFound {
+                        query: query.to_string(),
+                    }),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores a snapshot in this repository's format; returns its id. Call
+    /// only after the data it names is stored and indexed.
+    pub fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
+        let version = self.object_version(Kind::Snapshot);
+        let bytes = match version {
+            1 => object::seal(&self.key, Kind::Snapshot, 1, &s.to_v1()?)?,
+            v => object::seal(&self.key, Kind::Snapshot, v, s)?,
+        };
+        let id = object::object_id(&bytes);
+        self.store.put(
+            &layout::object(Kind::Snapshot, &id),
+            Bytes::from(bytes.clone()),
+        )?;
+        if let Some(c) = &self.cache {
+            c.put(layout::dir(Kind::Snapshot), &id, &bytes);
+        }
+        Ok(id)
+    }
+
+    /// Deletes a snapshot (its data stays until prune).
+    pub fn delete_snapshot(&self, id: &Id) -> Result<()> {
+        self.store.delete(&layout::object(Kind::Snapshot, id))
+    }
+
+    /// Every index file that could be read, with its id (superseded ones
+    /// included), and the ones that could not.
+    pub fn index_files(&self) -> Result<(Vec<(Id, IndexFile)>, Vec<Unreadable>)> {
+        let ids = self.list_ids(Kind::Index)?;
+        let fetched = self.fetch(Kind::Index, &ids)?;
+        let results: Vec<(Id, Result<IndexFile>)> = ids
+            .par_iter()
+            .zip(fetched.into_par_iter())
+            .filter_map(|(id, got)| {
+                let what = format!("index file {}", id.short());
+                Some((
+                    *id,
+                    got?.and_then(|b| object::open(&self.key, Kind::Index, &b, &what)),
+                ))
+            })
+            .collect();
+        let mut files = Vec::new();
+        let mut unreadable = Vec::new();
+        for (id, r) in results {
+            match r {
+                Ok(f) => files.push((id, f)),
+                Err(e) => unreadable.push(Unreadable {
+                    id,
+                    path: layout::object(Kind::Index, &id),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Ok((files, unreadable))
+    }
+
+    /// Writes an index file for packs already stored; returns its id.
+    pub fn write_index_file(&self, file: &IndexFile) -> Result<Id> {
+        let bytes = object::seal(&self.key, Kind::Index, 1, file)?;
+        let id = object::object_id(&bytes);
+        self.store.put(
+            &layout::object(Kind::Index, &id),
+            Bytes::from(bytes.clone()),
+        )?;
+        if let Some(c) = &self.cache {
+            c.put(layout::dir(Kind::Index), &id, &bytes);
+        }
+        Ok(id)
+    }
+
+    /// Deletes an index file (after another supersedes it).
+    pub(crate) fn delete_index_file(&self, id: &Id) -> Result<()> {
+        self.store.delete(&layout::object(Kind::Index, id))
+    }
+}
+
+/// Decodes a snapshot object of either version.
+fn decode_snapshot(repo: &Repository, bytes: &[u8], what: &str) -> Result<Snapshot> {
+    let (version, plain) = object::open_raw(&repo.key, Kind::Snapshot, bytes, what)?;
+    match version {
+        1 => Ok(object::decode::<SnapshotV1>(&plain, what)?.into()),
+        _ => object::decode(&plain, what),
+    }
+}

@@ -1,0 +1,395 @@
+//! Write sessions: the one way every source stores data and commits a
+//! snapshot.
+//!
+//! A source describes the snapshot it is about to take ([`SnapshotSpec`]:
+//! its kind, what it is a backup of, tags, labels), and
+//! [`IndexedRepository::backup`] opens a [`Session`] for it. Through the
+//! session the source stores byte streams cut by the repository's chunker,
+//! chunks it cut itself along its own format, and trees of nodes, all on
+//! the parallel pipeline; it reads its parent's trees to skip what did not
+//! change. When the source returns its root tree ([`Staged`]), the session
+//! commits:
+//!
+//! 1. every pack is stored durably, then the index files that list them;
+//! 2. the packs the session deduplicated against are checked to still
+//!    exist if a prune may have run meanwhile (the writer lock the session
+//!    held was removed, or index files it loaded were replaced);
+//! 3. damage found while reading is recorded, so no later writer trusts it;
+//! 4. the snapshot is saved.
+//!
+//! If the source fails, or any step fails, no snapshot is saved; the packs
+//! that landed are indexed, so the next run does not upload them again.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::ops::Range;
+
+use hokan_core::{
+    BlobReader, BlobWriter, ChunkRef, FormatVersion, Id, Node, PackId, Tree, TreeId, WriteStats,
+};
+
+use crate::error::{Error, Result, from_core};
+use crate::index_file::IndexedPack;
+use crate::index_load::IndexedRepository;
+use crate::layout;
+use crate::locks::{LockObject, WriterLock};
+use crate::object::Kind;
+use crate::packs::Uploader;
+use crate::snapshot::{Snapshot, SnapshotEntry, SourceKind, Summary};
+
+/// Which snapshot a backup compares with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// The newest snapshot of the same source and identity (for file
+    /// systems: of the same host and paths).
+    #[default]
+    Auto,
+    /// None: read everything.
+    None,
+    /// This snapshot.
+    Snapshot(Id),
+}
+
+/// What a source says about the snapshot it is about to take.
+#[derive(Clone, Debug)]
+pub struct SnapshotSpec {
+    /// The kind of source.
+    pub source: SourceKind,
+    /// What this is a backup of, in the source's terms (a PVC, an etcd
+    /// cluster id, a kube context); empty where host and paths say it.
+    pub identity: String,
+    /// The paths or names backed up.
+    pub paths: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Record this host name instead of the machine's.
+    pub hostname: Option<String>,
+    /// Source-specific facts.
+    pub labels: Vec<(String, String)>,
+    /// The parent.
+    pub parent: ParentChoice,
+}
+
+impl SnapshotSpec {
+    /// A snapshot of `source` with nothing else set.
+    pub fn new(source: SourceKind) -> Self {
+        SnapshotSpec {
+            source,
+            identity: String::new(),
+            paths: Vec::new(),
+            tags: Vec::new(),
+            hostname: None,
+            labels: Vec::new(),
+            parent: ParentChoice::Auto,
+        }
+    }
+
+    fn hostname(&self) -> String {
+        self.hostname.clone().unwrap_or_else(crate::hostname)
+    }
+}
+
+impl Default for SnapshotSpec {
+    /// A byte stream (`backup --stdin`).
+    fn default() -> Self {
+        SnapshotSpec::new(SourceKind::STREAM)
+    }
+}
+
+/// What a source hands back to be committed.
+#[derive(Clone, Debug)]
+pub struct Staged {
+    /// The root tree.
+    pub tree: TreeId,
+    /// Bytes of content in the snapshot.
+    pub bytes: u64,
+    /// Entries skipped (unreadable, changed while read).
+    pub errors: u64,
+    /// Figures that fit the source ([`Summary::counts`]).
+    pub counts: Vec<(String, u64)>,
+}
+
+impl Staged {
+    /// A staged root tree with no figures yet.
+    pub fn new(tree: TreeId) -> Self {
+        Staged {
+            tree,
+            bytes: 0,
+            errors: 0,
+            counts: Vec::new(),
+        }
+    }
+}
+
+/// A snapshot committed, with what the source returned beside it.
+#[derive(Clone, Debug)]
+pub struct Committed<T> {
+    /// The snapshot saved.
+    pub entry: SnapshotEntry,
+    /// The source's own result (warnings, say).
+    pub value: T,
+}
+
+/// What a write session added.
+#[derive(Clone, Debug, Default)]
+pub struct WriteSummary {
+    /// The data path's figures.
+    pub stats: WriteStats,
+    /// Packs uploaded.
+    pub packs: Vec<IndexedPack>,
+    /// Index files written for them.
+    pub index_files: Vec<Id>,
+    /// Packs of the index the session deduplicated against.
+    pub used_packs: Vec<PackId>,
+}
+
+/// An open write session; see the module documentation.
+pub struct Session<'s> {
+    writer: &'s BlobWriter<'s>,
+    reader: &'s BlobReader<'s>,
+    parent: Option<&'s SnapshotEntry>,
+    format: FormatVersion,
+}
+
+impl<'s> Session<'s> {
+    /// The write path, for sources that drive it themselves (the
+    /// file-system archiver).
+    pub fn writer(&self) -> &'s BlobWriter<'s> {
+        self.writer
+    }
+
+    /// A reader of the data stored before this session (the parent's
+    /// trees and chunks).
+    pub fn reader(&self) -> &'s BlobReader<'s> {
+        self.reader
+    }
+
+    /// The parent snapshot, if one was chosen.
+    pub fn parent(&self) -> Option<&'s SnapshotEntry> {
+        self.parent
+    }
+
+    /// The parent's root tree.
+    pub fn parent_tree(&self) -> Option<TreeId> {
+        self.parent.map(|p| p.snapshot.tree)
+    }
+
+    /// The repository's format: what may be stored.
+    pub fn format(&self) -> FormatVersion {
+        self.format
+    }
+
+    /// Fails unless the repository's format can hold `what`.
+    pub fn require(&self, format: FormatVersion, what: &str) -> Result<()> {
+        if self.format < format {
+            return Err(Error::Core(hokan_core::Error::NeedsFormat {
+                what: what.to_string(),
+                needed: format.number(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Stores a byte stream cut by the repository's chunker.
+    pub fn store_stream(&self, reader: impl Read + Send) -> Result<Vec<ChunkRef>> {
+        self.writer.write_stream(reader).map_err(from_core)
+    }
+
+    /// Stores bytes in memory, cut by the repository's chunker.
+    pub fn store_bytes(&self, data: &[u8]) -> Result<Vec<ChunkRef>> {
+        self.writer.write_slice(data).map_err(from_core)
+    }
+
+    /// Stores chunks the source cut itself: each range of `data` becomes
+    /// one blob (small ones compressed together), deduplicated by content.
+    pub fn store_cut(&self, data: &[u8], cuts: &[Range<usize>]) -> Result<Vec<ChunkRef>> {
+        self.writer.write_cut(data, cuts).map_err(from_core)
+    }
+
+    /// [`store_cut`](Self::store_cut) for data produced in batches.
+    pub fn store_cut_batches<F>(&self, next: F) -> Result<Vec<ChunkRef>>
+    where
+        F: FnMut() -> hokan_core::Result<Option<(Vec<u8>, Vec<Range<usize>>)>> + Send,
+    {
+        self.writer.write_cut_batches(next).map_err(from_core)
+    }
+
+    /// Stores a tree of these nodes; returns its id.
+    pub fn store_tree(&self, nodes: Vec<Node>) -> Result<TreeId> {
+        let tree = Tree::new(nodes)?;
+        self.writer.write_tree(&tree).map_err(from_core)
+    }
+
+    /// Reads a tree stored before this session (a parent's).
+    pub fn read_tree(&self, id: &TreeId) -> Result<Tree> {
+        hokan_core::browse::read_tree(self.reader, id).map_err(from_core)
+    }
+}
+
+impl IndexedRepository {
+    /// The snapshot a backup described by `spec` compares with.
+    pub fn find_parent(&self, spec: &SnapshotSpec) -> Result<Option<SnapshotEntry>> {
+        match &spec.parent {
+            ParentChoice::None => Ok(None),
+            ParentChoice::Snapshot(id) => Ok(Some(
+                self.find_snapshot(&id.to_hex(), &Default::default())?,
+            )),
+            ParentChoice::Auto => {
+                let mut probe = Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
+                probe.hostname = spec.hostname();
+                probe.identity = spec.identity.clone();
+                let lineage = probe.lineage();
+                Ok(self
+                    .snapshots()?
+                    .into_iter()
+                    .rev()
+                    .find(|e| e.snapshot.lineage() == lineage))
+            }
+        }
+    }
+
+    /// Runs a backup: opens a [`Session`] for `spec`, lets `source` store
+    /// its data and return its root tree, and commits the snapshot (see
+    /// the module documentation). Returns the snapshot and the source's
+    /// own result.
+    pub fn backup<T>(
+        &mut self,
+        mut spec: SnapshotSpec,
+        source: impl FnOnce(&Session<'_>) -> Result<(Staged, T)>,
+    ) -> Result<Committed<T>> {
+        let start = std::time::Instant::now();
+        let mut snapshot = Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
+        snapshot.hostname = spec.hostname();
+        snapshot.identity = spec.identity.clone();
+        spec.tags.sort();
+        spec.tags.dedup();
+        snapshot.tags = spec.tags.clone();
+        spec.labels.sort();
+        snapshot.labels = spec.labels.clone();
+        let parent = self.find_parent(&spec)?;
+        let lock = WriterLock::acquire(&self.repo, self.loaded_at)?;
+        let format = self.repo.config.format;
+        let ((staged, value), summary) = self.write(|writer, reader| {
+            let session = Session {
+                writer,
+                reader,
+                parent: parent.as_ref(),
+                format,
+            };
+            source(&session)
+        })?;
+        self.check_dependencies(&summary, &lock)?;
+        self.record_damage()?;
+        snapshot.tree = staged.tree;
+        snapshot.parent = parent.map(|p| p.id);
+        let mut counts = staged.counts;
+        counts.sort();
+        snapshot.summary = Summary {
+            bytes: staged.bytes,
+            blobs_added: summary.stats.new_blobs,
+            bytes_added: summary.stats.new_bytes,
+            bytes_stored: summary.stats.stored_bytes,
+            packs_added: summary.packs.len() as u64,
+            errors: staged.errors,
+            duration_ms: start.elapsed().as_millis() as u64,
+            counts,
+        };
+        let id = self.save_snapshot(&snapshot)?;
+        drop(lock);
+        Ok(Committed {
+            entry: SnapshotEntry { id, snapshot },
+            value,
+        })
+    }
+
+    /// Runs `f` with a [`BlobWriter`] whose packs are uploaded as they fill;
+    /// then waits for the uploads, writes index files for the new packs and
+    /// adds them to the in-memory index. Nothing refers to the new data
+    /// until a snapshot does: sources use [`backup`](Self::backup); this is
+    /// for moving data that snapshots already refer to (repacking).
+    ///
+    /// `f` also gets a [`BlobReader`] over the data stored before.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&BlobWriter<'_>, &BlobReader<'_>) -> Result<T>,
+    ) -> Result<(T, WriteSummary)> {
+        let uploader = Uploader::new(&self.repo);
+        let outcome = (|| {
+            let config = self.repo.config.writer_config()?;
+            let writer = BlobWriter::new(&self.repo.key, config, &self.index, &uploader)?;
+            let reader = BlobReader::new(&self.repo.key, &self.index, &self.repo.store);
+            let value = f(&writer, &reader)?;
+            let used = writer.used_packs();
+            let stats = writer.finish().map_err(from_core)?;
+            Ok((value, stats, used))
+        })();
+        // Index what did get stored even after a failure: the next backup
+        // reuses it instead of uploading it again. When both fail, the
+        // upload's error is the cause of the other.
+        let uploaded = match (uploader.finish(), outcome) {
+            (Ok(u), Ok(o)) => (u, o),
+            (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
+        };
+        let (done, (value, stats, used_packs)) = uploaded;
+        for p in &done.packs {
+            self.index.insert_pack(p.id, p.kind, &p.blobs);
+        }
+        self.index_files.extend(done.index_files.iter().copied());
+        Ok((
+            value,
+            WriteSummary {
+                stats,
+                packs: done.packs,
+                index_files: done.index_files,
+                used_packs,
+            },
+        ))
+    }
+
+    /// Step 2 of a commit: if a prune may have run beside this session,
+    /// every pack the snapshot will depend on must still be there.
+    fn check_dependencies(&self, summary: &WriteSummary, lock: &WriterLock) -> Result<()> {
+        let listed: HashSet<Id> = self.repo.list_ids(Kind::Index)?.into_iter().collect();
+        let undisturbed = lock.held()?
+            && self
+                .index_files
+                .iter()
+                .filter(|id| !summary.index_files.contains(id))
+                .all(|id| listed.contains(id));
+        if undisturbed {
+            return Ok(());
+        }
+        let stored = self.repo.pack_files()?;
+        let needed = summary
+            .used_packs
+            .iter()
+            .chain(summary.packs.iter().map(|p| &p.id));
+        for pack in needed {
+            if !stored.contains_key(pack) {
+                return Err(Error::RemovedDuringBackup {
+                    what: format!("pack {} ({})", pack.short(), layout::pack(pack)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 3 of a commit: blobs found damaged while reading are recorded,
+    /// with the pack holding each damaged copy.
+    fn record_damage(&self) -> Result<()> {
+        let damaged: Vec<(PackId, Id)> = self
+            .index
+            .damaged()
+            .into_iter()
+            .filter_map(|id| Some((self.index.get(&id)?.pack, id)))
+            .collect();
+        if damaged.is_empty() {
+            return Ok(());
+        }
+        self.repo.save_lock(&LockObject::Damaged {
+            found_at: chrono::Utc::now().timestamp(),
+            blobs: damaged,
+        })?;
+        Ok(())
+    }
+}
