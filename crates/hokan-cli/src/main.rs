@@ -85,8 +85,11 @@ pub enum Command {
     /// Repair the repository
     #[command(subcommand)]
     Repair(cmd::repair::RepairCommand),
-    /// Remove prune locks left by a crashed prune
+    /// Remove locks left by a crashed prune or backup
     Unlock(cmd::repair::UnlockArgs),
+    /// Upgrade the repository to the current format (older releases can
+    /// then no longer open it)
+    Migrate(cmd::repair::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +98,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", output::error_chain(&e));
+            if let Some(hint) = cmd::hint(&e) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::from(cmd::exit_code(&e))
         }
     }

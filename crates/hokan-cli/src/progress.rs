@@ -164,6 +164,10 @@ impl Drop for CliProgress {
 }
 
 impl Progress for CliProgress {
+    fn totals(&self, entries: u64, bytes: u64) {
+        self.set_totals(entries, bytes);
+    }
+
     fn bytes(&self, n: u64) {
         self.shared.bytes.fetch_add(n, Relaxed);
     }

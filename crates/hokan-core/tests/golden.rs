@@ -81,8 +81,8 @@ fn chunk_boundaries_and_ids() {
     let key = golden_key();
     let mut out = String::new();
     out.push_str(&format!("chunker-seed {}\n", key.chunker_seed()));
-    out.push_str(&format!("chunk-id("") {}\n", key.chunk_id(b"")));
-    out.push_str(&format!("tree-id("") {}\n", key.tree_id(b"")));
+    out.push_str(&format!("chunk-id(\"\") {}\n", key.chunk_id(b"")));
+    out.push_str(&format!("tree-id(\"\") {}\n", key.tree_id(b"")));
     out.push_str(&format!("chunk-id(\"hokan\") {}\n", key.chunk_id(b"hokan")));
     let cases = [
         (Kind::Random, 12 << 20, 1, restic_like()),

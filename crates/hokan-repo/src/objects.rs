@@ -163,6 +163,34 @@ impl Repository {
         }
     }
 
+    /// The id of the snapshot `query` names (`latest`, an id or a unique
+    /// prefix), damaged snapshot files included: for removing them.
+    pub fn find_snapshot_id(&self, query: &str) -> Result<Id> {
+        let list = self.snapshot_list()?;
+        if query == "latest" {
+            return Ok(snapshot::find(&list.entries, query, &Default::default())?.id);
+        }
+        let q = query.to_ascii_lowercase();
+        let mut ids: Vec<Id> = list
+            .entries
+            .iter()
+            .map(|e| e.id)
+            .chain(list.unreadable.iter().map(|u| u.id))
+            .filter(|id| !q.is_empty() && id.to_hex().starts_with(&q))
+            .collect();
+        ids.dedup();
+        match ids.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::SnapshotNotFound {
+                query: query.to_string(),
+            }),
+            many => Err(Error::AmbiguousSnapshot {
+                prefix: query.to_string(),
+                count: many.len(),
+            }),
+        }
+    }
+
     /// Stores a snapshot in this repository's format; returns its id. Call
     /// only after the data it names is stored and indexed.
     pub fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result, bail};
 use hokan_core::fs::Excludes;
 use hokan_repo::retention::{GroupDecisions, Policy};
+use hokan_repo::snapshot::counts;
 use hokan_repo::{FsBackup, ParentChoice, Repository, SnapshotEntry, SnapshotSpec};
 
 use crate::Global;
@@ -231,9 +232,11 @@ fn report(
     if saved.snapshot.source == hokan_repo::SourceKind::FS {
         println!(
             "Files:       {} new, {} changed, {} unmodified",
-            s.files_new, s.files_changed, s.files_unmodified
+            s.count(counts::FILES_NEW),
+            s.count(counts::FILES_CHANGED),
+            s.count(counts::FILES_UNMODIFIED)
         );
-        println!("Dirs:        {}", s.dirs);
+        println!("Dirs:        {}", s.count(counts::DIRS));
     }
     println!(
         "Added:       {} ({} stored, {} blobs in {} packs)",
@@ -244,7 +247,7 @@ fn report(
     );
     println!(
         "processed {} files, {} in {:.1} s ({}/s)",
-        s.files,
+        s.count(counts::FILES),
         output::size(s.bytes),
         seconds,
         output::size((s.bytes as f64 / seconds.max(1e-3)) as u64)

@@ -1,9 +1,11 @@
-//! `hokan check`: verify structure, and with --read-data the data itself.
+//! `hokan check`: verify structure, and with --read-data the data itself;
+//! name every snapshot file the problems affect, and the one command that
+//! helps with each kind of problem.
 
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use hokan_repo::maintenance::{self, ReadData};
+use hokan_repo::maintenance::{self, CheckReport, ProblemKind, ReadData};
 
 use crate::Global;
 use crate::output;
@@ -19,6 +21,59 @@ pub struct CheckArgs {
     pub read_data_subset: Option<String>,
 }
 
+/// What helps, for the kinds of problem found; each line names one
+/// command, or says that nothing will and what is kept.
+pub fn advice(r: &CheckReport) -> Vec<String> {
+    let mut out = Vec::new();
+    let lost_index = r.has(ProblemKind::BlobMissing) && r.unindexed_packs > 0;
+    if r.has(ProblemKind::IndexFile) || r.has(ProblemKind::PackMismatch) || lost_index {
+        out.push(format!(
+            "`hokan repair index` rebuilds the index from the packs themselves{}",
+            if lost_index {
+                format!(" ({} pack(s) are in no index)", r.unindexed_packs)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if r.has(ProblemKind::PackDamaged) || r.has(ProblemKind::BlobDamaged) {
+        out.push(
+            "`hokan repair packs` copies the intact blobs of damaged packs into new packs and \
+             records the rest as lost; back the affected files up again (their data is stored \
+             afresh, which heals the older snapshots too)"
+                .into(),
+        );
+    }
+    if r.has(ProblemKind::PackMissing) || (r.has(ProblemKind::BlobMissing) && !lost_index) {
+        out.push(
+            "data is missing: if packs were moved or lost, put them back, then run `hokan \
+             repair index`; otherwise back the affected files up again, and `hokan forget` \
+             the snapshots that cannot be healed"
+                .into(),
+        );
+    }
+    if r.has(ProblemKind::TreeUnreadable) {
+        out.push(
+            "a directory listing is damaged: back the same paths up again to store it afresh"
+                .into(),
+        );
+    }
+    if r.has(ProblemKind::Snapshot) {
+        out.push(
+            "a snapshot file is damaged: nothing can rebuild it; `hokan forget ID` removes it \
+             (its data goes at the next prune), the other snapshots are unaffected"
+                .into(),
+        );
+    }
+    if r.has(ProblemKind::Lock) {
+        out.push("a lock object is damaged: `hokan unlock` removes it".into());
+    }
+    if !out.is_empty() && r.packs_read == 0 {
+        out.push("`hokan check --read-data` also reads every pack and names all damaged data".into());
+    }
+    out
+}
+
 pub fn run(g: &Global, a: CheckArgs) -> Result<ExitCode> {
     let repo = super::open(g)?;
     let read = match (&a.read_data_subset, a.read_data) {
@@ -30,10 +85,18 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<ExitCode> {
     let progress = PhaseBar::start(super::progress_mode(g));
     let report = maintenance::check(&repo, read, &progress)?;
     progress.finish();
+    let advice = advice(&report);
     if g.json {
         output::json(&serde_json::json!({
             "message_type": "summary", "ok": report.is_ok(),
-            "problems": report.problems.iter().map(|p| serde_json::json!({"object": p.object, "message": p.message})).collect::<Vec<_>>(),
+            "problems": report.problems.iter().map(|p| serde_json::json!({
+                "kind": format!("{:?}", p.kind), "object": p.object, "message": p.message,
+            })).collect::<Vec<_>>(),
+            "affected": report.affected.iter().map(|a| serde_json::json!({
+                "snapshot": a.snapshot.to_hex(), "path": a.path.to_string_lossy(),
+                "blob": a.blob.to_hex(), "problem": a.why,
+            })).collect::<Vec<_>>(),
+            "advice": advice,
             "notes": report.notes, "snapshots": report.snapshots, "trees": report.trees,
             "data_blobs": report.data_blobs, "packs": report.packs,
             "packs_read": report.packs_read, "bytes_read": report.bytes_read,
@@ -46,6 +109,17 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<ExitCode> {
         for p in &report.problems {
             println!("error: {p}");
         }
+        if !report.affected.is_empty() {
+            println!("affected:");
+            for a in &report.affected {
+                println!(
+                    "  snapshot {} {}: {}",
+                    a.snapshot.short(),
+                    a.path.display(),
+                    a.why
+                );
+            }
+        }
         println!(
             "checked {} snapshots, {} trees, {} data blobs, {} packs; read {} packs ({}) in {:.1} s",
             report.snapshots,
@@ -56,11 +130,18 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<ExitCode> {
             output::size(report.bytes_read),
             start.elapsed().as_secs_f64()
         );
+        for line in &advice {
+            eprintln!("hint: {line}");
+        }
     }
     if !report.is_ok() {
+        let snapshots: std::collections::HashSet<_> =
+            report.affected.iter().map(|a| a.snapshot).collect();
         bail!(
-            "{} problem(s) found; `hokan repair index` rebuilds a lost or damaged index from the packs",
-            report.problems.len()
+            "{} problem(s) found, affecting {} file(s) in {} snapshot(s)",
+            report.problems.len(),
+            report.affected.len(),
+            snapshots.len()
         );
     }
     if !g.json && !g.quiet {

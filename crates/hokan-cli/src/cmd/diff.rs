@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use hokan_core::NodeKind;
-use hokan_core::fs::browse::{self, ChangeKind};
+use hokan_core::browse::{self, ChangeKind};
 
 use crate::Global;
 use crate::output;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use hokan_core::fs::browse;
+use hokan_core::browse;
 use hokan_core::{BlobReader, Node, NodeKind, TreeId};
 
 use crate::Global;
@@ -44,8 +44,11 @@ pub fn run(g: &Global, a: DumpArgs) -> Result<ExitCode> {
     let Some(node) = browse::find_node(&reader, &entry.snapshot.tree, &path)? else {
         bail!("{} is not in snapshot {}", path.display(), entry.id.short());
     };
+    // A block device read as data (`backup --read-special`) has content;
+    // a device node alone does not.
+    let has_data = node.kind.has_content() && (node.kind != NodeKind::BlockDevice || node.size > 0);
     match node.kind {
-        NodeKind::File => {
+        _ if has_data => {
             reader.read_chunks(&node.content, &mut out)?;
         }
         NodeKind::Dir => {
@@ -116,7 +119,7 @@ fn tar_entry<W: Write + Send>(
             EntryType::Symlink,
             Path::new(std::ffi::OsStr::from_bytes(&node.target)),
         )?,
-        NodeKind::File => {
+        NodeKind::File | NodeKind::Object => {
             // The first path of a hard-link set holds the data.
             let first = node
                 .hard_link_key()
@@ -167,7 +170,7 @@ fn tar_file<W: Write + Send>(
     let written = reader.read_chunks(&node.content, out)?;
     if written != node.size {
         bail!(
-            "{}: {written} bytes stored, its metadata says {}; the archive would be corrupt (run `hokan check`)",
+            "{}: {written} bytes stored, its metadata says {}; the archive would be corrupt (`hokan check` finds the damage)",
             path.display(),
             node.size
         );

@@ -4,8 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use globset::{Glob, GlobSetBuilder};
-use hokan_core::fs::browse;
+use hokan_core::browse;
 
 use crate::Global;
 use crate::cmd::FilterArgs;
@@ -13,7 +12,9 @@ use crate::output;
 
 #[derive(clap::Args, Debug)]
 pub struct FindArgs {
-    /// Name patterns (`*.conf`), or path patterns when they hold a `/`
+    /// Patterns as backups exclude them: `*.conf` matches a name anywhere,
+    /// `etc/*.conf` a name in any `etc`, `/etc/**` everything below /etc;
+    /// `*` stays within one path component
     #[arg(required = true)]
     pub patterns: Vec<String>,
     /// Search only these snapshots (repeatable; default: all)
@@ -27,24 +28,8 @@ pub struct FindArgs {
 }
 
 pub fn run(g: &Global, a: FindArgs) -> Result<ExitCode> {
-    let mut by_name = GlobSetBuilder::new();
-    let mut by_path = GlobSetBuilder::new();
-    for p in &a.patterns {
-        let glob = globset::GlobBuilder::new(p)
-            .case_insensitive(a.ignore_case)
-            .literal_separator(true)
-            .build()?;
-        if p.contains('/') {
-            by_path.add(if p.starts_with('/') {
-                glob
-            } else {
-                Glob::new(&format!("**/{p}"))?
-            });
-        } else {
-            by_name.add(glob);
-        }
-    }
-    let (by_name, by_path) = (by_name.build()?, by_path.build()?);
+    let matcher = hokan_core::glob::compile(&a.patterns, a.ignore_case)?
+        .expect("clap requires at least one pattern");
     let repo = super::open(g)?;
     let filter = a.filter.filter();
     let snapshots = if a.snapshots.is_empty() {
@@ -69,9 +54,7 @@ pub fn run(g: &Global, a: FindArgs) -> Result<ExitCode> {
             &e.snapshot.tree,
             Path::new("/"),
             &mut |path, node| {
-                if by_name.is_match(std::ffi::OsStr::new(&*node.name_lossy()))
-                    || by_path.is_match(path)
-                {
+                if matcher.is_match(path) {
                     hits.push((path.to_path_buf(), node.clone()));
                 }
                 Ok(true)

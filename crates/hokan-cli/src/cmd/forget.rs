@@ -97,23 +97,24 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
     let repo = super::open(g)?;
     if !a.snapshots.is_empty() {
         let mut gone = Vec::new();
+        // By id, damaged snapshot files included: that is how one goes.
         for q in &a.snapshots {
-            let e = repo.find_snapshot(q, &Default::default())?;
+            let id = repo.find_snapshot_id(q)?;
             if !a.dry_run {
-                repo.delete_snapshot(&e.id)?;
+                repo.delete_snapshot(&id)?;
             }
-            gone.push(e);
+            gone.push(id);
         }
         if g.json {
             output::json(
-                &serde_json::json!({"removed": gone.iter().map(|e| e.id.to_hex()).collect::<Vec<_>>(), "dry_run": a.dry_run}),
+                &serde_json::json!({"removed": gone.iter().map(|id| id.to_hex()).collect::<Vec<_>>(), "dry_run": a.dry_run}),
             )?;
         } else if !g.quiet {
-            for e in &gone {
+            for id in &gone {
                 println!(
                     "{} snapshot {}",
                     if a.dry_run { "would remove" } else { "removed" },
-                    e.id.short()
+                    id.short()
                 );
             }
         }

@@ -32,6 +32,10 @@ pub struct InitArgs {
     /// Argon2id passes for the first key file
     #[arg(long, default_value_t = 3)]
     pub kdf_iterations: u32,
+    /// Repository format: 2 (groups of small blobs, holes, any source), or
+    /// 1 to stay readable by releases before format 2
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=2))]
+    pub repository_version: u16,
 }
 
 pub fn kdf(memory: u64, iterations: u32) -> KdfParams {
@@ -42,12 +46,12 @@ pub fn kdf(memory: u64, iterations: u32) -> KdfParams {
     }
 }
 
-pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
-    let location = super::location(g)?;
+/// The settings of a new repository (or a recreated config).
+pub fn init_options(a: &InitArgs) -> Result<InitOptions> {
     let to_u32 = |v: u64, what: &str| {
         u32::try_from(v).map_err(|_| anyhow::anyhow!("{what} {v} is too large"))
     };
-    let options = InitOptions {
+    Ok(InitOptions {
         chunker: ChunkerParams::new(
             to_u32(a.chunk_min, "--chunk-min")?,
             to_u32(a.chunk_avg, "--chunk-avg")?,
@@ -57,7 +61,13 @@ pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
         pack_size: to_u32(a.pack_size, "--pack-size")?,
         kdf: kdf(a.kdf_memory, a.kdf_iterations),
         key_label: "initial key".into(),
-    };
+        format: hokan_core::FormatVersion::from_number(a.repository_version)?,
+    })
+}
+
+pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
+    let location = super::location(g)?;
+    let options = init_options(&a)?;
     let password = crate::password::repository(g.password_file.as_deref())?;
     let repo = Repository::init(&location, &password, options, super::open_options(g))?;
     let c = repo.config();
@@ -69,6 +79,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
             "chunk_min": c.chunk_min, "chunk_avg": c.chunk_avg, "chunk_max": c.chunk_max,
             "compression": c.compression,
             "pack_size": c.pack_size,
+            "repository_version": c.format.number(),
         }))?;
     } else if !g.quiet {
         println!(

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
-use hokan_core::fs::browse;
+use hokan_core::browse;
 use hokan_core::{Node, NodeKind};
 
 use crate::Global;
@@ -37,6 +37,7 @@ pub fn permissions(node: &Node) -> String {
         NodeKind::BlockDevice => 'b',
         NodeKind::Socket => 's',
         NodeKind::File => '-',
+        NodeKind::Object => 'o',
     };
     let m = node.mode;
     let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
@@ -80,7 +81,34 @@ pub fn node_json(path: &Path, n: &Node) -> serde_json::Value {
         "mtime": rfc3339(n.mtime), "atime": rfc3339(n.atime), "ctime": rfc3339(n.ctime),
         "inode": n.inode, "links": n.links,
         "link_target": (n.kind == NodeKind::Symlink).then(|| String::from_utf8_lossy(&n.target).into_owned()),
+        "attributes": attrs_json(n),
     })
+}
+
+/// A node's typed attributes as a JSON object (empty for files).
+pub fn attrs_json(n: &Node) -> serde_json::Value {
+    use hokan_core::AttrValue;
+    let mut m = serde_json::Map::new();
+    for a in &n.attrs {
+        let v = match &a.value {
+            AttrValue::Str(s) => s.clone().into(),
+            AttrValue::Int(i) => (*i).into(),
+            AttrValue::Bool(b) => (*b).into(),
+            AttrValue::Bytes(b) => hex::encode(b).into(),
+            AttrValue::Time(t) => rfc3339(*t).into(),
+        };
+        m.insert(a.key.clone(), v);
+    }
+    serde_json::Value::Object(m)
+}
+
+/// `key=value` pairs of a node's attributes, for long listings.
+pub fn attrs_text(n: &Node) -> String {
+    n.attrs
+        .iter()
+        .map(|a| format!("{}={}", a.key, a.value))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn run(g: &Global, a: LsArgs) -> Result<ExitCode> {
@@ -116,6 +144,14 @@ pub fn run(g: &Global, a: LsArgs) -> Result<ExitCode> {
         use std::io::Write;
         let line = if g.json {
             node_json(path, node).to_string()
+        } else if a.long && node.kind == NodeKind::Object {
+            format!(
+                "{} {:>12} {} {}",
+                permissions(node),
+                node.size,
+                path.display(),
+                attrs_text(node)
+            )
         } else if a.long {
             format!(
                 "{} {:>8} {:>8} {:>12} {} {}{}",

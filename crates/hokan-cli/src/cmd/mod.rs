@@ -39,6 +39,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => check::run(g, a),
         Command::Repair(c) => repair::run(g, c),
         Command::Unlock(a) => repair::unlock(g, a),
+        Command::Migrate(a) => repair::migrate(g, a),
     }
 }
 
@@ -105,9 +106,67 @@ impl FilterArgs {
             hosts: self.hosts.clone(),
             tags: self.tags.clone(),
             paths: self.paths.clone(),
-            sources: Vec::new(),
+            ..Default::default()
         }
     }
+}
+
+/// Warns about objects a listing could not read, with what helps.
+pub fn warn_unreadable(g: &Global, what: &str, list: &[hokan_repo::Unreadable]) {
+    if g.quiet {
+        return;
+    }
+    for u in list {
+        eprintln!(
+            "warning: {what} {} ({}) cannot be read and is left out: {}",
+            u.id.short(),
+            u.path,
+            u.reason
+        );
+    }
+    if !list.is_empty() && what == "snapshot" {
+        eprintln!(
+            "hint: `hokan forget ID` removes a damaged snapshot file; `hokan check` lists every problem"
+        );
+    }
+}
+
+/// The command that helps with an error, where one does. The library's
+/// errors say what happened; which command to run is the CLI's to say.
+pub fn hint(e: &anyhow::Error) -> Option<String> {
+    use hokan_core::Error as CoreError;
+    let repo = e.downcast_ref::<RepoError>()?;
+    Some(match repo {
+        RepoError::NotARepository { location, .. } => {
+            format!("create one with `hokan -r {location} init`")
+        }
+        RepoError::ConfigLost { location, .. } => format!(
+            "`hokan -r {location} repair config` writes a new config with the chunk sizes you give \
+             (the defaults unless you changed them at init)"
+        ),
+        RepoError::Corrupted { .. } | RepoError::Missing { .. } => {
+            "`hokan check --read-data` finds every damaged object and names what it affects".into()
+        }
+        RepoError::Core(CoreError::Corrupted { .. } | CoreError::Truncated { .. })
+        | RepoError::Core(CoreError::MissingPack { .. } | CoreError::BlobNotFound { .. }) => {
+            "`hokan check --read-data` names every damaged file; `hokan repair packs` salvages \
+             damaged packs"
+                .into()
+        }
+        RepoError::Core(CoreError::NeedsFormat { .. }) => {
+            "`hokan migrate` upgrades the repository (releases that read only the old format \
+             can then no longer open it)"
+                .into()
+        }
+        RepoError::Locked(_) => {
+            "if that process crashed, `hokan unlock` removes its lock".into()
+        }
+        RepoError::SnapshotNotFound { .. } => "`hokan snapshots` lists them".into(),
+        RepoError::Unreachable { .. } => {
+            "check that the store is running and reachable, then run the command again".into()
+        }
+        _ => return None,
+    })
 }
 
 /// Exit code for an error, as restic's.

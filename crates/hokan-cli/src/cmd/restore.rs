@@ -1,11 +1,10 @@
 //! `hokan restore SNAPSHOT[:PATH] --target DIR`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow, bail};
-use hokan_core::NodeKind;
-use hokan_core::fs::{Overwrite, RestoreOptions, Restorer, browse};
+use anyhow::{Result, bail};
+use hokan_core::fs::{Overwrite, RestoreOptions};
 
 use crate::Global;
 use crate::cmd::FilterArgs;
@@ -45,21 +44,6 @@ pub enum OverwriteArg {
     Never,
 }
 
-fn restore_options(a: &RestoreArgs, include: Vec<String>) -> RestoreOptions {
-    RestoreOptions {
-        include,
-        exclude: a.exclude.clone(),
-        overwrite: match a.overwrite {
-            OverwriteArg::Always => Overwrite::Always,
-            OverwriteArg::IfChanged => Overwrite::IfChanged,
-            OverwriteArg::Never => Overwrite::Never,
-        },
-        verify: a.verify,
-        owners: hokan_core::fs::is_root(),
-        sparse: !a.no_sparse,
-    }
-}
-
 /// Splits `SNAPSHOT:PATH`.
 pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
     match spec.split_once(':') {
@@ -74,75 +58,35 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
     let repo = super::open(g)?;
     let entry = repo.find_snapshot(query, &a.filter.filter())?;
     let repo = repo.load_index()?;
-    let reader = repo.reader();
-    let options = restore_options(&a, a.include.clone());
-    let progress = CliProgress::start(super::progress_mode(g));
-    let restorer = Restorer::new(&reader, options, &progress)?;
-    // A path inside the snapshot: its directory's content goes into the
-    // target, as restic does; a single file goes into the target by name.
-    let (tree, snap_root) = match sub {
-        None => (entry.snapshot.tree, PathBuf::from("/")),
-        Some(p) => {
-            let path = Path::new("/").join(p.trim_start_matches('/'));
-            let node =
-                browse::find_node(&reader, &entry.snapshot.tree, &path)?.ok_or_else(|| {
-                    anyhow!("{} is not in snapshot {}", path.display(), entry.id.short())
-                })?;
-            match (node.kind, node.subtree) {
-                (NodeKind::Dir, Some(t)) => (t, path),
-                _ => {
-                    let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-                    let parent_tree = if parent == Path::new("/") {
-                        entry.snapshot.tree
-                    } else {
-                        browse::find_node(&reader, &entry.snapshot.tree, &parent)?
-                            .and_then(|n| n.subtree)
-                            .ok_or_else(|| anyhow!("{} is not a directory", parent.display()))?
-                    };
-                    let mut only = a.include.clone();
-                    if only.is_empty() {
-                        only.push(path.to_string_lossy().into_owned());
-                    }
-                    return single(g, &reader, &progress, &a, parent_tree, &parent, only);
-                }
-            }
-        }
+    let options = RestoreOptions {
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        overwrite: match a.overwrite {
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::Never => Overwrite::Never,
+        },
+        verify: a.verify,
+        owners: hokan_core::fs::is_root(),
+        sparse: !a.no_sparse,
     };
-    let (files, bytes) = restorer.totals(&tree, &snap_root)?;
-    progress.set_totals(files, bytes);
-    let restored = restorer.restore(&tree, &snap_root, &a.target)?;
+    let progress = CliProgress::start(super::progress_mode(g));
+    let restored = repo.restore(
+        &entry.snapshot,
+        sub.unwrap_or("/"),
+        &a.target,
+        options,
+        &progress,
+    );
     progress.finish();
-    finish(g, &restored.summary, &a, progress.elapsed())
-}
-
-fn single(
-    g: &Global,
-    reader: &hokan_core::BlobReader<'_>,
-    progress: &CliProgress,
-    a: &RestoreArgs,
-    tree: hokan_core::TreeId,
-    snap_root: &Path,
-    include: Vec<String>,
-) -> Result<ExitCode> {
-    let options = restore_options(a, include);
-    let restorer = Restorer::new(reader, options, progress)?;
-    let restored = restorer.restore(&tree, snap_root, &a.target)?;
-    progress.finish();
-    finish(g, &restored.summary, a, progress.elapsed())
-}
-
-fn finish(
-    g: &Global,
-    s: &hokan_core::fs::RestoreSummary,
-    a: &RestoreArgs,
-    seconds: f64,
-) -> Result<ExitCode> {
+    let s = restored?.summary;
+    let seconds = progress.elapsed();
     if g.json {
         output::json(&serde_json::json!({
             "message_type": "summary",
             "seconds_elapsed": seconds,
             "files_restored": s.files, "dirs_restored": s.dirs, "bytes_restored": s.bytes,
-            "files_skipped": s.skipped, "files_verified": s.verified,
+            "files_skipped": s.skipped, "files_failed": s.failed, "files_verified": s.verified,
             "verify_failures": s.verify_failures, "warnings": s.warnings,
         }))?;
     } else if !g.quiet {
@@ -165,6 +109,13 @@ fn finish(
                 s.verified, s.verify_failures
             );
         }
+    }
+    if s.failed > 0 {
+        bail!(
+            "{} file(s) could not be restored (each is named above); the others were. \
+             `hokan check --read-data` names every damaged file of every snapshot",
+            s.failed
+        );
     }
     if s.verify_failures > 0 {
         bail!(

@@ -22,6 +22,16 @@ pub struct SnapshotsArgs {
 pub fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
     let s = &e.snapshot;
     let sum = &s.summary;
+    let mut summary = serde_json::json!({
+        "total_bytes": sum.bytes, "blobs_added": sum.blobs_added,
+        "data_added": sum.bytes_added, "data_added_packed": sum.bytes_stored,
+        "packs_added": sum.packs_added, "errors": sum.errors, "duration_ms": sum.duration_ms,
+    });
+    // The source's own figures (files_new, dirs, ... for file systems;
+    // objects for Kubernetes; keys, revision for etcd) under their names.
+    for (k, v) in &sum.counts {
+        summary[k] = (*v).into();
+    }
     serde_json::json!({
         "id": e.id.to_hex(),
         "short_id": e.id.short(),
@@ -31,25 +41,22 @@ pub fn snapshot_json(e: &SnapshotEntry) -> serde_json::Value {
         "paths": s.paths,
         "tags": s.tags,
         "source": s.source.name(),
+        "identity": s.identity,
         "parent": s.parent.map(|p| p.to_hex()),
         "tree": s.tree.to_hex(),
         "program_version": s.program_version,
-        "meta": s.meta.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-        "summary": {
-            "files_new": sum.files_new, "files_changed": sum.files_changed,
-            "files_unmodified": sum.files_unmodified, "dirs": sum.dirs, "files": sum.files,
-            "total_bytes": sum.bytes, "blobs_added": sum.blobs_added,
-            "data_added": sum.bytes_added, "data_added_packed": sum.bytes_stored,
-            "packs_added": sum.packs_added, "errors": sum.errors, "duration_ms": sum.duration_ms,
-        },
+        "labels": s.labels.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        "summary": summary,
     })
 }
 
 pub fn run(g: &Global, a: SnapshotsArgs) -> Result<ExitCode> {
     let repo = super::open(g)?;
     let filter = a.filter.filter();
-    let mut list: Vec<SnapshotEntry> = repo
-        .snapshots()?
+    let all = repo.snapshot_list()?;
+    super::warn_unreadable(g, "snapshot", &all.unreadable);
+    let mut list: Vec<SnapshotEntry> = all
+        .entries
         .into_iter()
         .filter(|e| filter.matches(&e.snapshot))
         .collect();
@@ -85,5 +92,9 @@ pub fn run(g: &Global, a: SnapshotsArgs) -> Result<ExitCode> {
         list.len(),
         if list.len() == 1 { "" } else { "s" }
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(if all.unreadable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

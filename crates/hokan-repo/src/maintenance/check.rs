@@ -132,6 +132,8 @@ pub struct CheckReport {
     pub data_blobs: usize,
     /// Packs in the index.
     pub packs: usize,
+    /// Packs in the store that no index lists (nor a deletion marker).
+    pub unindexed_packs: usize,
     /// Packs read in full.
     pub packs_read: usize,
     /// Bytes read in full.
@@ -244,6 +246,7 @@ pub fn check(
         .keys()
         .filter(|id| !active.contains_key(id) && !marked_ids.contains(id))
         .count();
+    r.unindexed_packs = loose;
     if loose > 0 {
         r.notes.push(format!(
             "{loose} pack(s) are in no index: left by an interrupted backup (prune removes them) \
