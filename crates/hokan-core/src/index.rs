@@ -119,7 +119,10 @@ pub struct Index {
     /// read reports the damage), but never deduped against, so a writer
     /// stores a fresh copy.
     damaged: Mutex<IdSet>,
-    /// Whether `damaged` holds anything: the lock stays off the hot path.
+    /// Records found damaged, by pack number and offset: every blob in
+    /// them (a group holds many) is distrusted.
+    damaged_records: Mutex<std::collections::HashSet<(u32, u32)>>,
+    /// Whether anything is damaged: the locks stay off the hot path.
     any_damaged: AtomicBool,
 }
 
@@ -132,6 +135,7 @@ impl Clone for Index {
             bucket_bits: self.bucket_bits,
             pending: self.pending.clone(),
             damaged: Mutex::new(self.damaged.lock().expect("damaged set").clone()),
+            damaged_records: Mutex::new(self.damaged_records.lock().expect("damaged set").clone()),
             any_damaged: AtomicBool::new(self.any_damaged.load(Relaxed)),
         }
     }
@@ -241,17 +245,35 @@ impl Index {
     /// Whether a blob is indexed in a pack that is not marked for deletion,
     /// and not known to be damaged: what writers may dedup against.
     pub fn contains_visible(&self, id: &Id) -> bool {
-        self.get(id).is_some_and(|l| !l.hidden) && !self.is_damaged(id)
+        self.visible_pack(id).is_some()
     }
 
     /// The number of the pack holding a blob writers may dedup against
     /// (see [`contains_visible`](Self::contains_visible)).
     pub fn visible_pack(&self, id: &Id) -> Option<u32> {
-        let pack = match self.pending.get(id) {
-            Some(&(pack, _, _)) => pack,
-            None => self.sorted[self.find_sorted(id)?].pack,
-        };
-        (!self.packs[pack as usize].hidden && !self.is_damaged(id)).then_some(pack)
+        let (pack, offset) = self.raw(id)?;
+        (!self.packs[pack as usize].hidden && !self.damaged_at(id, pack, offset)).then_some(pack)
+    }
+
+    /// Pack number and record offset of a blob.
+    fn raw(&self, id: &Id) -> Option<(u32, u32)> {
+        match self.pending.get(id) {
+            Some(&(pack, offset, _)) => Some((pack, offset)),
+            None => {
+                let e = &self.sorted[self.find_sorted(id)?];
+                Some((e.pack, e.offset))
+            }
+        }
+    }
+
+    fn damaged_at(&self, id: &Id, pack: u32, offset: u32) -> bool {
+        self.any_damaged.load(Relaxed)
+            && (self.damaged.lock().expect("damaged set").contains(id)
+                || self
+                    .damaged_records
+                    .lock()
+                    .expect("damaged set")
+                    .contains(&(pack, offset)))
     }
 
     /// The id of pack number `n` (as [`visible_pack`](Self::visible_pack)
@@ -267,14 +289,53 @@ impl Index {
         self.any_damaged.store(true, Relaxed);
     }
 
-    /// Whether a blob was found damaged (see [`mark_damaged`](Self::mark_damaged)).
-    pub fn is_damaged(&self, id: &Id) -> bool {
-        self.any_damaged.load(Relaxed) && self.damaged.lock().expect("damaged set").contains(id)
+    /// Records that the record holding blob `id` was found damaged (a
+    /// group that does not open): every blob in it is distrusted.
+    pub fn mark_damaged_record(&self, id: &Id) {
+        if let Some(at) = self.raw(id) {
+            self.damaged_records.lock().expect("damaged set").insert(at);
+        }
+        self.mark_damaged(id);
     }
 
-    /// Every blob found damaged so far.
-    pub fn damaged(&self) -> Vec<Id> {
-        self.damaged.lock().expect("damaged set").iter().copied().collect()
+    /// Whether a blob was found damaged, alone or with its record.
+    pub fn is_damaged(&self, id: &Id) -> bool {
+        match self.raw(id) {
+            Some((pack, offset)) => self.damaged_at(id, pack, offset),
+            None => self.any_damaged.load(Relaxed) && self.damaged.lock().expect("damaged set").contains(id),
+        }
+    }
+
+    /// Every blob found damaged so far, with the pack holding the damaged
+    /// copy: those marked one by one, and every blob of a damaged record.
+    pub fn damaged(&self) -> Vec<(PackId, Id)> {
+        if !self.any_damaged.load(Relaxed) {
+            return Vec::new();
+        }
+        let records = self.damaged_records.lock().expect("damaged set").clone();
+        let ids = self.damaged.lock().expect("damaged set").clone();
+        let mut out: Vec<(PackId, Id)> = ids
+            .iter()
+            .filter_map(|id| Some((self.get(id)?.pack, *id)))
+            .collect();
+        if !records.is_empty() {
+            let in_record = |pack: u32, offset: u32| records.contains(&(pack, offset));
+            out.extend(
+                self.sorted
+                    .iter()
+                    .filter(|e| in_record(e.pack, e.offset))
+                    .map(|e| (self.packs[e.pack as usize].id, Id(e.id))),
+            );
+            out.extend(
+                self.pending
+                    .iter()
+                    .filter(|(_, (p, o, _))| in_record(*p, *o))
+                    .map(|(id, (p, _, _))| (self.packs[*p as usize].id, *id)),
+            );
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Whether a blob is indexed.

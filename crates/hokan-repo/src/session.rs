@@ -377,12 +377,7 @@ impl IndexedRepository {
     /// Step 3 of a commit: blobs found damaged while reading are recorded,
     /// with the pack holding each damaged copy.
     fn record_damage(&self) -> Result<()> {
-        let damaged: Vec<(PackId, Id)> = self
-            .index
-            .damaged()
-            .into_iter()
-            .filter_map(|id| Some((self.index.get(&id)?.pack, id)))
-            .collect();
+        let damaged: Vec<(PackId, Id)> = self.index.damaged();
         if damaged.is_empty() {
             return Ok(());
         }

@@ -5,128 +5,23 @@
 //! index is rebuilt from the packs.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use futures::stream::BoxStream;
+use hokan_repo::faults::{Fault, FaultyStore, Faults};
 use object_store::memory::InMemory;
-use object_store::path::Path as ObjPath;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
 use hokan_core::sample::{Kind, generate};
 use hokan_repo::conformance::{dump_store, test_init_options, test_open_options};
 use hokan_repo::maintenance::{self, PruneOptions, ReadData};
 use hokan_repo::retention::{Count, GroupBy, Policy};
 use hokan_repo::{
-    CacheMode, Error, Location, OpenOptions, Repository, RetryPolicy, SnapshotEntry,
+    CacheMode, Error, OpenOptions, Repository, RetryPolicy, SnapshotEntry,
     SnapshotFilter, Store, SnapshotSpec,
 };
-
-/// A store that fails every write and delete once `countdown` reaches
-/// zero, like a process killed or a disk filling at that point.
-#[derive(Debug)]
-struct Failing {
-    inner: Arc<dyn ObjectStore>,
-    countdown: Arc<AtomicI64>,
-}
-
-impl fmt::Display for Failing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Failing({})", self.inner)
-    }
-}
-
-impl Failing {
-    fn tick(&self) -> object_store::Result<()> {
-        if self.countdown.fetch_sub(1, Ordering::SeqCst) <= 0 {
-            return Err(object_store::Error::NotImplemented {
-                operation: "write (injected fault: the process died here)".into(),
-                implementer: "Failing".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ObjectStore for Failing {
-    async fn put_opts(
-        &self,
-        location: &ObjPath,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.tick()?;
-        self.inner.put_opts(location, payload, opts).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &ObjPath,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.tick()?;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(
-        &self,
-        location: &ObjPath,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<ObjPath>>,
-    ) -> BoxStream<'static, object_store::Result<ObjPath>> {
-        let inner = self.inner.clone();
-        let countdown = self.countdown.clone();
-        locations
-            .then(move |l| {
-                let inner = inner.clone();
-                let countdown = countdown.clone();
-                async move {
-                    let l = l?;
-                    Failing {
-                        inner: inner.clone(),
-                        countdown,
-                    }
-                    .tick()?;
-                    inner.delete(&l).await?;
-                    Ok(l)
-                }
-            })
-            .boxed()
-    }
-    fn list(
-        &self,
-        prefix: Option<&ObjPath>,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(
-        &self,
-        prefix: Option<&ObjPath>,
-    ) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(
-        &self,
-        from: &ObjPath,
-        to: &ObjPath,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.tick()?;
-        self.inner.copy_opts(from, to, options).await
-    }
-}
 
 fn options() -> OpenOptions {
     OpenOptions {
@@ -139,19 +34,12 @@ fn options() -> OpenOptions {
     }
 }
 
+/// A store over `inner` whose writes and deletes fail once `countdown`
+/// of them went through, like a process killed or a disk filling there.
 fn memory_store(inner: Arc<InMemory>, countdown: i64) -> Store {
-    let failing = Failing {
-        inner,
-        countdown: Arc::new(AtomicI64::new(countdown)),
-    };
-    Store::from_object_store(
-        Arc::new(failing),
-        Location::Memory("failing".into()),
-        RetryPolicy {
-            attempts: 1,
-            first_backoff: Duration::from_millis(1),
-        },
-    )
+    let faults = Faults::new();
+    faults.arm(countdown, Fault::Fail);
+    FaultyStore::new(inner, faults).store("failing")
 }
 
 /// A copy of every object of an in-memory store.
@@ -654,6 +542,9 @@ fn check_reports_every_problem_and_prune_is_exclusive() {
         store.put(name, b.into()).unwrap();
     }
     store.delete(names.next().unwrap()).unwrap();
+    // Structure first: reading data records the damage it finds, which a
+    // later structure check then knows about too.
+    let structure = maintenance::check(&open(), ReadData::None, &()).unwrap();
     let r = maintenance::check(&open(), ReadData::All, &()).unwrap();
     let objects: std::collections::BTreeSet<_> =
         r.problems.iter().map(|p| p.object.clone()).collect();
@@ -662,7 +553,12 @@ fn check_reports_every_problem_and_prune_is_exclusive() {
         "each damaged object is reported: {:#?}",
         r.problems
     );
-    let structure = maintenance::check(&open(), ReadData::None, &()).unwrap();
+    assert!(!r.affected.is_empty(), "and the files it affects");
+    let after = maintenance::check(&open(), ReadData::None, &()).unwrap();
+    assert!(
+        after.problems.len() > structure.problems.len(),
+        "recorded damage is known without reading again"
+    );
     assert!(
         structure
             .problems

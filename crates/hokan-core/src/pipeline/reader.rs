@@ -150,11 +150,13 @@ impl<'a> BlobReader<'a> {
 
     /// Damage found while reading is remembered in the index, so writers
     /// sharing it store the data again instead of deduping against it.
+    /// A damaged group damages every blob in it, so the whole record is
+    /// distrusted.
     fn noting_damage<T>(&self, id: &Id, r: Result<T>) -> Result<T> {
         if let Err(e) = &r
             && (e.is_corruption() || matches!(e, Error::MissingPack { .. }))
         {
-            self.index.mark_damaged(id);
+            self.index.mark_damaged_record(id);
         }
         r
     }

@@ -8,7 +8,8 @@
 //! the live ones, and those marked for deletion that a snapshot still
 //! uses — checks each against its name, opens its header and every blob
 //! (which authenticates, decompresses and hashes it), and compares the
-//! header with the index. Nothing is changed.
+//! header with the index. Nothing stored is changed; damage found is
+//! recorded (an object added under `locks/`) so backups stop trusting it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -225,13 +226,6 @@ pub fn check(
         }
     }
     let mut bad: HashMap<Id, String> = HashMap::new();
-    for (pack, blob) in &damaged {
-        if stored.contains_key(pack) {
-            let why = format!("blob {} in pack {} was found damaged", blob.short(), pack.short());
-            r.problem(ProblemKind::BlobDamaged, format!("blob {}", blob.short()), why.clone());
-            bad.insert(*blob, why);
-        }
-    }
     let waiting = marked
         .iter()
         .filter(|m| stored.contains_key(&m.pack.id) && !active.contains_key(&m.pack.id))
@@ -276,6 +270,27 @@ pub fn check(
         marked.iter().filter(|m| stored.contains_key(&m.pack.id)),
         &damaged,
     );
+    // Recorded damage matters while no intact copy exists: a backup that
+    // stored the data again healed it.
+    let mut healed = 0;
+    for (pack, blob) in &damaged {
+        if !stored.contains_key(pack) {
+            continue;
+        }
+        if index.get(blob).is_some_and(|l| l.pack != *pack) {
+            healed += 1;
+            continue;
+        }
+        let why = format!("blob {} in pack {} was found damaged", blob.short(), pack.short());
+        r.problem(ProblemKind::BlobDamaged, format!("blob {}", blob.short()), why.clone());
+        bad.insert(*blob, why);
+    }
+    if healed > 0 {
+        r.notes.push(format!(
+            "{healed} blob(s) found damaged earlier were stored again intact; `repair packs` and \
+             prune remove the damaged copies"
+        ));
+    }
     let reader = BlobReader::new(key, &index, repo.store());
     let list = repo.snapshot_list()?;
     for u in &list.unreadable {
@@ -311,11 +326,16 @@ pub fn check(
         .filter(|p| stored.contains_key(&p.id))
         .map(|p| (p.id, p.blobs.clone()))
         .collect();
+    // A snapshot reads a blob from the pack the index resolves it to; a
+    // marked pack matters where that is it.
+    let reads_from = |pack: &PackId, b: &hokan_core::PackedBlob| {
+        used.blobs.contains(&b.id) && index.get(&b.id).is_some_and(|l| l.pack == *pack)
+    };
     to_read.extend(
         marked
             .iter()
             .filter(|m| stored.contains_key(&m.pack.id) && !active.contains_key(&m.pack.id))
-            .filter(|m| m.pack.blobs.iter().any(|b| used.blobs.contains(&b.id)))
+            .filter(|m| m.pack.blobs.iter().any(|b| reads_from(&m.pack.id, b)))
             .map(|m| (m.pack.id, m.pack.blobs.clone())),
     );
     match read_data {
@@ -346,6 +366,7 @@ pub fn check(
             found
         })
         .collect();
+    let mut found_damaged: Vec<(PackId, Id)> = Vec::new();
     for (res, (pack, indexed)) in read_results.into_iter().zip(&to_read) {
         let what = format!("pack {}", pack.short());
         for (blob, message) in res? {
@@ -355,9 +376,34 @@ pub fn check(
                 Some(b) => vec![b],
                 None => indexed.iter().map(|b| b.id).collect(),
             };
-            for b in blobs.into_iter().filter(|b| used.blobs.contains(b)) {
-                bad.entry(b).or_insert_with(|| format!("{what}: {message}"));
+            for b in blobs {
+                if !damaged.contains(&(*pack, b)) {
+                    found_damaged.push((*pack, b));
+                }
+                // Only the copy snapshots read affects them.
+                if used.blobs.contains(&b) && index.get(&b).is_some_and(|l| l.pack == *pack) {
+                    bad.entry(b).or_insert_with(|| format!("{what}: {message}"));
+                }
             }
+        }
+    }
+    // Damage found is recorded (an object added, nothing changed), so no
+    // backup deduplicates against it from now on, and the next backup of
+    // the same data stores it afresh. A store that refuses writes (read-only
+    // credentials) only loses the record.
+    if !found_damaged.is_empty() {
+        found_damaged.sort();
+        found_damaged.dedup();
+        let record = crate::locks::LockObject::Damaged {
+            found_at: chrono::Utc::now().timestamp(),
+            blobs: found_damaged.clone(),
+        };
+        match repo.save_lock(&record) {
+            Ok(_) => r.notes.push(format!(
+                "recorded {} damaged blob(s): backups will store their data afresh",
+                found_damaged.len()
+            )),
+            Err(e) => r.notes.push(format!("could not record the damage found: {e}")),
         }
     }
     if !bad.is_empty() {
