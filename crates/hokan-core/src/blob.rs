@@ -146,10 +146,14 @@ pub fn encode_group(
     let mut sealed = Vec::with_capacity(plain_len / 2 + OVERHEAD + 1);
     sealed.resize(NONCE_LEN, 0);
     compress::encode_into(&mut sealed, &plain, compression)?;
-    key.cipher().seal_in_place(&mut sealed, 0, &group_aad(kind))?;
+    key.cipher()
+        .seal_in_place(&mut sealed, 0, &group_aad(kind))?;
     Ok(EncodedGroup {
         kind,
-        members: members.iter().map(|(id, d)| (*id, d.len() as u32)).collect(),
+        members: members
+            .iter()
+            .map(|(id, d)| (*id, d.len() as u32))
+            .collect(),
         sealed,
     })
 }
@@ -234,7 +238,10 @@ pub fn decode_group(
             .ok_or_else(|| bad("a member runs past the end".into()))?;
     }
     if start != plain.len() {
-        return Err(bad(format!("{} bytes after the last member", plain.len() - start)));
+        return Err(bad(format!(
+            "{} bytes after the last member",
+            plain.len() - start
+        )));
     }
     Ok(Group {
         kind,
@@ -252,9 +259,17 @@ mod tests {
         let key = MasterKey::generate().unwrap();
         let a = b"first small file, first small file".to_vec();
         let b = b"second small file".to_vec();
-        let (ia, ib) = (key.blob_id(BlobType::Data, &a), key.blob_id(BlobType::Data, &b));
-        let g = encode_group(&key, BlobType::Data, &[(ia, &a), (ib, &b)], Compression::default())
-            .unwrap();
+        let (ia, ib) = (
+            key.blob_id(BlobType::Data, &a),
+            key.blob_id(BlobType::Data, &b),
+        );
+        let g = encode_group(
+            &key,
+            BlobType::Data,
+            &[(ia, &a), (ib, &b)],
+            Compression::default(),
+        )
+        .unwrap();
         assert_eq!(g.members, vec![(ia, a.len() as u32), (ib, b.len() as u32)]);
         let here = || "test".to_string();
         let opened = decode_group(&key, BlobType::Data, &g.sealed, &here).unwrap();

@@ -88,19 +88,24 @@ pub fn locate(reader: &BlobReader<'_>, root: &TreeId, path: &Path) -> Result<Opt
     };
     let mut parent = *root;
     for d in dirs {
-        match read_tree(reader, &parent)?.get(d.as_bytes()).and_then(|n| n.subtree) {
+        match read_tree(reader, &parent)?
+            .get(d.as_bytes())
+            .and_then(|n| n.subtree)
+        {
             Some(sub) => parent = sub,
             None => return Ok(None),
         }
     }
     let tree = read_tree(reader, &parent)?;
-    Ok(tree.get(last.as_bytes()).map(|node| match (node.kind, node.subtree) {
-        (NodeKind::Dir, Some(sub)) => Located::Tree(sub),
-        _ => Located::Node {
-            node: node.clone(),
-            parent,
-        },
-    }))
+    Ok(tree
+        .get(last.as_bytes())
+        .map(|node| match (node.kind, node.subtree) {
+            (NodeKind::Dir, Some(sub)) => Located::Tree(sub),
+            _ => Located::Node {
+                node: node.clone(),
+                parent,
+            },
+        }))
 }
 
 /// How an entry differs between two snapshots.

@@ -189,7 +189,8 @@ impl Index {
         if self.find_sorted(&id).is_some() || self.pending.contains_key(&id) {
             return false;
         }
-        self.pending.insert(id, (pack.0, offset, stored_length(length, group)));
+        self.pending
+            .insert(id, (pack.0, offset, stored_length(length, group)));
         if self.pending.len() > PENDING_MIN.max(self.sorted.len() / PENDING_SHARE) {
             self.merge_pending();
         }
@@ -302,7 +303,10 @@ impl Index {
     pub fn is_damaged(&self, id: &Id) -> bool {
         match self.raw(id) {
             Some((pack, offset)) => self.damaged_at(id, pack, offset),
-            None => self.any_damaged.load(Relaxed) && self.damaged.lock().expect("damaged set").contains(id),
+            None => {
+                self.any_damaged.load(Relaxed)
+                    && self.damaged.lock().expect("damaged set").contains(id)
+            }
         }
     }
 
@@ -555,14 +559,17 @@ impl IndexBuilder {
     }
 
     fn push(&mut self, pack: u32, blobs: &[PackedBlob]) {
-        self.index
-            .sorted
-            .extend(blobs.iter().zip(group_members(blobs)).map(|(b, group)| Entry {
-                id: b.id.0,
-                pack,
-                offset: b.offset,
-                length: stored_length(b.length, group),
-            }));
+        self.index.sorted.extend(
+            blobs
+                .iter()
+                .zip(group_members(blobs))
+                .map(|(b, group)| Entry {
+                    id: b.id.0,
+                    pack,
+                    offset: b.offset,
+                    length: stored_length(b.length, group),
+                }),
+        );
     }
 
     /// Sorts, drops duplicate ids (the first added wins), and sizes the

@@ -181,7 +181,8 @@ impl PackWriter {
                 format!("a {kind} blob cannot go into a {} pack", self.kind),
             ));
         }
-        let end = (self.buf.len() + sealed.len()
+        let end = (self.buf.len()
+            + sealed.len()
             + self.header_len(self.records + 1, self.blobs.len() + members.len())
             + OVERHEAD
             + TRAILER_LEN) as u64;
@@ -413,7 +414,9 @@ pub fn decode_header(
     if end != header_offset as u64 {
         return Err(Error::corrupted(
             name,
-            format!("header lists blobs up to byte {end}, but the header starts at {header_offset}"),
+            format!(
+                "header lists blobs up to byte {end}, but the header starts at {header_offset}"
+            ),
         ));
     }
     Ok(blobs)

@@ -443,7 +443,8 @@ impl Tree {
     /// errors.
     pub fn decode(bytes: &[u8], id: &TreeId) -> Result<Self> {
         let what = || format!("tree {}", id.short());
-        let undecodable = |e: postcard::Error| Error::corrupted(what(), format!("undecodable: {e}"));
+        let undecodable =
+            |e: postcard::Error| Error::corrupted(what(), format!("undecodable: {e}"));
         let tree: Tree = match bytes.first() {
             Some(1) => {
                 let v1: TreeV1 = postcard::from_bytes(&bytes[1..]).map_err(undecodable)?;
@@ -505,7 +506,10 @@ mod tests {
             assert_eq!(bytes[0], format.tree_version());
             assert_eq!(Tree::decode(&bytes, &id).unwrap(), t);
             // Same content, same bytes: unchanged directories dedup.
-            assert_eq!(Tree::new(t.nodes.clone()).unwrap().encode(format).unwrap(), bytes);
+            assert_eq!(
+                Tree::new(t.nodes.clone()).unwrap().encode(format).unwrap(),
+                bytes
+            );
         }
         assert_eq!(t.get(b"b.txt").unwrap().size, 10);
     }
@@ -538,7 +542,12 @@ mod tests {
 
         let mut f = Node::new("sparse", NodeKind::File);
         f.content = vec![ChunkRef::hole(1 << 20)];
-        assert!(Tree::new(vec![f]).unwrap().encode(FormatVersion::V1).is_err());
+        assert!(
+            Tree::new(vec![f])
+                .unwrap()
+                .encode(FormatVersion::V1)
+                .is_err()
+        );
     }
 
     #[test]

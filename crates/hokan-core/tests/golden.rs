@@ -198,7 +198,12 @@ fn pack_v2_encoding_is_pinned() {
     let mut payload = vec![CODEC_RAW];
     payload.extend_from_slice(alone);
     let mut sealed = Vec::new();
-    cipher.seal_into_with_nonce(&mut sealed, &[1; 24], &blob_aad(BlobType::Data, &id), &payload);
+    cipher.seal_into_with_nonce(
+        &mut sealed,
+        &[1; 24],
+        &blob_aad(BlobType::Data, &id),
+        &payload,
+    );
     w.add(&EncodedBlob {
         kind: BlobType::Data,
         id,
@@ -222,7 +227,11 @@ fn pack_v2_encoding_is_pinned() {
     let group_len = sealed.len() as u32;
     w.add_group(&EncodedGroup {
         kind: BlobType::Data,
-        members: ids.iter().zip(members).map(|(i, m)| (*i, m.len() as u32)).collect(),
+        members: ids
+            .iter()
+            .zip(members)
+            .map(|(i, m)| (*i, m.len() as u32))
+            .collect(),
         sealed,
     })
     .unwrap();
@@ -234,7 +243,10 @@ fn pack_v2_encoding_is_pinned() {
     assert_eq!(header_len, 4 + 2 * 7 + 3 * 36 + 40);
     let second = 8 + alone.len() as u32 + 1 + 40;
     assert_eq!(pack.blobs[1].offset, second);
-    assert_eq!((pack.blobs[2].offset, pack.blobs[2].length), (second, group_len));
+    assert_eq!(
+        (pack.blobs[2].offset, pack.blobs[2].length),
+        (second, group_len)
+    );
     check_golden("pack-v2.bin", &pack.bytes);
     check_golden("pack-v2.id", format!("{}\n", pack.id).as_bytes());
     let bytes = std::fs::read(golden_path("pack-v2.bin")).unwrap();
@@ -302,9 +314,15 @@ fn tree_v2_encoding_is_pinned() {
     assert_eq!(bytes[0], 2);
     check_golden("tree-v2.bin", &bytes);
     let key = golden_key();
-    check_golden("tree-v2.id", format!("{}\n", key.tree_id(&bytes)).as_bytes());
+    check_golden(
+        "tree-v2.id",
+        format!("{}\n", key.tree_id(&bytes)).as_bytes(),
+    );
     let committed = std::fs::read(golden_path("tree-v2.bin")).unwrap();
-    assert_eq!(Tree::decode(&committed, &key.tree_id(&committed)).unwrap(), tree);
+    assert_eq!(
+        Tree::decode(&committed, &key.tree_id(&committed)).unwrap(),
+        tree
+    );
 }
 
 /// The tree encoding of a node with every field set is pinned byte for

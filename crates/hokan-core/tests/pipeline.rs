@@ -407,7 +407,10 @@ fn a_store_failure_during_parallel_writes_is_an_error_not_a_panic() {
                 .collect();
             handles.into_iter().map(|h| h.join()).collect()
         });
-        assert!(results.iter().all(|r| r.is_ok()), "a writer thread panicked");
+        assert!(
+            results.iter().all(|r| r.is_ok()),
+            "a writer thread panicked"
+        );
         assert!(
             results.iter().any(|r| matches!(r, Ok(Err(_)))),
             "16 MiB cannot fit in {} packs",
@@ -451,7 +454,11 @@ fn holes_are_not_stored() {
     let w = BlobWriter::new(&key, v1, &index, &sink).unwrap();
     let zeros = w.write_zeros(3 << 20).unwrap();
     assert!(zeros.iter().all(|c| !c.is_hole()));
-    assert_eq!(w.finish().unwrap().new_blobs, 1, "one chunk of zeros, reused");
+    assert_eq!(
+        w.finish().unwrap().new_blobs,
+        1,
+        "one chunk of zeros, reused"
+    );
 }
 
 /// A source that cuts its own records (etcd's key/value pairs) stores each
@@ -465,7 +472,13 @@ fn precut_records_dedup_and_group() {
     let mut cuts = Vec::new();
     for i in 0..2000u32 {
         let start = data.len();
-        data.extend_from_slice(format!("{{\"key\":\"/registry/configmaps/ns/cm-{i}\",\"value\":\"{}\"}}", "x".repeat((i % 50) as usize)).as_bytes());
+        data.extend_from_slice(
+            format!(
+                "{{\"key\":\"/registry/configmaps/ns/cm-{i}\",\"value\":\"{}\"}}",
+                "x".repeat((i % 50) as usize)
+            )
+            .as_bytes(),
+        );
         cuts.push(start..data.len());
     }
     let sink = Mutex::new(Vec::new());
@@ -491,11 +504,20 @@ fn precut_records_dedup_and_group() {
         .iter()
         .flat_map(|p| p.blobs.iter().map(move |b| (p.id, b.offset)))
         .collect();
-    assert!(records.len() < 20, "{} records for 2000 blobs", records.len());
+    assert!(
+        records.len() < 20,
+        "{} records for 2000 blobs",
+        records.len()
+    );
     land(&mut index, &mut store, packs);
     let reader = BlobReader::new(&key, &index, &store);
     let ids: Vec<_> = refs.iter().map(|r| r.id.0).collect();
-    for (got, c) in reader.read_blobs(BlobType::Data, &ids).unwrap().into_iter().zip(&cuts) {
+    for (got, c) in reader
+        .read_blobs(BlobType::Data, &ids)
+        .unwrap()
+        .into_iter()
+        .zip(&cuts)
+    {
         assert_eq!(got.unwrap(), &data[c.clone()]);
     }
 }

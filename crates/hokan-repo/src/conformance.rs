@@ -422,18 +422,14 @@ pub fn damage_is_reported(location: &str, cache: &std::path::Path) {
         b[100] ^= 0x10;
         store.put(p, Bytes::from(b)).unwrap();
     }
-    let e = repo
-        .dump(&saved.snapshot, "", &mut Vec::new())
-        .unwrap_err();
+    let e = repo.dump(&saved.snapshot, "", &mut Vec::new()).unwrap_err();
     assert!(
         matches!(e, Error::Core(hokan_core::Error::Corrupted { .. })),
         "{e}"
     );
     // A pack gone.
     store.delete(&packs[0]).unwrap();
-    let e = repo
-        .dump(&saved.snapshot, "", &mut Vec::new())
-        .unwrap_err();
+    let e = repo.dump(&saved.snapshot, "", &mut Vec::new()).unwrap_err();
     assert!(
         matches!(
             e,
@@ -487,7 +483,11 @@ pub fn damage_is_reported(location: &str, cache: &std::path::Path) {
         .unwrap();
     assert_eq!(loaded.problems().len(), 1, "{:?}", loaded.problems());
     assert!(ix.ends_with(&loaded.problems()[0].id.to_hex()));
-    assert!(loaded.problems()[0].reason.contains("does not match its name"));
+    assert!(
+        loaded.problems()[0]
+            .reason
+            .contains("does not match its name")
+    );
     store.put(&ix, objects[&ix].clone()).unwrap();
 
     let mut b = objects["config"].to_vec();

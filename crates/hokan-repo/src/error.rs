@@ -79,6 +79,14 @@ pub enum Error {
         what: String,
     },
 
+    /// Prune found data a snapshot needs in no index, so it cannot know
+    /// which packs hold it; it deleted nothing.
+    #[error("{what} is in no index (an index file may be lost or damaged); nothing was deleted")]
+    NotIndexed {
+        /// What was looked for, and for whom.
+        what: String,
+    },
+
     /// The store did not answer, even after retries.
     #[error(
         "storage at {location} is unreachable ({detail}); check that it is running and reachable, then retry"
@@ -209,7 +217,8 @@ impl Error {
                 c.is_corruption()
                     || matches!(
                         c,
-                        hokan_core::Error::MissingPack { .. } | hokan_core::Error::BlobNotFound { .. }
+                        hokan_core::Error::MissingPack { .. }
+                            | hokan_core::Error::BlobNotFound { .. }
                     )
             }
             _ => false,

@@ -231,14 +231,20 @@ impl ObjectStore for FaultyStore {
             .boxed()
     }
 
-    fn list(&self, prefix: Option<&ObjPath>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+    fn list(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         if let Err(e) = self.faults.on_read() {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         self.inner.list(prefix)
     }
 
-    async fn list_with_delimiter(&self, prefix: Option<&ObjPath>) -> object_store::Result<ListResult> {
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> object_store::Result<ListResult> {
         self.faults.on_read()?;
         self.inner.list_with_delimiter(prefix).await
     }

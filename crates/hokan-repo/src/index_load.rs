@@ -93,7 +93,11 @@ impl Repository {
     }
 
     fn build_index(&self, ids: &[Id], skip: &HashSet<Id>, locks: &LockList) -> Result<Built> {
-        let keep: Vec<Id> = ids.iter().filter(|id| !skip.contains(id)).copied().collect();
+        let keep: Vec<Id> = ids
+            .iter()
+            .filter(|id| !skip.contains(id))
+            .copied()
+            .collect();
         let mut fetched = self.fetch(Kind::Index, &keep)?;
         // Postcard spends about 45 bytes on an entry: size the array once.
         let stored: usize = fetched
@@ -140,7 +144,9 @@ impl Repository {
                 built.superseded.extend(file.supersedes.iter().copied());
                 built.present.push(id);
                 for p in &file.packs {
-                    if damaged.is_empty() || !p.blobs.iter().any(|b| damaged.contains(&(p.id, b.id))) {
+                    if damaged.is_empty()
+                        || !p.blobs.iter().any(|b| damaged.contains(&(p.id, b.id)))
+                    {
                         builder.add_pack(p.id, p.kind, &p.blobs);
                         continue;
                     }

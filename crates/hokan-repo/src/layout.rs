@@ -63,7 +63,10 @@ mod tests {
     #[test]
     fn paths() {
         let id = Id([0xab; 32]);
-        assert_eq!(object(Kind::Snapshot, &id), format!("snapshots/{}", id.to_hex()));
+        assert_eq!(
+            object(Kind::Snapshot, &id),
+            format!("snapshots/{}", id.to_hex())
+        );
         assert_eq!(object(Kind::Config, &id), "config");
         let p = pack(&PackId(id));
         assert!(p.starts_with("data/ab/abab"));

@@ -185,7 +185,10 @@ impl Repository {
     /// listed (a prune finishing) are skipped, damaged ones listed apart.
     pub fn locks(&self) -> Result<LockList> {
         let ids = self.list_ids(Kind::Lock)?;
-        let paths: Vec<String> = ids.iter().map(|id| layout::object(Kind::Lock, id)).collect();
+        let paths: Vec<String> = ids
+            .iter()
+            .map(|id| layout::object(Kind::Lock, id))
+            .collect();
         let mut list = LockList::default();
         for ((id, got), path) in ids.iter().zip(self.store().get_many(&paths, 16)).zip(paths) {
             let what = format!("lock {}", id.short());
@@ -214,7 +217,12 @@ impl Repository {
 
     /// Stores a lock object; returns its id.
     pub fn save_lock(&self, obj: &LockObject) -> Result<Id> {
-        save_lock(self.store(), self.master_key(), self.object_version(Kind::Lock), obj)
+        save_lock(
+            self.store(),
+            self.master_key(),
+            self.object_version(Kind::Lock),
+            obj,
+        )
     }
 
     /// Removes a lock object.
@@ -371,7 +379,12 @@ impl WriterLock {
         };
         let (store, key) = (repo.store().clone(), repo.master_key().clone());
         let version = repo.object_version(Kind::Lock);
-        let first = save_lock(&store, &key, version, &object(chrono::Utc::now().timestamp()))?;
+        let first = save_lock(
+            &store,
+            &key,
+            version,
+            &object(chrono::Utc::now().timestamp()),
+        )?;
         let current = std::sync::Arc::new(std::sync::Mutex::new(first));
         let (stop, stopped) = mpsc::channel::<()>();
         let refresher = {
@@ -387,7 +400,8 @@ impl WriterLock {
                         // lock that goes stale meanwhile is caught when the
                         // backup commits.
                         if let Ok(new) = save_lock(&store, &key, version, &object(now)) {
-                            let old = std::mem::replace(&mut *current.lock().expect("lock id"), new);
+                            let old =
+                                std::mem::replace(&mut *current.lock().expect("lock id"), new);
                             let _ = store.delete(&layout::object(Kind::Lock, &old));
                         }
                     }

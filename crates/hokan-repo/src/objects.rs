@@ -45,11 +45,23 @@ impl Repository {
     /// `None` for objects that vanished meanwhile; an error for an object
     /// that could not be fetched or does not match its name.
     pub(crate) fn fetch(&self, kind: Kind, ids: &[Id]) -> Result<Vec<Option<Result<Bytes>>>> {
+        self.fetch_from(kind, ids, true)
+    }
+
+    /// [`fetch`](Self::fetch), from the store itself when `cached` is
+    /// false (a check must see what is stored, not a cached copy).
+    fn fetch_from(
+        &self,
+        kind: Kind,
+        ids: &[Id],
+        cached: bool,
+    ) -> Result<Vec<Option<Result<Bytes>>>> {
         let dir = layout::dir(kind);
+        let cache = self.cache.as_ref().filter(|_| cached);
         let mut out: Vec<Option<Result<Bytes>>> = (0..ids.len()).map(|_| None).collect();
         let mut missing = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            match self.cache.as_ref().and_then(|c| c.get(dir, id)) {
+            match cache.and_then(|c| c.get(dir, id)) {
                 Some(b) => out[i] = Some(Ok(Bytes::from(b))),
                 None => missing.push(i),
             }
@@ -115,8 +127,14 @@ impl Repository {
 
     /// Every snapshot, and every snapshot file that could not be read.
     pub fn snapshot_list(&self) -> Result<SnapshotList> {
+        self.snapshot_list_from(true)
+    }
+
+    /// [`snapshot_list`](Self::snapshot_list) read from the store itself,
+    /// bypassing the cache, when `cached` is false.
+    pub fn snapshot_list_from(&self, cached: bool) -> Result<SnapshotList> {
         let ids = self.list_ids(Kind::Snapshot)?;
-        let fetched = self.fetch(Kind::Snapshot, &ids)?;
+        let fetched = self.fetch_from(Kind::Snapshot, &ids, cached)?;
         let results: Vec<(Id, Result<Snapshot>)> = ids
             .par_iter()
             .zip(fetched.into_par_iter())
@@ -218,8 +236,17 @@ impl Repository {
     /// Every index file that could be read, with its id (superseded ones
     /// included), and the ones that could not.
     pub fn index_files(&self) -> Result<(Vec<(Id, IndexFile)>, Vec<Unreadable>)> {
+        self.index_files_from(true)
+    }
+
+    /// [`index_files`](Self::index_files) read from the store itself,
+    /// bypassing the cache, when `cached` is false.
+    pub fn index_files_from(
+        &self,
+        cached: bool,
+    ) -> Result<(Vec<(Id, IndexFile)>, Vec<Unreadable>)> {
         let ids = self.list_ids(Kind::Index)?;
-        let fetched = self.fetch(Kind::Index, &ids)?;
+        let fetched = self.fetch_from(Kind::Index, &ids, cached)?;
         let results: Vec<(Id, Result<IndexFile>)> = ids
             .par_iter()
             .zip(fetched.into_par_iter())

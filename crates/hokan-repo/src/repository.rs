@@ -179,7 +179,9 @@ impl Repository {
             let Some(bytes) = store.get_opt(&layout::object(Kind::Key, &id))? else {
                 continue;
             };
-            if let Ok(Some(key)) = keys::unwrap(&bytes, password, &format!("key file {}", id.short())) {
+            if let Ok(Some(key)) =
+                keys::unwrap(&bytes, password, &format!("key file {}", id.short()))
+            {
                 opened = Some((id, key));
                 break;
             }
@@ -374,8 +376,10 @@ impl Repository {
         let mut config = Config::new(self.config.base.clone());
         config.format = FormatVersion::CURRENT;
         config.validate()?;
-        self.store
-            .put(layout::CONFIG, Bytes::from(seal_config(&self.key, &config)?))?;
+        self.store.put(
+            layout::CONFIG,
+            Bytes::from(seal_config(&self.key, &config)?),
+        )?;
         self.config = config;
         Ok(old)
     }

@@ -48,7 +48,10 @@ impl IndexedRepository {
                     if options.include.is_empty() {
                         options.include.push(wanted.to_string_lossy().into_owned());
                     }
-                    (parent, wanted.parent().unwrap_or(Path::new("/")).to_path_buf())
+                    (
+                        parent,
+                        wanted.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                    )
                 }
             };
         let restorer = Restorer::new(&reader, options, progress).map_err(from_core)?;
@@ -90,7 +93,12 @@ impl IndexedRepository {
 
     /// Writes the content of the file or object at `path` (empty: the
     /// snapshot's only entry) to `out`; returns the bytes written.
-    pub fn dump(&self, snapshot: &Snapshot, path: &str, out: &mut (dyn Write + Send)) -> Result<u64> {
+    pub fn dump(
+        &self,
+        snapshot: &Snapshot,
+        path: &str,
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64> {
         let node = self.node(snapshot, path)?;
         if !node.kind.has_content() {
             return Err(Error::Invalid {

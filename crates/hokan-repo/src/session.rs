@@ -231,11 +231,12 @@ impl IndexedRepository {
     pub fn find_parent(&self, spec: &SnapshotSpec) -> Result<Option<SnapshotEntry>> {
         match &spec.parent {
             ParentChoice::None => Ok(None),
-            ParentChoice::Snapshot(id) => Ok(Some(
-                self.find_snapshot(&id.to_hex(), &Default::default())?,
-            )),
+            ParentChoice::Snapshot(id) => {
+                Ok(Some(self.find_snapshot(&id.to_hex(), &Default::default())?))
+            }
             ParentChoice::Auto => {
-                let mut probe = Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
+                let mut probe =
+                    Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
                 probe.hostname = spec.hostname();
                 probe.identity = spec.identity.clone();
                 let lineage = probe.lineage();
@@ -258,7 +259,8 @@ impl IndexedRepository {
         source: impl FnOnce(&Session<'_>) -> Result<(Staged, T)>,
     ) -> Result<Committed<T>> {
         let start = std::time::Instant::now();
-        let mut snapshot = Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
+        let mut snapshot =
+            Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
         snapshot.hostname = spec.hostname();
         snapshot.identity = spec.identity.clone();
         spec.tags.sort();

@@ -230,7 +230,12 @@ impl Snapshot {
             counts::DIRS,
             counts::FILES,
         ];
-        if let Some((k, _)) = self.summary.counts.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        if let Some((k, _)) = self
+            .summary
+            .counts
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
             return Err(needs(format!("the snapshot figure {k:?}")));
         }
         let s = &self.summary;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hokan_core::fs::NoProgress;
 use hokan_core::sample::{Kind, generate};
 use hokan_repo::conformance::{dump_store, test_init_options};
-use hokan_repo::faults::{Fault, FaultyStore, Faults};
+use hokan_repo::faults::{Fault, Faults, FaultyStore};
 use hokan_repo::maintenance::{self, PruneOptions, ReadData};
 use hokan_repo::{
     CacheMode, Error, FsBackup, OpenOptions, Repository, RetryPolicy, SnapshotSpec, Store,
@@ -45,7 +45,11 @@ fn tree(dir: &Path, files: usize, size: usize) {
         let sub = dir.join(format!("d{}", i % 7));
         std::fs::create_dir_all(&sub).unwrap();
         let kind = if i % 2 == 0 { Kind::Random } else { Kind::Text };
-        std::fs::write(sub.join(format!("f{i}")), generate(kind, size, 1000 + i as u64)).unwrap();
+        std::fs::write(
+            sub.join(format!("f{i}")),
+            generate(kind, size, 1000 + i as u64),
+        )
+        .unwrap();
     }
 }
 
@@ -58,7 +62,13 @@ fn restore_equals(store: &Store, snapshot: &hokan_repo::Snapshot, source: &Path)
     let repo = open(store).load_index().unwrap();
     let out = tempfile::tempdir().unwrap();
     let r = repo
-        .restore(snapshot, &source.to_string_lossy(), out.path(), Default::default(), &NoProgress)
+        .restore(
+            snapshot,
+            &source.to_string_lossy(),
+            out.path(),
+            Default::default(),
+            &NoProgress,
+        )
         .unwrap();
     assert_eq!(r.summary.failed, 0);
     let diff = std::process::Command::new("diff")
@@ -67,7 +77,11 @@ fn restore_equals(store: &Store, snapshot: &hokan_repo::Snapshot, source: &Path)
         .arg(out.path())
         .output()
         .unwrap();
-    assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
 }
 
 /// Item 1: a store that fills up (or fails) while many files go through
@@ -87,9 +101,19 @@ fn a_failing_store_ends_a_backup_cleanly() {
             let mut repo = open(&store).load_index().unwrap();
             faults.arm(after, fault);
             let start = Instant::now();
-            let r = repo.backup_paths(&[src.path().to_path_buf()], &FsBackup::default(), &NoProgress);
-            let e = r.err().unwrap_or_else(|| panic!("{fault:?} after {after}: saved"));
-            assert!(start.elapsed() < Duration::from_secs(60), "{fault:?}: took {:?}", start.elapsed());
+            let r = repo.backup_paths(
+                &[src.path().to_path_buf()],
+                &FsBackup::default(),
+                &NoProgress,
+            );
+            let e = r
+                .err()
+                .unwrap_or_else(|| panic!("{fault:?} after {after}: saved"));
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{fault:?}: took {:?}",
+                start.elapsed()
+            );
             let msg = e.to_string();
             assert!(msg.contains("injected fault"), "{fault:?}: {msg}");
             if fault == Fault::NoSpace {
@@ -97,7 +121,10 @@ fn a_failing_store_ends_a_backup_cleanly() {
                 assert!(msg.contains("is full"), "{msg}");
             }
             faults.clear();
-            assert!(open(&store).snapshots().unwrap().is_empty(), "nothing committed");
+            assert!(
+                open(&store).snapshots().unwrap().is_empty(),
+                "nothing committed"
+            );
             if fault == Fault::Tear {
                 // A torn object (a store without atomic writes) is found
                 // and repaired, never trusted.
@@ -108,7 +135,11 @@ fn a_failing_store_ends_a_backup_cleanly() {
             }
             let mut repo = open(&store).load_index().unwrap();
             let saved = repo
-                .backup_paths(&[src.path().to_path_buf()], &FsBackup::default(), &NoProgress)
+                .backup_paths(
+                    &[src.path().to_path_buf()],
+                    &FsBackup::default(),
+                    &NoProgress,
+                )
                 .unwrap();
             restore_equals(&store, &saved.entry.snapshot, src.path());
             if fault != Fault::Tear {
@@ -129,7 +160,11 @@ fn damaged_data_is_healed() {
     let first = open(&store)
         .load_index()
         .unwrap()
-        .backup_paths(&[src.path().to_path_buf()], &FsBackup::default(), &NoProgress)
+        .backup_paths(
+            &[src.path().to_path_buf()],
+            &FsBackup::default(),
+            &NoProgress,
+        )
         .unwrap()
         .entry;
     // One flipped byte in a data pack.
@@ -139,8 +174,13 @@ fn damaged_data_is_healed() {
         .iter()
         .find(|(k, v)| {
             k.starts_with("data/") && {
-                let id = hokan_core::PackId(hokan_core::Id::from_hex(k.rsplit('/').next().unwrap()).unwrap());
-                repo.index().iter().any(|(_, l)| l.pack == id && l.kind == hokan_core::BlobType::Data) && v.len() > 1000
+                let id = hokan_core::PackId(
+                    hokan_core::Id::from_hex(k.rsplit('/').next().unwrap()).unwrap(),
+                );
+                repo.index()
+                    .iter()
+                    .any(|(_, l)| l.pack == id && l.kind == hokan_core::BlobType::Data)
+                    && v.len() > 1000
             }
         })
         .unwrap();
@@ -165,7 +205,10 @@ fn damaged_data_is_healed() {
             &NoProgress,
         )
         .unwrap();
-    assert!(healed.entry.snapshot.summary.bytes_added > 0, "the damaged data was stored again");
+    assert!(
+        healed.entry.snapshot.summary.bytes_added > 0,
+        "the damaged data was stored again"
+    );
     restore_equals(&store, &healed.entry.snapshot, src.path());
     // The repair salvages what else the pack held and drops the damage.
     let rp = maintenance::repair_packs(open(&store), None, &()).unwrap();
@@ -198,7 +241,11 @@ fn a_damaged_tree_is_stored_again() {
     let first = open(&store)
         .load_index()
         .unwrap()
-        .backup_paths(&[src.path().to_path_buf()], &FsBackup::default(), &NoProgress)
+        .backup_paths(
+            &[src.path().to_path_buf()],
+            &FsBackup::default(),
+            &NoProgress,
+        )
         .unwrap()
         .entry;
     let repo = open(&store).load_index().unwrap();
@@ -209,9 +256,16 @@ fn a_damaged_tree_is_stored_again() {
     store.put(&path, b.into()).unwrap();
     let mut repo = open(&store).load_index().unwrap();
     let second = repo
-        .backup_paths(&[src.path().to_path_buf()], &FsBackup::default(), &NoProgress)
+        .backup_paths(
+            &[src.path().to_path_buf()],
+            &FsBackup::default(),
+            &NoProgress,
+        )
         .unwrap();
-    assert!(!second.warnings.is_empty(), "the damaged parent tree is reported");
+    assert!(
+        !second.warnings.is_empty(),
+        "the damaged parent tree is reported"
+    );
     restore_equals(&store, &second.entry.snapshot, src.path());
     // What the new snapshot shares with the old one (unchanged
     // directories: same listing, same tree id) is healed for both; the
@@ -219,7 +273,11 @@ fn a_damaged_tree_is_stored_again() {
     // check names that snapshot alone.
     let r = maintenance::check(&open(&store), ReadData::All, &()).unwrap();
     assert!(!r.affected.is_empty());
-    assert!(r.affected.iter().all(|a| a.snapshot == first.id), "{:?}", r.affected);
+    assert!(
+        r.affected.iter().all(|a| a.snapshot == first.id),
+        "{:?}",
+        r.affected
+    );
 }
 
 /// Item 4: check --read-data reads marked packs that a live snapshot
@@ -229,7 +287,11 @@ fn check_reads_marked_packs_that_snapshots_use() {
     let (store, _) = faulty_repo("marked");
     let mut repo = open(&store).load_index().unwrap();
     let a = repo
-        .backup_stream(&generate(Kind::Random, 300_000, 1)[..], "a", SnapshotSpec::default())
+        .backup_stream(
+            &generate(Kind::Random, 300_000, 1)[..],
+            "a",
+            SnapshotSpec::default(),
+        )
         .unwrap();
     // A backup that loaded the index before a prune marked `a`'s packs...
     let mut late = open(&store).load_index().unwrap();
@@ -238,7 +300,11 @@ fn check_reads_marked_packs_that_snapshots_use() {
     assert!(!open(&store).marked_packs().unwrap().is_empty());
     // ... and reused them.
     let b = late
-        .backup_stream(&generate(Kind::Random, 300_000, 1)[..], "a", SnapshotSpec::default())
+        .backup_stream(
+            &generate(Kind::Random, 300_000, 1)[..],
+            "a",
+            SnapshotSpec::default(),
+        )
         .unwrap();
     let marked = open(&store).marked_packs().unwrap();
     let data = marked
@@ -251,7 +317,11 @@ fn check_reads_marked_packs_that_snapshots_use() {
     store.put(&pack, bytes.into()).unwrap();
     let r = maintenance::check(&open(&store), ReadData::All, &()).unwrap();
     assert!(!r.is_ok(), "the damage in the marked pack is found");
-    assert!(r.affected.iter().any(|x| x.snapshot == b.id), "{:?}", r.affected);
+    assert!(
+        r.affected.iter().any(|x| x.snapshot == b.id),
+        "{:?}",
+        r.affected
+    );
 }
 
 /// Item 6: an instant prune beside a running backup is refused; and a
@@ -262,7 +332,11 @@ fn a_prune_cannot_silently_destroy_a_running_backup() {
     let (store, _) = faulty_repo("beside");
     let mut repo = open(&store).load_index().unwrap();
     let old = repo
-        .backup_stream(&generate(Kind::Random, 400_000, 3)[..], "a", SnapshotSpec::default())
+        .backup_stream(
+            &generate(Kind::Random, 400_000, 3)[..],
+            "a",
+            SnapshotSpec::default(),
+        )
         .unwrap();
     open(&store).delete_snapshot(&old.id).unwrap();
     let data = generate(Kind::Random, 400_000, 3);
@@ -316,12 +390,15 @@ fn a_lost_config_is_never_replaced_by_a_new_repository() {
     let (store, _) = faulty_repo("config");
     let mut repo = open(&store).load_index().unwrap();
     let data = generate(Kind::Text, 200_000, 9);
-    let saved = repo.backup_stream(&data[..], "x", SnapshotSpec::default()).unwrap();
+    let saved = repo
+        .backup_stream(&data[..], "x", SnapshotSpec::default())
+        .unwrap();
     store.delete("config").unwrap();
     let before = dump_store(&store);
     let e = Repository::open_store(store.clone(), b"pw", options()).unwrap_err();
     assert!(matches!(e, Error::ConfigLost { .. }), "{e}");
-    let e = Repository::init_store(store.clone(), b"pw", test_init_options(), options()).unwrap_err();
+    let e =
+        Repository::init_store(store.clone(), b"pw", test_init_options(), options()).unwrap_err();
     assert!(matches!(e, Error::ConfigLost { .. }), "{e}");
     assert!(e.to_string().contains("keys/"), "{e}");
     assert_eq!(dump_store(&store), before, "nothing changed");
@@ -336,10 +413,20 @@ fn a_lost_config_is_never_replaced_by_a_new_repository() {
     let loc = dir.path().to_str().unwrap();
     assert!(Repository::recreate_config(loc, b"wrong", test_init_options(), options()).is_err());
     Repository::recreate_config(loc, b"pw", test_init_options(), options()).unwrap();
-    let repo = Repository::open(loc, b"pw", options()).unwrap().load_index().unwrap();
-    let mut out = Vec::new();
-    repo.dump(&repo.find_snapshot(&saved.id.to_hex(), &Default::default()).unwrap().snapshot, "", &mut out)
+    let repo = Repository::open(loc, b"pw", options())
+        .unwrap()
+        .load_index()
         .unwrap();
+    let mut out = Vec::new();
+    repo.dump(
+        &repo
+            .find_snapshot(&saved.id.to_hex(), &Default::default())
+            .unwrap()
+            .snapshot,
+        "",
+        &mut out,
+    )
+    .unwrap();
     assert!(out == data);
 }
 
@@ -352,18 +439,33 @@ fn interrupted_local_writes_leave_nothing_behind() {
     let loc = dir.path().join("repo");
     let loc = loc.to_str().unwrap();
     Repository::init(loc, b"pw", test_init_options(), options()).unwrap();
-    let mut repo = Repository::open(loc, b"pw", options()).unwrap().load_index().unwrap();
-    repo.backup_stream(&generate(Kind::Text, 300_000, 2)[..], "x", SnapshotSpec::default())
+    let mut repo = Repository::open(loc, b"pw", options())
+        .unwrap()
+        .load_index()
         .unwrap();
+    repo.backup_stream(
+        &generate(Kind::Text, 300_000, 2)[..],
+        "x",
+        SnapshotSpec::default(),
+    )
+    .unwrap();
     // What a writer killed in the middle leaves (ours, and an earlier
     // release's `name#N`).
     let data = dir.path().join("repo/data/ab");
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join(".tmp-abcdef-0011223344556677"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(
+        data.join(".tmp-abcdef-0011223344556677"),
+        vec![7u8; 100_000],
+    )
+    .unwrap();
     std::fs::write(data.join("ab00#1"), vec![7u8; 50_000]).unwrap();
     let r = maintenance::check(&open_local(loc), ReadData::All, &()).unwrap();
     assert!(r.is_ok(), "{:?}", r.problems);
-    assert!(r.notes.iter().any(|n| n.contains("2 temporary file(s)")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("2 temporary file(s)")),
+        "{:?}",
+        r.notes
+    );
     // Young ones stay (a writer may be working on them) ...
     let p = maintenance::prune(open_local(loc), &PruneOptions::default()).unwrap();
     assert_eq!(p.temporary_deleted, 0);
@@ -380,7 +482,11 @@ fn interrupted_local_writes_leave_nothing_behind() {
     let p = maintenance::prune(open_local(loc), &PruneOptions::default()).unwrap();
     assert_eq!(p.temporary_deleted, 2);
     let r = maintenance::check(&open_local(loc), ReadData::All, &()).unwrap();
-    assert!(r.is_ok() && !r.notes.iter().any(|n| n.contains("temporary")), "{:?}", r.notes);
+    assert!(
+        r.is_ok() && !r.notes.iter().any(|n| n.contains("temporary")),
+        "{:?}",
+        r.notes
+    );
 }
 
 fn open_local(loc: &str) -> Repository {
@@ -393,19 +499,26 @@ fn open_local(loc: &str) -> Repository {
 fn one_damaged_snapshot_blocks_nothing_else() {
     let (store, _) = faulty_repo("snap");
     let mut repo = open(&store).load_index().unwrap();
-    let a = repo.backup_stream(&b"first"[..], "a", SnapshotSpec::default()).unwrap();
-    let b = repo.backup_stream(&b"second"[..], "b", SnapshotSpec::default()).unwrap();
+    let a = repo
+        .backup_stream(&b"first"[..], "a", SnapshotSpec::default())
+        .unwrap();
+    let b = repo
+        .backup_stream(&b"second"[..], "b", SnapshotSpec::default())
+        .unwrap();
     let path = format!("snapshots/{}", a.id.to_hex());
     store.put(&path, bytes::Bytes::new()).unwrap();
     let list = open(&store).snapshot_list().unwrap();
     assert_eq!(list.entries.len(), 1);
     assert_eq!(list.unreadable.len(), 1);
     let mut repo = open(&store).load_index().unwrap();
-    repo.backup_stream(&b"third"[..], "c", SnapshotSpec::default()).unwrap();
+    repo.backup_stream(&b"third"[..], "c", SnapshotSpec::default())
+        .unwrap();
     let mut out = Vec::new();
     repo.dump(&b.snapshot, "", &mut out).unwrap();
     assert_eq!(out, b"second");
-    let e = maintenance::prune(open(&store), &PruneOptions::default()).err().unwrap();
+    let e = maintenance::prune(open(&store), &PruneOptions::default())
+        .err()
+        .unwrap();
     assert!(e.to_string().contains(&a.id.short()), "{e}");
     assert!(e.to_string().contains("nothing was deleted"), "{e}");
     let id = open(&store).find_snapshot_id(&a.id.short()).unwrap();

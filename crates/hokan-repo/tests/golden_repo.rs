@@ -25,7 +25,9 @@ fn content() -> Vec<u8> {
 }
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
 }
 
 fn options() -> OpenOptions {
@@ -94,7 +96,8 @@ fn repository_v1_stays_readable() {
             labels: vec![("format".into(), "1".into())],
             ..Default::default()
         };
-        repo.backup_stream(&content()[..], "golden.bin", spec).unwrap();
+        repo.backup_stream(&content()[..], "golden.bin", spec)
+            .unwrap();
     }
     let repo = Repository::open(location, PASSWORD_V1, options()).unwrap();
     assert_eq!(repo.format(), FormatVersion::V1);
@@ -110,7 +113,10 @@ fn repository_v1_stays_readable() {
     let repo = repo.load_index().unwrap();
     let mut out = Vec::new();
     repo.dump(s, "", &mut out).unwrap();
-    assert!(out == content(), "the golden snapshot restores to its content");
+    assert!(
+        out == content(),
+        "the golden snapshot restores to its content"
+    );
 }
 
 /// A version-1 repository takes new backups in version-1 encodings, so a
@@ -132,7 +138,11 @@ fn repository_v1_takes_backups_in_version_1() {
         .load_index()
         .unwrap();
     let fs = repo
-        .backup_paths(&[tree.clone()], &Default::default(), &hokan_core::fs::NoProgress)
+        .backup_paths(
+            &[tree.clone()],
+            &Default::default(),
+            &hokan_core::fs::NoProgress,
+        )
         .unwrap();
     let stream = repo
         .backup_stream(&b"a second stream"[..], "second.bin", Default::default())
@@ -161,9 +171,18 @@ fn repository_v1_takes_backups_in_version_1() {
         .unwrap();
     assert_eq!(repo.format(), FormatVersion::V1);
     let restored = work.path().join("restored");
-    repo.restore(&fs.entry.snapshot, &tree.to_string_lossy(), &restored, Default::default(), &hokan_core::fs::NoProgress)
-        .unwrap();
-    assert_eq!(std::fs::read(restored.join("small.txt")).unwrap(), b"a small file");
+    repo.restore(
+        &fs.entry.snapshot,
+        &tree.to_string_lossy(),
+        &restored,
+        Default::default(),
+        &hokan_core::fs::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(restored.join("small.txt")).unwrap(),
+        b"a small file"
+    );
     let mut out = Vec::new();
     repo.dump(&stream.snapshot, "", &mut out).unwrap();
     assert_eq!(out, b"a second stream");
@@ -203,7 +222,8 @@ fn repository_v1_upgrades_to_version_2() {
         })
         .unwrap();
     let mut out = Vec::new();
-    repo.dump(&saved.entry.snapshot, "cm.json", &mut out).unwrap();
+    repo.dump(&saved.entry.snapshot, "cm.json", &mut out)
+        .unwrap();
     assert_eq!(out, b"{\"kind\":\"ConfigMap\"}");
     let old = &repo.snapshots().unwrap()[0];
     let mut out = Vec::new();
@@ -223,7 +243,9 @@ fn v2_tree(root: &Path) {
     let sparse = std::fs::File::create(root.join("sparse.img")).unwrap();
     sparse.set_len(8 << 20).unwrap();
     use std::os::unix::fs::FileExt;
-    sparse.write_all_at(&generate(Kind::Random, 4096, 7), 1 << 20).unwrap();
+    sparse
+        .write_all_at(&generate(Kind::Random, 4096, 7), 1 << 20)
+        .unwrap();
 }
 
 fn v2_objects() -> Vec<(String, Vec<u8>, i64)> {
@@ -296,22 +318,35 @@ fn repository_v2_stays_readable() {
     assert_eq!(snaps.len(), 3);
     let by_kind = |k: &SourceKind| snaps.iter().find(|e| e.snapshot.source == *k).unwrap();
     let mut out = Vec::new();
-    repo.dump(&by_kind(&SourceKind::STREAM).snapshot, "", &mut out).unwrap();
+    repo.dump(&by_kind(&SourceKind::STREAM).snapshot, "", &mut out)
+        .unwrap();
     assert!(out == content());
 
     let fs = &by_kind(&SourceKind::FS).snapshot;
     let restored = work.path().join("restored");
     // The snapshot recorded the directory it was blessed from.
     let blessed_at = &fs.paths[0];
-    repo.restore(fs, blessed_at, &restored, Default::default(), &hokan_core::fs::NoProgress)
-        .unwrap();
+    repo.restore(
+        fs,
+        blessed_at,
+        &restored,
+        Default::default(),
+        &hokan_core::fs::NoProgress,
+    )
+    .unwrap();
     for i in 0..40u64 {
         let name = format!("src/file{i:02}.txt");
-        assert_eq!(std::fs::read(restored.join(&name)).unwrap(), std::fs::read(tree.join(&name)).unwrap());
+        assert_eq!(
+            std::fs::read(restored.join(&name)).unwrap(),
+            std::fs::read(tree.join(&name)).unwrap()
+        );
     }
     let img = repo.node(fs, &format!("{blessed_at}/sparse.img")).unwrap();
     assert_eq!(img.size, 8 << 20);
-    assert!(img.content.iter().any(|c| c.is_hole()), "holes are stored as holes");
+    assert!(
+        img.content.iter().any(|c| c.is_hole()),
+        "holes are stored as holes"
+    );
 
     let k8s = &by_kind(&SourceKind::K8S).snapshot;
     assert_eq!(k8s.identity, "golden-cluster");
@@ -321,11 +356,13 @@ fn repository_v2_stays_readable() {
         assert_eq!(node.kind, NodeKind::Object);
         assert_eq!(node.attr("resourceVersion"), Some(&AttrValue::Int(rv)));
         let mut out = Vec::new();
-        repo.dump(k8s, &format!("default/{name}"), &mut out).unwrap();
+        repo.dump(k8s, &format!("default/{name}"), &mut out)
+            .unwrap();
         assert_eq!(out, body);
     }
     // Small objects were compressed together.
     let packs = repo.pack_files().unwrap();
-    let data = std::fs::read(dir.join(hokan_repo::layout::pack(packs.keys().next().unwrap()))).unwrap();
+    let data =
+        std::fs::read(dir.join(hokan_repo::layout::pack(packs.keys().next().unwrap()))).unwrap();
     assert_eq!(&data[6..8], &[2, 0]);
 }

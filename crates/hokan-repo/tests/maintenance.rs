@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use hokan_repo::faults::{Fault, FaultyStore, Faults};
+use hokan_repo::faults::{Fault, Faults, FaultyStore};
 use object_store::memory::InMemory;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -19,8 +19,8 @@ use hokan_repo::conformance::{dump_store, test_init_options, test_open_options};
 use hokan_repo::maintenance::{self, PruneOptions, ReadData};
 use hokan_repo::retention::{Count, GroupBy, Policy};
 use hokan_repo::{
-    CacheMode, Error, OpenOptions, Repository, RetryPolicy, SnapshotEntry,
-    SnapshotFilter, Store, SnapshotSpec,
+    CacheMode, Error, OpenOptions, Repository, RetryPolicy, SnapshotEntry, SnapshotFilter,
+    SnapshotSpec, Store,
 };
 
 fn options() -> OpenOptions {

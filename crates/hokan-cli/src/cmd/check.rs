@@ -69,7 +69,9 @@ pub fn advice(r: &CheckReport) -> Vec<String> {
         out.push("a lock object is damaged: `hokan unlock` removes it".into());
     }
     if !out.is_empty() && r.packs_read == 0 {
-        out.push("`hokan check --read-data` also reads every pack and names all damaged data".into());
+        out.push(
+            "`hokan check --read-data` also reads every pack and names all damaged data".into(),
+        );
     }
     out
 }

@@ -144,6 +144,9 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
             "`hokan -r {location} repair config` writes a new config with the chunk sizes you give \
              (the defaults unless you changed them at init)"
         ),
+        RepoError::NotIndexed { .. } => {
+            "`hokan repair index` rebuilds the index from the packs themselves".into()
+        }
         RepoError::Corrupted { .. } | RepoError::Missing { .. } => {
             "`hokan check --read-data` finds every damaged object and names what it affects".into()
         }
@@ -158,9 +161,7 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
              can then no longer open it)"
                 .into()
         }
-        RepoError::Locked(_) => {
-            "if that process crashed, `hokan unlock` removes its lock".into()
-        }
+        RepoError::Locked(_) => "if that process crashed, `hokan unlock` removes its lock".into(),
         RepoError::SnapshotNotFound { .. } => "`hokan snapshots` lists them".into(),
         RepoError::Unreachable { .. } => {
             "check that the store is running and reachable, then run the command again".into()

@@ -125,7 +125,9 @@ fn config(g: &Global, a: crate::cmd::init::InitArgs) -> Result<ExitCode> {
     let password = crate::password::repository(g.password_file.as_deref())?;
     let repo = Repository::recreate_config(&location, &password, options, super::open_options(g))?;
     if g.json {
-        output::json(&serde_json::json!({"message_type": "summary", "id": repo.config().repo_id.to_hex()}))?;
+        output::json(
+            &serde_json::json!({"message_type": "summary", "id": repo.config().repo_id.to_hex()}),
+        )?;
     } else if !g.quiet {
         println!(
             "wrote a new config for the repository at {location}; its data is readable with the \
@@ -164,7 +166,9 @@ pub fn migrate(g: &Global, _a: MigrateArgs) -> Result<ExitCode> {
     let was = repo.upgrade()?;
     let now = repo.format();
     if g.json {
-        output::json(&serde_json::json!({"message_type": "summary", "from": was.number(), "to": now.number()}))?;
+        output::json(
+            &serde_json::json!({"message_type": "summary", "from": was.number(), "to": now.number()}),
+        )?;
     } else if !g.quiet {
         if was == now {
             println!("the repository already uses format {now}");

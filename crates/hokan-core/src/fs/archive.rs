@@ -616,7 +616,12 @@ fn data_extents(file: &File, size: u64) -> Option<Vec<(u64, u64)>> {
 }
 
 impl Archiver<'_> {
-    fn read_extents(&self, file: &File, size: u64, extents: &[(u64, u64)]) -> Result<Vec<ChunkRef>> {
+    fn read_extents(
+        &self,
+        file: &File,
+        size: u64,
+        extents: &[(u64, u64)],
+    ) -> Result<Vec<ChunkRef>> {
         let mut content = Vec::new();
         let mut pos = 0;
         for &(start, end) in extents.iter().chain(std::iter::once(&(size, size))) {

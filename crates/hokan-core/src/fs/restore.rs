@@ -28,11 +28,11 @@ use globset::GlobSet;
 use rayon::prelude::*;
 
 use super::archive::{Progress, Warnings};
-use crate::glob::compile_patterns;
 use super::meta::{
     ApplyOptions, Created, NameCache, Warning, apply, make_special, set_times, umask,
 };
 use crate::error::{Error, Result};
+use crate::glob::compile_patterns;
 use crate::id::{BlobType, TreeId};
 use crate::pipeline::{BlobReader, ChunkWrite};
 use crate::tree::{Node, NodeKind, Tree};

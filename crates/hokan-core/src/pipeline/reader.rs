@@ -213,7 +213,10 @@ impl<'a> BlobReader<'a> {
         for (i, r) in self.fetch_decoded(kind, ids, &located)? {
             out[i] = Some(r);
         }
-        Ok(out.into_iter().map(|r| r.expect("every blob answered")).collect())
+        Ok(out
+            .into_iter()
+            .map(|r| r.expect("every blob answered"))
+            .collect())
     }
 
     /// Fetches the records of `located` (position in `ids`, location) in
@@ -253,25 +256,26 @@ impl<'a> BlobReader<'a> {
         let decoded: Vec<Vec<(usize, Result<Vec<u8>>)>> = spans
             .par_iter()
             .map(|span| -> Result<_> {
-                let fetched = match self
-                    .source
-                    .read_range(&span.pack, span.offset, span.end - span.offset)
-                {
-                    Ok(f) => f,
-                    Err(e @ Error::MissingPack { .. }) => {
-                        // A lost pack damages its blobs; the store is fine.
-                        let msg = e.to_string();
-                        return Ok(span
-                            .members
-                            .iter()
-                            .map(|&i| {
-                                let r = Err(Error::MissingPack { what: msg.clone() });
-                                (i, self.noting_damage(&ids[i], r))
-                            })
-                            .collect());
-                    }
-                    Err(e) => return Err(e),
-                };
+                let fetched =
+                    match self
+                        .source
+                        .read_range(&span.pack, span.offset, span.end - span.offset)
+                    {
+                        Ok(f) => f,
+                        Err(e @ Error::MissingPack { .. }) => {
+                            // A lost pack damages its blobs; the store is fine.
+                            let msg = e.to_string();
+                            return Ok(span
+                                .members
+                                .iter()
+                                .map(|&i| {
+                                    let r = Err(Error::MissingPack { what: msg.clone() });
+                                    (i, self.noting_damage(&ids[i], r))
+                                })
+                                .collect());
+                        }
+                        Err(e) => return Err(e),
+                    };
                 Ok(span
                     .members
                     .par_iter()
@@ -329,7 +333,11 @@ impl<'a> BlobReader<'a> {
 
     /// [`read_chunks`](Self::read_chunks) into a [`ChunkWrite`] that is told
     /// about holes; returns the bytes (holes included) written.
-    pub fn read_chunks_to(&self, chunks: &[ChunkRef], out: &mut (dyn ChunkWrite + Send)) -> Result<u64> {
+    pub fn read_chunks_to(
+        &self,
+        chunks: &[ChunkRef],
+        out: &mut (dyn ChunkWrite + Send),
+    ) -> Result<u64> {
         let mut windows: Vec<Range<usize>> = Vec::new();
         let mut start = 0;
         let mut size = 0usize;

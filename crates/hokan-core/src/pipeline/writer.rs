@@ -91,7 +91,9 @@ impl UsedPacks {
     fn numbers(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().enumerate().flat_map(|(w, bits)| {
             let bits = bits.load(Relaxed);
-            (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| (w * 64 + b) as u32)
+            (0..64)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| (w * 64 + b) as u32)
         })
     }
 }
@@ -191,7 +193,9 @@ impl<'a> BlobWriter<'a> {
     /// Returns one chunk reference per cut, in order.
     pub fn write_cut(&self, data: &[u8], cuts: &[Range<usize>]) -> Result<Vec<ChunkRef>> {
         let mut batch = Some(self.checked_cuts(data, cuts)?);
-        self.store_batches(false, move || Ok(batch.take().map(|r| (Bytes::Borrowed(data), r))))
+        self.store_batches(false, move || {
+            Ok(batch.take().map(|r| (Bytes::Borrowed(data), r)))
+        })
     }
 
     /// [`write_cut`](Self::write_cut) for a source that produces its data
@@ -548,7 +552,11 @@ impl<'a> BlobWriter<'a> {
         }
     }
 
-    fn append(&self, kind: BlobType, add: impl FnOnce(&mut PackWriter) -> Result<()>) -> Result<()> {
+    fn append(
+        &self,
+        kind: BlobType,
+        add: impl FnOnce(&mut PackWriter) -> Result<()>,
+    ) -> Result<()> {
         let slot = &self.packers[kind as usize];
         let full = {
             let mut packer = slot.lock().expect("packer lock");
@@ -561,7 +569,10 @@ impl<'a> BlobWriter<'a> {
                 BlobType::Tree => 0,
             };
             let version = self.config.format.pack_version();
-            std::mem::replace(&mut *packer, PackWriter::with_version(kind, capacity, version))
+            std::mem::replace(
+                &mut *packer,
+                PackWriter::with_version(kind, capacity, version),
+            )
         };
         // Sealing and sending happen outside the lock, so other threads keep
         // filling the next pack meanwhile.

@@ -152,7 +152,12 @@ impl CheckReport {
         self.problems.iter().any(|p| p.kind == kind)
     }
 
-    fn problem(&mut self, kind: ProblemKind, object: impl Into<String>, message: impl Into<String>) {
+    fn problem(
+        &mut self,
+        kind: ProblemKind,
+        object: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.problems.push(Problem {
             kind,
             object: object.into(),
@@ -170,18 +175,27 @@ pub fn check(
     let mut r = CheckReport::default();
     let key = repo.master_key();
 
-    let (files, bad_files) = repo.index_files()?;
+    // What is stored, not what a cache remembers of it.
+    let (files, bad_files) = repo.index_files_from(false)?;
     let read = files.len() + bad_files.len();
     progress.phase("index files", read as u64, Unit::Items);
     progress.advance(read as u64);
     for u in bad_files {
-        r.problem(ProblemKind::IndexFile, format!("index file {}", u.id.short()), u.reason);
+        r.problem(
+            ProblemKind::IndexFile,
+            format!("index file {}", u.id.short()),
+            u.reason,
+        );
     }
     let active: HashMap<PackId, IndexedPack> =
         live_packs(&files).into_iter().map(|p| (p.id, p)).collect();
     let locks = repo.locks()?;
     for u in &locks.unreadable {
-        r.problem(ProblemKind::Lock, format!("lock {}", u.id.short()), u.reason.clone());
+        r.problem(
+            ProblemKind::Lock,
+            format!("lock {}", u.id.short()),
+            u.reason.clone(),
+        );
     }
     let marked: Vec<_> = locks.marked().cloned().collect();
     let damaged: HashSet<(PackId, Id)> = locks.damaged().copied().collect();
@@ -251,7 +265,8 @@ pub fn check(
     for dir in layout::DIRS.iter().filter(|d| **d != layout::DATA) {
         let more = repo.store().temporary_files(dir)?;
         if !more.is_empty() {
-            r.notes.push(format!("{} temporary file(s) under {dir}/", more.len()));
+            r.notes
+                .push(format!("{} temporary file(s) under {dir}/", more.len()));
         }
     }
     if !temporary.is_empty() {
@@ -281,8 +296,16 @@ pub fn check(
             healed += 1;
             continue;
         }
-        let why = format!("blob {} in pack {} was found damaged", blob.short(), pack.short());
-        r.problem(ProblemKind::BlobDamaged, format!("blob {}", blob.short()), why.clone());
+        let why = format!(
+            "blob {} in pack {} was found damaged",
+            blob.short(),
+            pack.short()
+        );
+        r.problem(
+            ProblemKind::BlobDamaged,
+            format!("blob {}", blob.short()),
+            why.clone(),
+        );
         bad.insert(*blob, why);
     }
     if healed > 0 {
@@ -292,9 +315,13 @@ pub fn check(
         ));
     }
     let reader = BlobReader::new(key, &index, repo.store());
-    let list = repo.snapshot_list()?;
+    let list = repo.snapshot_list_from(false)?;
     for u in &list.unreadable {
-        r.problem(ProblemKind::Snapshot, format!("snapshot {} ({})", u.id.short(), u.path), u.reason.clone());
+        r.problem(
+            ProblemKind::Snapshot,
+            format!("snapshot {} ({})", u.id.short(), u.path),
+            u.reason.clone(),
+        );
     }
     r.snapshots = list.entries.len();
     let used = walk::used_blobs(&reader, &list.entries, progress, true)?;
@@ -304,9 +331,15 @@ pub fn check(
         r.problem(
             ProblemKind::TreeUnreadable,
             format!("tree {}", t.tree.short()),
-            format!("{} in snapshot {}: {}", t.path.display(), t.snapshot.short(), t.error),
+            format!(
+                "{} in snapshot {}: {}",
+                t.path.display(),
+                t.snapshot.short(),
+                t.error
+            ),
         );
-        bad.entry(t.tree.0).or_insert_with(|| format!("tree {} cannot be read: {}", t.tree.short(), t.error));
+        bad.entry(t.tree.0)
+            .or_insert_with(|| format!("tree {} cannot be read: {}", t.tree.short(), t.error));
     }
     let mut missing: Vec<&Id> = used.blobs.iter().filter(|id| !index.contains(id)).collect();
     missing.sort();
@@ -403,7 +436,9 @@ pub fn check(
                 "recorded {} damaged blob(s): backups will store their data afresh",
                 found_damaged.len()
             )),
-            Err(e) => r.notes.push(format!("could not record the damage found: {e}")),
+            Err(e) => r
+                .notes
+                .push(format!("could not record the damage found: {e}")),
         }
     }
     if !bad.is_empty() {

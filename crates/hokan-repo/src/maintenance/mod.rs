@@ -11,9 +11,9 @@ mod walk;
 
 pub use crate::locks::{LockObject, MarkedPack, PruneLock, STALE_AFTER};
 pub use check::{CheckReport, Problem, ProblemKind, ReadData, check};
-pub use walk::Affected;
 pub use prune::{PruneOptions, PruneReport, prune, prune_with};
 pub use repair::{RepairPacksReport, RepairReport, repair_index, repair_packs};
+pub use walk::Affected;
 
 use std::collections::HashSet;
 

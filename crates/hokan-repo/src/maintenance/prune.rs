@@ -106,7 +106,11 @@ fn record_bytes(p: &IndexedPack, live: impl Fn(&hokan_core::PackedBlob) -> bool)
         let length = record[0].length as u64;
         total += length;
         let raw: u64 = record.iter().map(|b| b.raw_len as u64).sum();
-        let live_raw: u64 = record.iter().filter(|b| live(b)).map(|b| b.raw_len as u64).sum();
+        let live_raw: u64 = record
+            .iter()
+            .filter(|b| live(b))
+            .map(|b| b.raw_len as u64)
+            .sum();
         live_bytes += match raw {
             0 => length * record.iter().any(|b| live(b)) as u64,
             raw => length * live_raw / raw,
@@ -147,13 +151,23 @@ pub fn prune_with(
     };
     let (files, bad_files) = repo.index_files()?;
     if let Some(u) = bad_files.first() {
-        return refuse(format!("index file {} ({}: {})", u.id.short(), u.path, u.reason));
+        return refuse(format!(
+            "index file {} ({}: {})",
+            u.id.short(),
+            u.path,
+            u.reason
+        ));
     }
     let active = live_packs(&files);
     let seen: HashSet<PackId> = active.iter().map(|p| p.id).collect();
     let locks = repo.locks()?;
     if let Some(u) = locks.unreadable.first() {
-        return refuse(format!("lock object {} ({}: {})", u.id.short(), u.path, u.reason));
+        return refuse(format!(
+            "lock object {} ({}: {})",
+            u.id.short(),
+            u.path,
+            u.reason
+        ));
     }
     // Backups running now may depend on any pack that was live when they
     // loaded their index: such packs may be marked, but not deleted.
@@ -206,7 +220,12 @@ pub fn prune_with(
     );
     let list = repo.snapshot_list()?;
     if let Some(u) = list.unreadable.first() {
-        return refuse(format!("snapshot {} ({}: {})", u.id.short(), u.path, u.reason));
+        return refuse(format!(
+            "snapshot {} ({}: {})",
+            u.id.short(),
+            u.path,
+            u.reason
+        ));
     }
     let snapshots = list.entries;
     report.snapshots = snapshots.len();
@@ -217,12 +236,8 @@ pub fn prune_with(
     // Packs in no index are deleted below: if a snapshot needs a blob the
     // index does not know, its pack may be one of them. Stop instead.
     if let Some(missing) = used.iter().find(|id| !full.contains(id)) {
-        return Err(Error::Missing {
-            what: format!(
-                "blob {}, which a snapshot needs, is in no index (its index file may be lost; \
-                 nothing was deleted)",
-                missing.short()
-            ),
+        return Err(Error::NotIndexed {
+            what: format!("blob {}, which a snapshot needs,", missing.short()),
         });
     }
 
@@ -451,7 +466,10 @@ pub fn prune_with(
     // 5. Damage records of packs now gone say nothing any more.
     let gone: HashSet<PackId> = delete.iter().copied().collect();
     for (id, blobs) in &damage_records {
-        if blobs.iter().all(|(p, _)| gone.contains(p) || !stored.contains_key(p)) {
+        if blobs
+            .iter()
+            .all(|(p, _)| gone.contains(p) || !stored.contains_key(p))
+        {
             repo.delete_lock(id)?;
         }
     }

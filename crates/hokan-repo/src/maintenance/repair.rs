@@ -70,7 +70,14 @@ fn list_pack(
                 reason: "header longer than the pack".into(),
             })?;
         let sealed = store.get_range(&path, start..size - TRAILER_LEN as u64)?;
-        let blobs = decode_header(repo.master_key(), &sealed, start as usize, &name, false, None)?;
+        let blobs = decode_header(
+            repo.master_key(),
+            &sealed,
+            start as usize,
+            &name,
+            false,
+            None,
+        )?;
         Ok(IndexedPack::from_blobs(*id, size, blobs))
     };
     match from_tail() {
@@ -229,7 +236,10 @@ pub fn repair_packs(
             // A pack whose header cannot be read loses every blob the
             // index listed for it.
             let reader = PackReader::open(&bytes, None, &key).ok();
-            let listed = listing.get(pack).map(|p| p.blobs.clone()).unwrap_or_default();
+            let listed = listing
+                .get(pack)
+                .map(|p| p.blobs.clone())
+                .unwrap_or_default();
             for b in &listed {
                 let data = match &reader {
                     Some(r) if !bad.contains(&b.id) => r.read(&key, b).ok(),
@@ -291,7 +301,11 @@ fn damage_in(
     indexed: Option<&IndexedPack>,
 ) -> Result<Option<(String, Vec<Id>)>> {
     let key = repo.master_key();
-    let all = || indexed.map(|p| p.blobs.iter().map(|b| b.id).collect()).unwrap_or_default();
+    let all = || {
+        indexed
+            .map(|p| p.blobs.iter().map(|b| b.id).collect())
+            .unwrap_or_default()
+    };
     let bytes = match repo.store().get(&layout::pack(id)) {
         Ok(b) => b,
         Err(e) if e.is_damage() => return Ok(Some((e.to_string(), all()))),

@@ -74,10 +74,28 @@ pub(crate) fn used_blobs(
                     });
                     continue;
                 }
+                Err(hokan_core::Error::BlobNotFound { .. }) => {
+                    return Err(Error::NotIndexed {
+                        what: format!(
+                            "tree {} ({} in snapshot {})",
+                            t.short(),
+                            path.display(),
+                            s.id.short()
+                        ),
+                    });
+                }
                 Err(e) => {
                     return Err(Error::corrupted(
-                        format!("tree {} ({} in snapshot {})", t.short(), path.display(), s.id.short()),
-                        format!("a snapshot needs it and it cannot be read ({}); nothing was deleted", from_core(e)),
+                        format!(
+                            "tree {} ({} in snapshot {})",
+                            t.short(),
+                            path.display(),
+                            s.id.short()
+                        ),
+                        format!(
+                            "a snapshot needs it and it cannot be read ({}); nothing was deleted",
+                            from_core(e)
+                        ),
                     ));
                 }
             };

@@ -40,10 +40,7 @@ impl IndexedRepository {
             let size = node.size;
             let mut staged = Staged::new(s.store_tree(vec![node])?);
             staged.bytes = size;
-            staged.counts = vec![
-                (counts::FILES.into(), 1),
-                (counts::FILES_NEW.into(), 1),
-            ];
+            staged.counts = vec![(counts::FILES.into(), 1), (counts::FILES_NEW.into(), 1)];
             Ok((staged, ()))
         })?;
         Ok(done.entry)

@@ -281,12 +281,20 @@ mod tests {
         let s = LocalStore::new(dir.path().to_path_buf());
         s.put("data/ab/abc", b"pack bytes").unwrap();
         assert_eq!(&s.get("data/ab/abc").unwrap().unwrap()[..], b"pack bytes");
-        assert_eq!(&s.get_range("data/ab/abc", 5..10).unwrap().unwrap()[..], b"bytes");
+        assert_eq!(
+            &s.get_range("data/ab/abc", 5..10).unwrap().unwrap()[..],
+            b"bytes"
+        );
         assert!(s.get_range("data/ab/abc", 5..11).is_err());
         assert!(s.get_range("data/ab/none", 0..1).unwrap().is_none());
         std::fs::write(dir.path().join("data/ab/.tmp-abd-0011"), b"half").unwrap();
         std::fs::write(dir.path().join("data/ab/abe#1"), b"half").unwrap();
-        let names: Vec<_> = s.list("data").unwrap().into_iter().map(|l| l.name).collect();
+        let names: Vec<_> = s
+            .list("data")
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
         assert_eq!(names, ["ab/abc"]);
         assert_eq!(s.temporary_files("data").unwrap().len(), 2);
         s.delete("data/ab/abc").unwrap();

@@ -135,7 +135,6 @@ impl std::fmt::Display for Location {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

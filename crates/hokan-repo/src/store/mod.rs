@@ -146,8 +146,7 @@ impl Store {
                     Ok(m) if m.is_dir() => {}
                     Ok(_) => {
                         return Err(not_repo(
-                            "it is a file, not a directory; give the repository's directory"
-                                .into(),
+                            "it is a file, not a directory; give the repository's directory".into(),
                         ));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
@@ -289,9 +288,8 @@ impl Store {
         }
         let p = ObjPath::from(path);
         let inner = self.remote();
-        let fetched = runtime().block_on(self.retrying(path, || async {
-            inner.get_range(&p, range.clone()).await
-        }));
+        let fetched = runtime()
+            .block_on(self.retrying(path, || async { inner.get_range(&p, range.clone()).await }));
         let bytes = match fetched {
             Ok(b) => b,
             Err(Failure::NotFound) => return Err(missing()),
@@ -512,7 +510,6 @@ impl Store {
     }
 }
 
-
 /// Runs blocking file I/O from async code without stalling the runtime.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
@@ -587,5 +584,4 @@ mod tests {
         assert!(!has_status("port 14030", "403"));
         assert!(!has_status("v1.403", "403"));
     }
-
 }
