@@ -56,6 +56,7 @@ mod split;
 pub mod static_pods;
 mod status;
 pub mod testdata;
+pub mod testing;
 
 pub use bbolt::Db;
 pub use error::{Error, Result};

@@ -198,3 +198,71 @@ fn meta_page(id: u64, ps: usize, hwm: u64, txid: u64) -> Vec<u8> {
     p.resize(ps, 0);
     p
 }
+
+/// A ConfigMap-shaped JSON document of about `size` bytes, as Kubernetes
+/// stores one (name, namespace, uid, labels, annotations, and a `data` map
+/// of config-file text). The same `(index, generation)` always gives the
+/// same bytes; another generation changes the resourceVersion, a label and
+/// some of the data, as an update would.
+pub fn configmap_json(index: u64, generation: u64, size: usize) -> Vec<u8> {
+    const WORDS: [&str; 32] = [
+        "server", "listen", "timeout", "replicas", "enabled", "false", "true", "endpoint", "cache",
+        "retry", "backoff", "level", "debug", "info", "metrics", "port", "host", "region", "zone",
+        "feature", "limit", "memory", "cpu", "path", "secret", "token", "tls", "cert", "queue",
+        "worker", "batch", "interval",
+    ];
+    // xorshift: deterministic, fast, no dependency.
+    let mut x = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let ns = format!("team-{}", index % 97);
+    let mut data = String::new();
+    let mut file = 0;
+    while data.len() < size.saturating_sub(600) {
+        data.push_str(&format!("\"config-{file}.yaml\":\""));
+        for line in 0..12 {
+            let w = WORDS[(next() % 32) as usize];
+            let v = next() % 10_000;
+            // Updates rewrite one line in three.
+            let v = if line % 3 == (generation % 3) as usize {
+                v + generation
+            } else {
+                v
+            };
+            data.push_str(&format!(
+                "{w}_{line}: {v} {}\\n",
+                WORDS[(next() % 32) as usize]
+            ));
+        }
+        data.push_str("\",");
+        file += 1;
+    }
+    data.pop();
+    format!(
+        concat!(
+            "{{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\",\"metadata\":{{\"name\":\"app-{i}-config\",",
+            "\"namespace\":\"{ns}\",\"uid\":\"{u1:08x}-{u2:04x}-4{u3:03x}-a{u4:03x}-{u5:012x}\",",
+            "\"resourceVersion\":\"{rv}\",\"creationTimestamp\":\"2026-01-{d:02}T10:{m:02}:00Z\",",
+            "\"labels\":{{\"app\":\"app-{i}\",\"generation\":\"{g}\"}},",
+            "\"annotations\":{{\"hokan.test/checksum\":\"{c:016x}\"}}}},\"data\":{{{data}}}}}"
+        ),
+        i = index,
+        ns = ns,
+        u1 = next() as u32,
+        u2 = next() as u16,
+        u3 = next() % 0xfff,
+        u4 = next() % 0xfff,
+        u5 = next() & 0xffff_ffff_ffff,
+        rv = 1000 + index * 7 + generation,
+        d = 1 + index % 28,
+        m = index % 60,
+        g = generation,
+        c = next() ^ generation,
+        data = data,
+    )
+    .into_bytes()
+}
