@@ -164,7 +164,7 @@ fn compressed(data: &[u8]) -> u64 {
 }
 
 fn measure(files: &[PathBuf]) {
-    let chunker = Chunker::new(ChunkerParams::default(), 0x6b6f_6b61_6e).expect("chunker");
+    let chunker = Chunker::new(ChunkerParams::default(), 0x006b_6f6b_616e).expect("chunker");
     let mut store = Store::default();
     let (mut logical, mut stored_all) = (0u64, 0u64);
     println!(

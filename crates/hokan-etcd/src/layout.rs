@@ -126,7 +126,8 @@ mod tests {
             &[(1, 48, 3, 16), (0, 32 + 19, 0, 0), (0, 16 + 19, 2, 2)],
             4096,
         );
-        assert_eq!(record_ranges(&p, 4096), Some(vec![83..87]));
+        let expected = vec![std::ops::Range { start: 83, end: 87 }];
+        assert_eq!(record_ranges(&p, 4096), Some(expected));
     }
 
     #[test]
