@@ -400,6 +400,21 @@ async fn pump(
             "no answer to {what} within {wait:?}; is this an etcd client URL?"
         ))
     };
+    // Before the first answer, a TLS endpoint that drops the connection has
+    // most likely refused the handshake: say which files to check.
+    let refused = |e: &etcd_client::Error| {
+        let mut s = describe(e);
+        if ep.url.starts_with("https://") && !s.contains("--cacert") {
+            s.push_str(if ep.cert.is_none() {
+                "; etcd closed the TLS connection: with --client-cert-auth it needs a client \
+                 certificate, give --cert and --key"
+            } else {
+                "; etcd closed the TLS connection: check that --cert/--key are signed by the CA \
+                 etcd trusts (--trusted-ca-file)"
+            });
+        }
+        ep.error(s)
+    };
     // A plain TCP connect first: it tells "refused" and "unreachable" apart,
     // which the gRPC channel reports only as a timeout.
     match timeout(wait, tokio::net::TcpStream::connect(ep.authority())).await {
@@ -418,11 +433,11 @@ async fn pump(
     let mut client = timeout(wait, Client::connect([ep.url.as_str()], Some(options)))
         .await
         .map_err(|_| late("the connection"))?
-        .map_err(|e| ep.error(describe(&e)))?;
+        .map_err(|e| refused(&e))?;
     let status = timeout(wait, client.status())
         .await
         .map_err(|_| late("Status"))?
-        .map_err(|e| ep.error(describe(&e)))?;
+        .map_err(|e| refused(&e))?;
     let members = timeout(wait, client.member_list())
         .await
         .map_err(|_| late("MemberList"))?

@@ -176,3 +176,46 @@ fn synthetic_databases_read_like_bbolt() {
         "{err}"
     );
 }
+
+/// Golden: the layout of a fixed database, byte for byte. A change here means
+/// old backups would no longer rebuild: bump `layout::VERSION` instead.
+#[test]
+fn the_layout_format_is_pinned() {
+    use sha2::{Digest, Sha256};
+    let db = tiny_db();
+    let sink = roundtrip(&db);
+    // Header: magic, version 1, page size 4096.
+    assert_eq!(&sink.layout[..9], b"HKBL\x01\x00\x10\x00\x00");
+    // Pages 0-3 (two metas, the freelist, the root bucket's leaf holding
+    // only bucket elements) are one raw entry of 16384 bytes.
+    assert_eq!(&sink.layout[9..13], [0x01, 0x80, 0x80, 0x01]);
+    assert_eq!(&sink.layout[13..13 + 16384], &db[..16384]);
+    // Page 4, the `key` bucket's leaf, is a leaf entry: its header and
+    // element table as they are, then the rest of the page without records.
+    assert_eq!(sink.layout[13 + 16384], 0x02);
+    assert_eq!(
+        &sink.layout[13 + 16385..13 + 16385 + 64],
+        &db[16384..16384 + 64]
+    );
+    assert_eq!(sink.records.len(), 3);
+    assert_eq!(
+        sink.layout.len(),
+        9 + 4 + 16384 + 1 + 4096 - sink.records.iter().map(Vec::len).sum::<usize>() + 1 + 48
+    );
+    let end = &sink.layout[sink.layout.len() - 49..];
+    assert_eq!(end[0], 0x00);
+    assert_eq!(
+        u64::from_le_bytes(end[1..9].try_into().unwrap()),
+        db.len() as u64
+    );
+    assert_eq!(u64::from_le_bytes(end[9..17].try_into().unwrap()), 3);
+    assert_eq!(&end[17..], Sha256::digest(&db).as_slice());
+    let hex: String = Sha256::digest(&sink.layout)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        hex,
+        "7642a836598bb7484b09176aefcaf5817ea4c3186fcded78f4a76dfad1a376ab"
+    );
+}

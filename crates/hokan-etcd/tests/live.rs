@@ -179,8 +179,9 @@ fn tls_with_client_certificates_and_a_wrong_ca() {
 
     // No client certificate: etcd refuses the handshake.
     let anonymous = EtcdEndpoint::new(&etcd.url).unwrap().with_ca_cert(&pki.ca);
-    let err = LiveSnapshot::start(&anonymous).unwrap_err();
+    let err = LiveSnapshot::start(&anonymous).unwrap_err().to_string();
     eprintln!("no client certificate: {err}");
+    assert!(err.contains("give --cert and --key"), "{err}");
 
     // A key without a certificate is a usage error, found before connecting.
     let mut half = ep.clone();
