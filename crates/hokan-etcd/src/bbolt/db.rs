@@ -6,7 +6,7 @@
 
 use super::{
     BRANCH_PAGE, BUCKET_HEADER_LEN, BUCKET_LEAF_FLAG, ELEMENT_LEN, FREELIST_PAGE, LEAF_PAGE, Meta,
-    NO_FREELIST, PAGE_HEADER_LEN, PageHeader, current_meta, leaf_elements, u64_at,
+    NO_FREELIST, PAGE_HEADER_LEN, PageHeader, current_meta, leaf_element, u64_at,
 };
 use crate::error::{Error, Result};
 
@@ -297,10 +297,8 @@ impl<'a> Db<'a> {
     fn leaf_entry(&self, node: &Node<'a>, i: usize) -> Result<Entry<'a>> {
         let bad =
             |why: &str| self.corrupt(format!("leaf page {} element {i}: {why}", node.header.id));
-        let e = leaf_elements(node.bytes, node.header.count)
-            .ok_or_else(|| bad("the element table does not fit in the page"))?
-            .nth(i)
-            .ok_or_else(|| bad("no such element"))?;
+        let e = leaf_element(node.bytes, node.header.count, i)
+            .ok_or_else(|| bad("the element table does not fit in the page"))?;
         if e.end() > node.bytes.len() as u64 {
             return Err(bad("key and value run past the page end"));
         }

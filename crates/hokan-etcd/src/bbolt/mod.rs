@@ -249,16 +249,26 @@ pub fn leaf_elements(page: &[u8], count: u16) -> Option<impl Iterator<Item = Lea
     if page.len() < table_end {
         return None;
     }
-    Some((0..usize::from(count)).map(move |i| {
-        let e = PAGE_HEADER_LEN + ELEMENT_LEN * i;
-        LeafElement {
-            flags: u32_at(page, e),
-            // pos is relative to the element itself.
-            key_at: e as u64 + u64::from(u32_at(page, e + 4)),
-            key_len: u32_at(page, e + 8),
-            value_len: u32_at(page, e + 12),
-        }
-    }))
+    Some((0..usize::from(count)).map(move |i| element_at(page, i)))
+}
+
+/// Element `i` of a leaf page whose table holds at least `i + 1` elements.
+fn element_at(page: &[u8], i: usize) -> LeafElement {
+    let e = PAGE_HEADER_LEN + ELEMENT_LEN * i;
+    LeafElement {
+        flags: u32_at(page, e),
+        // pos is relative to the element itself.
+        key_at: e as u64 + u64::from(u32_at(page, e + 4)),
+        key_len: u32_at(page, e + 8),
+        value_len: u32_at(page, e + 12),
+    }
+}
+
+/// Element `i` of a leaf page, in constant time; `None` if the table of
+/// `count` elements does not fit in `page` or `i` is past it.
+pub fn leaf_element(page: &[u8], count: u16, i: usize) -> Option<LeafElement> {
+    let fits = page.len() >= PAGE_HEADER_LEN + ELEMENT_LEN * usize::from(count);
+    (fits && i < usize::from(count)).then(|| element_at(page, i))
 }
 
 /// The revision in a key of etcd's `key` bucket: 8-byte main revision (big
