@@ -1,0 +1,152 @@
+//! The crate's one public error type.
+
+/// Everything that can go wrong reading, splitting, rebuilding or streaming an
+/// etcd snapshot.
+///
+/// Variants name what happened; each message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input is not a bbolt database at all (wrong magic, unknown
+    /// version, no meta page with a valid checksum, too short to hold one).
+    #[error(
+        "{what} is not a bbolt database: {reason}; give the file written by \
+         `etcdctl snapshot save` or an etcd data directory's member/snap/db"
+    )]
+    NotBbolt {
+        /// The input that was read (a path, "the snapshot stream").
+        what: String,
+        /// What was found instead.
+        reason: String,
+    },
+
+    /// A bbolt database whose pages contradict each other: a page out of
+    /// bounds, a cycle, an element pointing outside its page.
+    #[error(
+        "{what} is a damaged bbolt database: {reason}; take a new snapshot \
+         (`etcdctl snapshot save`) or use an older copy"
+    )]
+    Corrupted {
+        /// The database that was read.
+        what: String,
+        /// The first contradiction found.
+        reason: String,
+    },
+
+    /// The input ends before the database does: an interrupted copy or an
+    /// interrupted stream.
+    #[error(
+        "{what} is truncated: {reason}; the copy or stream was cut short, \
+         nothing from it should be kept"
+    )]
+    Truncated {
+        /// The short input.
+        what: String,
+        /// What was missing.
+        reason: String,
+    },
+
+    /// The SHA-256 that etcd appends (to a saved file, or as the last message
+    /// of a live stream) does not match the bytes before it.
+    #[error(
+        "{what}: SHA-256 mismatch (etcd sent {expected}, the data hashes to \
+         {actual}); the snapshot was damaged in transit or on disk, take it again"
+    )]
+    HashMismatch {
+        /// The snapshot that was checked.
+        what: String,
+        /// The hash etcd sent, hex.
+        expected: String,
+        /// The hash of the bytes received, hex.
+        actual: String,
+    },
+
+    /// A split layout (hokan's description of the page structure) that
+    /// cannot be rebuilt: damaged, or a record of the wrong length.
+    #[error(
+        "the stored etcd page layout is damaged: {reason}; run `hokan check \
+         --read-data` to find the damaged object"
+    )]
+    BadLayout {
+        /// What did not fit.
+        reason: String,
+    },
+
+    /// A layout written by a newer hokan.
+    #[error(
+        "unsupported etcd layout version {found}: this build reads version \
+         {supported}; upgrade hokan to restore it"
+    )]
+    UnsupportedVersion {
+        /// The version found.
+        found: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
+
+    /// A setting the caller gave cannot work (several endpoints, a TLS file
+    /// that is not PEM, a key without a certificate).
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// The setting.
+        what: String,
+        /// Why it is refused and what would work.
+        reason: String,
+    },
+
+    /// etcd could not be reached or refused the request (TLS handshake,
+    /// connection refused, timeout, RPC error).
+    #[error("etcd at {endpoint}: {reason}")]
+    Etcd {
+        /// The endpoint that was asked.
+        endpoint: String,
+        /// What went wrong, with the fix when known.
+        reason: String,
+    },
+
+    /// Reading input or writing output failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being read or written.
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A record sink or source (the repository side of the seam) failed.
+    #[error("storing or fetching etcd records failed: {0}")]
+    Sink(String),
+}
+
+impl Error {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupted(what: &str, reason: impl Into<String>) -> Self {
+        Error::Corrupted {
+            what: what.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn layout(reason: impl Into<String>) -> Self {
+        Error::BadLayout {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
