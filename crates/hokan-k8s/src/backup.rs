@@ -36,7 +36,6 @@ pub const EXCLUDE_LABEL: &str = "velero.io/exclude-from-backup";
 
 /// What to back up. `Default` is everything, Velero's defaults.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct BackupOptions {
     /// Namespace globs to take (empty: all).
     pub include_namespaces: Vec<String>,
@@ -99,7 +98,11 @@ pub struct BackupSummary {
 /// Backs up what `options` select from `cluster` into `sink`, then calls
 /// [`ObjectSink::finish`]. Memory is bounded by one page of the largest
 /// list, not by the cluster.
-pub async fn backup<S: ObjectSink + Send>(cluster: &Cluster, options: &BackupOptions, sink: &mut S) -> Result<BackupSummary> {
+pub async fn backup<S: ObjectSink + Send>(
+    cluster: &Cluster,
+    options: &BackupOptions,
+    sink: &mut S,
+) -> Result<BackupSummary> {
     let discovery = cluster.discover().await?;
     let selector = match &options.selector {
         Some(s) => Some(Selector::parse(s).map_err(|reason| Error::InvalidOption {
@@ -110,8 +113,16 @@ pub async fn backup<S: ObjectSink + Send>(cluster: &Cluster, options: &BackupOpt
         None => None,
     };
     let filter = ScopeFilter {
-        namespaces: IncludesExcludes::new("--include/--exclude-namespaces", &options.include_namespaces, &options.exclude_namespaces)?,
-        resources: resource_filter(&discovery, &options.include_resources, &options.exclude_resources)?,
+        namespaces: IncludesExcludes::new(
+            "--include/--exclude-namespaces",
+            &options.include_namespaces,
+            &options.exclude_namespaces,
+        )?,
+        resources: resource_filter(
+            &discovery,
+            &options.include_resources,
+            &options.exclude_resources,
+        )?,
         cluster: options.cluster_resources,
     };
     let mut run = Run {
@@ -121,7 +132,10 @@ pub async fn backup<S: ObjectSink + Send>(cluster: &Cluster, options: &BackupOpt
         filter,
         selector,
         sink,
-        summary: BackupSummary { cluster: cluster.identity().to_string(), ..Default::default() },
+        summary: BackupSummary {
+            cluster: cluster.identity().to_string(),
+            ..Default::default()
+        },
         namespaces: BTreeSet::new(),
         with_items: BTreeSet::new(),
         listed: BTreeSet::new(),
@@ -156,7 +170,14 @@ struct Run<'a, S> {
 
 /// Pairs of resources that are one store served in two groups; Velero takes
 /// the first it meets. `extensions` comes last in discovery order.
-const COHABITING: [&str; 6] = ["deployments", "daemonsets", "replicasets", "networkpolicies", "events", "ingresses"];
+const COHABITING: [&str; 6] = [
+    "deployments",
+    "daemonsets",
+    "replicasets",
+    "networkpolicies",
+    "events",
+    "ingresses",
+];
 
 fn is_operator_group(group: &str) -> bool {
     group == "operators.coreos.com" || group.ends_with(".operators.coreos.com")
@@ -181,7 +202,9 @@ impl<S: ObjectSink + Send> Run<'_, S> {
                 continue;
             }
             if COHABITING.contains(&r.resource.as_str()) {
-                let first = *cohabiting_seen.entry(r.resource.as_str()).or_insert(r.group.as_str());
+                let first = *cohabiting_seen
+                    .entry(r.resource.as_str())
+                    .or_insert(r.group.as_str());
                 if first != r.group {
                     continue;
                 }
@@ -192,7 +215,10 @@ impl<S: ObjectSink + Send> Run<'_, S> {
             if !self.filter.lists(&gr, r.namespaced) {
                 continue;
             }
-            let preferred = self.discovery.preferred(&gr).is_some_and(|p| p.version == r.version);
+            let preferred = self
+                .discovery
+                .preferred(&gr)
+                .is_some_and(|p| p.version == r.version);
             if preferred {
                 self.listed.insert(gr.clone());
             }
@@ -214,11 +240,19 @@ impl<S: ObjectSink + Send> Run<'_, S> {
     /// Names and labels of the Active namespaces the filter includes.
     async fn active_namespaces(&mut self) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
         let mut out = BTreeMap::new();
-        let Some(r) = self.discovery.preferred(&GroupResource::new("", "namespaces")) else { return Ok(out) };
+        let Some(r) = self
+            .discovery
+            .preferred(&GroupResource::new("", "namespaces"))
+        else {
+            return Ok(out);
+        };
         let path = r.collection_path(None);
         let mut token: Option<String> = None;
         loop {
-            let page = self.cluster.list_page(&path, None, token.as_deref(), self.options.page_size).await?;
+            let page = self
+                .cluster
+                .list_page(&path, None, token.as_deref(), self.options.page_size)
+                .await?;
             self.summary.pages += 1;
             for item in &page.items {
                 #[derive(Deserialize)]
@@ -232,14 +266,26 @@ impl<S: ObjectSink + Send> Run<'_, S> {
                     phase: String,
                 }
                 let head = ObjectHead::parse(&path, item.get().as_bytes())?;
-                let ns: Ns = serde_json::from_str(item.get()).map_err(|e| Error::bad_object(&path, e))?;
+                let ns: Ns =
+                    serde_json::from_str(item.get()).map_err(|e| Error::bad_object(&path, e))?;
                 // Velero treats a labelled namespace as an excluded one.
-                if head.metadata.labels.get(EXCLUDE_LABEL).is_some_and(|v| v == "true") {
-                    *self.summary.skipped.entry(format!("namespace labelled {EXCLUDE_LABEL}=true")).or_default() += 1;
+                if head
+                    .metadata
+                    .labels
+                    .get(EXCLUDE_LABEL)
+                    .is_some_and(|v| v == "true")
+                {
+                    *self
+                        .summary
+                        .skipped
+                        .entry(format!("namespace labelled {EXCLUDE_LABEL}=true"))
+                        .or_default() += 1;
                     self.excluded_namespaces.insert(head.metadata.name);
                     continue;
                 }
-                if ns.status.phase != "Terminating" && self.filter.namespaces.includes(&head.metadata.name) {
+                if ns.status.phase != "Terminating"
+                    && self.filter.namespaces.includes(&head.metadata.name)
+                {
                     out.insert(head.metadata.name, head.metadata.labels);
                 }
             }
@@ -251,11 +297,25 @@ impl<S: ObjectSink + Send> Run<'_, S> {
     }
 
     /// Lists `r` (in `namespace`, or everywhere) page by page.
-    async fn list_all(&mut self, r: &ResourceInfo, namespace: Option<&str>, preferred: bool) -> Result<()> {
+    async fn list_all(
+        &mut self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        preferred: bool,
+    ) -> Result<()> {
         let path = r.collection_path(namespace);
         let mut token: Option<String> = None;
         loop {
-            let page = match self.cluster.list_page(&path, self.options.selector.as_deref(), token.as_deref(), self.options.page_size).await {
+            let page = match self
+                .cluster
+                .list_page(
+                    &path,
+                    self.options.selector.as_deref(),
+                    token.as_deref(),
+                    self.options.page_size,
+                )
+                .await
+            {
                 Ok(page) => page,
                 // One unreadable resource (forbidden, gone, an aggregated API
                 // that is down, a list that expired) does not stop the
@@ -278,7 +338,13 @@ impl<S: ObjectSink + Send> Run<'_, S> {
     }
 
     /// Hands one listed object to the sink unless a rule leaves it out.
-    async fn take(&mut self, r: &ResourceInfo, item: Box<RawValue>, preferred: bool, pulled_in: bool) -> Result<bool> {
+    async fn take(
+        &mut self,
+        r: &ResourceInfo,
+        item: Box<RawValue>,
+        preferred: bool,
+        pulled_in: bool,
+    ) -> Result<bool> {
         let raw = item.get().as_bytes();
         let head = ObjectHead::parse(&format!("an item of {}", r.group_resource()), raw)?;
         let meta = &head.metadata;
@@ -288,8 +354,14 @@ impl<S: ObjectSink + Send> Run<'_, S> {
             Some("being deleted".to_string())
         } else if self.options.exclude_operators
             && (meta.labels.contains_key("olm.copiedFrom")
-                || meta.labels.get("olm.owner.kind").is_some_and(|k| k == "ClusterServiceVersion")
-                || meta.owner_references.iter().any(|o| o.kind == "ClusterServiceVersion"))
+                || meta
+                    .labels
+                    .get("olm.owner.kind")
+                    .is_some_and(|k| k == "ClusterServiceVersion")
+                || meta
+                    .owner_references
+                    .iter()
+                    .any(|o| o.kind == "ClusterServiceVersion"))
         {
             Some("made by an operator (OLM)".to_string())
         } else {
@@ -299,7 +371,11 @@ impl<S: ObjectSink + Send> Run<'_, S> {
             *self.summary.skipped.entry(reason).or_default() += 1;
             return Ok(false);
         }
-        let namespace = if r.namespaced { meta.namespace.clone().filter(|n| !n.is_empty()) } else { None };
+        let namespace = if r.namespaced {
+            meta.namespace.clone().filter(|n| !n.is_empty())
+        } else {
+            None
+        };
         if let Some(ns) = &namespace {
             if !self.filter.namespaces.includes(ns) || self.excluded_namespaces.contains(ns) {
                 return Ok(false);
@@ -308,7 +384,11 @@ impl<S: ObjectSink + Send> Run<'_, S> {
         let gr = r.group_resource();
         if r.group.is_empty() && r.resource == "persistentvolumeclaims" {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) {
-                if let Some(pv) = v.pointer("/spec/volumeName").and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
+                if let Some(pv) = v
+                    .pointer("/spec/volumeName")
+                    .and_then(|v| v.as_str())
+                    .filter(|s| !s.is_empty())
+                {
                     self.claimed_volumes.insert(pv.to_string());
                 }
             }
@@ -321,7 +401,11 @@ impl<S: ObjectSink + Send> Run<'_, S> {
             raw.to_vec()
         };
         let entry = ObjectEntry {
-            key: ObjectKey { resource: gr.clone(), namespace: namespace.clone(), name: meta.name.clone() },
+            key: ObjectKey {
+                resource: gr.clone(),
+                namespace: namespace.clone(),
+                name: meta.name.clone(),
+            },
             version: r.version.clone(),
             preferred,
             attrs: ObjectAttrs {
@@ -350,8 +434,11 @@ impl<S: ObjectSink + Send> Run<'_, S> {
     /// GETs one object and takes it (a PV of a claim, a CRD of a resource).
     async fn pull_in(&mut self, r: &ResourceInfo, name: &str) -> Result<()> {
         let path = format!("{}/{name}", r.collection_path(None));
-        let Some(object) = self.cluster.get(&path).await? else { return Ok(()) };
-        let raw = serde_json::value::to_raw_value(&object).map_err(|e| Error::bad_object(&path, e))?;
+        let Some(object) = self.cluster.get(&path).await? else {
+            return Ok(());
+        };
+        let raw =
+            serde_json::value::to_raw_value(&object).map_err(|e| Error::bad_object(&path, e))?;
         self.take(r, raw, true, true).await.map(|_| ())
     }
 
@@ -360,7 +447,9 @@ impl<S: ObjectSink + Send> Run<'_, S> {
         if self.listed.contains(&pvs) || !self.filter.allows_pulled_in(&pvs) {
             return Ok(());
         }
-        let Some(r) = self.discovery.preferred(&pvs).cloned() else { return Ok(()) };
+        let Some(r) = self.discovery.preferred(&pvs).cloned() else {
+            return Ok(());
+        };
         for name in std::mem::take(&mut self.claimed_volumes) {
             self.pull_in(&r, &name).await?;
         }
@@ -374,9 +463,16 @@ impl<S: ObjectSink + Send> Run<'_, S> {
         if self.listed.contains(&crds) || !self.filter.allows_pulled_in(&crds) {
             return Ok(());
         }
-        let Some(r) = self.discovery.preferred(&crds).cloned() else { return Ok(()) };
+        let Some(r) = self.discovery.preferred(&crds).cloned() else {
+            return Ok(());
+        };
         // CRD groups must contain a dot; built-in groups without one need no GET.
-        let custom: Vec<GroupResource> = self.with_items.iter().filter(|gr| gr.group.contains('.')).cloned().collect();
+        let custom: Vec<GroupResource> = self
+            .with_items
+            .iter()
+            .filter(|gr| gr.group.contains('.'))
+            .cloned()
+            .collect();
         for gr in custom {
             self.pull_in(&r, &gr.to_string()).await?;
         }
@@ -385,12 +481,17 @@ impl<S: ObjectSink + Send> Run<'_, S> {
 
     /// The namespace objects, last: those holding backed-up objects, and
     /// those the namespace filter or the selector names (Velero's nsTracker).
-    async fn take_namespaces(&mut self, active: &BTreeMap<String, BTreeMap<String, String>>) -> Result<()> {
+    async fn take_namespaces(
+        &mut self,
+        active: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<()> {
         let gr = GroupResource::new("", "namespaces");
         if self.filter.resources.is_excluded(&gr.to_string()) {
             return Ok(());
         }
-        let Some(r) = self.discovery.preferred(&gr).cloned() else { return Ok(()) };
+        let Some(r) = self.discovery.preferred(&gr).cloned() else {
+            return Ok(());
+        };
         let by_filter = !(self.filter.namespaces.everything() && self.selector.is_some());
         let wanted: Vec<String> = active
             .iter()
@@ -410,9 +511,18 @@ impl<S: ObjectSink + Send> Run<'_, S> {
 
 /// Puts `apiVersion` and `kind` first in an object's JSON bytes.
 pub(crate) fn with_type_meta(raw: &[u8], api_version: &str, kind: &str) -> Vec<u8> {
-    let mut out = format!("{{\"apiVersion\":{},\"kind\":{}", serde_json::json!(api_version), serde_json::json!(kind)).into_bytes();
+    let mut out = format!(
+        "{{\"apiVersion\":{},\"kind\":{}",
+        serde_json::json!(api_version),
+        serde_json::json!(kind)
+    )
+    .into_bytes();
     let rest = raw.strip_prefix(b"{").unwrap_or(raw);
-    if rest.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'}') {
+    if rest
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b != b'}')
+    {
         out.push(b',');
     }
     out.extend_from_slice(rest);

@@ -50,7 +50,9 @@ impl ResourceInfo {
 
     /// Whether every one of `verbs` is allowed.
     pub fn supports(&self, verbs: &[&str]) -> bool {
-        verbs.iter().all(|v| self.verbs.iter().any(|have| have == v))
+        verbs
+            .iter()
+            .all(|v| self.verbs.iter().any(|have| have == v))
     }
 
     /// Whether a backup can take it and a restore give it back: Velero's rule
@@ -155,7 +157,11 @@ impl Discovery {
         let mut out = Vec::new();
         for group in &self.groups {
             for version in &group.versions {
-                for r in self.resources.iter().filter(|r| r.group == group.name && &r.version == version) {
+                for r in self
+                    .resources
+                    .iter()
+                    .filter(|r| r.group == group.name && &r.version == version)
+                {
                     if seen.insert(r.resource.as_str()) {
                         out.push(r);
                     }
@@ -181,8 +187,15 @@ impl Discovery {
 
     /// The versions serving `gr`, in the group's preference order.
     pub fn versions_of(&self, gr: &GroupResource) -> Vec<&str> {
-        let Some(group) = self.group(&gr.group) else { return Vec::new() };
-        group.versions.iter().filter(|v| self.find(gr, v).is_some()).map(String::as_str).collect()
+        let Some(group) = self.group(&gr.group) else {
+            return Vec::new();
+        };
+        group
+            .versions
+            .iter()
+            .filter(|v| self.find(gr, v).is_some())
+            .map(String::as_str)
+            .collect()
     }
 
     /// Resolves what a person typed (`deploy`, `deployment`, `Deployment`,
@@ -200,19 +213,29 @@ impl Discovery {
         };
         // A full name first (`deployments.apps`), then the bare name.
         if let Some((name, group)) = text.split_once('.') {
-            if let Some(r) = self.preferred_resources().into_iter().find(|r| r.group == group && matches(r, name)) {
+            if let Some(r) = self
+                .preferred_resources()
+                .into_iter()
+                .find(|r| r.group == group && matches(r, name))
+            {
                 return Some(r.group_resource());
             }
         }
-        self.preferred_resources().into_iter().find(|r| matches(r, &text)).map(ResourceInfo::group_resource)
+        self.preferred_resources()
+            .into_iter()
+            .find(|r| matches(r, &text))
+            .map(ResourceInfo::group_resource)
     }
 
     /// Adds what a CustomResourceDefinition serves, as the API server does
     /// once it is Established. Replaces an earlier definition of the group's
     /// resource.
     pub fn add_crd(&mut self, crd: &Value) {
-        let Some(crd) = CrdNames::parse(crd) else { return };
-        self.resources.retain(|r| !(r.group == crd.group && r.resource == crd.plural));
+        let Some(crd) = CrdNames::parse(crd) else {
+            return;
+        };
+        self.resources
+            .retain(|r| !(r.group == crd.group && r.resource == crd.plural));
         for version in &crd.served {
             self.resources.push(ResourceInfo {
                 group: crd.group.clone(),
@@ -221,9 +244,18 @@ impl Discovery {
                 kind: crd.kind.clone(),
                 singular: crd.singular.clone(),
                 namespaced: crd.namespaced,
-                verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-                    .map(String::from)
-                    .to_vec(),
+                verbs: [
+                    "create",
+                    "delete",
+                    "deletecollection",
+                    "get",
+                    "list",
+                    "patch",
+                    "update",
+                    "watch",
+                ]
+                .map(String::from)
+                .to_vec(),
                 short_names: crd.short_names.clone(),
                 subresources: crd.subresources.clone(),
             });
@@ -233,20 +265,28 @@ impl Discovery {
 
     /// Removes what a deleted CustomResourceDefinition served.
     pub fn remove_crd(&mut self, group: &str, plural: &str) {
-        self.resources.retain(|r| !(r.group == group && r.resource == plural));
+        self.resources
+            .retain(|r| !(r.group == group && r.resource == plural));
         self.rebuild_group(group);
     }
 
     // A CRD-served group lists its versions by Kubernetes version priority.
     fn rebuild_group(&mut self, group: &str) {
-        let mut versions: Vec<String> =
-            self.resources.iter().filter(|r| r.group == group).map(|r| r.version.clone()).collect();
+        let mut versions: Vec<String> = self
+            .resources
+            .iter()
+            .filter(|r| r.group == group)
+            .map(|r| r.version.clone())
+            .collect();
         versions.sort();
         versions.dedup();
         version::sort_by_priority(&mut versions);
         self.groups.retain(|g| g.name != group);
         if !versions.is_empty() {
-            self.groups.push(GroupVersions { name: group.to_string(), versions });
+            self.groups.push(GroupVersions {
+                name: group.to_string(),
+                versions,
+            });
         }
     }
 }
@@ -269,7 +309,12 @@ impl CrdNames {
     pub(crate) fn parse(crd: &Value) -> Option<Self> {
         let spec = crd.get("spec")?;
         let names = spec.get("names")?;
-        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let text = |v: &Value, k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let plural = text(names, "plural");
         let group = text(spec, "group");
         if plural.is_empty() || group.is_empty() {
@@ -277,7 +322,12 @@ impl CrdNames {
         }
         let mut served = Vec::new();
         let mut subresources = BTreeSet::new();
-        for v in spec.get("versions").and_then(Value::as_array).into_iter().flatten() {
+        for v in spec
+            .get("versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if v.get("served").and_then(Value::as_bool) == Some(true) {
                 served.push(text(v, "name"));
                 if let Some(subs) = v.get("subresources").and_then(Value::as_object) {
@@ -292,7 +342,12 @@ impl CrdNames {
             short_names: names
                 .get("shortNames")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default(),
             namespaced: text(spec, "scope") != "Cluster",
             served,
@@ -414,12 +469,20 @@ impl AggregatedResource {
             group: group.to_string(),
             version: version.to_string(),
             resource: self.resource.clone(),
-            kind: self.response_kind.as_ref().map(|k| k.kind.clone()).unwrap_or_default(),
+            kind: self
+                .response_kind
+                .as_ref()
+                .map(|k| k.kind.clone())
+                .unwrap_or_default(),
             singular: self.singular_resource.clone(),
             namespaced: self.scope == "Namespaced",
             verbs: self.verbs.clone(),
             short_names: self.short_names.clone(),
-            subresources: self.subresources.iter().map(|s| s.subresource.clone()).collect(),
+            subresources: self
+                .subresources
+                .iter()
+                .map(|s| s.subresource.clone())
+                .collect(),
         }
     }
 }
@@ -479,15 +542,31 @@ mod tests {
     #[test]
     fn preferred_resources_take_each_resource_at_its_first_version() {
         let d = Discovery {
-            groups: vec![GroupVersions { name: "autoscaling".into(), versions: vec!["v2".into(), "v1".into()] }],
+            groups: vec![GroupVersions {
+                name: "autoscaling".into(),
+                versions: vec!["v2".into(), "v1".into()],
+            }],
             resources: vec![
-                res("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+                res(
+                    "autoscaling",
+                    "v1",
+                    "horizontalpodautoscalers",
+                    "HorizontalPodAutoscaler",
+                ),
                 res("autoscaling", "v1", "onlyold", "OnlyOld"),
-                res("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+                res(
+                    "autoscaling",
+                    "v2",
+                    "horizontalpodautoscalers",
+                    "HorizontalPodAutoscaler",
+                ),
             ],
         };
-        let preferred: Vec<_> =
-            d.preferred_resources().iter().map(|r| format!("{}/{}", r.version, r.resource)).collect();
+        let preferred: Vec<_> = d
+            .preferred_resources()
+            .iter()
+            .map(|r| format!("{}/{}", r.version, r.resource))
+            .collect();
         assert_eq!(preferred, ["v2/horizontalpodautoscalers", "v1/onlyold"]);
         let gr = GroupResource::new("autoscaling", "horizontalpodautoscalers");
         assert_eq!(d.versions_of(&gr), ["v2", "v1"]);

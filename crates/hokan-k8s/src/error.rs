@@ -22,7 +22,9 @@ pub enum Error {
 
     /// The API server could not be reached at all (connection refused, TLS,
     /// timeout). Retrying may help.
-    #[error("cannot reach the Kubernetes API server for {what}: {reason}; check the server address and network, then retry")]
+    #[error(
+        "cannot reach the Kubernetes API server for {what}: {reason}; check the server address and network, then retry"
+    )]
     Unreachable {
         /// The request, e.g. `list apps/deployments in shop`.
         what: String,
@@ -47,7 +49,9 @@ pub enum Error {
 
     /// A custom resource definition did not become Established in time, so
     /// its custom resources cannot be restored.
-    #[error("custom resource definition {name} was not Established after {seconds} s; check `kubectl describe crd {name}` (a conversion webhook or invalid schema) and retry with a longer timeout")]
+    #[error(
+        "custom resource definition {name} was not Established after {seconds} s; check `kubectl describe crd {name}` (a conversion webhook or invalid schema) and retry with a longer timeout"
+    )]
     CrdNotEstablished {
         /// The CRD's name (`plural.group`).
         name: String,
@@ -139,11 +143,22 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn bad_object(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Error::BadObject { what: what.into(), reason: reason.to_string() }
+        Error::BadObject {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
     }
 }

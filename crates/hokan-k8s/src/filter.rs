@@ -34,7 +34,10 @@ impl IncludesExcludes {
                 })
                 .collect()
         };
-        Ok(IncludesExcludes { includes: compile(includes, false)?, excludes: compile(excludes, true)? })
+        Ok(IncludesExcludes {
+            includes: compile(includes, false)?,
+            excludes: compile(excludes, true)?,
+        })
     }
 
     /// Whether `name` passes.
@@ -42,7 +45,11 @@ impl IncludesExcludes {
         if self.is_excluded(name) {
             return false;
         }
-        self.includes.is_empty() || self.includes.iter().any(|(p, m)| p == "*" || m.is_match(name))
+        self.includes.is_empty()
+            || self
+                .includes
+                .iter()
+                .any(|(p, m)| p == "*" || m.is_match(name))
     }
 
     /// Whether `name` is named by the exclude list.
@@ -53,7 +60,9 @@ impl IncludesExcludes {
     /// Whether `name` is named explicitly (not through `*` or an empty list)
     /// by the include list.
     pub fn names(&self, name: &str) -> bool {
-        self.includes.iter().any(|(p, m)| p != "*" && m.is_match(name))
+        self.includes
+            .iter()
+            .any(|(p, m)| p != "*" && m.is_match(name))
     }
 
     /// Whether everything passes: no excludes and no includes but `*`.
@@ -66,7 +75,11 @@ impl IncludesExcludes {
 /// (`deploy` → `deployments.apps`) before matching, as Velero's
 /// `GetResourceIncludesExcludes` does. Items that do not resolve are kept as
 /// written, so `*.operators.coreos.com` stays a glob.
-pub fn resource_filter(discovery: &Discovery, includes: &[String], excludes: &[String]) -> Result<IncludesExcludes> {
+pub fn resource_filter(
+    discovery: &Discovery,
+    includes: &[String],
+    excludes: &[String],
+) -> Result<IncludesExcludes> {
     let resolve = |list: &[String]| -> Vec<String> {
         list.iter()
             .map(|item| item.trim())
@@ -75,7 +88,10 @@ pub fn resource_filter(discovery: &Discovery, includes: &[String], excludes: &[S
                 if item == "*" || item.contains(['*', '?', '[', '{']) {
                     return item.to_string();
                 }
-                discovery.resolve(item).map(|gr| gr.to_string()).unwrap_or_else(|| item.to_string())
+                discovery
+                    .resolve(item)
+                    .map(|gr| gr.to_string())
+                    .unwrap_or_else(|| item.to_string())
             })
             .collect()
     };
@@ -131,7 +147,9 @@ impl ScopeFilter {
         if !namespaced {
             match self.cluster {
                 ClusterResources::Exclude => return false,
-                ClusterResources::Auto if !(self.namespaces.everything() && self.resources.everything()) => {
+                ClusterResources::Auto
+                    if !(self.namespaces.everything() && self.resources.everything()) =>
+                {
                     return false;
                 }
                 _ => {}
@@ -167,7 +185,8 @@ mod tests {
 
     #[test]
     fn includes_minus_excludes_with_globs() {
-        let f = IncludesExcludes::new("ns", &list(&["app-*", "db"]), &list(&["app-old*", "*"])).unwrap();
+        let f = IncludesExcludes::new("ns", &list(&["app-*", "db"]), &list(&["app-old*", "*"]))
+            .unwrap();
         assert!(f.includes("app-web"));
         assert!(f.includes("db"));
         assert!(!f.includes("app-old1"));
@@ -186,19 +205,34 @@ mod tests {
             resources: IncludesExcludes::default(),
             cluster: ClusterResources::Auto,
         };
-        assert!(everything.lists(&gr, false), "auto + full backup takes cluster resources");
+        assert!(
+            everything.lists(&gr, false),
+            "auto + full backup takes cluster resources"
+        );
         let some_ns = ScopeFilter {
             namespaces: IncludesExcludes::new("ns", &list(&["shop"]), &[]).unwrap(),
             ..everything.clone()
         };
-        assert!(!some_ns.lists(&gr, false), "auto + some namespaces does not");
+        assert!(
+            !some_ns.lists(&gr, false),
+            "auto + some namespaces does not"
+        );
         assert!(some_ns.lists(&GroupResource::new("", "configmaps"), true));
         assert!(some_ns.allows_pulled_in(&GroupResource::new("", "persistentvolumes")));
-        let excluded = ScopeFilter { cluster: ClusterResources::Exclude, ..some_ns.clone() };
+        let excluded = ScopeFilter {
+            cluster: ClusterResources::Exclude,
+            ..some_ns.clone()
+        };
         assert!(!excluded.allows_pulled_in(&GroupResource::new("", "persistentvolumes")));
-        let included = ScopeFilter { cluster: ClusterResources::Include, ..some_ns };
+        let included = ScopeFilter {
+            cluster: ClusterResources::Include,
+            ..some_ns
+        };
         assert!(included.lists(&gr, false));
-        assert_eq!("auto".parse::<ClusterResources>().unwrap(), ClusterResources::Auto);
+        assert_eq!(
+            "auto".parse::<ClusterResources>().unwrap(),
+            ClusterResources::Auto
+        );
         assert!("maybe".parse::<ClusterResources>().is_err());
     }
 }

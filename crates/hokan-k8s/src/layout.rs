@@ -30,12 +30,22 @@ pub const VERSIONS_DIR: &str = "_versions";
 
 /// The path of one object in one version.
 pub fn object_path(key: &ObjectKey, version: &str, preferred: bool) -> String {
-    let group = if key.resource.group.is_empty() { CORE_GROUP } else { &key.resource.group };
+    let group = if key.resource.group.is_empty() {
+        CORE_GROUP
+    } else {
+        &key.resource.group
+    };
     let scope = key.namespace.as_deref().unwrap_or(CLUSTER_DIR);
     if preferred {
-        format!("{group}/{}/{scope}/{}.json", key.resource.resource, key.name)
+        format!(
+            "{group}/{}/{scope}/{}.json",
+            key.resource.resource, key.name
+        )
     } else {
-        format!("{group}/{}/{VERSIONS_DIR}/{version}/{scope}/{}.json", key.resource.resource, key.name)
+        format!(
+            "{group}/{}/{VERSIONS_DIR}/{version}/{scope}/{}.json",
+            key.resource.resource, key.name
+        )
     }
 }
 
@@ -59,15 +69,25 @@ pub fn parse_path(path: &str) -> Result<ParsedPath> {
         [g, r, v_dir, v, s, f] if *v_dir == VERSIONS_DIR => (*g, *r, Some(v.to_string()), *s, *f),
         _ => return Err(bad("expected group/resource/namespace/name.json")),
     };
-    let name = file.strip_suffix(".json").ok_or_else(|| bad("the file name does not end in .json"))?;
+    let name = file
+        .strip_suffix(".json")
+        .ok_or_else(|| bad("the file name does not end in .json"))?;
     check_name(name).map_err(|reason| bad(&reason))?;
     for segment in [group, resource, scope] {
         check_name(segment).map_err(|reason| bad(&reason))?;
     }
     let group = if group == CORE_GROUP { "" } else { group };
-    let namespace = if scope == CLUSTER_DIR { None } else { Some(scope.to_string()) };
+    let namespace = if scope == CLUSTER_DIR {
+        None
+    } else {
+        Some(scope.to_string())
+    };
     Ok(ParsedPath {
-        key: ObjectKey { resource: GroupResource::new(group, resource), namespace, name: name.to_string() },
+        key: ObjectKey {
+            resource: GroupResource::new(group, resource),
+            namespace,
+            name: name.to_string(),
+        },
         version,
     })
 }
@@ -103,9 +123,24 @@ mod tests {
     #[test]
     fn paths_round_trip() {
         let cases = [
-            (key("apps", "deployments", Some("ns1"), "web"), "v1", true, "apps/deployments/ns1/web.json"),
-            (key("", "configmaps", Some("ns1"), "cfg"), "v1", true, "core/configmaps/ns1/cfg.json"),
-            (key("", "namespaces", None, "ns1"), "v1", true, "core/namespaces/_cluster/ns1.json"),
+            (
+                key("apps", "deployments", Some("ns1"), "web"),
+                "v1",
+                true,
+                "apps/deployments/ns1/web.json",
+            ),
+            (
+                key("", "configmaps", Some("ns1"), "cfg"),
+                "v1",
+                true,
+                "core/configmaps/ns1/cfg.json",
+            ),
+            (
+                key("", "namespaces", None, "ns1"),
+                "v1",
+                true,
+                "core/namespaces/_cluster/ns1.json",
+            ),
             (
                 key("autoscaling", "horizontalpodautoscalers", Some("a"), "h"),
                 "v1",
@@ -113,7 +148,12 @@ mod tests {
                 "autoscaling/horizontalpodautoscalers/_versions/v1/a/h.json",
             ),
             (
-                key("rbac.authorization.k8s.io", "clusterroles", None, "system:controller:x"),
+                key(
+                    "rbac.authorization.k8s.io",
+                    "clusterroles",
+                    None,
+                    "system:controller:x",
+                ),
                 "v1",
                 true,
                 "rbac.authorization.k8s.io/clusterroles/_cluster/system:controller:x.json",

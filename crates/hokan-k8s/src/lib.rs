@@ -19,8 +19,12 @@ pub mod version;
 
 pub use backup::{BackupOptions, BackupSummary, backup};
 pub use cluster::{Cluster, ConnectOptions};
+pub use discovery::Discovery;
 pub use error::{Error, Result};
 pub use manifest_dir::ManifestDir;
 pub use memory::MemoryStore;
-pub use object::{GroupResource, ObjectAttrs, ObjectEntry, ObjectKey, StoredObject, api_version, split_api_version};
+pub use object::{
+    GroupResource, ObjectAttrs, ObjectEntry, ObjectKey, StoredObject, api_version,
+    split_api_version,
+};
 pub use seam::{ObjectSink, ObjectSource};

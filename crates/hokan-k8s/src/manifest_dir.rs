@@ -46,8 +46,9 @@ impl ManifestDir {
 
     fn walk(&self, dir: &Path, depth: usize, out: &mut Vec<ObjectEntry>) -> Result<()> {
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
-        let mut children: Vec<_> =
-            entries.collect::<std::io::Result<_>>().map_err(|e| Error::io("read directory", dir, e))?;
+        let mut children: Vec<_> = entries
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| Error::io("read directory", dir, e))?;
         children.sort_by_key(|e| e.file_name());
         for child in children {
             let path = child.path();
@@ -89,13 +90,16 @@ impl ManifestDir {
 
 impl ObjectSink for ManifestDir {
     async fn put(&mut self, object: StoredObject) -> Result<()> {
-        self.write_path(&object.entry.path(), &object.json).map(|_| ())
+        self.write_path(&object.entry.path(), &object.json)
+            .map(|_| ())
     }
 
     async fn finish(&mut self, summary: &BackupSummary) -> Result<()> {
         let file = self.root.join(SUMMARY_FILE);
-        std::fs::create_dir_all(&self.root).map_err(|e| Error::io("create directory", &self.root, e))?;
-        let json = serde_json::to_vec_pretty(summary).map_err(|e| Error::bad_object("summary", e))?;
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| Error::io("create directory", &self.root, e))?;
+        let json =
+            serde_json::to_vec_pretty(summary).map_err(|e| Error::bad_object("summary", e))?;
         std::fs::write(&file, json).map_err(|e| Error::io("write", &file, e))
     }
 }

@@ -70,6 +70,9 @@ impl ObjectSource for MemoryStore {
 
     async fn fetch(&self, entry: &ObjectEntry) -> Result<Vec<u8>> {
         let path = entry.path();
-        self.objects.get(&path).map(|o| o.json.clone()).ok_or(Error::NotFound { path })
+        self.objects
+            .get(&path)
+            .map(|o| o.json.clone())
+            .ok_or(Error::NotFound { path })
     }
 }

@@ -19,7 +19,10 @@ pub struct GroupResource {
 impl GroupResource {
     /// A group and resource.
     pub fn new(group: impl Into<String>, resource: impl Into<String>) -> Self {
-        GroupResource { group: group.into(), resource: resource.into() }
+        GroupResource {
+            group: group.into(),
+            resource: resource.into(),
+        }
     }
 
     /// Parses `resource.group` the way Kubernetes' `ParseGroupResource`
@@ -49,7 +52,11 @@ impl fmt::Display for GroupResource {
 
 /// `group/version`, or just `version` for the core group.
 pub fn api_version(group: &str, version: &str) -> String {
-    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
 }
 
 /// Splits an `apiVersion` into group and version (`v1` → `("", "v1")`).
@@ -206,14 +213,20 @@ mod tests {
 
     #[test]
     fn group_resource_parses_like_kubernetes() {
-        assert_eq!(GroupResource::parse("deployments.apps"), GroupResource::new("apps", "deployments"));
+        assert_eq!(
+            GroupResource::parse("deployments.apps"),
+            GroupResource::new("apps", "deployments")
+        );
         assert_eq!(
             GroupResource::parse("widgets.example.com"),
             GroupResource::new("example.com", "widgets")
         );
         assert_eq!(GroupResource::parse("pods"), GroupResource::new("", "pods"));
         assert_eq!(GroupResource::new("", "pods").to_string(), "pods");
-        assert_eq!(GroupResource::new("apps", "deployments").to_string(), "deployments.apps");
+        assert_eq!(
+            GroupResource::new("apps", "deployments").to_string(),
+            "deployments.apps"
+        );
     }
 
     #[test]

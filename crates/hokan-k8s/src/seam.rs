@@ -31,7 +31,8 @@ pub trait ObjectSink {
 
     /// Called once after the last object, with the backup's figures, when the
     /// backup succeeded.
-    fn finish(&mut self, summary: &crate::BackupSummary) -> impl Future<Output = Result<()>> + Send;
+    fn finish(&mut self, summary: &crate::BackupSummary)
+    -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Where a restore reads objects from.

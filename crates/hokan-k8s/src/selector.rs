@@ -72,25 +72,49 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
     }
     for (op, notin) in [(" notin ", true), (" in ", false)] {
         if let Some((key, set)) = part.split_once(op) {
-            let set = set.trim().strip_prefix('(').and_then(|s| s.strip_suffix(')')).ok_or_else(invalid)?;
-            let values = set.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+            let set = set
+                .trim()
+                .strip_prefix('(')
+                .and_then(|s| s.strip_suffix(')'))
+                .ok_or_else(invalid)?;
+            let values = set
+                .split(',')
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect();
             let key = check_key(key.trim())?;
-            return Ok(if notin { Requirement::NotIn(key, values) } else { Requirement::In(key, values) });
+            return Ok(if notin {
+                Requirement::NotIn(key, values)
+            } else {
+                Requirement::In(key, values)
+            });
         }
     }
     if let Some((key, value)) = part.split_once("!=") {
-        return Ok(Requirement::NotEquals(check_key(key.trim())?, value.trim().to_string()));
+        return Ok(Requirement::NotEquals(
+            check_key(key.trim())?,
+            value.trim().to_string(),
+        ));
     }
     if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
-        return Ok(Requirement::Equals(check_key(key.trim())?, value.trim().to_string()));
+        return Ok(Requirement::Equals(
+            check_key(key.trim())?,
+            value.trim().to_string(),
+        ));
     }
     Ok(Requirement::Exists(check_key(part)?))
 }
 
 fn check_key(key: &str) -> Result<String, String> {
     let ok = !key.is_empty()
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if ok { Ok(key.to_string()) } else { Err(format!("invalid label key {key:?}")) }
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if ok {
+        Ok(key.to_string())
+    } else {
+        Err(format!("invalid label key {key:?}"))
+    }
 }
 
 #[cfg(test)]
@@ -99,13 +123,30 @@ mod tests {
 
     #[test]
     fn selectors_match_like_the_api_server() {
-        let labels: BTreeMap<String, String> =
-            [("app", "web"), ("tier", "front")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let yes = ["app=web", "app==web", "app!=db", "tier in (front,back)", "env notin (prod)", "app", "!env", ""];
+        let labels: BTreeMap<String, String> = [("app", "web"), ("tier", "front")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let yes = [
+            "app=web",
+            "app==web",
+            "app!=db",
+            "tier in (front,back)",
+            "env notin (prod)",
+            "app",
+            "!env",
+            "",
+        ];
         for s in yes {
             assert!(Selector::parse(s).unwrap().matches(&labels), "{s}");
         }
-        let no = ["app=db", "tier in (back)", "!app", "env", "app=web,tier=back"];
+        let no = [
+            "app=db",
+            "tier in (back)",
+            "!app",
+            "env",
+            "app=web,tier=back",
+        ];
         for s in no {
             assert!(!Selector::parse(s).unwrap().matches(&labels), "{s}");
         }

@@ -12,7 +12,11 @@ use std::cmp::Ordering;
 /// `v1beta1` in this ordering, so a sorted list starts with the one to use).
 pub fn compare_priority(a: &str, b: &str) -> Ordering {
     match (parse(a), parse(b)) {
-        (Some(x), Some(y)) => x.level.cmp(&y.level).then(y.major.cmp(&x.major)).then(y.minor.cmp(&x.minor)),
+        (Some(x), Some(y)) => x
+            .level
+            .cmp(&y.level)
+            .then(y.major.cmp(&x.major))
+            .then(y.minor.cmp(&x.minor)),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => a.cmp(b),
@@ -33,14 +37,20 @@ struct KubeVersion {
 
 fn parse(v: &str) -> Option<KubeVersion> {
     let rest = v.strip_prefix('v')?;
-    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let (major, rest) = rest.split_at(digits);
     if major.is_empty() || major.starts_with('0') {
         return None;
     }
     let major = major.parse().ok()?;
     if rest.is_empty() {
-        return Some(KubeVersion { level: 0, major, minor: 0 });
+        return Some(KubeVersion {
+            level: 0,
+            major,
+            minor: 0,
+        });
     }
     let (level, minor) = if let Some(m) = rest.strip_prefix("beta") {
         (1, m)
@@ -52,7 +62,11 @@ fn parse(v: &str) -> Option<KubeVersion> {
     if minor.is_empty() || minor.starts_with('0') || !minor.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(KubeVersion { level, major, minor: minor.parse().ok()? })
+    Some(KubeVersion {
+        level,
+        major,
+        minor: minor.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -62,8 +76,18 @@ mod tests {
     #[test]
     fn matches_apimachinery_examples() {
         // The order given in apimachinery's documentation of the rule.
-        let expected =
-            ["v10", "v2", "v1", "v11beta2", "v10beta3", "v3beta1", "v12alpha1", "v11alpha2", "foo1", "foo10"];
+        let expected = [
+            "v10",
+            "v2",
+            "v1",
+            "v11beta2",
+            "v10beta3",
+            "v3beta1",
+            "v12alpha1",
+            "v11alpha2",
+            "foo1",
+            "foo10",
+        ];
         let mut shuffled: Vec<String> = expected.iter().rev().map(|s| s.to_string()).collect();
         shuffled.swap(2, 7);
         sort_by_priority(&mut shuffled);

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::discovery::{
-    AggregatedGroup, AggregatedList, AggregatedResource, AggregatedSubresource, AggregatedVersion, CrdNames,
-    NameOnly, ResourceList, ResponseKind,
+    AggregatedGroup, AggregatedList, AggregatedResource, AggregatedSubresource, AggregatedVersion,
+    CrdNames, NameOnly, ResourceList, ResponseKind,
 };
 use crate::{Error, Result};
 
@@ -40,22 +40,44 @@ impl Docs {
     pub fn load(data: &Path) -> Result<Self> {
         let apis: AggregatedList = read_json(&data.join("discovery/aggregated_v2.json"))?;
         let legacy: ResourceList = read_json(&data.join("discovery/api__v1.json"))?;
-        Ok(Docs { core: aggregate_core(&legacy), apis })
+        Ok(Docs {
+            core: aggregate_core(&legacy),
+            apis,
+        })
     }
 
     /// Registers a CRD's group, versions and resource, as the API server
     /// does once the CRD is Established.
     pub fn add_crd(&mut self, crd: &Value) {
-        let Some(names) = CrdNames::parse(crd) else { return };
+        let Some(names) = CrdNames::parse(crd) else {
+            return;
+        };
         self.remove_crd(&names.group, &names.plural);
         let resource = AggregatedResource {
             resource: names.plural.clone(),
-            response_kind: Some(ResponseKind { kind: names.kind.clone(), ..Default::default() }),
-            scope: if names.namespaced { "Namespaced" } else { "Cluster" }.into(),
+            response_kind: Some(ResponseKind {
+                kind: names.kind.clone(),
+                ..Default::default()
+            }),
+            scope: if names.namespaced {
+                "Namespaced"
+            } else {
+                "Cluster"
+            }
+            .into(),
             singular_resource: names.singular.clone(),
-            verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-                .map(String::from)
-                .to_vec(),
+            verbs: [
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]
+            .map(String::from)
+            .to_vec(),
             short_names: names.short_names.clone(),
             categories: Vec::new(),
             subresources: names
@@ -68,11 +90,18 @@ impl Docs {
                 })
                 .collect(),
         };
-        let idx = match self.apis.items.iter().position(|g| g.metadata.name == names.group) {
+        let idx = match self
+            .apis
+            .items
+            .iter()
+            .position(|g| g.metadata.name == names.group)
+        {
             Some(i) => i,
             None => {
                 self.apis.items.push(AggregatedGroup {
-                    metadata: NameOnly { name: names.group.clone() },
+                    metadata: NameOnly {
+                        name: names.group.clone(),
+                    },
                     versions: Vec::new(),
                 });
                 self.apis.items.len() - 1
@@ -89,12 +118,19 @@ impl Docs {
                 }),
             }
         }
-        group.versions.sort_by(|a, b| crate::version::compare_priority(&a.version, &b.version));
+        group
+            .versions
+            .sort_by(|a, b| crate::version::compare_priority(&a.version, &b.version));
     }
 
     /// Forgets a deleted CRD's resource (and its group once empty).
     pub fn remove_crd(&mut self, group: &str, plural: &str) {
-        for g in self.apis.items.iter_mut().filter(|g| g.metadata.name == group) {
+        for g in self
+            .apis
+            .items
+            .iter_mut()
+            .filter(|g| g.metadata.name == group)
+        {
             for v in &mut g.versions {
                 v.resources.retain(|r| r.resource != plural);
             }
@@ -105,12 +141,22 @@ impl Docs {
 
     /// The group's aggregated entry (`""` for core).
     pub fn group(&self, name: &str) -> Option<&AggregatedGroup> {
-        if name.is_empty() { self.core.items.first() } else { self.apis.items.iter().find(|g| g.metadata.name == name) }
+        if name.is_empty() {
+            self.core.items.first()
+        } else {
+            self.apis.items.iter().find(|g| g.metadata.name == name)
+        }
     }
 
     /// Legacy `/api`: `APIVersions`.
     pub fn api_versions(&self) -> Value {
-        let versions: Vec<&str> = self.core.items.iter().flat_map(|g| &g.versions).map(|v| v.version.as_str()).collect();
+        let versions: Vec<&str> = self
+            .core
+            .items
+            .iter()
+            .flat_map(|g| &g.versions)
+            .map(|v| v.version.as_str())
+            .collect();
         json!({
             "kind": "APIVersions",
             "versions": versions,
@@ -126,21 +172,33 @@ impl Docs {
 
     /// Legacy `/apis/<group>`: `APIGroup`.
     pub fn api_group(&self, name: &str) -> Option<Value> {
-        self.apis.items.iter().find(|g| g.metadata.name == name).map(|g| {
-            let mut v = api_group(g);
-            v["kind"] = json!("APIGroup");
-            v["apiVersion"] = json!("v1");
-            v
-        })
+        self.apis
+            .items
+            .iter()
+            .find(|g| g.metadata.name == name)
+            .map(|g| {
+                let mut v = api_group(g);
+                v["kind"] = json!("APIGroup");
+                v["apiVersion"] = json!("v1");
+                v
+            })
     }
 
     /// Legacy `/api/<v>` or `/apis/<group>/<v>`: `APIResourceList`, with
     /// subresources as `parent/sub` entries.
     pub fn resource_list(&self, group: &str, version: &str) -> Option<Value> {
-        let gv = self.group(group)?.versions.iter().find(|v| v.version == version)?;
+        let gv = self
+            .group(group)?
+            .versions
+            .iter()
+            .find(|v| v.version == version)?;
         let mut resources = Vec::new();
         for r in &gv.resources {
-            let kind = r.response_kind.as_ref().map(|k| k.kind.clone()).unwrap_or_default();
+            let kind = r
+                .response_kind
+                .as_ref()
+                .map(|k| k.kind.clone())
+                .unwrap_or_default();
             let namespaced = r.scope == "Namespaced";
             let mut entry = json!({
                 "name": r.resource, "singularName": r.singular_resource, "namespaced": namespaced,
@@ -154,7 +212,11 @@ impl Docs {
             }
             resources.push(entry);
             for s in &r.subresources {
-                let sub_kind = s.response_kind.as_ref().map(|k| k.kind.clone()).filter(|k| !k.is_empty());
+                let sub_kind = s
+                    .response_kind
+                    .as_ref()
+                    .map(|k| k.kind.clone())
+                    .filter(|k| !k.is_empty());
                 resources.push(json!({
                     "name": format!("{}/{}", r.resource, s.subresource), "singularName": "",
                     "namespaced": namespaced, "kind": sub_kind.unwrap_or_else(|| kind.clone()), "verbs": s.verbs,
@@ -186,8 +248,16 @@ fn aggregate_core(list: &ResourceList) -> AggregatedList {
     for r in list.resources.iter().filter(|r| !r.name.contains('/')) {
         resources.push(AggregatedResource {
             resource: r.name.clone(),
-            response_kind: Some(ResponseKind { kind: r.kind.clone(), ..Default::default() }),
-            scope: if r.namespaced { "Namespaced" } else { "Cluster" }.into(),
+            response_kind: Some(ResponseKind {
+                kind: r.kind.clone(),
+                ..Default::default()
+            }),
+            scope: if r.namespaced {
+                "Namespaced"
+            } else {
+                "Cluster"
+            }
+            .into(),
             singular_resource: r.singular_name.clone(),
             verbs: r.verbs.clone(),
             short_names: r.short_names.clone(),
@@ -200,7 +270,10 @@ fn aggregate_core(list: &ResourceList) -> AggregatedList {
             if let Some(p) = resources.iter_mut().find(|p| p.resource == parent) {
                 p.subresources.push(AggregatedSubresource {
                     subresource: sub.to_string(),
-                    response_kind: Some(ResponseKind { kind: r.kind.clone(), ..Default::default() }),
+                    response_kind: Some(ResponseKind {
+                        kind: r.kind.clone(),
+                        ..Default::default()
+                    }),
                     verbs: r.verbs.clone(),
                 });
             }
@@ -210,8 +283,14 @@ fn aggregate_core(list: &ResourceList) -> AggregatedList {
         api_version: "apidiscovery.k8s.io/v2".into(),
         kind: "APIGroupDiscoveryList".into(),
         items: vec![AggregatedGroup {
-            metadata: NameOnly { name: String::new() },
-            versions: vec![AggregatedVersion { version, resources, freshness: "Current".into() }],
+            metadata: NameOnly {
+                name: String::new(),
+            },
+            versions: vec![AggregatedVersion {
+                version,
+                resources,
+                freshness: "Current".into(),
+            }],
         }],
     }
 }

@@ -31,7 +31,12 @@ pub fn resource_of(discovery: &Discovery, object: &Value) -> Result<ResourceInfo
         .iter()
         .find(|r| r.group == group && r.version == version && r.kind == kind)
         .cloned()
-        .ok_or_else(|| Error::bad_object(format!("{api_version} {kind}"), "the test server does not serve this kind"))
+        .ok_or_else(|| {
+            Error::bad_object(
+                format!("{api_version} {kind}"),
+                "the test server does not serve this kind",
+            )
+        })
 }
 
 pub fn load(state: &mut State, data: &Path, namespace: &str) -> Result<FixtureReport> {
@@ -45,22 +50,41 @@ pub fn load(state: &mut State, data: &Path, namespace: &str) -> Result<FixtureRe
     let mut report = FixtureReport::default();
     for file in files {
         let bytes = std::fs::read(&file).map_err(|e| Error::io("read", &file, e))?;
-        let object: Value = serde_json::from_slice(&bytes).map_err(|e| Error::bad_object(file.display().to_string(), e))?;
+        let object: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::bad_object(file.display().to_string(), e))?;
         let Ok(r) = resource_of(&state.discovery, &object) else {
-            report.not_served.push(file.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            report.not_served.push(
+                file.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
             continue;
         };
         if !r.supports(&["create", "get"]) || object.get("metadata").is_none() {
-            report.not_served.push(file.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            report.not_served.push(
+                file.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
             continue;
         }
-        let rank = state.discovery.versions_of(&r.group_resource()).iter().position(|v| *v == r.version).unwrap_or(usize::MAX);
+        let rank = state
+            .discovery
+            .versions_of(&r.group_resource())
+            .iter()
+            .position(|v| *v == r.version)
+            .unwrap_or(usize::MAX);
         let key = r.group_resource().to_string();
         if chosen.get(&key).is_none_or(|(best, _, _)| rank < *best) {
             chosen.insert(key, (rank, r, object));
         }
     }
-    let ns_resource = state.discovery.preferred(&crate::GroupResource::new("", "namespaces")).cloned();
+    let ns_resource = state
+        .discovery
+        .preferred(&crate::GroupResource::new("", "namespaces"))
+        .cloned();
     if let Some(ns_r) = ns_resource {
         if !state.namespace_exists(namespace) {
             state.seed(&ns_r, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
@@ -89,7 +113,11 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { objects: 1000, namespaces: 10, seed: 1 }
+        GenerateOptions {
+            objects: 1000,
+            namespaces: 10,
+            seed: 1,
+        }
     }
 }
 
@@ -100,7 +128,10 @@ impl Default for GenerateOptions {
 pub fn generate(state: &mut State, options: &GenerateOptions) -> usize {
     let namespaces = options.namespaces.max(1);
     let resource = |state: &State, group: &str, resource: &str| {
-        state.discovery.preferred(&crate::GroupResource::new(group, resource)).cloned()
+        state
+            .discovery
+            .preferred(&crate::GroupResource::new(group, resource))
+            .cloned()
     };
     let kinds: Vec<Option<ResourceInfo>> = [
         ("", "configmaps"),
@@ -115,7 +146,9 @@ pub fn generate(state: &mut State, options: &GenerateOptions) -> usize {
     .iter()
     .map(|(g, r)| resource(state, g, r))
     .collect();
-    let Some(Some(ns_r)) = kinds.last().cloned() else { return 0 };
+    let Some(Some(ns_r)) = kinds.last().cloned() else {
+        return 0;
+    };
     for n in 0..namespaces {
         let name = format!("bench-{n:03}");
         if !state.namespace_exists(&name) {
@@ -129,7 +162,9 @@ pub fn generate(state: &mut State, options: &GenerateOptions) -> usize {
         let ns = format!("bench-{:03}", i % namespaces);
         let j = i / namespaces;
         let kind = SLOTS[j % SLOTS.len()];
-        let Some(r) = kinds[kind].clone() else { continue };
+        let Some(r) = kinds[kind].clone() else {
+            continue;
+        };
         let object = make(kind, &ns, j, options.seed);
         state.seed(&r, object);
     }
@@ -155,31 +190,43 @@ fn make(kind: usize, ns: &str, j: usize, seed: u64) -> Value {
         let line = format!("{salt} key=value setting_{j}={seed} threshold=0.75 enabled=true\n");
         line.repeat(len / line.len() + 1)[..len].to_string()
     };
-    let container = |name: &str| json!({
-        "name": name, "image": format!("registry.example.com/{app}/{name}:1.{}.{}", j % 9, seed % 7),
-        "ports": [{"containerPort": 8080, "protocol": "TCP", "name": "http"}],
-        "env": [{"name": "MODE", "value": "production"}, {"name": "APP", "value": app}],
-        "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
-        "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"}, "periodSeconds": 10},
-        "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent",
-    });
+    let container = |name: &str| {
+        json!({
+            "name": name, "image": format!("registry.example.com/{app}/{name}:1.{}.{}", j % 9, seed % 7),
+            "ports": [{"containerPort": 8080, "protocol": "TCP", "name": "http"}],
+            "env": [{"name": "MODE", "value": "production"}, {"name": "APP", "value": app}],
+            "resources": {"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"}, "periodSeconds": 10},
+            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent",
+        })
+    };
     let pod_spec = json!({"containers": [container("main"), container("sidecar")], "restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "serviceAccountName": "default", "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler"});
     let mut m = match kind {
-        0 => json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(format!("{app}-config-{j}")),
-            "data": {"app.properties": text(900 + j % 700, "cfg"), "logging.yaml": text(300, "log")}}),
-        1 => json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta(format!("{app}-secret-{j}")), "type": "Opaque",
-            "data": {"password": "c2VjcmV0LXBhc3N3b3JkLXZhbHVl", "tls.key": text(600, "S0VZ")}}),
-        2 => json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(format!("{app}-svc-{j}")),
+        0 => {
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(format!("{app}-config-{j}")),
+            "data": {"app.properties": text(900 + j % 700, "cfg"), "logging.yaml": text(300, "log")}})
+        }
+        1 => {
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta(format!("{app}-secret-{j}")), "type": "Opaque",
+            "data": {"password": "c2VjcmV0LXBhc3N3b3JkLXZhbHVl", "tls.key": text(600, "S0VZ")}})
+        }
+        2 => {
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": meta(format!("{app}-svc-{j}")),
             "spec": {"type": "ClusterIP", "clusterIP": format!("10.{}.{}.{}", 100 + (j / 62500) % 100, (j / 250) % 250, j % 250 + 1),
                 "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}], "selector": {"app": app}, "sessionAffinity": "None"},
-            "status": {"loadBalancer": {}}}),
-        3 => json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(format!("{app}-deploy-{j}")),
+            "status": {"loadBalancer": {}}})
+        }
+        3 => {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(format!("{app}-deploy-{j}")),
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": app}}, "template": {"metadata": {"labels": {"app": app}}, "spec": pod_spec},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600},
-            "status": {"observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2}}),
-        4 => json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta(format!("{app}-rs-{j}")),
+            "status": {"observedGeneration": 1, "replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 2}})
+        }
+        4 => {
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta(format!("{app}-rs-{j}")),
             "spec": {"replicas": 2, "selector": {"matchLabels": {"app": app}}, "template": {"metadata": {"labels": {"app": app}}, "spec": pod_spec}},
-            "status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "observedGeneration": 1}}),
+            "status": {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "observedGeneration": 1}})
+        }
         5 => {
             let mut spec = pod_spec.clone();
             spec["nodeName"] = json!(format!("node-{}", j % 12));
@@ -187,9 +234,12 @@ fn make(kind: usize, ns: &str, j: usize, seed: u64) -> Value {
                 "status": {"phase": "Running", "podIP": format!("10.244.{}.{}", j % 250, j % 200 + 2), "qosClass": "Burstable",
                     "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2024-05-01T12:01:00Z"}]}})
         }
-        _ => json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(format!("{app}-sa-{j}"))}),
+        _ => {
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(format!("{app}-sa-{j}"))})
+        }
     };
     let api_version = m["apiVersion"].as_str().unwrap_or_default().to_string();
-    m["metadata"]["managedFields"] = managed_fields("kubectl-client-side-apply", &api_version, seed + j as u64);
+    m["metadata"]["managedFields"] =
+        managed_fields("kubectl-client-side-apply", &api_version, seed + j as u64);
     m
 }

@@ -21,6 +21,7 @@
 
 mod docs;
 mod fixtures;
+mod harness;
 mod routes;
 mod state;
 mod write;
@@ -36,6 +37,7 @@ use serde_json::Value;
 
 pub use docs::data_dir;
 pub use fixtures::{FixtureReport, GenerateOptions};
+pub use harness::{KUBECONFIG_ENV, TestCluster};
 
 use crate::cluster::Cluster;
 use crate::{Error, Result};
@@ -76,7 +78,9 @@ pub struct TestServer {
 
 impl std::fmt::Debug for TestServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestServer").field("addr", &self.addr).finish()
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -97,18 +101,25 @@ impl TestServer {
     pub async fn start() -> Result<Self> {
         let data = data_dir();
         let docs = docs::Docs::load(&data)?;
-        let inner = Arc::new(Inner { state: Mutex::new(state::State::new(docs)), requests: Mutex::new(Vec::new()) });
+        let inner = Arc::new(Inner {
+            state: Mutex::new(state::State::new(docs)),
+            requests: Mutex::new(Vec::new()),
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| Error::io("listen on", "127.0.0.1:0", e))?;
-        let addr = listener.local_addr().map_err(|e| Error::io("listen on", "127.0.0.1:0", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("listen on", "127.0.0.1:0", e))?;
         let served = inner.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let inner = served.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(inner.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -122,13 +133,21 @@ impl TestServer {
 
     /// A [`Cluster`] connected to this server.
     pub fn cluster(&self) -> Result<Cluster> {
-        let uri: http::Uri = self.url().parse().map_err(|e: http::uri::InvalidUri| Error::Config {
+        let uri: http::Uri =
+            self.url()
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| Error::Config {
+                    reason: e.to_string(),
+                    fix: "this is a bug in the test server",
+                })?;
+        let client = kube::Client::try_from(kube::Config::new(uri)).map_err(|e| Error::Config {
             reason: e.to_string(),
             fix: "this is a bug in the test server",
         })?;
-        let client = kube::Client::try_from(kube::Config::new(uri))
-            .map_err(|e| Error::Config { reason: e.to_string(), fix: "this is a bug in the test server" })?;
-        Ok(Cluster::from_client(client, format!("test-server-{}", self.addr.port())))
+        Ok(Cluster::from_client(
+            client,
+            format!("test-server-{}", self.addr.port()),
+        ))
     }
 
     /// Every request answered so far, in order.
@@ -147,6 +166,20 @@ impl TestServer {
         lock(&self.inner.state).crd_establish_after = gets;
     }
 
+    /// Refuses every request to a resource with 403 Forbidden, as RBAC
+    /// does for a service account without rights to it.
+    pub fn forbid(&self, group: &str, resource: &str) {
+        lock(&self.inner.state)
+            .forbidden
+            .insert(crate::GroupResource::new(group, resource));
+    }
+
+    /// Serves legacy discovery only, as servers before 1.26 do (`true`
+    /// restores aggregated discovery).
+    pub fn set_aggregated_discovery(&self, on: bool) {
+        lock(&self.inner.state).aggregated = on;
+    }
+
     /// Stores objects as if created earlier and updated by controllers
     /// (status kept, server fields filled in, nothing validated, nothing
     /// recorded). Each object's `apiVersion` and `kind` pick its resource.
@@ -163,14 +196,30 @@ impl TestServer {
 
     /// How many objects the server holds.
     pub fn object_count(&self) -> usize {
-        lock(&self.inner.state).objects.values().map(|m| m.len()).sum()
+        lock(&self.inner.state)
+            .objects
+            .values()
+            .map(|m| m.len())
+            .sum()
     }
 
     /// The stored object, as served in its preferred version; `None` when absent.
-    pub fn object(&self, group: &str, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+    pub fn object(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         let state = lock(&self.inner.state);
-        let r = state.discovery.preferred(&crate::GroupResource::new(group, resource))?.clone();
-        let stored = state.objects.get(&r.group_resource())?.get(&(namespace.unwrap_or_default().to_string(), name.to_string()))?;
+        let r = state
+            .discovery
+            .preferred(&crate::GroupResource::new(group, resource))?
+            .clone();
+        let stored = state
+            .objects
+            .get(&r.group_resource())?
+            .get(&(namespace.unwrap_or_default().to_string(), name.to_string()))?;
         Some(state.served(&r, stored))
     }
 
@@ -191,18 +240,38 @@ impl TestServer {
     }
 }
 
-async fn handle(inner: Arc<Inner>, req: hyper::Request<Incoming>) -> std::result::Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+async fn handle(
+    inner: Arc<Inner>,
+    req: hyper::Request<Incoming>,
+) -> std::result::Result<hyper::Response<Full<Bytes>>, hyper::Error> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
-    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let body = req.into_body().collect().await?.to_bytes();
     let reply = {
         let mut state = lock(&inner.state);
+        let accept = if state.aggregated {
+            accept
+        } else {
+            String::new()
+        };
         routes::route(&mut state, &method, &path, &query, &accept, &body)
     };
-    let recorded_body = (!body.is_empty()).then(|| serde_json::from_slice(&body).unwrap_or(Value::Null));
-    lock(&inner.requests).push(RecordedRequest { method, path, query, body: recorded_body, status: reply.status });
+    let recorded_body =
+        (!body.is_empty()).then(|| serde_json::from_slice(&body).unwrap_or(Value::Null));
+    lock(&inner.requests).push(RecordedRequest {
+        method,
+        path,
+        query,
+        body: recorded_body,
+        status: reply.status,
+    });
     let response = hyper::Response::builder()
         .status(reply.status)
         .header(http::header::CONTENT_TYPE, reply.content_type)

@@ -19,7 +19,11 @@ const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGrou
 
 impl Reply {
     fn json(status: u16, v: &Value) -> Self {
-        Reply { status, content_type: JSON, body: serde_json::to_vec(v).unwrap_or_default() }
+        Reply {
+            status,
+            content_type: JSON,
+            body: serde_json::to_vec(v).unwrap_or_default(),
+        }
     }
 
     fn error(e: &ApiError) -> Self {
@@ -28,13 +32,29 @@ impl Reply {
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(404, "NotFound", "the server could not find the requested resource")
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
 }
 
 /// Answers one request.
-pub fn route(state: &mut State, method: &str, path: &str, query: &str, accept: &str, body: &[u8]) -> Reply {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    let aggregated = accept.contains("as=APIGroupDiscoveryList") && accept.contains("g=apidiscovery.k8s.io");
+pub fn route(
+    state: &mut State,
+    method: &str,
+    path: &str,
+    query: &str,
+    accept: &str,
+    body: &[u8],
+) -> Reply {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let aggregated =
+        accept.contains("as=APIGroupDiscoveryList") && accept.contains("g=apidiscovery.k8s.io");
     let discovery = |v: Option<Value>| match v {
         Some(v) => Reply::json(200, &v),
         None => Reply::error(&not_found()),
@@ -43,18 +63,31 @@ pub fn route(state: &mut State, method: &str, path: &str, query: &str, accept: &
         match segments.as_slice() {
             ["api"] if aggregated => {
                 let body = serde_json::to_vec(&state.docs.core).unwrap_or_default();
-                return Reply { status: 200, content_type: AGGREGATED, body };
+                return Reply {
+                    status: 200,
+                    content_type: AGGREGATED,
+                    body,
+                };
             }
             ["api"] => return Reply::json(200, &state.docs.api_versions()),
             ["apis"] if aggregated => {
                 let body = serde_json::to_vec(&state.docs.apis).unwrap_or_default();
-                return Reply { status: 200, content_type: AGGREGATED, body };
+                return Reply {
+                    status: 200,
+                    content_type: AGGREGATED,
+                    body,
+                };
             }
             ["apis"] => return Reply::json(200, &state.docs.group_list()),
             ["api", v] => return discovery(state.docs.resource_list("", v)),
             ["apis", g] => return discovery(state.docs.api_group(g)),
             ["apis", g, v] => return discovery(state.docs.resource_list(g, v)),
-            ["version"] => return Reply::json(200, &json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0-hokan-test"})),
+            ["version"] => {
+                return Reply::json(
+                    200,
+                    &json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0-hokan-test"}),
+                );
+            }
             _ => {}
         }
     }
@@ -66,6 +99,17 @@ pub fn route(state: &mut State, method: &str, path: &str, query: &str, accept: &
     let Some(target) = Target::parse(state, group, version, rest) else {
         return Reply::error(&not_found());
     };
+    if state.forbidden.contains(&target.resource.group_resource()) {
+        let r = &target.resource;
+        let message = format!(
+            "{} is forbidden: User \"system:serviceaccount:hokan:backup\" cannot {} resource \"{}\" in API group \"{}\"",
+            r.resource,
+            method.to_ascii_lowercase(),
+            r.resource,
+            r.group
+        );
+        return Reply::error(&ApiError::new(403, "Forbidden", message));
+    }
     let query = Query::parse(query);
     match target.handle(state, method, &query, body) {
         Ok(reply) => reply,
@@ -87,7 +131,10 @@ impl Target {
         // otherwise the path names a cluster-scoped resource (which may be
         // `namespaces` itself, with `status` or `finalize` after the name).
         if let ["namespaces", ns, resource, tail @ ..] = rest {
-            if let Some(r) = state.resource(group, version, resource).filter(|r| r.namespaced) {
+            if let Some(r) = state
+                .resource(group, version, resource)
+                .filter(|r| r.namespaced)
+            {
                 return Target::build(r, Some(ns.to_string()), tail);
             }
         }
@@ -105,10 +152,21 @@ impl Target {
             }
             _ => return None,
         };
-        Some(Target { resource, namespace, name, subresource })
+        Some(Target {
+            resource,
+            namespace,
+            name,
+            subresource,
+        })
     }
 
-    fn handle(&self, state: &mut State, method: &str, query: &Query, body: &[u8]) -> Result<Reply, ApiError> {
+    fn handle(
+        &self,
+        state: &mut State,
+        method: &str,
+        query: &Query,
+        body: &[u8],
+    ) -> Result<Reply, ApiError> {
         let r = &self.resource;
         let verb = match (method, &self.name) {
             ("GET", None) => "list",
@@ -124,25 +182,40 @@ impl Target {
             r.supports(&[verb]) && !verb.is_empty()
         };
         if !allowed {
-            return Err(ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"));
+            return Err(ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            ));
         }
         if r.namespaced && self.namespace.is_none() && verb != "list" {
             return Err(not_found());
         }
         let ns = self.namespace.as_deref().unwrap_or_default();
         let parse = || -> Result<Value, ApiError> {
-            serde_json::from_slice(body).map_err(|e| ApiError::new(400, "BadRequest", format!("the request body is not valid JSON: {e}")))
+            serde_json::from_slice(body).map_err(|e| {
+                ApiError::new(
+                    400,
+                    "BadRequest",
+                    format!("the request body is not valid JSON: {e}"),
+                )
+            })
         };
         match (verb, &self.name) {
             ("list", _) => {
                 let body = state.list(r, self.namespace.as_deref(), query)?;
-                Ok(Reply { status: 200, content_type: JSON, body })
+                Ok(Reply {
+                    status: 200,
+                    content_type: JSON,
+                    body,
+                })
             }
             ("create", _) => Ok(Reply::json(201, &state.create(r, ns, parse()?)?)),
             ("get", Some(name)) => Ok(Reply::json(200, &state.get(r, ns, name)?)),
-            ("update", Some(name)) => {
-                Ok(Reply::json(200, &state.update(r, ns, name, parse()?, self.subresource.is_some())?))
-            }
+            ("update", Some(name)) => Ok(Reply::json(
+                200,
+                &state.update(r, ns, name, parse()?, self.subresource.is_some())?,
+            )),
             ("delete", Some(name)) => Ok(Reply::json(200, &state.delete(r, ns, name)?)),
             _ => Err(not_found()),
         }

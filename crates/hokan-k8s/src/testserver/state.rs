@@ -9,9 +9,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::docs::Docs;
-use crate::selector::Selector;
 use crate::discovery::{Discovery, ResourceInfo};
 use crate::object::GroupResource;
+use crate::selector::Selector;
 
 /// An error answered as a `Status` object.
 #[derive(Debug)]
@@ -24,13 +24,22 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: Value::Null }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: Value::Null,
+        }
     }
 
     pub fn not_found(r: &ResourceInfo, name: &str) -> Self {
         ApiError {
             details: details(r, name),
-            ..ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(r)))
+            ..ApiError::new(
+                404,
+                "NotFound",
+                format!("{} \"{name}\" not found", qualified(r)),
+            )
         }
     }
 
@@ -44,10 +53,15 @@ impl ApiError {
     pub fn invalid(r: &ResourceInfo, name: &str, field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         let mut details = details(r, name);
-        details["causes"] = json!([{"reason": "FieldValueInvalid", "message": message, "field": field}]);
+        details["causes"] =
+            json!([{"reason": "FieldValueInvalid", "message": message, "field": field}]);
         ApiError {
             details,
-            ..ApiError::new(422, "Invalid", format!("{} \"{name}\" is invalid: {field}: {message}", r.kind))
+            ..ApiError::new(
+                422,
+                "Invalid",
+                format!("{} \"{name}\" is invalid: {field}: {message}", r.kind),
+            )
         }
     }
 
@@ -94,9 +108,16 @@ impl Stored {
         let labels = v
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
             .unwrap_or_default();
-        Stored { body: serde_json::to_vec(&v).unwrap_or_default(), labels }
+        Stored {
+            body: serde_json::to_vec(&v).unwrap_or_default(),
+            labels,
+        }
     }
 
     pub fn value(&self) -> Value {
@@ -121,6 +142,10 @@ pub struct State {
     pub crd_gets: HashMap<String, u32>,
     pub cluster_ips: BTreeSet<String>,
     pub node_ports: BTreeSet<u64>,
+    /// Whether aggregated discovery is offered.
+    pub aggregated: bool,
+    /// Resources every request to which is refused with 403, as RBAC would.
+    pub forbidden: BTreeSet<GroupResource>,
 }
 
 impl State {
@@ -137,11 +162,14 @@ impl State {
             crd_gets: HashMap::new(),
             cluster_ips: BTreeSet::new(),
             node_ports: BTreeSet::new(),
+            aggregated: true,
+            forbidden: BTreeSet::new(),
         }
     }
 
     pub fn refresh_discovery(&mut self) {
-        self.discovery = Discovery::from_aggregated(&[self.docs.core.clone(), self.docs.apis.clone()]);
+        self.discovery =
+            Discovery::from_aggregated(&[self.docs.core.clone(), self.docs.apis.clone()]);
     }
 
     pub fn next_rv(&mut self) -> u64 {
@@ -152,11 +180,20 @@ impl State {
     pub fn next_uid(&mut self) -> String {
         self.uids += 1;
         let n = self.uids;
-        format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", n as u32, (n >> 32) as u16, n % 0xfff, n % 0xfff, n)
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            n as u32,
+            (n >> 32) as u16,
+            n % 0xfff,
+            n % 0xfff,
+            n
+        )
     }
 
     pub fn resource(&self, group: &str, version: &str, resource: &str) -> Option<ResourceInfo> {
-        self.discovery.find(&GroupResource::new(group, resource), version).cloned()
+        self.discovery
+            .find(&GroupResource::new(group, resource), version)
+            .cloned()
     }
 
     pub fn namespace_exists(&self, ns: &str) -> bool {
@@ -186,11 +223,18 @@ impl State {
     }
 
     /// `GET` of a collection: one page, as JSON bytes.
-    pub fn list(&self, r: &ResourceInfo, ns: Option<&str>, query: &Query) -> Result<Vec<u8>, ApiError> {
+    pub fn list(
+        &self,
+        r: &ResourceInfo,
+        ns: Option<&str>,
+        query: &Query,
+    ) -> Result<Vec<u8>, ApiError> {
         let selector = Selector::parse(query.get("labelSelector").unwrap_or_default())
             .map_err(|m| ApiError::new(400, "BadRequest", m))?;
         let limit: usize = match query.get("limit") {
-            Some(l) => l.parse().map_err(|_| ApiError::new(400, "BadRequest", format!("invalid limit {l:?}")))?,
+            Some(l) => l
+                .parse()
+                .map_err(|_| ApiError::new(400, "BadRequest", format!("invalid limit {l:?}")))?,
             None => 0,
         };
         let (list_rv, start) = match query.get("continue").filter(|c| !c.is_empty()) {
@@ -253,7 +297,9 @@ impl State {
     }
 
     fn count_crd_get(&mut self, name: &str) {
-        let Some(count) = self.crd_gets.get_mut(name) else { return };
+        let Some(count) = self.crd_gets.get_mut(name) else {
+            return;
+        };
         *count += 1;
         if *count >= self.crd_establish_after {
             self.crd_gets.remove(name);
@@ -273,7 +319,11 @@ pub fn set_type_meta(v: &mut Value, r: &ResourceInfo) {
 }
 
 fn with_type_meta(body: &[u8], api_version: &str, kind: &str) -> Vec<u8> {
-    let head = format!("{{\"apiVersion\":{},\"kind\":{}", json!(api_version), json!(kind));
+    let head = format!(
+        "{{\"apiVersion\":{},\"kind\":{}",
+        json!(api_version),
+        json!(kind)
+    );
     let mut out = head.into_bytes();
     let rest = &body[1.min(body.len())..];
     if rest.first().is_some_and(|b| *b != b'}') {
@@ -286,20 +336,35 @@ fn with_type_meta(body: &[u8], api_version: &str, kind: &str) -> Vec<u8> {
 /// The continue token has the real server's shape: base64 of
 /// `{"v":"meta.k8s.io/v1","rv":N,"start":"ns/name\u0000"}`.
 fn encode_continue(rv: u64, last: &Key) -> String {
-    let start = if last.0.is_empty() { format!("{}\u{0}", last.1) } else { format!("{}/{}\u{0}", last.0, last.1) };
+    let start = if last.0.is_empty() {
+        format!("{}\u{0}", last.1)
+    } else {
+        format!("{}/{}\u{0}", last.0, last.1)
+    };
     let token = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start});
     base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
 }
 
 fn decode_continue(token: &str) -> Result<(u64, Option<Key>), ApiError> {
-    let bad = |why: &str| ApiError::new(400, "BadRequest", format!("continue key is not valid: {why}"));
-    let bytes = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad("not base64"))?;
+    let bad = |why: &str| {
+        ApiError::new(
+            400,
+            "BadRequest",
+            format!("continue key is not valid: {why}"),
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .map_err(|_| bad("not base64"))?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad("not JSON"))?;
     if v["v"] != "meta.k8s.io/v1" {
         return Err(bad("unknown version"));
     }
     let rv = v["rv"].as_u64().ok_or_else(|| bad("no resource version"))?;
-    let start = v["start"].as_str().ok_or_else(|| bad("no start key"))?.trim_end_matches('\u{0}');
+    let start = v["start"]
+        .as_str()
+        .ok_or_else(|| bad("no start key"))?
+        .trim_end_matches('\u{0}');
     let key = match start.split_once('/') {
         Some((ns, name)) => (ns.to_string(), name.to_string()),
         None => (String::new(), start.to_string()),
@@ -326,7 +391,10 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -337,7 +405,10 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 3;
@@ -361,11 +432,20 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
         let token = encode_continue(42, &("ns".into(), "b".into()));
-        assert_eq!(decode_continue(&token).unwrap(), (42, Some(("ns".into(), "b".into()))));
+        assert_eq!(
+            decode_continue(&token).unwrap(),
+            (42, Some(("ns".into(), "b".into())))
+        );
         assert_eq!(decode_continue("!!").unwrap_err().code, 400);
         assert_eq!(percent_decode("a%3Db%2Cc"), "a=b,c");
         assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(with_type_meta(b"{}", "v1", "X"), br#"{"apiVersion":"v1","kind":"X"}"#);
-        assert_eq!(with_type_meta(br#"{"a":1}"#, "v1", "X"), br#"{"apiVersion":"v1","kind":"X","a":1}"#);
+        assert_eq!(
+            with_type_meta(b"{}", "v1", "X"),
+            br#"{"apiVersion":"v1","kind":"X"}"#
+        );
+        assert_eq!(
+            with_type_meta(br#"{"a":1}"#, "v1", "X"),
+            br#"{"apiVersion":"v1","kind":"X","a":1}"#
+        );
     }
 }

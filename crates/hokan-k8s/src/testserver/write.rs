@@ -18,17 +18,35 @@ fn is(r: &ResourceInfo, group: &str, resource: &str) -> bool {
 
 impl State {
     /// `POST` to a collection.
-    pub fn create(&mut self, r: &ResourceInfo, ns: &str, mut body: Value) -> Result<Value, ApiError> {
+    pub fn create(
+        &mut self,
+        r: &ResourceInfo,
+        ns: &str,
+        mut body: Value,
+    ) -> Result<Value, ApiError> {
         check_type_meta(r, &body)?;
         let meta = body
             .get_mut("metadata")
             .and_then(Value::as_object_mut)
             .ok_or_else(|| ApiError::new(400, "BadRequest", "the object has no metadata"))?;
-        let mut name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if name.is_empty() {
-            let prefix = meta.get("generateName").and_then(Value::as_str).unwrap_or_default().to_string();
+            let prefix = meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if prefix.is_empty() {
-                return Err(ApiError::invalid(r, "", "metadata.name", "Required value: name or generateName is required"));
+                return Err(ApiError::invalid(
+                    r,
+                    "",
+                    "metadata.name",
+                    "Required value: name or generateName is required",
+                ));
             }
             name = format!("{prefix}{:05x}", self.uids + 1);
             meta.insert("name".into(), json!(name));
@@ -52,16 +70,35 @@ impl State {
         } else {
             meta.remove("namespace");
         }
-        if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|v| !v.is_empty()) {
+        if meta
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+        {
             return Err(ApiError::new(
                 500,
                 "InternalError",
                 "Internal error occurred: resourceVersion should not be set on objects to be created",
             ));
         }
-        let key = (if r.namespaced { ns.to_string() } else { String::new() }, name.clone());
-        if self.objects.get(&r.group_resource()).is_some_and(|m| m.contains_key(&key)) {
-            let mut e = ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(r)));
+        let key = (
+            if r.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.clone(),
+        );
+        if self
+            .objects
+            .get(&r.group_resource())
+            .is_some_and(|m| m.contains_key(&key))
+        {
+            let mut e = ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", qualified(r)),
+            );
             e.details = json!({"name": name, "group": r.group, "kind": r.resource});
             return Err(e);
         }
@@ -91,34 +128,68 @@ impl State {
         if is(r, CRD.0, CRD.1) {
             self.register_crd(&name, &mut body);
         }
-        self.objects.entry(r.group_resource()).or_default().insert(key.clone(), Stored::from_value(body));
+        self.objects
+            .entry(r.group_resource())
+            .or_default()
+            .insert(key.clone(), Stored::from_value(body));
         let stored = &self.objects[&r.group_resource()][&key];
         Ok(self.served(r, stored))
     }
 
     /// `PUT` of an object, or of its `status` subresource.
-    pub fn update(&mut self, r: &ResourceInfo, ns: &str, name: &str, body: Value, status: bool) -> Result<Value, ApiError> {
+    pub fn update(
+        &mut self,
+        r: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        body: Value,
+        status: bool,
+    ) -> Result<Value, ApiError> {
         check_type_meta(r, &body)?;
-        let key = (if r.namespaced { ns.to_string() } else { String::new() }, name.to_string());
+        let key = (
+            if r.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        );
         let existing = self
             .objects
             .get(&r.group_resource())
             .and_then(|m| m.get(&key))
             .map(Stored::value)
             .ok_or_else(|| ApiError::not_found(r, name))?;
-        let body_name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let body_name = body
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if body_name != name {
             return Err(ApiError::new(
                 400,
                 "BadRequest",
-                format!("the name of the object ({body_name}) does not match the name on the URL ({name})"),
+                format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                ),
             ));
         }
-        let sent_rv = body.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+        let sent_rv = body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if sent_rv.is_empty() {
-            return Err(ApiError::invalid(r, name, "metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update"));
+            return Err(ApiError::invalid(
+                r,
+                name,
+                "metadata.resourceVersion",
+                "Invalid value: 0x0: must be specified for an update",
+            ));
         }
-        if existing.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(sent_rv) {
+        if existing
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            != Some(sent_rv)
+        {
             let mut e = ApiError::new(
                 409,
                 "Conflict",
@@ -163,7 +234,10 @@ impl State {
             self.allocate_service(r, name, &mut updated, Some(&existing))?;
         }
         updated["metadata"]["resourceVersion"] = json!(self.next_rv().to_string());
-        self.objects.entry(r.group_resource()).or_default().insert(key.clone(), Stored::from_value(updated));
+        self.objects
+            .entry(r.group_resource())
+            .or_default()
+            .insert(key.clone(), Stored::from_value(updated));
         let stored = &self.objects[&r.group_resource()][&key];
         Ok(self.served(r, stored))
     }
@@ -172,7 +246,14 @@ impl State {
     /// namespace removes what is in it; deleting a CRD stops serving its
     /// resource. (A real server finalizes both in the background.)
     pub fn delete(&mut self, r: &ResourceInfo, ns: &str, name: &str) -> Result<Value, ApiError> {
-        let key = (if r.namespaced { ns.to_string() } else { String::new() }, name.to_string());
+        let key = (
+            if r.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        );
         let stored = self
             .objects
             .get_mut(&r.group_resource())
@@ -219,7 +300,11 @@ impl State {
                 m.remove("namespace");
             }
         }
-        let ns = if r.namespaced { meta["namespace"].as_str().unwrap_or_default().to_string() } else { String::new() };
+        let ns = if r.namespaced {
+            meta["namespace"].as_str().unwrap_or_default().to_string()
+        } else {
+            String::new()
+        };
         let name = meta["name"].as_str().unwrap_or_default().to_string();
         if is(r, CRD.0, CRD.1) {
             self.register_crd(&name, &mut body);
@@ -227,13 +312,20 @@ impl State {
         if is(r, "", "services") {
             self.note_service(&body);
         }
-        self.objects.entry(r.group_resource()).or_default().insert((ns, name), Stored::from_value(body));
+        self.objects
+            .entry(r.group_resource())
+            .or_default()
+            .insert((ns, name), Stored::from_value(body));
     }
 
     /// Records a CRD; it is Established at once, or after
     /// `crd_establish_after` GETs (a real server takes a moment).
     fn register_crd(&mut self, name: &str, body: &mut Value) {
-        let kind = |k: &str| body.pointer(&format!("/spec/names/{k}")).cloned().unwrap_or(Value::Null);
+        let kind = |k: &str| {
+            body.pointer(&format!("/spec/names/{k}"))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
         let accepted = json!({"plural": kind("plural"), "singular": kind("singular"), "kind": kind("kind"), "listKind": kind("listKind")});
         let stored: Vec<Value> = body
             .pointer("/spec/versions")
@@ -261,31 +353,52 @@ impl State {
 
     pub(super) fn establish_crd(&mut self, name: &str) {
         let gr = GroupResource::new(CRD.0, CRD.1);
-        let Some(stored) = self.objects.get(&gr).and_then(|m| m.get(&(String::new(), name.to_string()))) else {
+        let Some(stored) = self
+            .objects
+            .get(&gr)
+            .and_then(|m| m.get(&(String::new(), name.to_string())))
+        else {
             return;
         };
         let mut body = stored.value();
         set_established(&mut body);
         self.serve_crd(&body);
-        self.objects.entry(gr).or_default().insert((String::new(), name.to_string()), Stored::from_value(body));
+        self.objects
+            .entry(gr)
+            .or_default()
+            .insert((String::new(), name.to_string()), Stored::from_value(body));
     }
 
     fn serve_crd(&mut self, body: &Value) {
         self.docs.add_crd(body);
         self.refresh_discovery();
-        if let (Some(group), Some(plural)) =
-            (body.pointer("/spec/group").and_then(Value::as_str), body.pointer("/spec/names/plural").and_then(Value::as_str))
-        {
+        if let (Some(group), Some(plural)) = (
+            body.pointer("/spec/group").and_then(Value::as_str),
+            body.pointer("/spec/names/plural").and_then(Value::as_str),
+        ) {
             self.custom.insert(GroupResource::new(group, plural));
         }
     }
 
     /// Cluster IPs and node ports: kept from the old object on update when
     /// left empty, allocated when absent, refused when taken (422).
-    fn allocate_service(&mut self, r: &ResourceInfo, name: &str, body: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+    fn allocate_service(
+        &mut self,
+        r: &ResourceInfo,
+        name: &str,
+        body: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
         let spec = &mut body["spec"];
-        let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP")).and_then(Value::as_str).map(str::to_string);
-        let ip = spec.get("clusterIP").and_then(Value::as_str).unwrap_or_default().to_string();
+        let old_ip = old
+            .and_then(|o| o.pointer("/spec/clusterIP"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let ip = spec
+            .get("clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if spec.get("type").and_then(Value::as_str) != Some("ExternalName") {
             match (ip.as_str(), &old_ip) {
                 ("", Some(old_ip)) => spec["clusterIP"] = json!(old_ip),
@@ -299,36 +412,60 @@ impl State {
                 }
                 ("None", _) => {}
                 (ip, Some(old_ip)) if ip != old_ip => {
-                    return Err(ApiError::invalid(r, name, "spec.clusterIPs[0]", format!("Invalid value: {ip:?}: may not change once set")));
+                    return Err(ApiError::invalid(
+                        r,
+                        name,
+                        "spec.clusterIPs[0]",
+                        format!("Invalid value: {ip:?}: may not change once set"),
+                    ));
                 }
                 (_, Some(_)) => {}
                 (ip, None) => {
                     if !self.cluster_ips.insert(ip.to_string()) {
-                        return Err(ApiError::invalid(r, name, "spec.clusterIPs", format!("Invalid value: [\"{ip}\"]: failed to allocate IP {ip}: provided IP is already allocated")));
+                        return Err(ApiError::invalid(
+                            r,
+                            name,
+                            "spec.clusterIPs",
+                            format!(
+                                "Invalid value: [\"{ip}\"]: failed to allocate IP {ip}: provided IP is already allocated"
+                            ),
+                        ));
                     }
                 }
             }
             let ip = spec["clusterIP"].clone();
             spec["clusterIPs"] = json!([ip]);
         }
-        let wants_ports = matches!(spec.get("type").and_then(Value::as_str), Some("NodePort" | "LoadBalancer"));
+        let wants_ports = matches!(
+            spec.get("type").and_then(Value::as_str),
+            Some("NodePort" | "LoadBalancer")
+        );
         let old_ports: Vec<u64> = old
             .and_then(|o| o.pointer("/spec/ports"))
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|p| p["nodePort"].as_u64()).collect())
             .unwrap_or_default();
-        let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else { return Ok(()) };
+        let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else {
+            return Ok(());
+        };
         for (i, port) in ports.iter_mut().enumerate() {
             match port.get("nodePort").and_then(Value::as_u64) {
                 Some(p) if old_ports.contains(&p) => {}
                 Some(p) => {
                     if !(30000..=32767).contains(&p) || !self.node_ports.insert(p) {
-                        return Err(ApiError::invalid(r, name, &format!("spec.ports[{i}].nodePort"), format!("Invalid value: {p}: provided port is already allocated")));
+                        return Err(ApiError::invalid(
+                            r,
+                            name,
+                            &format!("spec.ports[{i}].nodePort"),
+                            format!("Invalid value: {p}: provided port is already allocated"),
+                        ));
                     }
                 }
                 None if wants_ports => {
                     let p = old_ports.get(i).copied().unwrap_or_else(|| {
-                        (30000..=32767).find(|p| !self.node_ports.contains(p)).unwrap_or(30000)
+                        (30000..=32767)
+                            .find(|p| !self.node_ports.contains(p))
+                            .unwrap_or(30000)
                     });
                     self.node_ports.insert(p);
                     port["nodePort"] = json!(p);
@@ -343,7 +480,12 @@ impl State {
         if let Some(ip) = body.pointer("/spec/clusterIP").and_then(Value::as_str) {
             self.cluster_ips.insert(ip.to_string());
         }
-        for p in body.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+        for p in body
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(n) = p["nodePort"].as_u64() {
                 self.node_ports.insert(n);
             }
@@ -354,7 +496,12 @@ impl State {
         if let Some(ip) = body.pointer("/spec/clusterIP").and_then(Value::as_str) {
             self.cluster_ips.remove(ip);
         }
-        for p in body.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+        for p in body
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(n) = p["nodePort"].as_u64() {
                 self.node_ports.remove(&n);
             }
@@ -363,7 +510,12 @@ impl State {
 }
 
 fn set_established(body: &mut Value) {
-    for c in body.pointer_mut("/status/conditions").and_then(Value::as_array_mut).into_iter().flatten() {
+    for c in body
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
         if c["type"] == "Established" {
             c["status"] = json!("True");
             c["reason"] = json!("InitialNamesAccepted");
@@ -375,20 +527,34 @@ fn set_established(body: &mut Value) {
 /// The body's `apiVersion` and `kind`, when given, must be the endpoint's.
 fn check_type_meta(r: &ResourceInfo, body: &Value) -> Result<(), ApiError> {
     if !body.is_object() {
-        return Err(ApiError::new(400, "BadRequest", "the request body is not a JSON object"));
+        return Err(ApiError::new(
+            400,
+            "BadRequest",
+            "the request body is not a JSON object",
+        ));
     }
     if let Some(v) = body.get("apiVersion").and_then(Value::as_str) {
         if v != r.api_version() {
             return Err(ApiError::new(
                 400,
                 "BadRequest",
-                format!("the API version in the data ({v}) does not match the expected API version ({})", r.api_version()),
+                format!(
+                    "the API version in the data ({v}) does not match the expected API version ({})",
+                    r.api_version()
+                ),
             ));
         }
     }
     if let Some(k) = body.get("kind").and_then(Value::as_str) {
         if k != r.kind {
-            return Err(ApiError::new(400, "BadRequest", format!("the kind in the data ({k}) does not match the expected kind ({})", r.kind)));
+            return Err(ApiError::new(
+                400,
+                "BadRequest",
+                format!(
+                    "the kind in the data ({k}) does not match the expected kind ({})",
+                    r.kind
+                ),
+            ));
         }
     }
     Ok(())
