@@ -11,6 +11,7 @@ pub mod layout;
 mod manifest_dir;
 mod memory;
 mod object;
+pub mod restore;
 mod seam;
 pub mod selector;
 #[cfg(feature = "test-server")]
@@ -26,5 +27,8 @@ pub use memory::MemoryStore;
 pub use object::{
     GroupResource, ObjectAttrs, ObjectEntry, ObjectKey, StoredObject, api_version,
     split_api_version,
+};
+pub use restore::{
+    ExistingPolicy, RestoreOptions, RestorePlan, RestoreReport, Target, execute, plan,
 };
 pub use seam::{ObjectSink, ObjectSource};
