@@ -16,6 +16,7 @@ mod seam;
 pub mod selector;
 #[cfg(feature = "test-server")]
 pub mod testserver;
+pub mod velero;
 pub mod version;
 
 pub use backup::{BackupOptions, BackupSummary, backup};
