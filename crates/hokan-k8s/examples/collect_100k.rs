@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use hokan_k8s::testserver::{GenerateOptions, TestServer};
 use hokan_k8s::{
-    BackupOptions, BackupSummary, Cluster, ManifestDir, ObjectSink, ObjectSource, RestoreOptions, StoredObject, Target,
-    backup, execute, plan,
+    BackupOptions, BackupSummary, Cluster, ManifestDir, ObjectSink, ObjectSource, RestoreOptions,
+    StoredObject, Target, backup, execute, plan,
 };
 
 /// A sink that keeps nothing but a running hash and count, standing in for
@@ -61,10 +61,17 @@ fn reset_peak() {
 }
 
 fn serve(objects: usize, namespaces: usize) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let server = TestServer::start().await.expect("start the test server");
-        server.generate(&GenerateOptions { objects, namespaces, seed: 1 });
+        server.generate(&GenerateOptions {
+            objects,
+            namespaces,
+            seed: 1,
+        });
         println!("READY {}", server.url());
         std::io::stdout().flush().ok();
         // Serve until the parent closes our stdin.
@@ -80,7 +87,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let objects: usize = args.get(1).map_or(Ok(100_000), |a| a.parse())?;
     let namespaces: usize = args.get(2).map_or(Ok(200), |a| a.parse())?;
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(objects, namespaces))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(objects, namespaces))
 }
 
 async fn run(objects: usize, namespaces: usize) -> Result<(), Box<dyn std::error::Error>> {
@@ -97,7 +107,10 @@ async fn run(objects: usize, namespaces: usize) -> Result<(), Box<dyn std::error
             break url.to_string();
         }
     };
-    println!("server with {objects} objects in {namespaces} namespaces ready in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "server with {objects} objects in {namespaces} namespaces ready in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let client = kube::Client::try_from(kube::Config::new(url.parse()?))?;
     let cluster = Cluster::from_client(client, "bench");
 
@@ -131,7 +144,13 @@ async fn run(objects: usize, namespaces: usize) -> Result<(), Box<dyn std::error
     let out = ManifestDir::new(dir.path().join("restore"));
     let restore_plan = plan(&manifests, None, &RestoreOptions::default()).await?;
     let planned = t.elapsed().as_secs_f64();
-    let report = execute(&restore_plan, &manifests, Target::Dir(&out), &RestoreOptions::default()).await?;
+    let report = execute(
+        &restore_plan,
+        &manifests,
+        Target::Dir(&out),
+        &RestoreOptions::default(),
+    )
+    .await?;
     println!(
         "restore to a directory: {} objects ({} planned in {planned:.2} s) in {:.2} s, peak RSS {:.1} MiB",
         report.outcomes.len(),

@@ -222,9 +222,8 @@ impl<S: ObjectSink + Send> Run<'_, S> {
             if preferred {
                 self.listed.insert(gr.clone());
             }
-            if !r.namespaced {
-                self.list_all(r, None, preferred).await?;
-            } else if self.filter.namespaces.everything() {
+            // Everything at once unless only some namespaces are wanted.
+            if !r.namespaced || self.filter.namespaces.everything() {
                 self.list_all(r, None, preferred).await?;
             } else {
                 for ns in active.keys() {
@@ -376,22 +375,21 @@ impl<S: ObjectSink + Send> Run<'_, S> {
         } else {
             None
         };
-        if let Some(ns) = &namespace {
-            if !self.filter.namespaces.includes(ns) || self.excluded_namespaces.contains(ns) {
-                return Ok(false);
-            }
+        if let Some(ns) = &namespace
+            && (!self.filter.namespaces.includes(ns) || self.excluded_namespaces.contains(ns))
+        {
+            return Ok(false);
         }
         let gr = r.group_resource();
-        if r.group.is_empty() && r.resource == "persistentvolumeclaims" {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) {
-                if let Some(pv) = v
-                    .pointer("/spec/volumeName")
-                    .and_then(|v| v.as_str())
-                    .filter(|s| !s.is_empty())
-                {
-                    self.claimed_volumes.insert(pv.to_string());
-                }
-            }
+        if r.group.is_empty()
+            && r.resource == "persistentvolumeclaims"
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw)
+            && let Some(pv) = v
+                .pointer("/spec/volumeName")
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+        {
+            self.claimed_volumes.insert(pv.to_string());
         }
         // Built-in kinds come in lists without apiVersion and kind; the
         // stored object must say what it is, as Velero's do.
@@ -422,9 +420,7 @@ impl<S: ObjectSink + Send> Run<'_, S> {
             *self.summary.resources.entry(gr.to_string()).or_default() += 1;
         }
         if let Some(ns) = namespace {
-            if !self.namespaces.contains(&ns) {
-                self.namespaces.insert(ns);
-            }
+            self.namespaces.insert(ns);
         }
         self.with_items.insert(gr);
         self.sink.put(StoredObject { entry, json }).await?;

@@ -212,14 +212,13 @@ impl Discovery {
                 || r.short_names.iter().any(|s| s == name)
         };
         // A full name first (`deployments.apps`), then the bare name.
-        if let Some((name, group)) = text.split_once('.') {
-            if let Some(r) = self
+        if let Some((name, group)) = text.split_once('.')
+            && let Some(r) = self
                 .preferred_resources()
                 .into_iter()
                 .find(|r| r.group == group && matches(r, name))
-            {
-                return Some(r.group_resource());
-            }
+        {
+            return Some(r.group_resource());
         }
         self.preferred_resources()
             .into_iter()

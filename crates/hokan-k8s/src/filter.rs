@@ -23,7 +23,7 @@ impl IncludesExcludes {
         let compile = |list: &[String], skip_star: bool| -> Result<Vec<(String, GlobMatcher)>> {
             list.iter()
                 .map(|s| s.trim())
-                .filter(|s| !s.is_empty() && !(skip_star && *s == "*"))
+                .filter(|s| !(s.is_empty() || (skip_star && *s == "*")))
                 .map(|s| {
                     let glob = Glob::new(s).map_err(|e| Error::InvalidOption {
                         option,

@@ -83,6 +83,11 @@ pub use discovery::Discovery;
 pub use error::{Error, Result};
 pub use manifest_dir::ManifestDir;
 pub use memory::MemoryStore;
-pub use object::{GroupResource, ObjectAttrs, ObjectEntry, ObjectKey, StoredObject, api_version, split_api_version};
-pub use restore::{ExistingPolicy, RestoreOptions, RestorePlan, RestoreReport, Target, execute, plan};
+pub use object::{
+    GroupResource, ObjectAttrs, ObjectEntry, ObjectKey, StoredObject, api_version,
+    split_api_version,
+};
+pub use restore::{
+    ExistingPolicy, RestoreOptions, RestorePlan, RestoreReport, Target, execute, plan,
+};
 pub use seam::{ObjectSink, ObjectSource};

@@ -140,14 +140,14 @@ fn map_namespace_at(
     mapping: &BTreeMap<String, String>,
     notes: &mut Vec<String>,
 ) {
-    if let Some(slot) = object.pointer_mut(pointer) {
-        if let Some(to) = slot.as_str().and_then(|ns| mapping.get(ns)) {
-            notes.push(format!(
-                "{} -> {to}",
-                pointer.trim_start_matches('/').replace('/', ".")
-            ));
-            *slot = Value::String(to.clone());
-        }
+    if let Some(slot) = object.pointer_mut(pointer)
+        && let Some(to) = slot.as_str().and_then(|ns| mapping.get(ns))
+    {
+        notes.push(format!(
+            "{} -> {to}",
+            pointer.trim_start_matches('/').replace('/', ".")
+        ));
+        *slot = Value::String(to.clone());
     }
 }
 

@@ -266,17 +266,17 @@ fn aggregate_core(list: &ResourceList) -> AggregatedList {
         });
     }
     for r in list.resources.iter() {
-        if let Some((parent, sub)) = r.name.split_once('/') {
-            if let Some(p) = resources.iter_mut().find(|p| p.resource == parent) {
-                p.subresources.push(AggregatedSubresource {
-                    subresource: sub.to_string(),
-                    response_kind: Some(ResponseKind {
-                        kind: r.kind.clone(),
-                        ..Default::default()
-                    }),
-                    verbs: r.verbs.clone(),
-                });
-            }
+        if let Some((parent, sub)) = r.name.split_once('/')
+            && let Some(p) = resources.iter_mut().find(|p| p.resource == parent)
+        {
+            p.subresources.push(AggregatedSubresource {
+                subresource: sub.to_string(),
+                response_kind: Some(ResponseKind {
+                    kind: r.kind.clone(),
+                    ..Default::default()
+                }),
+                verbs: r.verbs.clone(),
+            });
         }
     }
     AggregatedList {

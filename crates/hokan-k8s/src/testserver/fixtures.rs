@@ -85,10 +85,10 @@ pub fn load(state: &mut State, data: &Path, namespace: &str) -> Result<FixtureRe
         .discovery
         .preferred(&crate::GroupResource::new("", "namespaces"))
         .cloned();
-    if let Some(ns_r) = ns_resource {
-        if !state.namespace_exists(namespace) {
-            state.seed(&ns_r, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
-        }
+    if let Some(ns_r) = ns_resource
+        && !state.namespace_exists(namespace)
+    {
+        state.seed(&ns_r, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
     }
     for (key, (_, r, mut object)) in chosen {
         if r.namespaced {

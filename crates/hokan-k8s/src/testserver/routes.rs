@@ -130,13 +130,12 @@ impl Target {
         // `namespaces/<ns>/<resource>...` when <resource> is namespaced;
         // otherwise the path names a cluster-scoped resource (which may be
         // `namespaces` itself, with `status` or `finalize` after the name).
-        if let ["namespaces", ns, resource, tail @ ..] = rest {
-            if let Some(r) = state
+        if let ["namespaces", ns, resource, tail @ ..] = rest
+            && let Some(r) = state
                 .resource(group, version, resource)
                 .filter(|r| r.namespaced)
-            {
-                return Target::build(r, Some(ns.to_string()), tail);
-            }
+        {
+            return Target::build(r, Some(ns.to_string()), tail);
         }
         let (resource, tail) = rest.split_first()?;
         let r = state.resource(group, version, resource)?;

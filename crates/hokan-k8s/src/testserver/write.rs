@@ -114,10 +114,10 @@ impl State {
         meta.remove("selfLink");
         // Creating through the main resource never sets status where a
         // status subresource exists.
-        if r.subresources.iter().any(|s| s == "status") {
-            if let Some(o) = body.as_object_mut() {
-                o.remove("status");
-            }
+        if r.subresources.iter().any(|s| s == "status")
+            && let Some(o) = body.as_object_mut()
+        {
+            o.remove("status");
         }
         if is(r, "", "services") {
             self.allocate_service(r, &name, &mut body, None)?;
@@ -265,13 +265,13 @@ impl State {
                 objects.retain(|(object_ns, _), _| object_ns != name);
             }
         }
-        if is(r, CRD.0, CRD.1) {
-            if let Some((plural, group)) = name.split_once('.') {
-                self.objects.remove(&GroupResource::new(group, plural));
-                self.custom.remove(&GroupResource::new(group, plural));
-                self.docs.remove_crd(group, plural);
-                self.refresh_discovery();
-            }
+        if is(r, CRD.0, CRD.1)
+            && let Some((plural, group)) = name.split_once('.')
+        {
+            self.objects.remove(&GroupResource::new(group, plural));
+            self.custom.remove(&GroupResource::new(group, plural));
+            self.docs.remove_crd(group, plural);
+            self.refresh_discovery();
         }
         if is(r, "", "services") {
             self.release_service(&value);
@@ -451,16 +451,17 @@ impl State {
         for (i, port) in ports.iter_mut().enumerate() {
             match port.get("nodePort").and_then(Value::as_u64) {
                 Some(p) if old_ports.contains(&p) => {}
-                Some(p) => {
-                    if !(30000..=32767).contains(&p) || !self.node_ports.insert(p) {
-                        return Err(ApiError::invalid(
-                            r,
-                            name,
-                            &format!("spec.ports[{i}].nodePort"),
-                            format!("Invalid value: {p}: provided port is already allocated"),
-                        ));
-                    }
+                // A node port outside the range, or taken, is refused; a
+                // free one is taken.
+                Some(p) if !(30000..=32767).contains(&p) || !self.node_ports.insert(p) => {
+                    return Err(ApiError::invalid(
+                        r,
+                        name,
+                        &format!("spec.ports[{i}].nodePort"),
+                        format!("Invalid value: {p}: provided port is already allocated"),
+                    ));
                 }
+                Some(_) => {}
                 None if wants_ports => {
                     let p = old_ports.get(i).copied().unwrap_or_else(|| {
                         (30000..=32767)
@@ -533,29 +534,29 @@ fn check_type_meta(r: &ResourceInfo, body: &Value) -> Result<(), ApiError> {
             "the request body is not a JSON object",
         ));
     }
-    if let Some(v) = body.get("apiVersion").and_then(Value::as_str) {
-        if v != r.api_version() {
-            return Err(ApiError::new(
-                400,
-                "BadRequest",
-                format!(
-                    "the API version in the data ({v}) does not match the expected API version ({})",
-                    r.api_version()
-                ),
-            ));
-        }
+    if let Some(v) = body.get("apiVersion").and_then(Value::as_str)
+        && v != r.api_version()
+    {
+        return Err(ApiError::new(
+            400,
+            "BadRequest",
+            format!(
+                "the API version in the data ({v}) does not match the expected API version ({})",
+                r.api_version()
+            ),
+        ));
     }
-    if let Some(k) = body.get("kind").and_then(Value::as_str) {
-        if k != r.kind {
-            return Err(ApiError::new(
-                400,
-                "BadRequest",
-                format!(
-                    "the kind in the data ({k}) does not match the expected kind ({})",
-                    r.kind
-                ),
-            ));
-        }
+    if let Some(k) = body.get("kind").and_then(Value::as_str)
+        && k != r.kind
+    {
+        return Err(ApiError::new(
+            400,
+            "BadRequest",
+            format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                r.kind
+            ),
+        ));
     }
     Ok(())
 }
