@@ -445,3 +445,70 @@ async fn a_forbidden_resource_is_reported_and_the_rest_backed_up() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn an_unchanged_cluster_backs_up_to_the_same_bytes_and_a_change_shows() {
+    let cluster = TestCluster::in_process().await.unwrap();
+    let server = cluster.server().unwrap();
+    server.generate(&GenerateOptions {
+        objects: 600,
+        namespaces: 3,
+        seed: 3,
+    });
+    let mut first = MemoryStore::new();
+    let mut second = MemoryStore::new();
+    backup(cluster.cluster(), &BackupOptions::default(), &mut first)
+        .await
+        .unwrap();
+    backup(cluster.cluster(), &BackupOptions::default(), &mut second)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), second.len());
+    for o in first.objects() {
+        assert_eq!(
+            second.get(&o.entry.path()).unwrap().json,
+            o.json,
+            "{} changed between two backups",
+            o.entry.path()
+        );
+    }
+    // One edit changes exactly one object's bytes.
+    let path = "/api/v1/namespaces/bench-000/configmaps/app0-config-0";
+    let mut cm = cluster.cluster().get(path).await.unwrap().unwrap();
+    cm["data"]["extra"] = json!("1");
+    cluster.cluster().replace(path, &cm).await.unwrap();
+    let mut third = MemoryStore::new();
+    backup(cluster.cluster(), &BackupOptions::default(), &mut third)
+        .await
+        .unwrap();
+    let changed: Vec<String> = first
+        .objects()
+        .filter(|o| third.get(&o.entry.path()).unwrap().json != o.json)
+        .map(|o| o.entry.path())
+        .collect();
+    assert_eq!(changed, ["core/configmaps/bench-000/app0-config-0.json"]);
+}
+
+#[tokio::test]
+async fn a_server_without_aggregated_discovery_backs_up_the_same() {
+    let cluster = TestCluster::in_process().await.unwrap();
+    let server = cluster.server().unwrap();
+    server.load_fixtures("fixtures").unwrap();
+    let mut aggregated = MemoryStore::new();
+    backup(
+        cluster.cluster(),
+        &BackupOptions::default(),
+        &mut aggregated,
+    )
+    .await
+    .unwrap();
+    server.set_aggregated_discovery(false);
+    let mut legacy = MemoryStore::new();
+    backup(cluster.cluster(), &BackupOptions::default(), &mut legacy)
+        .await
+        .unwrap();
+    assert_eq!(
+        aggregated.list().await.unwrap(),
+        legacy.list().await.unwrap()
+    );
+}

@@ -535,3 +535,63 @@ async fn every_fixture_kind_restores_into_an_empty_cluster_or_is_left_out_with_a
         .unwrap();
     assert!(cm["metadata"].get("ownerReferences").is_none());
 }
+
+#[tokio::test]
+async fn custom_resources_fail_with_a_reason_when_their_crd_is_never_established() {
+    let mut source = TestCluster::in_process().await.unwrap();
+    source.create(common::widget_crd()).await.unwrap();
+    source.create(common::widget("shop", "blue")).await.unwrap();
+    source
+        .create(common::config_map("shop", "web", json!({})))
+        .await
+        .unwrap();
+    let mut store = MemoryStore::new();
+    backup(
+        source.cluster(),
+        &BackupOptions {
+            include_namespaces: vec!["shop".into()],
+            ..Default::default()
+        },
+        &mut store,
+    )
+    .await
+    .unwrap();
+
+    let target = TestServer::start().await.unwrap();
+    target.set_crd_establish_after(u32::MAX);
+    let cluster = target.cluster().unwrap();
+    let options = RestoreOptions {
+        crd_timeout: std::time::Duration::from_millis(400),
+        ..Default::default()
+    };
+    let plan = plan(&store, Some(&cluster.discover().await.unwrap()), &options)
+        .await
+        .unwrap();
+    let report = execute(&plan, &store, Target::Cluster(&cluster), &options)
+        .await
+        .unwrap();
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("widgets.example.com") && w.contains("Established")),
+        "{report}"
+    );
+    let widget = report.outcome("widgets.example.com shop/blue").unwrap();
+    assert!(
+        matches!(&widget.action, Action::Failed(why) if why.contains("not Established")),
+        "{report}"
+    );
+    assert_eq!(
+        report.outcome("configmaps shop/web").unwrap().action,
+        Action::Created,
+        "the rest is restored"
+    );
+    assert!(
+        !target
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.contains("/widgets")),
+        "no custom resource was sent"
+    );
+}
