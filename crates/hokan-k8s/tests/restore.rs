@@ -595,3 +595,90 @@ async fn custom_resources_fail_with_a_reason_when_their_crd_is_never_established
         "no custom resource was sent"
     );
 }
+
+#[tokio::test]
+async fn owners_restored_after_their_dependents_are_linked_again_with_new_uids() {
+    // Seeded, not created: on the test server no controller makes pods.
+    let source = TestCluster::in_process().await.unwrap();
+    let server = source.server().unwrap();
+    server
+        .seed([
+            common::namespace("app", json!({})),
+            common::deployment("app", "web"),
+        ])
+        .unwrap();
+    let deploy_uid = server
+        .object("apps", "deployments", Some("app"), "web")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    let owner = |kind: &str, name: &str, uid: &Value| json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]);
+    let mut rs = common::deployment("app", "web-5d9f");
+    rs["kind"] = json!("ReplicaSet");
+    rs["metadata"]["ownerReferences"] = owner("Deployment", "web", &deploy_uid);
+    server.seed([rs]).unwrap();
+    let rs_uid = server
+        .object("apps", "replicasets", Some("app"), "web-5d9f")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-5d9f-abcde", "namespace": "app", "ownerReferences": owner("ReplicaSet", "web-5d9f", &rs_uid)},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.9"}]}});
+    let orphan = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "app", "ownerReferences": owner("Deployment", "gone", &json!("no-such-uid"))}});
+    server.seed([pod, orphan]).unwrap();
+    let mut store = MemoryStore::new();
+    backup(source.cluster(), &BackupOptions::default(), &mut store)
+        .await
+        .unwrap();
+
+    let target = TestServer::start().await.unwrap();
+    let cluster = target.cluster().unwrap();
+    let options = RestoreOptions::default();
+    let plan = plan(&store, Some(&cluster.discover().await.unwrap()), &options)
+        .await
+        .unwrap();
+    let report = execute(&plan, &store, Target::Cluster(&cluster), &options)
+        .await
+        .unwrap();
+    let order: Vec<&str> = report.outcomes.iter().map(|o| o.target.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "namespaces app",
+            "configmaps app/cfg",
+            "pods app/web-5d9f-abcde",
+            "replicasets.apps app/web-5d9f",
+            "deployments.apps app/web"
+        ]
+    );
+
+    let new_deploy = target
+        .object("apps", "deployments", Some("app"), "web")
+        .unwrap();
+    let new_rs = target
+        .object("apps", "replicasets", Some("app"), "web-5d9f")
+        .unwrap();
+    let new_pod = target
+        .object("", "pods", Some("app"), "web-5d9f-abcde")
+        .unwrap();
+    assert_eq!(
+        new_rs["metadata"]["ownerReferences"][0]["uid"],
+        new_deploy["metadata"]["uid"]
+    );
+    assert_eq!(
+        new_pod["metadata"]["ownerReferences"][0]["uid"],
+        new_rs["metadata"]["uid"]
+    );
+    assert_ne!(new_rs["metadata"]["uid"], rs_uid);
+    assert!(new_pod["spec"].get("nodeName").is_none());
+    let cfg = target.object("", "configmaps", Some("app"), "cfg").unwrap();
+    assert!(
+        cfg["metadata"].get("ownerReferences").is_none(),
+        "its owner is not restored"
+    );
+    let pod_notes = &report.outcome("pods app/web-5d9f-abcde").unwrap().sanitized;
+    assert!(
+        pod_notes
+            .iter()
+            .any(|n| n == "ownerReferences[ReplicaSet web-5d9f] set to the restored owner"),
+        "{pod_notes:?}"
+    );
+}

@@ -139,6 +139,16 @@ struct Exec<'a, S> {
     unestablished: BTreeSet<String>,
     waited: bool,
     order: Vec<String>,
+    /// Owner references to set once their owners exist.
+    relink: Vec<Relink>,
+}
+
+/// Owner references of a created object whose owners come later in the
+/// order (pods before their replica sets, as Velero orders them).
+struct Relink {
+    outcome: usize,
+    item: String,
+    refs: Vec<Value>,
 }
 
 /// Restores `plan` from `source` into `target`. Refusals of single objects
@@ -161,10 +171,14 @@ pub async fn execute<S: ObjectSource + Sync>(
         unestablished: BTreeSet::new(),
         waited: false,
         order: Vec::new(),
+        relink: Vec::new(),
     };
     for step in &plan.steps {
         let outcome = exec.step(step).await?;
         exec.report.outcomes.push(outcome);
+    }
+    if let Target::Cluster(cluster) = target {
+        exec.relink_owners(cluster).await?;
     }
     if let Target::Dir(dir) = target {
         let file = dir.root().join("restore-order.txt");
@@ -224,7 +238,7 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
             outcome.action = Action::Skipped(why);
             return Ok(outcome);
         }
-        self.owner_references(&mut object, &mut outcome.sanitized);
+        let later_owners = self.owner_references(&mut object, &mut outcome.sanitized);
         if is_namespace(gr)
             && object
                 .pointer("/metadata/annotations")
@@ -259,21 +273,37 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
                 } else {
                     None
                 };
-                self.create(cluster, &r, step, object, status).await?
+                let action = self.create(cluster, &r, step, object, status).await?;
+                if action == Action::Created && !later_owners.is_empty() {
+                    let item = format!(
+                        "{}/{}",
+                        r.collection_path(step.target_namespace.as_deref()),
+                        step.target_name
+                    );
+                    self.relink.push(Relink {
+                        outcome: self.report.outcomes.len(),
+                        item,
+                        refs: later_owners,
+                    });
+                }
+                action
             }
         };
         Ok(outcome)
     }
 
     /// Keeps owner references to objects restored before this one (with the
-    /// owner's new uid); drops the rest, since a reference to a uid the
+    /// owner's new uid) and drops the rest, since a reference to a uid the
     /// target does not have makes the garbage collector delete the object.
-    fn owner_references(&self, object: &mut Value, notes: &mut Vec<String>) {
+    /// References to owners restored later are returned, to be set once the
+    /// owners exist ([`Self::relink_owners`]).
+    fn owner_references(&self, object: &mut Value, notes: &mut Vec<String>) -> Vec<Value> {
+        let mut later = Vec::new();
         let Some(refs) = object
             .pointer_mut("/metadata/ownerReferences")
             .and_then(Value::as_array_mut)
         else {
-            return;
+            return later;
         };
         let mut kept = Vec::new();
         for mut r in std::mem::take(refs) {
@@ -294,7 +324,10 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
                 ));
                 kept.push(r);
             } else if self.plan.uids.contains(&uid) && matches!(self.target, Target::Cluster(_)) {
-                notes.push(format!("ownerReferences[{label}] dropped: the owner is restored later and its controller adopts again"));
+                notes.push(format!(
+                    "ownerReferences[{label}] set once the owner is restored"
+                ));
+                later.push(r);
             } else if self.plan.uids.contains(&uid) {
                 kept.push(r);
             } else {
@@ -310,6 +343,82 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
         } else {
             object["metadata"]["ownerReferences"] = Value::Array(kept);
         }
+        later
+    }
+
+    /// Sets the owner references of objects restored before their owners,
+    /// pointing at the owners' new uids. A reference is not added where the
+    /// object names that owner already or has been adopted by another
+    /// controller meanwhile (only one controller reference is allowed).
+    async fn relink_owners(&mut self, cluster: &Cluster) -> Result<()> {
+        for link in std::mem::take(&mut self.relink) {
+            let refs: Vec<Value> = link
+                .refs
+                .into_iter()
+                .filter_map(|mut r| {
+                    let new = self.new_uids.get(r.get("uid")?.as_str()?)?.clone();
+                    r["uid"] = json!(new);
+                    Some(r)
+                })
+                .collect();
+            let mut notes = Vec::new();
+            for _attempt in 0..2 {
+                let Some(mut current) = cluster.get(&link.item).await? else {
+                    break;
+                };
+                let existing: Vec<Value> = current
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let same = |a: &Value, b: &Value| a["kind"] == b["kind"] && a["name"] == b["name"];
+                let controlled = existing.iter().any(|r| r["controller"] == true);
+                let added: Vec<Value> = refs
+                    .iter()
+                    .filter(|r| {
+                        !existing.iter().any(|e| same(e, r))
+                            && !(controlled && r["controller"] == true)
+                    })
+                    .cloned()
+                    .collect();
+                if added.is_empty() {
+                    break;
+                }
+                let labels: Vec<String> = added
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {}",
+                            r["kind"].as_str().unwrap_or_default(),
+                            r["name"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                current["metadata"]["ownerReferences"] =
+                    Value::Array(existing.into_iter().chain(added).collect());
+                match cluster.replace(&link.item, &current).await {
+                    Ok(_) => {
+                        notes.push(format!(
+                            "ownerReferences[{}] set to the restored owner",
+                            labels.join(", ")
+                        ));
+                        break;
+                    }
+                    Err(Error::Api { code: 409, .. }) => continue,
+                    Err(e @ Error::Api { .. }) => {
+                        self.report
+                            .warnings
+                            .push(format!("owner references of {} not set: {e}", link.item));
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(outcome) = self.report.outcomes.get_mut(link.outcome) {
+                outcome.sanitized.extend(notes);
+            }
+        }
+        Ok(())
     }
 
     /// Waits for every planned CRD whose custom resources follow.
