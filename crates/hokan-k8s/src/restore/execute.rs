@@ -376,8 +376,8 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
                 let added: Vec<Value> = refs
                     .iter()
                     .filter(|r| {
-                        !existing.iter().any(|e| same(e, r))
-                            && !(controlled && r["controller"] == true)
+                        let named = existing.iter().any(|e| same(e, r));
+                        !(named || (controlled && r["controller"] == true))
                     })
                     .cloned()
                     .collect();
