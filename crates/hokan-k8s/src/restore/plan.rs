@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -129,7 +130,7 @@ pub struct Step {
     /// Why this version.
     pub choice: VersionChoice,
     /// How the target serves it (`None` without a target cluster).
-    pub resource: Option<ResourceInfo>,
+    pub resource: Option<Arc<ResourceInfo>>,
     /// For a CRD whose custom resources follow: wait until Established.
     pub wait_established: bool,
 }
@@ -223,17 +224,21 @@ pub async fn plan<S: ObjectSource + Sync>(
         &options.exclude_namespaces,
     )?;
 
-    let mut versions: BTreeMap<&ObjectKey, Vec<&ObjectEntry>> = BTreeMap::new();
-    for e in &entries {
-        versions.entry(&e.key).or_default().push(e);
-    }
+    // Entries of one object (its versions) side by side, by index, so the
+    // chosen entries can be moved into the plan rather than copied: a plan
+    // of 100,000 objects then holds each entry once.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|a, b| entries[*a].key.cmp(&entries[*b].key));
     let mut plan = RestorePlan::default();
-    let mut choices: BTreeMap<GroupResource, std::result::Result<(String, VersionChoice), String>> =
-        BTreeMap::new();
-    for (key, all) in versions {
+    let mut picks: Vec<Pick> = Vec::new();
+    type Choice = std::result::Result<(String, VersionChoice, Option<Arc<ResourceInfo>>), String>;
+    let mut choices: BTreeMap<(GroupResource, String), Choice> = BTreeMap::new();
+    for group in order.chunk_by(|a, b| entries[*a].key == entries[*b].key) {
+        let all: Vec<&ObjectEntry> = group.iter().map(|i| &entries[*i]).collect();
         let Some(preferred) = all.iter().find(|e| e.preferred) else {
             continue;
         };
+        let key = &preferred.key;
         let gr = &key.resource;
         let skip = |reason: String| Skipped {
             key: key.clone(),
@@ -260,23 +265,35 @@ pub async fn plan<S: ObjectSource + Sync>(
         {
             continue;
         }
-        let backed: Vec<&str> = all.iter().map(|e| e.version.as_str()).collect();
+        let mut backed: Vec<&str> = all.iter().map(|e| e.version.as_str()).collect();
+        backed.sort();
         let choice = choices
-            .entry(gr.clone())
-            .or_insert_with(|| choose_version(target.as_ref(), gr, &preferred.version, &backed))
+            .entry((
+                gr.clone(),
+                format!("{} {}", preferred.version, backed.join(",")),
+            ))
+            .or_insert_with(|| {
+                let (version, why) =
+                    choose_version(target.as_ref(), gr, &preferred.version, &backed)?;
+                let served = target
+                    .as_ref()
+                    .and_then(|d| d.find(gr, &version).cloned())
+                    .map(Arc::new);
+                Ok((version, why, served))
+            })
             .clone();
-        let (version, why) = match choice {
+        let (version, why, served) = match choice {
             Ok(c) => c,
             Err(reason) => {
                 plan.skipped.push(skip(reason));
                 continue;
             }
         };
-        let entry = all
+        let index = group
             .iter()
-            .find(|e| e.version == version)
             .copied()
-            .unwrap_or(preferred);
+            .find(|i| entries[*i].version == version)
+            .unwrap_or(group[0]);
         let map = |ns: &String| {
             options
                 .namespace_mapping
@@ -289,18 +306,39 @@ pub async fn plan<S: ObjectSource + Sync>(
         } else {
             key.name.clone()
         };
-        if !entry.attrs.uid.is_empty() {
-            plan.uids.insert(entry.attrs.uid.clone());
+        if !entries[index].attrs.uid.is_empty() {
+            plan.uids.insert(entries[index].attrs.uid.clone());
         }
-        plan.steps.push(Step {
-            entry: (*entry).clone(),
+        picks.push(Pick {
+            index,
             target_namespace: key.namespace.as_ref().map(map),
             target_name,
             choice: why,
-            resource: target.as_ref().and_then(|d| d.find(gr, &version).cloned()),
+            resource: served,
+        });
+    }
+    let mut slots: Vec<Option<ObjectEntry>> = entries.into_iter().map(Some).collect();
+    for Pick {
+        index,
+        target_namespace,
+        target_name,
+        choice,
+        resource,
+    } in picks
+    {
+        let Some(entry) = slots[index].take() else {
+            continue;
+        };
+        plan.steps.push(Step {
+            entry,
+            target_namespace,
+            target_name,
+            choice,
+            resource,
             wait_established: false,
         });
     }
+    drop(slots);
     plan.steps.sort_by(|a, b| {
         let (ka, kb) = (&a.entry.key, &b.entry.key);
         priority(&ka.resource)
@@ -322,6 +360,15 @@ pub async fn plan<S: ObjectSource + Sync>(
         step.wait_established = custom.contains(&step.entry.key.name);
     }
     Ok(plan)
+}
+
+/// A chosen entry, by index, before it is moved into its step.
+struct Pick {
+    index: usize,
+    target_namespace: Option<String>,
+    target_name: String,
+    choice: VersionChoice,
+    resource: Option<Arc<ResourceInfo>>,
 }
 
 /// Target's preferred if backed up; else the source's preferred if the
