@@ -186,8 +186,8 @@ impl Cluster {
     /// Reads what the server serves: aggregated discovery when the server
     /// offers it (one request for `/api`, one for `/apis`), else the legacy
     /// per-group documents. Group versions that fail to answer (an
-    /// aggregated API server that is down) are left out and named in
-    /// [`Discovery`]'s absence; the rest is returned.
+    /// aggregated API server that is down) are left out, as kubectl and
+    /// Velero leave them out; the rest is returned.
     pub async fn discover(&self) -> Result<Discovery> {
         let core: Value = self.get_json("/api", ACCEPT_AGGREGATED).await?;
         if core.get("kind").and_then(Value::as_str) == Some("APIGroupDiscoveryList") {

@@ -682,3 +682,49 @@ async fn owners_restored_after_their_dependents_are_linked_again_with_new_uids()
         "{pod_notes:?}"
     );
 }
+
+#[tokio::test]
+async fn manifests_written_to_a_directory_carry_no_stale_owner_uids() {
+    let source = TestCluster::in_process().await.unwrap();
+    let server = source.server().unwrap();
+    server
+        .seed([
+            common::namespace("app", json!({})),
+            common::deployment("app", "web"),
+        ])
+        .unwrap();
+    let uid = server
+        .object("apps", "deployments", Some("app"), "web")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    let mut rs = common::deployment("app", "web-1");
+    rs["kind"] = json!("ReplicaSet");
+    rs["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": uid, "controller": true}]);
+    server.seed([rs]).unwrap();
+    let mut store = MemoryStore::new();
+    backup(source.cluster(), &BackupOptions::default(), &mut store)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = ManifestDir::new(dir.path());
+    let options = RestoreOptions::default();
+    let plan = plan(&store, None, &options).await.unwrap();
+    let report = execute(&plan, &store, Target::Dir(&manifests), &options)
+        .await
+        .unwrap();
+    let rs: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("apps/replicasets/app/web-1.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(rs["metadata"].get("ownerReferences").is_none());
+    let notes = &report
+        .outcome("replicasets.apps app/web-1")
+        .unwrap()
+        .sanitized;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("dropped: the owner gets a new uid")),
+        "{notes:?}"
+    );
+}

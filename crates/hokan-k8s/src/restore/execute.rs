@@ -323,13 +323,18 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
                     "ownerReferences[{label}].uid -> the restored owner's"
                 ));
                 kept.push(r);
-            } else if self.plan.uids.contains(&uid) && matches!(self.target, Target::Cluster(_)) {
+            } else if self.plan.uids.contains(&uid) && !matches!(self.target, Target::Dir(_)) {
                 notes.push(format!(
                     "ownerReferences[{label}] set once the owner is restored"
                 ));
                 later.push(r);
             } else if self.plan.uids.contains(&uid) {
-                kept.push(r);
+                // Manifests applied later give the owner a new uid this
+                // restore cannot know; a stale uid would get the object
+                // collected, so the owner's controller adopts it instead.
+                notes.push(format!(
+                    "ownerReferences[{label}] dropped: the owner gets a new uid when applied"
+                ));
             } else {
                 notes.push(format!(
                     "ownerReferences[{label}] dropped: the owner is not restored"
