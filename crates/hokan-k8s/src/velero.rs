@@ -31,6 +31,9 @@ pub const FORMAT_VERSION: &str = "1.1.0";
 
 const PREFERRED_SUFFIX: &str = "-preferredversion";
 
+/// The largest file an import accepts.
+const MAX_OBJECT_BYTES: u64 = 64 << 20;
+
 /// The tarball path of one entry; the preferred version yields two.
 pub fn tar_paths(entry: &ObjectEntry) -> Vec<String> {
     let gr = entry.key.resource.to_string();
@@ -123,6 +126,14 @@ pub async fn import<R: Read, K: ObjectSink + Send>(
             .to_string_lossy()
             .trim_start_matches("./")
             .to_string();
+        // etcd refuses values over 1.5 MiB; anything far larger is not an
+        // object, and its claimed size must not be trusted for allocation.
+        if file.size() > MAX_OBJECT_BYTES {
+            return Err(not_velero(format!(
+                "{path} claims {} bytes, more than any Kubernetes object",
+                file.size()
+            )));
+        }
         let mut bytes = Vec::with_capacity(file.size() as usize);
         file.read_to_end(&mut bytes)
             .map_err(|e| not_velero(format!("{path}: {e}")))?;

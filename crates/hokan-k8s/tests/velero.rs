@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use hokan_k8s::testserver::TestCluster;
@@ -32,6 +32,16 @@ async fn source_backup() -> MemoryStore {
         .await
         .unwrap();
     store
+}
+
+fn tar_header(path: &[u8], size: u64) -> tar::Header {
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..path.len()].copy_from_slice(path);
+    h.set_size(size);
+    h.set_mode(0o755);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    h
 }
 
 fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -228,6 +238,28 @@ async fn broken_and_hostile_tarballs_are_refused_with_the_reason() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("2.0.0"), "{err}");
+
+    // A header claiming a huge file is refused before anything is allocated.
+    let mut huge = tar::Header::new_old();
+    huge.as_old_mut().name[..23].copy_from_slice(b"resources/x/cluster/big");
+    huge.set_size(1 << 40);
+    huge.set_entry_type(tar::EntryType::Regular);
+    huge.set_cksum();
+    // Written by hand: a tar writer would append the end-of-archive blocks.
+    let mut raw = tar_header(b"metadata/version", 6).as_bytes().to_vec();
+    raw.extend_from_slice(b"1.1.0\n");
+    raw.resize(1024, 0);
+    raw.extend_from_slice(huge.as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    let huge = gz.finish().unwrap();
+    let err = velero::import(Path::new("x.tar.gz"), &huge[..], &mut MemoryStore::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("more than any Kubernetes object"),
+        "{err}"
+    );
 
     let escape = tar_gz(&[
         ("metadata/version", b"1.1.0\n"),
