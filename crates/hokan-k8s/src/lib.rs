@@ -1,0 +1,93 @@
+//! hokan's Kubernetes source: resources backed up object by object, restored
+//! in order to any cluster, and exchanged with Velero.
+//!
+//! A backup reads every object a filter selects, one list page at a time,
+//! and hands each to an [`ObjectSink`]; a restore reads them back from an
+//! [`ObjectSource`], plans the order and versions, sanitizes each object and
+//! creates it. The two traits are the seam to storage: a hokan repository
+//! session implements them over its tree (see [`layout`] for where each
+//! object lives), and [`MemoryStore`] and [`ManifestDir`] implement them for
+//! tests and plain directories.
+//!
+//! | type / function                   | what it is                                                        |
+//! |-----------------------------------|-------------------------------------------------------------------|
+//! | [`Cluster`], [`ConnectOptions`]   | a live API server through kube-rs (kubeconfig, context, in-cluster) |
+//! | [`Discovery`]                     | what a server serves: groups, preferred versions, resources       |
+//! | [`backup()`], [`BackupOptions`]   | Velero-style collection into a sink; [`BackupSummary`] says what it did |
+//! | [`ObjectSink`], [`ObjectSource`]  | the storage seam; [`StoredObject`] and [`ObjectEntry`] cross it   |
+//! | [`plan()`], [`RestoreOptions`]    | restore order (Velero's priorities), versions, namespace mapping  |
+//! | [`execute()`], [`Target`]         | create in a cluster, write manifests, or dry run; a [`RestoreReport`] |
+//! | [`restore::sanitize()`]           | what leaves an object before another cluster takes it             |
+//! | [`velero`]                        | Velero backup tarballs, both ways                                 |
+//! | `testserver` (feature `test-server`) | an in-process API server serving Kubernetes' own data, for tests |
+//!
+//! # Example
+//!
+//! Back up a small application from the in-process test server and print
+//! the plan for restoring it into another namespace:
+//!
+//! ```
+//! use hokan_k8s::testserver::TestServer;
+//! use hokan_k8s::{BackupOptions, MemoryStore, RestoreOptions, Target, backup, execute, plan};
+//! use serde_json::json;
+//!
+//! # fn main() -> hokan_k8s::Result<()> {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let server = TestServer::start().await?;
+//! server.seed([
+//!     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+//!     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": "shop"}, "data": {"a": "b"}}),
+//! ])?;
+//! let cluster = server.cluster()?;
+//!
+//! let mut store = MemoryStore::new();
+//! let summary = backup(&cluster, &BackupOptions::default(), &mut store).await?;
+//! assert_eq!(summary.objects, 2);
+//! assert!(store.get("core/configmaps/shop/web.json").is_some());
+//!
+//! let options = RestoreOptions {
+//!     namespace_mapping: hokan_k8s::restore::parse_namespace_mapping("shop:shop-dr")?,
+//!     ..Default::default()
+//! };
+//! let plan = plan(&store, Some(&cluster.discover().await?), &options).await?;
+//! println!("{plan}");
+//! let report = execute(&plan, &store, Target::DryRun, &options).await?;
+//! assert_eq!(report.outcomes[1].target, "configmaps shop-dr/web");
+//! # Ok(())
+//! # })
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod backup;
+pub mod cluster;
+pub mod discovery;
+mod error;
+pub mod filter;
+pub mod layout;
+mod manifest_dir;
+mod memory;
+mod object;
+pub mod restore;
+mod seam;
+pub mod selector;
+#[cfg(feature = "test-server")]
+pub mod testserver;
+pub mod velero;
+pub mod version;
+
+pub use backup::{BackupOptions, BackupSummary, backup};
+pub use cluster::{Cluster, ConnectOptions};
+pub use discovery::Discovery;
+pub use error::{Error, Result};
+pub use manifest_dir::ManifestDir;
+pub use memory::MemoryStore;
+pub use object::{
+    GroupResource, ObjectAttrs, ObjectEntry, ObjectKey, StoredObject, api_version,
+    split_api_version,
+};
+pub use restore::{
+    ExistingPolicy, RestoreOptions, RestorePlan, RestoreReport, Target, execute, plan,
+};
+pub use seam::{ObjectSink, ObjectSource};

@@ -1,0 +1,124 @@
+//! [`ManifestDir`]: objects as JSON files in a directory, in the tree layout.
+
+use std::path::{Path, PathBuf};
+
+use crate::layout;
+use crate::object::{ObjectAttrs, ObjectEntry, ObjectHead, StoredObject, split_api_version};
+use crate::seam::{ObjectSink, ObjectSource};
+use crate::{BackupSummary, Error, Result};
+
+/// The file [`ManifestDir`] writes a finished backup's summary to.
+pub const SUMMARY_FILE: &str = "backup-summary.json";
+
+/// A directory of manifests laid out as [`crate::layout`] describes: each
+/// object one pretty-printed-free JSON file, exactly the bytes the API server
+/// served. A sink (backup to a directory) and a source (restore from one).
+///
+/// Files directly in the root (a summary, a restore order, a README) are not
+/// objects and are ignored when listing.
+#[derive(Clone, Debug)]
+pub struct ManifestDir {
+    root: PathBuf,
+}
+
+impl ManifestDir {
+    /// A manifest directory at `root`; it is created on the first write.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ManifestDir { root: root.into() }
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes one object's bytes at `path` (a [`layout`] path).
+    pub(crate) fn write_path(&self, path: &str, json: &[u8]) -> Result<PathBuf> {
+        // Parsing refuses names that would leave the directory.
+        layout::parse_path(path)?;
+        let file = self.root.join(path);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        }
+        std::fs::write(&file, json).map_err(|e| Error::io("write", &file, e))?;
+        Ok(file)
+    }
+
+    fn walk(&self, dir: &Path, depth: usize, out: &mut Vec<ObjectEntry>) -> Result<()> {
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+        let mut children: Vec<_> = entries
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| Error::io("read directory", dir, e))?;
+        children.sort_by_key(|e| e.file_name());
+        for child in children {
+            let path = child.path();
+            let file_type = child.file_type().map_err(|e| Error::io("stat", &path, e))?;
+            if file_type.is_dir() {
+                self.walk(&path, depth + 1, out)?;
+            } else if depth > 0 && file_type.is_file() {
+                out.push(self.entry_for(&path)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn entry_for(&self, file: &Path) -> Result<ObjectEntry> {
+        let relative = file.strip_prefix(&self.root).unwrap_or(file);
+        let relative = relative.to_str().ok_or_else(|| {
+            Error::bad_object(file.display().to_string(), "the path is not UTF-8")
+        })?;
+        let parsed = layout::parse_path(relative)?;
+        let json = std::fs::read(file).map_err(|e| Error::io("read", file, e))?;
+        let head = ObjectHead::parse(relative, &json)?;
+        let (_, version) = split_api_version(&head.api_version);
+        if version.is_empty() {
+            return Err(Error::bad_object(relative, "the object has no apiVersion"));
+        }
+        Ok(ObjectEntry {
+            preferred: parsed.version.is_none(),
+            version: parsed.version.unwrap_or_else(|| version.to_string()),
+            key: parsed.key,
+            attrs: ObjectAttrs {
+                api_version: head.api_version,
+                kind: head.kind,
+                uid: head.metadata.uid,
+                resource_version: head.metadata.resource_version,
+            },
+        })
+    }
+}
+
+impl ObjectSink for ManifestDir {
+    async fn put(&mut self, object: StoredObject) -> Result<()> {
+        self.write_path(&object.entry.path(), &object.json)
+            .map(|_| ())
+    }
+
+    async fn finish(&mut self, summary: &BackupSummary) -> Result<()> {
+        let file = self.root.join(SUMMARY_FILE);
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| Error::io("create directory", &self.root, e))?;
+        let json =
+            serde_json::to_vec_pretty(summary).map_err(|e| Error::bad_object("summary", e))?;
+        std::fs::write(&file, json).map_err(|e| Error::io("write", &file, e))
+    }
+}
+
+impl ObjectSource for ManifestDir {
+    async fn list(&self) -> Result<Vec<ObjectEntry>> {
+        let mut out = Vec::new();
+        self.walk(&self.root, 0, &mut out)?;
+        out.sort_by_key(ObjectEntry::path);
+        Ok(out)
+    }
+
+    async fn fetch(&self, entry: &ObjectEntry) -> Result<Vec<u8>> {
+        let path = entry.path();
+        let file = self.root.join(&path);
+        match std::fs::read(&file) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound { path }),
+            Err(e) => Err(Error::io("read", file, e)),
+        }
+    }
+}

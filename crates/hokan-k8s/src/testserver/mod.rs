@@ -1,0 +1,281 @@
+//! An in-process Kubernetes API server for tests and benchmarks (feature
+//! `test-server`).
+//!
+//! It serves the real discovery documents in `shared/k8s/discovery/` (the
+//! aggregated document when the client asks for it by `Accept` header, the
+//! legacy documents derived from it otherwise) and objects: Kubernetes' own
+//! API fixtures from `shared/k8s/api-testdata/` ([`TestServer::load_fixtures`]),
+//! generated applications ([`TestServer::generate`]), or whatever a test
+//! creates. It answers like the real server: lists with `limit`/`continue`
+//! and `metadata.resourceVersion`, label selectors, 201 on create, 409
+//! AlreadyExists and Conflict as `Status` objects, 404 NotFound, 422 Invalid,
+//! namespaced and cluster-scoped URLs, the `status` subresource, and CRDs
+//! that start serving their resources once Established. Every request is
+//! recorded ([`TestServer::requests`]) so a test can assert order and bodies.
+//!
+//! Known differences from a real server: no authentication, no admission
+//! webhooks, no schema validation or version conversion (an object is served
+//! in any served version with only `apiVersion` changed, like a CRD with the
+//! `None` conversion strategy), no watch, no garbage collection, and a
+//! continued list reads the current state rather than a snapshot.
+
+mod docs;
+mod fixtures;
+mod harness;
+mod routes;
+mod state;
+mod write;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+pub use docs::data_dir;
+pub use fixtures::{FixtureReport, GenerateOptions};
+pub use harness::{KUBECONFIG_ENV, TestCluster};
+
+use crate::cluster::Cluster;
+use crate::{Error, Result};
+
+/// One request the server answered.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    /// `GET`, `POST`, `PUT`, `DELETE`.
+    pub method: String,
+    /// The path without the query.
+    pub path: String,
+    /// The raw query string.
+    pub query: String,
+    /// The JSON body of a write.
+    pub body: Option<Value>,
+    /// The status code answered.
+    pub status: u16,
+}
+
+impl RecordedRequest {
+    /// `POST /api/v1/namespaces/x/configmaps -> 201`, for messages.
+    pub fn line(&self) -> String {
+        format!("{} {} -> {}", self.method, self.path, self.status)
+    }
+}
+
+struct Inner {
+    state: Mutex<state::State>,
+    requests: Mutex<Vec<RecordedRequest>>,
+}
+
+/// A running in-process API server on a loopback port. Stops when dropped.
+pub struct TestServer {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test thread must not make every later request fail too.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TestServer {
+    /// Starts a server with the real discovery documents and no objects,
+    /// on the current tokio runtime.
+    pub async fn start() -> Result<Self> {
+        let data = data_dir();
+        let docs = docs::Docs::load(&data)?;
+        let inner = Arc::new(Inner {
+            state: Mutex::new(state::State::new(docs)),
+            requests: Mutex::new(Vec::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| Error::io("listen on", "127.0.0.1:0", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("listen on", "127.0.0.1:0", e))?;
+        let served = inner.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let inner = served.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(inner.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(TestServer { addr, inner, task })
+    }
+
+    /// The server's URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A [`Cluster`] connected to this server.
+    pub fn cluster(&self) -> Result<Cluster> {
+        let uri: http::Uri =
+            self.url()
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| Error::Config {
+                    reason: e.to_string(),
+                    fix: "this is a bug in the test server",
+                })?;
+        let client = kube::Client::try_from(kube::Config::new(uri)).map_err(|e| Error::Config {
+            reason: e.to_string(),
+            fix: "this is a bug in the test server",
+        })?;
+        Ok(Cluster::from_client(
+            client,
+            format!("test-server-{}", self.addr.port()),
+        ))
+    }
+
+    /// Every request answered so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.inner.requests).clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        lock(&self.inner.requests).clear();
+    }
+
+    /// Makes newly created CRDs answer "not Established" to the first `gets`
+    /// GETs, as a real server takes a moment to establish them.
+    pub fn set_crd_establish_after(&self, gets: u32) {
+        lock(&self.inner.state).crd_establish_after = gets;
+    }
+
+    /// Refuses every request to a resource with 403 Forbidden, as RBAC
+    /// does for a service account without rights to it.
+    pub fn forbid(&self, group: &str, resource: &str) {
+        lock(&self.inner.state)
+            .forbidden
+            .insert(crate::GroupResource::new(group, resource));
+    }
+
+    /// Serves legacy discovery only, as servers before 1.26 do (`true`
+    /// restores aggregated discovery).
+    pub fn set_aggregated_discovery(&self, on: bool) {
+        lock(&self.inner.state).aggregated = on;
+    }
+
+    /// Stores objects as if created earlier and updated by controllers
+    /// (status kept, server fields filled in, nothing validated, nothing
+    /// recorded). Each object's `apiVersion` and `kind` pick its resource.
+    pub fn seed(&self, objects: impl IntoIterator<Item = Value>) -> Result<usize> {
+        let mut state = lock(&self.inner.state);
+        let mut n = 0;
+        for object in objects {
+            let r = fixtures::resource_of(&state.discovery, &object)?;
+            state.seed(&r, object);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// How many objects the server holds.
+    pub fn object_count(&self) -> usize {
+        lock(&self.inner.state)
+            .objects
+            .values()
+            .map(|m| m.len())
+            .sum()
+    }
+
+    /// The stored object, as served in its preferred version; `None` when absent.
+    pub fn object(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let state = lock(&self.inner.state);
+        let r = state
+            .discovery
+            .preferred(&crate::GroupResource::new(group, resource))?
+            .clone();
+        let stored = state
+            .objects
+            .get(&r.group_resource())?
+            .get(&(namespace.unwrap_or_default().to_string(), name.to_string()))?;
+        Some(state.served(&r, stored))
+    }
+
+    /// Loads one object of every served kind from `api-testdata/` (the
+    /// resource's preferred version where a fixture exists), namespaced ones
+    /// into `namespace` (created if needed).
+    pub fn load_fixtures(&self, namespace: &str) -> Result<FixtureReport> {
+        let mut state = lock(&self.inner.state);
+        fixtures::load(&mut state, &data_dir(), namespace)
+    }
+
+    /// Generates realistic application objects (config maps, secrets,
+    /// services, deployments, replica sets, pods, service accounts) spread
+    /// over namespaces; for benchmarks.
+    pub fn generate(&self, options: &GenerateOptions) -> usize {
+        let mut state = lock(&self.inner.state);
+        fixtures::generate(&mut state, options)
+    }
+}
+
+async fn handle(
+    inner: Arc<Inner>,
+    req: hyper::Request<Incoming>,
+) -> std::result::Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let accept = req
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = req.into_body().collect().await?.to_bytes();
+    let reply = {
+        let mut state = lock(&inner.state);
+        let accept = if state.aggregated {
+            accept
+        } else {
+            String::new()
+        };
+        routes::route(&mut state, &method, &path, &query, &accept, &body)
+    };
+    let recorded_body =
+        (!body.is_empty()).then(|| serde_json::from_slice(&body).unwrap_or(Value::Null));
+    lock(&inner.requests).push(RecordedRequest {
+        method,
+        path,
+        query,
+        body: recorded_body,
+        status: reply.status,
+    });
+    let response = hyper::Response::builder()
+        .status(reply.status)
+        .header(http::header::CONTENT_TYPE, reply.content_type)
+        .body(Full::new(Bytes::from(reply.body)))
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())));
+    Ok(response)
+}
