@@ -39,8 +39,9 @@ fn run_deadline(mut cmd: Command, limit: Duration) -> Output {
 }
 
 /// A tmpfs of `size` mounted for the test, unmounted on drop; `None` (with
-/// the reason printed) where this process may not mount.
-struct Tmpfs(PathBuf, tempfile::TempDir);
+/// the reason printed) where this process may not mount. The temporary
+/// directory under it is removed after the unmount.
+struct Tmpfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl Tmpfs {
     fn mount(size: &str) -> Option<Tmpfs> {
@@ -124,7 +125,7 @@ fn a_full_disk_ends_backup_and_restore_cleanly() {
     ok(&run_deadline(c, Duration::from_secs(120)));
 
     // A restore into the full disk: a clear error, not "restored N files".
-    std::fs::remove_dir_all(&small.0.join("repo")).unwrap();
+    std::fs::remove_dir_all(small.0.join("repo")).unwrap();
     let mut c = hokan(moved, cache.path());
     c.args(["restore", "latest", "--target"])
         .arg(small.0.join("out"));

@@ -73,7 +73,7 @@ pub enum Located {
     /// Any other node, with the tree that lists it.
     Node {
         /// The node.
-        node: Node,
+        node: Box<Node>,
         /// The tree holding it.
         parent: TreeId,
     },
@@ -102,7 +102,7 @@ pub fn locate(reader: &BlobReader<'_>, root: &TreeId, path: &Path) -> Result<Opt
         .map(|node| match (node.kind, node.subtree) {
             (NodeKind::Dir, Some(sub)) => Located::Tree(sub),
             _ => Located::Node {
-                node: node.clone(),
+                node: Box::new(node.clone()),
                 parent,
             },
         }))

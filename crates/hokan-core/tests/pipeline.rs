@@ -494,7 +494,14 @@ fn precut_records_dedup_and_group() {
     let mut batch = Some((data.clone(), shuffled.clone()));
     let again = w.write_cut_batches(|| Ok(batch.take())).unwrap();
     assert_eq!(again.len(), 500);
-    assert!(w.write_cut(&data, &[0..data.len() + 1]).is_err());
+    let past_the_end = std::ops::Range {
+        start: 0,
+        end: data.len() + 1,
+    };
+    assert!(
+        w.write_cut(&data, std::slice::from_ref(&past_the_end))
+            .is_err()
+    );
     let stats = w.finish().unwrap();
     assert_eq!(stats.new_blobs, 2000);
     // Grouped: far fewer, far smaller records than blobs.

@@ -91,7 +91,7 @@ pub use config::{Config, InitOptions};
 pub use error::{Error, Result};
 pub use index_load::IndexedRepository;
 pub use keys::{KdfParams, KeyInfo};
-pub use objects::{SnapshotList, Unreadable};
+pub use objects::{IndexFiles, SnapshotList, Unreadable};
 pub use repository::{CacheMode, KeyDescription, OpenOptions, Repository};
 pub use session::{Committed, ParentChoice, Session, SnapshotSpec, Staged, WriteSummary};
 pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SourceKind, Summary};

@@ -31,6 +31,15 @@ pub struct Unreadable {
     pub reason: String,
 }
 
+/// Every index file, and the ones that could not be read.
+#[derive(Clone, Debug, Default)]
+pub struct IndexFiles {
+    /// Readable index files with their ids (superseded ones included).
+    pub files: Vec<(Id, IndexFile)>,
+    /// Damaged ones.
+    pub unreadable: Vec<Unreadable>,
+}
+
 /// Every snapshot, and the snapshot files that could not be read.
 #[derive(Clone, Debug, Default)]
 pub struct SnapshotList {
@@ -235,16 +244,13 @@ impl Repository {
 
     /// Every index file that could be read, with its id (superseded ones
     /// included), and the ones that could not.
-    pub fn index_files(&self) -> Result<(Vec<(Id, IndexFile)>, Vec<Unreadable>)> {
+    pub fn index_files(&self) -> Result<IndexFiles> {
         self.index_files_from(true)
     }
 
     /// [`index_files`](Self::index_files) read from the store itself,
     /// bypassing the cache, when `cached` is false.
-    pub fn index_files_from(
-        &self,
-        cached: bool,
-    ) -> Result<(Vec<(Id, IndexFile)>, Vec<Unreadable>)> {
+    pub fn index_files_from(&self, cached: bool) -> Result<IndexFiles> {
         let ids = self.list_ids(Kind::Index)?;
         let fetched = self.fetch_from(Kind::Index, &ids, cached)?;
         let results: Vec<(Id, Result<IndexFile>)> = ids
@@ -258,19 +264,18 @@ impl Repository {
                 ))
             })
             .collect();
-        let mut files = Vec::new();
-        let mut unreadable = Vec::new();
+        let mut out = IndexFiles::default();
         for (id, r) in results {
             match r {
-                Ok(f) => files.push((id, f)),
-                Err(e) => unreadable.push(Unreadable {
+                Ok(f) => out.files.push((id, f)),
+                Err(e) => out.unreadable.push(Unreadable {
                     id,
                     path: layout::object(Kind::Index, &id),
                     reason: e.to_string(),
                 }),
             }
         }
-        Ok((files, unreadable))
+        Ok(out)
     }
 
     /// Writes an index file for packs already stored; returns its id.

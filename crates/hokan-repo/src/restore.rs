@@ -79,7 +79,7 @@ impl IndexedRepository {
             };
         }
         match browse::locate(&reader, &snapshot.tree, &wanted).map_err(from_core)? {
-            Some(Located::Node { node, .. }) => Ok(node),
+            Some(Located::Node { node, .. }) => Ok(*node),
             Some(Located::Tree(_)) => Err(Error::Invalid {
                 what: "path",
                 reason: format!("{} is a directory", wanted.display()),

@@ -139,7 +139,7 @@ fn repository_v1_takes_backups_in_version_1() {
         .unwrap();
     let fs = repo
         .backup_paths(
-            &[tree.clone()],
+            std::slice::from_ref(&tree),
             &Default::default(),
             &hokan_core::fs::NoProgress,
         )
@@ -280,8 +280,12 @@ fn repository_v2_stays_readable() {
             hostname: Some("golden".into()),
             ..Default::default()
         };
-        repo.backup_paths(&[tree.clone()], &fs, &hokan_core::fs::NoProgress)
-            .unwrap();
+        repo.backup_paths(
+            std::slice::from_ref(&tree),
+            &fs,
+            &hokan_core::fs::NoProgress,
+        )
+        .unwrap();
         let spec = SnapshotSpec {
             identity: "golden-cluster".into(),
             labels: vec![("format".into(), "2".into())],

@@ -64,14 +64,17 @@ const SPAN_GAP: u32 = 256 << 10;
 /// a walk), and decompressing a group once serves them all.
 const GROUP_CACHE_BYTES: usize = 32 << 20;
 
+/// A group record's place: its pack and offset.
+type RecordAt = (PackId, u32);
+
 #[derive(Default)]
 struct GroupCache {
     /// Most recently used last.
-    entries: Mutex<Vec<((PackId, u32), Arc<Group>)>>,
+    entries: Mutex<Vec<(RecordAt, Arc<Group>)>>,
 }
 
 impl GroupCache {
-    fn get(&self, key: (PackId, u32)) -> Option<Arc<Group>> {
+    fn get(&self, key: RecordAt) -> Option<Arc<Group>> {
         let mut e = self.entries.lock().expect("group cache");
         let i = e.iter().position(|(k, _)| *k == key)?;
         let hit = e.remove(i);
@@ -80,7 +83,7 @@ impl GroupCache {
         Some(g)
     }
 
-    fn put(&self, key: (PackId, u32), group: Arc<Group>) {
+    fn put(&self, key: RecordAt, group: Arc<Group>) {
         let mut e = self.entries.lock().expect("group cache");
         if e.iter().any(|(k, _)| *k == key) {
             return;

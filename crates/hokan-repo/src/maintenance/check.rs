@@ -176,7 +176,10 @@ pub fn check(
     let key = repo.master_key();
 
     // What is stored, not what a cache remembers of it.
-    let (files, bad_files) = repo.index_files_from(false)?;
+    let crate::objects::IndexFiles {
+        files,
+        unreadable: bad_files,
+    } = repo.index_files_from(false)?;
     let read = files.len() + bad_files.len();
     progress.phase("index files", read as u64, Unit::Items);
     progress.advance(read as u64);
@@ -391,7 +394,7 @@ pub fn check(
     if !to_read.is_empty() {
         progress.phase("reading packs", r.bytes_read, Unit::Bytes);
     }
-    let read_results: Vec<Result<Vec<(Option<Id>, String)>>> = to_read
+    let read_results: Vec<Result<PackFindings>> = to_read
         .par_iter()
         .map(|(id, indexed)| {
             let found = read_pack(repo, id, indexed);
@@ -448,6 +451,10 @@ pub fn check(
     Ok(r)
 }
 
+/// What reading a pack found: each problem with the blob it concerns
+/// (`None`: the whole pack).
+type PackFindings = Vec<(Option<Id>, String)>;
+
 /// Downloads a pack and checks all of it against its name, its header,
 /// its blobs and the index's entries. Returns each problem with the blob
 /// it concerns (`None`: the whole pack); an unreachable store is an error.
@@ -455,7 +462,7 @@ fn read_pack(
     repo: &Repository,
     id: &PackId,
     indexed: &[hokan_core::PackedBlob],
-) -> Result<Vec<(Option<Id>, String)>> {
+) -> Result<PackFindings> {
     let key = repo.master_key();
     let bytes = match repo.store().get(&layout::pack(id)) {
         Ok(b) => b,

@@ -112,7 +112,7 @@ fn record_bytes(p: &IndexedPack, live: impl Fn(&hokan_core::PackedBlob) -> bool)
             .map(|b| b.raw_len as u64)
             .sum();
         live_bytes += match raw {
-            0 => length * record.iter().any(|b| live(b)) as u64,
+            0 => length * record.iter().any(&live) as u64,
             raw => length * live_raw / raw,
         };
     }
@@ -149,7 +149,10 @@ pub fn prune_with(
             "it cannot be read, so prune cannot know what it needs; nothing was deleted",
         ))
     };
-    let (files, bad_files) = repo.index_files()?;
+    let crate::objects::IndexFiles {
+        files,
+        unreadable: bad_files,
+    } = repo.index_files()?;
     if let Some(u) = bad_files.first() {
         return refuse(format!(
             "index file {} ({}: {})",

@@ -174,7 +174,7 @@ pub fn repair_packs(
 ) -> Result<RepairPacksReport> {
     let lock = PruneLock::acquire(&repo)?;
     let mut report = RepairPacksReport::default();
-    let (files, _) = repo.index_files()?;
+    let files = repo.index_files()?.files;
     let live = live_packs(&files);
     let marked = repo.marked_packs()?;
     let stored = repo.pack_files()?;
@@ -193,7 +193,7 @@ pub fn repair_packs(
     let total: u64 = candidates.iter().map(|p| stored[p].size).sum();
     progress.phase("reading packs", total, Unit::Bytes);
     // Pass 1: which packs are damaged, and which of their blobs.
-    let found: Vec<(PackId, Result<Option<(String, Vec<Id>)>>)> = candidates
+    let found: Vec<(PackId, Result<Damage>)> = candidates
         .par_iter()
         .map(|id| {
             let r = damage_in(&repo, id, listing.get(id).copied());
@@ -293,13 +293,12 @@ pub fn repair_packs(
     Ok(report)
 }
 
+/// What is wrong with a pack, and which of its blobs are damaged.
+type Damage = Option<(String, Vec<Id>)>;
+
 /// Reads a whole pack: `None` if it is intact, else what is wrong and
 /// which blobs (all of them when the pack cannot be opened) are damaged.
-fn damage_in(
-    repo: &Repository,
-    id: &PackId,
-    indexed: Option<&IndexedPack>,
-) -> Result<Option<(String, Vec<Id>)>> {
+fn damage_in(repo: &Repository, id: &PackId, indexed: Option<&IndexedPack>) -> Result<Damage> {
     let key = repo.master_key();
     let all = || {
         indexed
