@@ -116,6 +116,7 @@ impl Cluster {
             let identity = config.cluster_url.to_string();
             (config, identity)
         };
+        crate::tls_provider();
         let client = kube::Client::try_from(config).map_err(|e| {
             config_error(
                 e.to_string(),

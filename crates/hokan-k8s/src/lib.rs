@@ -91,3 +91,14 @@ pub use restore::{
     ExistingPolicy, RestoreOptions, RestorePlan, RestoreReport, Target, execute, plan,
 };
 pub use seam::{ObjectSink, ObjectSource};
+
+/// Installs rustls' ring provider as the process default, once. A program
+/// that links two providers (kube's ring, the object stores' aws-lc-rs) has
+/// no default otherwise, and rustls panics when a client is built.
+pub(crate) fn tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Another part of the program may have installed one: that is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -69,6 +69,7 @@ pub mod cache;
 pub mod config;
 pub mod conformance;
 mod error;
+pub mod fault_model;
 pub mod faults;
 pub mod index_file;
 pub mod index_load;

@@ -140,6 +140,7 @@ impl TestServer {
                     reason: e.to_string(),
                     fix: "this is a bug in the test server",
                 })?;
+        crate::tls_provider();
         let client = kube::Client::try_from(kube::Config::new(uri)).map_err(|e| Error::Config {
             reason: e.to_string(),
             fix: "this is a bug in the test server",

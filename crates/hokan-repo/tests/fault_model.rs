@@ -1,0 +1,27 @@
+//! The model-based fault harness (see `hokan_repo::fault_model`), briefly:
+//! a fixed set of random sequences of backup, forget, prune, check,
+//! repair and restore, each step under an injected fault, against a model
+//! of which snapshots must restore. `examples/fault_harness.rs` runs it for
+//! a stated time with fresh seeds.
+
+use hokan_repo::fault_model::run_random;
+
+#[test]
+fn no_sequence_of_faults_loses_data() {
+    let mut total = hokan_repo::fault_model::Report::default();
+    for seed in [1, 2, 3, 4] {
+        let r = run_random(seed, 3, 10, None);
+        total.sequences += r.sequences;
+        total.steps += r.steps;
+        total.faults += r.faults;
+        total.snapshots += r.snapshots;
+        total.violations.extend(r.violations);
+    }
+    eprintln!(
+        "{} sequences, {} steps, {} faults injected, {} snapshots checked",
+        total.sequences, total.steps, total.faults, total.snapshots
+    );
+    assert!(total.faults > 10, "the faults happened");
+    assert!(total.snapshots > 5, "there was data to lose");
+    assert!(total.violations.is_empty(), "{:#?}", total.violations);
+}
