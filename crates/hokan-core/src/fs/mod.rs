@@ -11,9 +11,11 @@
 mod archive;
 mod exclude;
 mod meta;
+mod prefetch;
 mod restore;
 
-pub use archive::{ArchiveSummary, Archived, Archiver, NoProgress, Progress, absolute, scan};
+pub use archive::{ArchiveSummary, Archived, Archiver, NoProgress, Progress, absolute};
 pub use exclude::{CACHEDIR_SIGNATURE, Excludes};
 pub use meta::{NameCache, Warning, is_root};
+pub use prefetch::scan;
 pub use restore::{Overwrite, RestoreOptions, RestoreSummary, Restored, Restorer};

@@ -1,0 +1,153 @@
+//! Reading ahead of a backup's walk: the kernel fetches files the walk will
+//! read soon, and a count of what lies ahead gives progress an end.
+
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use super::archive::{Archiver, absolute, root_device, unchanged};
+use super::exclude::Excludes;
+use crate::id::BlobType;
+use crate::tree::{Node, Tree};
+
+/// How far (in file bytes) the prefetcher may run ahead of the walk.
+const PREFETCH_AHEAD: u64 = 96 << 20;
+
+/// Walks the paths in the walk's order and asks the kernel to read each
+/// file's data in the background (`POSIX_FADV_WILLNEED`), staying at most
+/// [`PREFETCH_AHEAD`] bytes ahead of what the walk has dealt with. Reading
+/// from disk then overlaps with hashing and compressing, with many reads
+/// in flight, while the walk itself uses only as many threads as there are
+/// cores. Files the parent snapshot shows unchanged are skipped: the walk
+/// will not read them. Page cache is not process memory; the bound keeps
+/// it from evicting what it fetched before use.
+pub(super) struct Prefetch<'p, 'a> {
+    pub(super) archiver: &'p Archiver<'a>,
+    pub(super) done: &'p AtomicBool,
+    pub(super) ahead: u64,
+}
+
+impl Prefetch<'_, '_> {
+    pub(super) fn run(&mut self, targets: &[PathBuf], root: Option<&Tree>) {
+        for t in targets {
+            // The parent's node for this path, found from the root.
+            let mut node: Option<Node> = None;
+            let mut tree = root.cloned();
+            for c in t.components().skip(1) {
+                node = tree
+                    .as_ref()
+                    .and_then(|tr| tr.get(c.as_os_str().as_bytes()).cloned());
+                tree = self.subtree(node.as_ref());
+            }
+            if !self.walk(t, node.as_ref(), root_device(t)) {
+                return;
+            }
+        }
+    }
+
+    /// A parent directory's tree, read quietly (the walk reports problems).
+    fn subtree(&self, node: Option<&Node>) -> Option<Tree> {
+        let (reader, id) = (self.archiver.parents?, node?.subtree?);
+        let bytes = reader.read_blob(BlobType::Tree, &id.0).ok()?;
+        Tree::decode(&bytes, &id).ok()
+    }
+
+    fn walk(&mut self, p: &Path, parent: Option<&Node>, device: u64) -> bool {
+        let ex = self.archiver.excludes;
+        if self.done.load(Relaxed) {
+            return false;
+        }
+        let Ok(md) = p.symlink_metadata() else {
+            return true;
+        };
+        if ex.one_file_system && md.dev() != device {
+            return true;
+        }
+        if md.is_dir() {
+            if ex.excludes_dir(p) {
+                return true;
+            }
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return true;
+            };
+            let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+            names.sort();
+            let sub = self.subtree(parent);
+            for n in names {
+                let child = p.join(&n);
+                let child_parent = sub.as_ref().and_then(|t| t.get(n.as_bytes()));
+                if !ex.excludes_path(&child) && !self.walk(&child, child_parent, device) {
+                    return false;
+                }
+            }
+        } else if md.is_file() && md.size() > 0 {
+            while self.ahead > self.archiver.counters.bytes_seen.load(Relaxed) + PREFETCH_AHEAD {
+                if self.done.load(Relaxed) {
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            }
+            if !parent.is_some_and(|n| unchanged(n, &md))
+                && let Ok(f) = File::options()
+                    .read(true)
+                    .custom_flags(libc::O_NOATIME)
+                    .open(p)
+                    .or_else(|_| File::open(p))
+            {
+                let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
+            }
+            self.ahead += md.size();
+        }
+        true
+    }
+}
+
+/// Counts the files and bytes below `paths` that a backup with `excludes`
+/// would visit: run beside a backup to give its progress an end.
+pub fn scan(
+    paths: &[PathBuf],
+    excludes: &Excludes,
+    stop: &std::sync::atomic::AtomicBool,
+) -> (u64, u64) {
+    fn walk(
+        p: &Path,
+        ex: &Excludes,
+        device: u64,
+        stop: &std::sync::atomic::AtomicBool,
+        acc: &mut (u64, u64),
+    ) {
+        if stop.load(Relaxed) {
+            return;
+        }
+        let Ok(md) = p.symlink_metadata() else { return };
+        if ex.one_file_system && md.dev() != device {
+            return;
+        }
+        if md.is_dir() {
+            if ex.excludes_dir(p) {
+                return;
+            }
+            let Ok(rd) = std::fs::read_dir(p) else { return };
+            for e in rd.flatten() {
+                let child = e.path();
+                if !ex.excludes_path(&child) {
+                    walk(&child, ex, device, stop, acc);
+                }
+            }
+        } else {
+            acc.0 += 1;
+            if md.is_file() {
+                acc.1 += md.size();
+            }
+        }
+    }
+    let mut acc = (0, 0);
+    for p in paths {
+        if let Ok(a) = absolute(p) {
+            walk(&a, excludes, root_device(&a), stop, &mut acc);
+        }
+    }
+    acc
+}
