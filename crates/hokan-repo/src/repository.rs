@@ -128,21 +128,7 @@ impl Repository {
             });
         }
         init.kdf.validate()?;
-        let mut config = Config::new(ConfigV1 {
-            repo_id: {
-                let mut b = [0u8; 32];
-                getrandom::fill(&mut b).map_err(|e| hokan_core::Error::Random(e.to_string()))?;
-                Id(b)
-            },
-            chunk_min: init.chunker.min,
-            chunk_avg: init.chunker.avg,
-            chunk_max: init.chunker.max,
-            compression: init.compression.level(),
-            pack_size: init.pack_size,
-            created: chrono::Utc::now().timestamp(),
-        });
-        config.format = init.format;
-        config.validate()?;
+        let config = new_config(&init)?;
         let key = MasterKey::generate()?;
         let (key_id, key_bytes) =
             keys::create(&key, password, init.kdf, &KeyInfo::here(init.key_label))?;
@@ -192,21 +178,7 @@ impl Repository {
                 keys: store.list(layout::dir(Kind::Key))?.len(),
             });
         };
-        let mut config = Config::new(ConfigV1 {
-            repo_id: {
-                let mut b = [0u8; 32];
-                getrandom::fill(&mut b).map_err(|e| hokan_core::Error::Random(e.to_string()))?;
-                Id(b)
-            },
-            chunk_min: init.chunker.min,
-            chunk_avg: init.chunker.avg,
-            chunk_max: init.chunker.max,
-            compression: init.compression.level(),
-            pack_size: init.pack_size,
-            created: chrono::Utc::now().timestamp(),
-        });
-        config.format = init.format;
-        config.validate()?;
+        let config = new_config(&init)?;
         store.put(layout::CONFIG, Bytes::from(seal_config(&key, &config)?))?;
         Ok(Self::assemble(store, key, key_id, config, options))
     }
@@ -474,6 +446,25 @@ impl Repository {
         self.store.delete(&layout::object(Kind::Key, &old))?;
         Ok(new_id)
     }
+}
+
+/// The config of a new repository (or a recreated one): a fresh random id
+/// and the settings `init` asks for.
+fn new_config(init: &InitOptions) -> Result<Config> {
+    let mut repo_id = [0u8; 32];
+    getrandom::fill(&mut repo_id).map_err(|e| hokan_core::Error::Random(e.to_string()))?;
+    let mut config = Config::new(ConfigV1 {
+        repo_id: Id(repo_id),
+        chunk_min: init.chunker.min,
+        chunk_avg: init.chunker.avg,
+        chunk_max: init.chunker.max,
+        compression: init.compression.level(),
+        pack_size: init.pack_size,
+        created: chrono::Utc::now().timestamp(),
+    });
+    config.format = init.format;
+    config.validate()?;
+    Ok(config)
 }
 
 fn seal_config(key: &MasterKey, config: &Config) -> Result<Vec<u8>> {
