@@ -34,11 +34,20 @@ use crate::store::{RetryPolicy, Store};
 pub enum Op {
     /// Back up a set of objects derived from `seed`, sharing most of its
     /// objects with the sets of neighbouring seeds.
-    Backup { seed: u64 },
+    Backup {
+        /// Which set of objects.
+        seed: u64,
+    },
     /// Keep only the newest `keep` snapshots.
-    Forget { keep: u32 },
+    Forget {
+        /// How many to keep.
+        keep: u32,
+    },
     /// Prune, with or without waiting for the grace period.
-    Prune { instant: bool },
+    Prune {
+        /// Delete at once instead of marking.
+        instant: bool,
+    },
     /// Check, reading every pack.
     Check,
     /// Rebuild the index from the packs.
@@ -46,10 +55,18 @@ pub enum Op {
     /// Salvage damaged packs.
     RepairPacks,
     /// Restore the `n`-th snapshot of the model.
-    Restore { n: usize },
+    Restore {
+        /// Which snapshot of the model.
+        n: usize,
+    },
     /// A backup that loaded its index before a prune that runs while it
     /// stores its data.
-    BackupBesidePrune { seed: u64, instant: bool },
+    BackupBesidePrune {
+        /// Which set of objects.
+        seed: u64,
+        /// Whether the prune deletes at once.
+        instant: bool,
+    },
 }
 
 /// One step: an operation, and the fault armed while it runs (the number
