@@ -47,21 +47,35 @@
 
 #![warn(missing_docs)]
 
+mod backup;
 pub mod bbolt;
+pub mod catalog;
 mod error;
+mod export;
+mod inventory;
+pub mod kv;
 pub mod layout;
 pub mod live;
+pub mod objects;
 mod rebuild;
+mod restore;
 mod split;
 pub mod static_pods;
 mod status;
+pub mod stored;
 pub mod testdata;
 pub mod testing;
 
+pub use backup::{Backed, BackupOptions, backup_live, cluster_id, import_file};
 pub use bbolt::Db;
+pub use catalog::Catalog;
 pub use error::{Error, Result};
+pub use export::{ExportOptions, ExportReport, export};
 pub use live::{ClusterIdentity, EtcdEndpoint, LiveSnapshot};
+pub use objects::{Decoded, Filter, ObjectInfo, Objects};
 pub use rebuild::{IterSource, RebuildSummary, RecordSource, rebuild};
+pub use restore::{read_file_range, restore_file, restore_to};
 pub use split::{MemorySink, RecordSink, SplitOptions, SplitSummary, Trailer, split};
 pub use static_pods::{StaticPodResource, latest_static_pod_resources};
 pub use status::{Status, status, status_file};
+pub use stored::{DbFacts, EtcdSnapshot};
