@@ -35,8 +35,20 @@ pub struct ExportOptions<'a> {
 pub struct ExportReport {
     /// Files written, relative to the output directory.
     pub written: Vec<String>,
-    /// Objects not written, with the reason.
+    /// Objects that could not be written (encrypted without a key, not
+    /// decodable), with the reason.
     pub skipped: Vec<Skipped>,
+    /// Keys left out by design: not API objects (`/registry/masterleases/…`,
+    /// other programs' keys), or objects a restore never creates (token
+    /// secrets the cluster generates).
+    pub left_out: Vec<Skipped>,
+}
+
+/// What became of one object.
+enum Outcome {
+    Written(String),
+    Skipped(String),
+    LeftOut(String),
 }
 
 /// An object an export left out.
@@ -74,20 +86,20 @@ pub fn export(
         let values = objects.values(&entries)?;
         for ((info, entry), value) in batch.iter().zip(values) {
             let outcome = value.and_then(|v| write_one(info, entry, &v, dir, options));
+            let note = |reason| Skipped {
+                key: info.key.clone(),
+                reason,
+            };
             match outcome {
-                Ok(Ok(path)) => report.written.push(path),
-                Ok(Err(reason)) => report.skipped.push(Skipped {
-                    key: info.key.clone(),
-                    reason,
-                }),
+                Ok(Outcome::Written(path)) => report.written.push(path),
+                Ok(Outcome::Skipped(reason)) => report.skipped.push(note(reason)),
+                Ok(Outcome::LeftOut(reason)) => report.left_out.push(note(reason)),
                 // A value that cannot be decoded or decrypted is skipped
                 // with the decoder's words; a failing disk ends the export.
-                Err(e @ (Error::Kubernetes { .. } | Error::BadCatalog { .. })) => {
-                    report.skipped.push(Skipped {
-                        key: info.key.clone(),
-                        reason: e.to_string(),
-                    })
+                Err(Error::Kubernetes { source, .. }) => {
+                    report.skipped.push(note(source.to_string()))
                 }
+                Err(e @ Error::BadCatalog { .. }) => report.skipped.push(note(e.to_string())),
                 Err(e) => return Err(e),
             }
         }
@@ -95,20 +107,20 @@ pub fn export(
     Ok(report)
 }
 
-/// Writes one object; `Ok(Err(reason))` when it is left out.
+/// Writes one object.
 fn write_one(
     info: &ObjectInfo,
     entry: &Entry,
     value: &[u8],
     dir: &Path,
     options: ExportOptions<'_>,
-) -> Result<std::result::Result<String, String>> {
+) -> Result<Outcome> {
     let Some(group) = &info.group else {
-        return Ok(Err(if info.resource.is_empty() {
+        return Ok(Outcome::LeftOut(if info.resource.is_empty() {
             "not a Kubernetes registry key".into()
         } else {
             format!(
-                "resource {:?} is not one this build knows how to restore",
+                "{:?} is not an API resource this build knows",
                 info.resource
             )
         }));
@@ -116,7 +128,7 @@ fn write_one(
     if let Some(e) = &info.encryption
         && options.decryptor.is_none()
     {
-        return Ok(Err(format!(
+        return Ok(Outcome::Skipped(format!(
             "encrypted with {} key {:?}; give the cluster's EncryptionConfiguration",
             e.provider, e.key_name
         )));
@@ -132,7 +144,7 @@ fn write_one(
             namespace_mapping: &mapping,
         };
         if let Some(why) = sanitize(&gr, &mut object, &opts).skip {
-            return Ok(Err(why));
+            return Ok(Outcome::LeftOut(why));
         }
     }
     let version = decoded
@@ -150,7 +162,7 @@ fn write_one(
     let path = layout::object_path(&key, &version, true);
     // Refuses names that would leave the directory.
     if let Err(e) = layout::parse_path(&path) {
-        return Ok(Err(e.to_string()));
+        return Ok(Outcome::Skipped(e.to_string()));
     }
     let file: PathBuf = dir.join(&path);
     if let Some(parent) = file.parent() {
@@ -159,5 +171,5 @@ fn write_one(
     }
     let json = serde_json::to_vec(&object).expect("JSON values serialize");
     std::fs::write(&file, json).map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
-    Ok(Ok(path))
+    Ok(Outcome::Written(path))
 }
