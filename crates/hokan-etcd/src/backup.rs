@@ -83,16 +83,16 @@ pub fn backup_live(
         etcd_version: Some(id.version.clone()),
         ..Default::default()
     };
-    if let Some(given) = &options.cluster_id {
-        if Some(given) != facts.cluster_id.as_ref() {
-            return Err(Error::invalid(
-                "cluster id",
-                format!(
-                    "{given} was given, but {} answers for cluster {:x}",
-                    endpoint.url, id.cluster_id
-                ),
-            ));
-        }
+    if let Some(given) = &options.cluster_id
+        && Some(given) != facts.cluster_id.as_ref()
+    {
+        return Err(Error::invalid(
+            "cluster id",
+            format!(
+                "{given} was given, but {} answers for cluster {:x}",
+                endpoint.url, id.cluster_id
+            ),
+        ));
     }
     let what = format!("the snapshot stream from {}", endpoint.url);
     store(
@@ -394,11 +394,14 @@ impl Batch {
     }
 }
 
+/// What the session pulls: a batch's bytes and its cuts, `None` at the end.
+type Pulled = hokan_core::Result<Option<(Vec<u8>, Vec<std::ops::Range<usize>>)>>;
+
 /// The pull side: batches from the splitter thread, until it is done.
 fn consume<'v>(
     rx: Receiver<Batch>,
     is_layout: &'v mut Vec<bool>,
-) -> impl FnMut() -> hokan_core::Result<Option<(Vec<u8>, Vec<std::ops::Range<usize>>)>> + Send + 'v
+) -> impl FnMut() -> Pulled + Send + 'v
 {
     move || match rx.recv() {
         Ok(b) => {
