@@ -401,8 +401,7 @@ type Pulled = hokan_core::Result<Option<(Vec<u8>, Vec<std::ops::Range<usize>>)>>
 fn consume<'v>(
     rx: Receiver<Batch>,
     is_layout: &'v mut Vec<bool>,
-) -> impl FnMut() -> Pulled + Send + 'v
-{
+) -> impl FnMut() -> Pulled + Send + 'v {
     move || match rx.recv() {
         Ok(b) => {
             is_layout.extend(b.is_layout);

@@ -481,4 +481,76 @@ mod tests {
             Err(Error::UnsupportedVersion { found: 2, .. })
         ));
     }
+
+    /// Golden: a fixed catalog, byte for byte. A change here means stored
+    /// catalogs no longer read: bump `VERSION` instead.
+    #[test]
+    fn the_catalog_format_is_pinned() {
+        let mut types = TypeTable::default();
+        let cm = types.classify(b"k8s\x00\x0a\x0f\x0a\x02v1\x12\x09ConfigMap");
+        let enc = types.classify(b"k8s:enc:aescbc:v1:key1:xxxxxxxx");
+        let mut e = vec![
+            entry(
+                2,
+                "/registry/configmaps/a/x",
+                false,
+                ValueAt::Record {
+                    index: 0,
+                    offset: 43,
+                },
+            ),
+            entry(
+                3,
+                "/registry/configmaps/a/y",
+                true,
+                ValueAt::File { offset: 8192 },
+            ),
+            entry(
+                3,
+                "/registry/secrets/a/s",
+                false,
+                ValueAt::Record {
+                    index: 2,
+                    offset: 40,
+                },
+            ),
+        ];
+        e[0].value_type = cm;
+        e[2].value_type = enc;
+        e[2].revision.sub = 1;
+        e[2].lease = 7;
+        let bytes = Catalog { types, entries: e }.encode();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // "HKEC", version 1, then the columns (see FORMAT.md): types (a
+        // protobuf v1/ConfigMap, aescbc key1), main deltas 2 1 0, sub 0 0 1,
+        // flags 0 3 0, keys front-coded, create/mod back, version, lease,
+        // value lengths, types, record deltas / file offset, value offsets.
+        assert_eq!(
+            hex,
+            concat!(
+                "484b4543",
+                "01", // magic, version
+                "0201027631",
+                "09436f6e6669674d617000",
+                "0206616573636263046b657931",
+                "03040200",
+                "03000002",
+                "03000300",
+                "0300170a",
+                "242f72656769737472792f636f6e6669676d6170732f612f78",
+                "79",
+                "736563726574732f612f73",
+                "0318010b",
+                "03000602",
+                "03000600",
+                "03020002",
+                "0300000e",
+                "030a0a0a",
+                "03000001",
+                "0302808001",
+                "04",
+                "032b0028",
+            )
+        );
+    }
 }
