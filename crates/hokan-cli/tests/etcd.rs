@@ -645,3 +645,29 @@ fn objects_listed_decoded_diffed_and_exported() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not an etcd one"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_format_1_repository_is_told_to_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("repo").to_str().unwrap().to_string();
+    let cache = dir.path().join("cache");
+    let mut c = hokan(&path, &cache);
+    c.args([
+        "init",
+        "--kdf-memory",
+        "1M",
+        "--kdf-iterations",
+        "1",
+        "--repository-version",
+        "1",
+    ]);
+    ok(&run(c));
+    let file = dir.path().join("tiny.db");
+    std::fs::write(&file, hokan_etcd::testdata::tiny_db()).unwrap();
+    let mut c = hokan(&path, &cache);
+    c.args(["etcd", "import", file.to_str().unwrap()]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("hokan migrate"), "{}", stderr(&out));
+    assert!(walk(&Path::new(&path).join("data")).is_empty());
+}

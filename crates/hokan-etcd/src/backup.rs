@@ -269,6 +269,9 @@ fn stage<R: Read + Send>(
     what: &str,
     mut facts: DbFacts,
 ) -> hokan_repo::Result<(Staged, DbFacts, u64)> {
+    // Refused before any data moves: object nodes and snapshot identities
+    // need format 2.
+    s.require(hokan_core::FormatVersion::V2, "an etcd snapshot")?;
     let chunker = s.writer().chunker().clone();
     let (tx, rx) = sync_channel::<Batch>(BATCHES_QUEUED);
     let (refs, is_layout, produced) = std::thread::scope(|scope| {

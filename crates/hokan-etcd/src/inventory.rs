@@ -11,7 +11,7 @@
 //! lies); at the end [`Inventory::finish`] walks the tree from the meta's
 //! root over those facts. The status hash is the CRC over keys and values
 //! in tree order, put together from each element's CRC with
-//! `crc32c_combine`. Memory is about 100 bytes per record, not the
+//! `crc::combine`. Memory is about 100 bytes per record, not the
 //! database's size.
 
 use std::collections::{HashMap, HashSet};
@@ -275,7 +275,7 @@ impl Inventory {
             let elems = self.elements(&root, meta, &mut seen)?;
             for &j in &elems {
                 let e = &self.elems[j as usize];
-                crc = crc32c::crc32c_combine(crc, e.crc, e.len as usize);
+                crc = crate::crc::combine(crc, e.crc, e.len);
                 total_key += 1;
                 match (&e.kind, name.as_slice()) {
                     (ElemKind::Cut, _) => return Err(cut()),

@@ -93,6 +93,7 @@
 mod backup;
 pub mod bbolt;
 pub mod catalog;
+mod crc;
 mod error;
 mod export;
 mod inventory;
