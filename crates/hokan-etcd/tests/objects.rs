@@ -417,3 +417,79 @@ fn values_outside_records_are_read_from_the_file() {
     assert!(matches!(e.at, ValueAt::File { .. }), "{:?}", e.at);
     assert_eq!(objects.value(e).unwrap(), b"{\"kind\":\"ConfigMap\"}");
 }
+
+#[test]
+fn key_name_exceptions_and_other_prefixes_are_listed_with_their_resource() {
+    let Some(etcd) = EtcdProcess::start() else {
+        return;
+    };
+    let json =
+        |v: &str, k: &str| format!("{{\"apiVersion\":\"{v}\",\"kind\":\"{k}\"}}").into_bytes();
+    let pairs = vec![
+        (
+            "/registry/services/specs/default/kubernetes".into(),
+            json("v1", "Service"),
+        ),
+        (
+            "/registry/services/endpoints/default/kubernetes".into(),
+            json("v1", "Endpoints"),
+        ),
+        ("/registry/minions/node-1".into(), json("v1", "Node")),
+        (
+            "/registry/example.com/widgets/ns/w".into(),
+            json("example.com/v1", "Widget"),
+        ),
+        (
+            "/kubernetes.io/configmaps/openshift-config/c".into(),
+            json("v1", "ConfigMap"),
+        ),
+        (
+            "/openshift.io/routes/web/r".into(),
+            json("route.openshift.io/v1", "Route"),
+        ),
+        ("/registry/masterleases/10.0.0.1".into(), b"\x00".to_vec()),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut repo = common::repo(tmp.path());
+    let entry = snapshot_of(&etcd, pairs, tmp.path(), &mut repo, "keys.db");
+    let snap = EtcdSnapshot::open(&repo, entry).unwrap();
+    let objects = Objects::open(&repo, &snap).unwrap();
+    let got: Vec<(String, String, Option<String>, String)> = objects
+        .list(&Filter::default())
+        .into_iter()
+        .map(|o| {
+            (
+                o.resource_name(),
+                o.name,
+                o.namespace,
+                o.encoding.to_string(),
+            )
+        })
+        .collect();
+    let row = |r: &str, n: &str, ns: Option<&str>, e: &str| {
+        (
+            r.to_string(),
+            n.to_string(),
+            ns.map(str::to_string),
+            e.to_string(),
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            row("configmaps", "c", Some("openshift-config"), "json"),
+            row("routes.route.openshift.io", "r", Some("web"), "json"),
+            row("widgets.example.com", "w", Some("ns"), "json"),
+            row("masterleases", "10.0.0.1", None, "other"),
+            row("nodes", "node-1", None, "json"),
+            row("endpoints", "kubernetes", Some("default"), "json"),
+            row("services", "kubernetes", Some("default"), "json"),
+        ]
+    );
+    let svc = objects.by_name("services/default/kubernetes").unwrap();
+    assert_eq!(svc.key, b"/registry/services/specs/default/kubernetes");
+    assert_eq!(
+        objects.by_name("nodes/node-1").unwrap().key,
+        b"/registry/minions/node-1"
+    );
+}
