@@ -90,6 +90,9 @@ pub enum Command {
     /// Upgrade the repository to the current format (older releases can
     /// then no longer open it)
     Migrate(cmd::repair::MigrateArgs),
+    /// etcd snapshots (backup, import, status, restore) and the Kubernetes objects inside them
+    #[command(subcommand)]
+    Etcd(cmd::etcd::EtcdCommand),
 }
 
 fn main() -> ExitCode {

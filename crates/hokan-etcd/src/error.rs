@@ -117,6 +117,62 @@ pub enum Error {
     /// A record sink or source (the repository side of the seam) failed.
     #[error("storing or fetching etcd records failed: {0}")]
     Sink(String),
+
+    /// The repository failed (unreachable, damaged, locked, wrong format).
+    #[error(transparent)]
+    Repo(#[from] hokan_repo::Error),
+
+    /// A snapshot that is not an etcd snapshot was named.
+    #[error(
+        "snapshot {snapshot} is a {source_kind} snapshot, not an etcd one; `hokan snapshots` \
+         lists the snapshots with their source"
+    )]
+    NotEtcd {
+        /// The snapshot's short id.
+        snapshot: String,
+        /// Its source kind.
+        source_kind: String,
+    },
+
+    /// An etcd snapshot's tree lacks a part this build needs.
+    #[error("etcd snapshot {snapshot} cannot be read: {reason}")]
+    Incomplete {
+        /// The snapshot's short id.
+        snapshot: String,
+        /// What is missing, and what helps.
+        reason: String,
+    },
+
+    /// The stored object catalog cannot be read.
+    #[error(
+        "the stored etcd object catalog is damaged: {reason}; run `hokan check --read-data` \
+         to find the damaged object"
+    )]
+    BadCatalog {
+        /// What did not fit.
+        reason: String,
+    },
+
+    /// No object or key of that name in the snapshot.
+    #[error("{what} is not in snapshot {snapshot}{hint}")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+        /// The snapshot's short id.
+        snapshot: String,
+        /// What would help (starts with "; ").
+        hint: String,
+    },
+
+    /// A value could not be decoded or decrypted as a Kubernetes object.
+    #[error("{key}: {source}")]
+    Kubernetes {
+        /// The etcd key of the value.
+        key: String,
+        /// The decoder's error.
+        #[source]
+        source: hokan_k8s_codec::Error,
+    },
 }
 
 impl Error {
@@ -145,6 +201,17 @@ impl Error {
             what: what.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// A data-path error, with a repository error it carries unwrapped.
+pub(crate) fn from_core(e: hokan_core::Error) -> Error {
+    match e {
+        hokan_core::Error::Storage(boxed) => match boxed.downcast::<hokan_repo::Error>() {
+            Ok(repo) => Error::Repo(*repo),
+            Err(other) => Error::Repo(hokan_repo::Error::Core(hokan_core::Error::Storage(other))),
+        },
+        other => Error::Repo(hokan_repo::Error::Core(other)),
     }
 }
 

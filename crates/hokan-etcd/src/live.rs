@@ -404,14 +404,20 @@ async fn pump(
     // most likely refused the handshake: say which files to check.
     let refused = |e: &etcd_client::Error| {
         let mut s = describe(e);
-        if ep.url.starts_with("https://") && !s.contains("--cacert") {
-            s.push_str(if ep.cert.is_none() {
-                "; etcd closed the TLS connection: with --client-cert-auth it needs a client \
-                 certificate, give --cert and --key"
-            } else {
-                "; etcd closed the TLS connection: check that --cert/--key are signed by the CA \
-                 etcd trusts (--trusted-ca-file)"
-            });
+        if ep.url.starts_with("https://") {
+            if ep.cert.is_none() {
+                // The server's alert for a missing client certificate reads
+                // like any other certificate problem: name this cause too.
+                s.push_str(
+                    "; with --client-cert-auth etcd needs a client certificate: give --cert and \
+                     --key",
+                );
+            } else if !s.contains("--cacert") {
+                s.push_str(
+                    "; etcd closed the TLS connection: check that --cert/--key are signed by the \
+                     CA etcd trusts (--trusted-ca-file)",
+                );
+            }
         }
         ep.error(s)
     };

@@ -9,6 +9,7 @@
 //! the layout itself is small and compresses well.
 
 use std::io::Read;
+use std::ops::Range;
 
 use sha2::{Digest, Sha256};
 
@@ -31,6 +32,22 @@ pub trait RecordSink {
     fn layout(&mut self, bytes: &[u8]) -> Result<()>;
     /// The next record.
     fn record(&mut self, record: &[u8]) -> Result<()>;
+    /// A branch or leaf page passing by, for sinks that learn the
+    /// database's structure while it streams (the default ignores it).
+    ///
+    /// Called in file order for every page whose header names its own
+    /// position (`id × page size == offset`, as bbolt writes every page in
+    /// use) and whose flags say branch or leaf, before any record cut from
+    /// it is sent. `bytes` start at the page: its whole run (page and
+    /// overflow pages) when the input holds it and it is at most
+    /// [`MAX_RUN`](crate::layout::MAX_RUN), else what there is.
+    /// `first_record` is `Some(n)` when this page starts a leaf run whose
+    /// records are cut out next, numbered from `n` (0 for the first record
+    /// of the input), in the order [`crate::layout::record_ranges`] gives.
+    fn page(&mut self, offset: u64, bytes: &[u8], first_record: Option<u64>) -> Result<()> {
+        let _ = (offset, bytes, first_record);
+        Ok(())
+    }
 }
 
 /// A sink that keeps everything in memory: for tests and small files.
@@ -194,6 +211,12 @@ impl<R: Read> Input<'_, R> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(old),
                 Err(e) => {
                     self.buf.truncate(old);
+                    // A reader of ours (a live snapshot) says what happened
+                    // in its own words: pass them on as they are.
+                    if e.get_ref().is_some_and(|i| i.is::<Error>()) {
+                        let inner = e.into_inner().expect("checked").downcast::<Error>();
+                        return Err(*inner.expect("checked"));
+                    }
                     return Err(Error::io(format!("reading {}", self.what), e));
                 }
             }
@@ -239,11 +262,13 @@ impl<R: Read, S: RecordSink + ?Sized> Splitter<'_, '_, R, S> {
             if self.input.avail().len() < page {
                 break;
             }
-            let run = self.leaf_run(page)?;
-            let n = match run {
-                Some(n) => n,
-                None => page,
-            };
+            let plan = self.leaf_plan(page)?;
+            let n = plan.as_ref().map_or(page, |(run, _)| *run);
+            self.observe(n, page, plan.is_some())?;
+            if let Some((run, ranges)) = &plan {
+                self.emit_leaf(*run, ranges)?;
+            }
+            let run = plan.map(|(run, _)| run);
             let bytes = &self.input.buf[self.input.start..self.input.start + n];
             self.hash.update(bytes);
             if run.is_none() {
@@ -285,9 +310,8 @@ impl<R: Read, S: RecordSink + ?Sized> Splitter<'_, '_, R, S> {
     }
 
     /// If the page at the front of the buffer starts a leaf run whose
-    /// records can be cut out, sends it to the sink as a Leaf entry and
-    /// returns the run's length.
-    fn leaf_run(&mut self, page: usize) -> Result<Option<usize>> {
+    /// records can be cut out, the run's length and the records' ranges.
+    fn leaf_plan(&mut self, page: usize) -> Result<Option<(usize, Vec<Range<u64>>)>> {
         let Some(header) = PageHeader::parse(self.input.avail()) else {
             return Ok(None);
         };
@@ -301,10 +325,42 @@ impl<R: Read, S: RecordSink + ?Sized> Splitter<'_, '_, R, S> {
             return Ok(None);
         }
         let table = table_len(header.count).min(run);
-        let ranges = match record_ranges(&self.input.avail()[..table], run as u64) {
-            Some(r) if !r.is_empty() => r,
-            _ => return Ok(None),
-        };
+        Ok(
+            match record_ranges(&self.input.avail()[..table], run as u64) {
+                Some(r) if !r.is_empty() => Some((run, r)),
+                _ => None,
+            },
+        )
+    }
+
+    /// Shows the sink every page that starts in the next `n` bytes (one
+    /// raw page, or a leaf run and the pages inside it: a free page's stale
+    /// header can claim pages that are in use again).
+    fn observe(&mut self, n: usize, page: usize, cut: bool) -> Result<()> {
+        let base = self.summary.total_bytes;
+        for at in (0..n).step_by(page) {
+            let offset = base + at as u64;
+            let Some(h) = PageHeader::parse(&self.input.avail()[at..]) else {
+                continue;
+            };
+            let is_tree =
+                h.flags == crate::bbolt::BRANCH_PAGE || h.flags == crate::bbolt::LEAF_PAGE;
+            if !is_tree || h.id.checked_mul(page as u64) != Some(offset) {
+                continue;
+            }
+            let want = h.run_len(page as u32).min(MAX_RUN) as usize;
+            self.input.fill(at + want)?;
+            let avail = &self.input.avail()[at..];
+            let bytes = &avail[..want.min(avail.len())];
+            let first = (cut && at == 0).then_some(self.summary.records);
+            self.sink.page(offset, bytes, first)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the leaf run at the front of the buffer to the sink as a Leaf
+    /// entry, its records cut out at `ranges`.
+    fn emit_leaf(&mut self, run: usize, ranges: &[Range<u64>]) -> Result<()> {
         self.flush_raw()?;
         let bytes = &self.input.buf[self.input.start..self.input.start + run];
         let mut at = 0usize;
@@ -322,7 +378,7 @@ impl<R: Read, S: RecordSink + ?Sized> Splitter<'_, '_, R, S> {
         self.sink.layout(&bytes[at..])?;
         self.summary.layout_bytes += (run - at) as u64;
         self.summary.leaf_runs += 1;
-        Ok(Some(run))
+        Ok(())
     }
 
     fn emit_layout(&mut self, bytes: &[u8]) -> Result<()> {

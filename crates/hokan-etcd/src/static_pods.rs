@@ -139,6 +139,102 @@ fn leading_number(s: &str) -> Option<u64> {
     s[..digits].parse().ok()
 }
 
+/// Label on both snapshots of one backup run: the etcd snapshot and its
+/// static pod resources share its value.
+pub const LINK_LABEL: &str = "etcd-backup";
+/// Label on the etcd snapshot: the static pod resources' snapshot id.
+pub const STATIC_PODS_LABEL: &str = "static-pods";
+/// Label on the etcd snapshot: the repository holding them, when it is
+/// another one.
+pub const STATIC_PODS_REPO_LABEL: &str = "static-pods-repo";
+/// Label on the static pod resources' snapshot: the directory they came
+/// from (restored relative to it).
+pub const RESOURCES_DIR_LABEL: &str = "static-pod-resources";
+
+/// A fresh value for [`LINK_LABEL`]: time and process, unique per run.
+pub fn link_token() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{:x}-{:x}", now.as_nanos(), std::process::id())
+}
+
+/// Backs up the chosen revision directories as a file-system snapshot of
+/// their own (kept apart from the etcd snapshot: with encryption at rest
+/// they hold the keys), labelled with `token` ([`LINK_LABEL`]), the
+/// resources directory and each component's revision. Its identity is the
+/// resources directory, so each run finds the previous one as its parent.
+pub fn backup_static_pods(
+    repo: &mut hokan_repo::IndexedRepository,
+    resources_dir: &Path,
+    chosen: &[StaticPodResource],
+    token: &str,
+    tags: &[String],
+    progress: &dyn hokan_core::fs::Progress,
+) -> Result<hokan_repo::SnapshotEntry> {
+    use hokan_repo::{SnapshotSpec, SourceKind, Staged};
+    let dir = std::path::absolute(resources_dir)
+        .map_err(|e| Error::io(format!("resolving {}", resources_dir.display()), e))?;
+    let paths: Vec<PathBuf> = chosen
+        .iter()
+        .map(|r| dir.join(r.path.file_name().unwrap_or_default()))
+        .collect();
+    let mut labels = vec![
+        (LINK_LABEL.to_string(), token.to_string()),
+        (RESOURCES_DIR_LABEL.to_string(), dir.display().to_string()),
+    ];
+    for r in chosen {
+        labels.push((format!("{}-revision", r.component), r.revision.to_string()));
+    }
+    let spec = SnapshotSpec {
+        identity: format!("static-pod-resources:{}", dir.display()),
+        paths: paths.iter().map(|p| p.display().to_string()).collect(),
+        tags: tags.to_vec(),
+        labels,
+        ..SnapshotSpec::new(SourceKind::FS)
+    };
+    let excludes = hokan_core::fs::Excludes::default();
+    let done = repo.backup(spec, |s| {
+        let parent = s.parent_tree();
+        let archived =
+            hokan_core::fs::Archiver::new(s.writer(), Some(s.reader()), &excludes, progress)
+                .archive(&paths, parent.as_ref())?;
+        if let Some(w) = archived.warnings.first() {
+            // Keys and certificates left out would make the backup useless.
+            return Err(hokan_repo::Error::Invalid {
+                what: "static pod resources",
+                reason: format!("{w}; nothing was saved"),
+            });
+        }
+        let mut staged = Staged::new(archived.tree);
+        staged.bytes = archived.summary.bytes;
+        staged.counts = vec![
+            ("files".into(), archived.summary.files),
+            ("dirs".into(), archived.summary.dirs),
+        ];
+        Ok((staged, ()))
+    })?;
+    Ok(done.entry)
+}
+
+/// Restores a static pod resources snapshot into `target`: the revision
+/// directories land directly in it, as `cluster-restore.sh` expects them
+/// under `/etc/kubernetes/static-pod-resources`.
+pub fn restore_static_pods(
+    repo: &hokan_repo::IndexedRepository,
+    snapshot: &hokan_repo::Snapshot,
+    target: &Path,
+    progress: &dyn hokan_core::fs::Progress,
+) -> Result<hokan_core::fs::Restored> {
+    let dir = snapshot.label(RESOURCES_DIR_LABEL).ok_or_else(|| {
+        Error::invalid(
+            "static pod resources",
+            format!("the snapshot has no {RESOURCES_DIR_LABEL} label: it was not made by `hokan etcd backup`"),
+        )
+    })?;
+    Ok(repo.restore(snapshot, dir, target, Default::default(), progress)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,13 +71,21 @@ fn free_port() -> u16 {
 impl EtcdProcess {
     /// Starts a plain-HTTP etcd; `None` when etcd is not installed.
     pub fn start() -> Option<EtcdProcess> {
-        Self::start_with(None)
+        Self::start_with(None, None)
+    }
+
+    /// Restores a snapshot file with `etcdctl snapshot restore` into a new
+    /// data directory (as an operator recovering a cluster does) and starts
+    /// a plain-HTTP etcd on it; `None` when etcd is not installed. Panics
+    /// with etcdctl's words if it refuses the file.
+    pub fn start_restored(snapshot: &Path) -> Option<EtcdProcess> {
+        Self::start_with(None, Some(snapshot))
     }
 
     /// Starts etcd serving clients over TLS and requiring client
     /// certificates; `client` is the (cert, key, ca) etcdctl uses.
     pub fn start_tls(server: &ServerTls, client: (&Path, &Path, &Path)) -> Option<EtcdProcess> {
-        let mut e = Self::start_with(Some(server))?;
+        let mut e = Self::start_with(Some(server), None)?;
         e.tls_args = vec![
             format!("--cert={}", client.0.display()),
             format!("--key={}", client.1.display()),
@@ -87,7 +95,7 @@ impl EtcdProcess {
         Some(e)
     }
 
-    fn start_with(tls: Option<&ServerTls>) -> Option<EtcdProcess> {
+    fn start_with(tls: Option<&ServerTls>, restore: Option<&Path>) -> Option<EtcdProcess> {
         if !etcd_available() {
             return None;
         }
@@ -102,6 +110,25 @@ impl EtcdProcess {
             SERVERS.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("etcd data directory");
+        if let Some(snapshot) = restore {
+            let out = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg("snapshot")
+                .arg("restore")
+                .arg(snapshot)
+                .arg(format!("--data-dir={}", dir.join("data").display()))
+                .arg("--name=hokan-test")
+                .arg(format!("--initial-cluster=hokan-test={peer_url}"))
+                .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+                .output()
+                .expect("etcdctl runs");
+            assert!(
+                out.status.success(),
+                "etcdctl snapshot restore {} failed: {}",
+                snapshot.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let mut cmd = Command::new("etcd");
         cmd.arg("--name=hokan-test")
             .arg(format!("--data-dir={}", dir.join("data").display()))
@@ -188,6 +215,11 @@ impl EtcdProcess {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the server now (the directory stays until drop).

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod check;
 pub mod diff;
 pub mod dump;
+pub mod etcd;
 pub mod find;
 pub mod forget;
 pub mod init;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repair(c) => repair::run(g, c),
         Command::Unlock(a) => repair::unlock(g, a),
         Command::Migrate(a) => repair::migrate(g, a),
+        Command::Etcd(c) => etcd::run(g, c),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use etcd_client::{Client, ConnectOptions, Txn, TxnOp};
+use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp};
 use hokan_etcd::testing::EtcdProcess;
 
 /// Puts `pairs` into etcd in transactions of 64 keys (one revision each).
@@ -113,4 +113,65 @@ pub fn pki(dir: &Path) -> Pki {
         client_key: write("client-key.pem", client_key),
         other_ca: write("other-ca.pem", other_pem),
     }
+}
+
+/// Every key and value in etcd, sorted by key.
+pub fn all_kvs(url: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect([url], None).await.unwrap();
+        let r = c
+            .get("\0", Some(GetOptions::new().with_from_key()))
+            .await
+            .unwrap();
+        r.kvs()
+            .iter()
+            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+            .collect()
+    })
+}
+
+/// A fresh repository with cheap key stretching, index loaded.
+pub fn repo(dir: &Path) -> hokan_repo::IndexedRepository {
+    use hokan_repo::{InitOptions, KdfParams, OpenOptions, Repository};
+    let location = dir.join("repo");
+    let location = location.to_str().unwrap();
+    let init = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..Default::default()
+    };
+    Repository::init(location, b"pw", init, OpenOptions::default()).unwrap();
+    reopen(dir)
+}
+
+/// The repository of [`repo`] opened again (a fresh index).
+pub fn reopen(dir: &Path) -> hokan_repo::IndexedRepository {
+    let location = dir.join("repo");
+    hokan_repo::Repository::open(
+        location.to_str().unwrap(),
+        b"pw",
+        hokan_repo::OpenOptions::default(),
+    )
+    .unwrap()
+    .load_index()
+    .unwrap()
+}
+
+/// The store's current revision.
+pub fn revision(url: &str) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect([url], None).await.unwrap();
+        c.get("/", None).await.unwrap().header().unwrap().revision()
+    })
 }
