@@ -69,6 +69,7 @@ pub mod layout;
 mod manifest_dir;
 mod memory;
 mod object;
+pub mod repository;
 pub mod restore;
 mod seam;
 pub mod selector;
@@ -87,7 +88,10 @@ pub use object::{
     GroupResource, ObjectAttrs, ObjectEntry, ObjectKey, StoredObject, api_version,
     split_api_version,
 };
-pub use restore::{
-    ExistingPolicy, RestoreOptions, RestorePlan, RestoreReport, Target, execute, plan,
+pub use repository::{
+    SnapshotOptions, SnapshotSource, backup_to_repository, import_velero_to_repository,
 };
-pub use seam::{ObjectSink, ObjectSource};
+pub use restore::{
+    ExistingPolicy, RestoreOptions, RestorePlan, RestoreReport, Target, execute, execute_with, plan,
+};
+pub use seam::{Completed, FETCH_BATCH, ObjectSink, ObjectSource};

@@ -133,6 +133,7 @@ impl TestServer {
 
     /// A [`Cluster`] connected to this server.
     pub fn cluster(&self) -> Result<Cluster> {
+        crate::cluster::install_crypto_provider();
         let uri: http::Uri =
             self.url()
                 .parse()
