@@ -318,6 +318,9 @@ pub async fn plan<S: ObjectSource + Sync>(
         });
     }
     let mut slots: Vec<Option<ObjectEntry>> = entries.into_iter().map(Some).collect();
+    // Exactly as many steps as picks: a doubling vector would briefly hold
+    // twice the plan.
+    plan.steps.reserve_exact(picks.len());
     for Pick {
         index,
         target_namespace,
