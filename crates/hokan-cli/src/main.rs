@@ -90,6 +90,9 @@ pub enum Command {
     /// Upgrade the repository to the current format (older releases can
     /// then no longer open it)
     Migrate(cmd::repair::MigrateArgs),
+    /// Kubernetes resources: back up, restore in order, Velero tarballs
+    #[command(subcommand)]
+    K8s(cmd::k8s::K8sCommand),
 }
 
 fn main() -> ExitCode {

@@ -7,6 +7,7 @@ pub mod dump;
 pub mod find;
 pub mod forget;
 pub mod init;
+pub mod k8s;
 pub mod key;
 pub mod ls;
 pub mod prune;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repair(c) => repair::run(g, c),
         Command::Unlock(a) => repair::unlock(g, a),
         Command::Migrate(a) => repair::migrate(g, a),
+        Command::K8s(c) => k8s::run(g, c),
     }
 }
 
