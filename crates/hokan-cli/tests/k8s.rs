@@ -99,6 +99,8 @@ fn args<'a>(fixed: &[&'a str], flags: &'a [String]) -> Vec<&'a str> {
 }
 
 /// A namespace, a CRD with a widget, config maps, a service, a deployment.
+/// `ns` is the test's name for the namespace; the cluster prefixes it on a
+/// real cluster ([`TestCluster::namespace`]).
 async fn shop(cluster: &mut TestCluster, ns: &str) {
     let created = [
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
@@ -151,8 +153,8 @@ fn summary(lines: &[Value]) -> &Value {
 fn backup_browse_and_restore_round_trip() {
     let rt = runtime();
     let mut cluster = rt.block_on(TestCluster::new()).unwrap();
+    rt.block_on(shop(&mut cluster, "shop"));
     let ns = cluster.namespace("shop");
-    rt.block_on(shop(&mut cluster, &ns));
     let repo = Repo::new();
     let flags = cluster_flags(&cluster, &repo, "source");
     let backup = |tag: &str| {
@@ -345,11 +347,17 @@ fn a_restore_to_a_fresh_cluster_keeps_order_sanitizes_and_picks_versions() {
                 "spec": {"nodeName": "node-1", "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.9"}]},
                 "status": {"phase": "Running"}}),
             json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "api-0.1", "namespace": "shop"}, "reason": "Started", "involvedObject": {"kind": "Pod", "name": "api-0"}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "db"}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db-creds", "namespace": "db"}, "type": "Opaque", "data": {"p": "cHc="}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "db-config", "namespace": "db"}, "data": {"size": "small"}}),
             widget_crd(&["v1beta1", "v1"]),
         ])
         .unwrap();
     source
-        .seed([json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "blue", "namespace": "shop"}, "spec": {"size": 3}})])
+        .seed([
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "blue", "namespace": "shop"}, "spec": {"size": 3}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "green", "namespace": "db"}, "spec": {"size": 1}}),
+        ])
         .unwrap();
     // The target knows widgets already, in v1beta1 only.
     target.seed([widget_crd(&["v1beta1"])]).unwrap();
@@ -359,7 +367,7 @@ fn a_restore_to_a_fresh_cluster_keeps_order_sanitizes_and_picks_versions() {
         "--kubeconfig",
         &source_config,
         "--include-namespaces",
-        "shop",
+        "shop,db",
         "--all-api-versions",
     ]);
 
@@ -372,12 +380,17 @@ fn a_restore_to_a_fresh_cluster_keeps_order_sanitizes_and_picks_versions() {
         "--kubeconfig",
         &target_config,
         "--namespace-mapping",
-        "shop:shop-dr",
+        "shop:shop-dr,db:db-dr",
         "--dry-run",
     ]);
+    if std::env::var_os("HOKAN_SHOW_PLAN").is_some() {
+        eprintln!("{plan}");
+    }
     for want in [
         "Restore plan (dry run, nothing is changed): snapshot",
         "namespaces shop-dr (from shop)  v1 (target's preferred)",
+        "namespaces db-dr (from db)  v1 (target's preferred)",
+        "widgets.example.com db-dr/green (from db)  example.com/v1beta1 (target's preferred)",
         "widgets.example.com shop-dr/blue (from shop)  example.com/v1beta1 (target's preferred)",
         "spec.clusterIP",
         "spec.ports[0].nodePort",
@@ -401,7 +414,7 @@ fn a_restore_to_a_fresh_cluster_keeps_order_sanitizes_and_picks_versions() {
         "--kubeconfig",
         &target_config,
         "--namespace-mapping",
-        "shop:shop-dr",
+        "shop:shop-dr,db:db-dr",
     ]);
     let posts: Vec<_> = target
         .requests()
@@ -413,11 +426,15 @@ fn a_restore_to_a_fresh_cluster_keeps_order_sanitizes_and_picks_versions() {
         order,
         [
             "/api/v1/namespaces",
+            "/api/v1/namespaces",
             "/api/v1/namespaces/shop-dr/serviceaccounts",
+            "/api/v1/namespaces/db-dr/secrets",
             "/api/v1/namespaces/shop-dr/secrets",
+            "/api/v1/namespaces/db-dr/configmaps",
             "/api/v1/namespaces/shop-dr/configmaps",
             "/api/v1/namespaces/shop-dr/pods",
             "/api/v1/namespaces/shop-dr/services",
+            "/apis/example.com/v1beta1/namespaces/db-dr/widgets",
             "/apis/example.com/v1beta1/namespaces/shop-dr/widgets",
         ],
         "CRD left alone (the target has it), then Velero's order"
@@ -444,12 +461,17 @@ fn a_restore_to_a_fresh_cluster_keeps_order_sanitizes_and_picks_versions() {
             "{b}"
         );
     }
-    let ns = body("/api/v1/namespaces");
+    let shop_ns = posts
+        .iter()
+        .filter_map(|r| r.body.as_ref())
+        .find(|b| b["metadata"]["name"] == "shop-dr")
+        .unwrap();
     assert_eq!(
-        ns["metadata"]["annotations"]["openshift.io/sa.scc.uid-range"],
+        shop_ns["metadata"]["annotations"]["openshift.io/sa.scc.uid-range"],
         "1000650000/10000"
     );
-    assert_eq!(body("/widgets")["apiVersion"], "example.com/v1beta1");
+    assert_eq!(body("shop-dr/widgets")["apiVersion"], "example.com/v1beta1");
+    assert_eq!(body("shop-dr/widgets")["metadata"]["namespace"], "shop-dr");
 }
 
 #[test]

@@ -359,3 +359,144 @@ async fn thousands_of_objects_over_many_pages_and_namespaces() {
     });
     assert_eq!(per_resource, saved.value.resources);
 }
+
+fn stored(ns: &str, resource: &str, name: &str) -> hokan_k8s::StoredObject {
+    let kind = if resource == "configmaps" {
+        "ConfigMap"
+    } else {
+        "Secret"
+    };
+    let json = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{ns}-{name}"), "resourceVersion": "7"}});
+    hokan_k8s::StoredObject {
+        entry: hokan_k8s::ObjectEntry {
+            key: hokan_k8s::ObjectKey {
+                resource: hokan_k8s::GroupResource::new("", resource),
+                namespace: Some(ns.into()),
+                name: name.into(),
+            },
+            version: "v1".into(),
+            preferred: true,
+            attrs: hokan_k8s::ObjectAttrs {
+                api_version: "v1".into(),
+                kind: kind.into(),
+                uid: format!("uid-{ns}-{name}"),
+                resource_version: "7".into(),
+            },
+        },
+        json: serde_json::to_vec(&json).unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_in_any_order_make_the_same_tree_and_late_ones_are_refused() {
+    // A Velero tarball may hold objects in any order (Velero writes items
+    // as its plugins pull them in): interleaved namespaces and resources.
+    let order = [
+        ("b", "configmaps", "x"),
+        ("a", "secrets", "s"),
+        ("a", "configmaps", "z"),
+        ("b", "secrets", "t"),
+        ("a", "configmaps", "y"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("mixed.tar.gz");
+    {
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&tarball).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        let mut add = |path: &str, bytes: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o755);
+            h.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut h, path, bytes).unwrap();
+        };
+        add("metadata/version", b"1.1.0\n");
+        for (ns, resource, name) in order {
+            let o = stored(ns, resource, name);
+            add(
+                &format!("resources/{resource}/namespaces/{ns}/{name}.json"),
+                &o.json,
+            );
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+    let mut repo = repository(dir.path());
+    let imported = import_velero_to_repository(
+        &tarball,
+        "mixed",
+        &mut repo,
+        &SnapshotOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let source = SnapshotSource::new(&repo, &imported.entry).unwrap();
+    let paths: Vec<String> = source
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "core/configmaps/a/y.json",
+            "core/configmaps/a/z.json",
+            "core/configmaps/b/x.json",
+            "core/secrets/a/s.json",
+            "core/secrets/b/t.json"
+        ]
+    );
+
+    // The same objects in path order: the same tree.
+    let mut sorted = order.to_vec();
+    sorted.sort_by_key(|(ns, r, n)| (*r, *ns, *n));
+    let tree = repo
+        .backup(
+            hokan_repo::SnapshotSpec::new(hokan_repo::SourceKind::K8S),
+            |session| {
+                let mut builder = hokan_k8s::repository::TreeBuilder::new(session, &NoProgress);
+                for (ns, resource, name) in &sorted {
+                    builder.put(stored(ns, resource, name)).unwrap();
+                }
+                let (tree, _) = builder.finish().unwrap();
+                Ok((hokan_repo::Staged::new(tree), tree))
+            },
+        )
+        .unwrap()
+        .value;
+    assert_eq!(tree, imported.entry.snapshot.tree);
+
+    // A list reported complete gets no more objects: the tree written
+    // could not hold them, so the builder says so instead.
+    let late = repo.backup(
+        hokan_repo::SnapshotSpec::new(hokan_repo::SourceKind::K8S),
+        |session| {
+            let mut builder = hokan_k8s::repository::TreeBuilder::new(session, &NoProgress);
+            builder.put(stored("a", "configmaps", "one")).unwrap();
+            builder
+                .completed(&hokan_k8s::Completed {
+                    resource: hokan_k8s::GroupResource::new("", "configmaps"),
+                    version: "v1".into(),
+                    preferred: true,
+                    namespace: None,
+                })
+                .unwrap();
+            let err = builder.put(stored("a", "configmaps", "two")).unwrap_err();
+            assert!(err.to_string().contains("arrived after"), "{err}");
+            // Other resources' directories are still open.
+            builder.put(stored("b", "secrets", "three")).unwrap();
+            let bad = builder
+                .put(stored("Not_A_Namespace", "secrets", "x"))
+                .unwrap_err();
+            assert!(bad.to_string().contains("not a namespace name"), "{bad}");
+            let (tree, _) = builder.finish().unwrap();
+            Ok((hokan_repo::Staged::new(tree), ()))
+        },
+    );
+    assert!(late.is_ok());
+}
