@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Every phase runs in a process of its own (this binary started again
-//! with `--serve`, `--backup` or `--restore`): the API server's store never
+//! with `--serve`, `--collect`, `--backup`, `--dry-run` or `--restore`): the API server's store never
 //! counts, and each phase's peak resident memory (`VmHWM`) is its own, not
 //! what an earlier phase left in the allocator. Stored bytes are what the
 //! repository's directory grew by (packs, index files, the snapshot).
@@ -129,7 +129,7 @@ fn phase(which: &str, url: &str, repo: &str, out: &str) -> Fallible {
                     s.blobs_added
                 )
             }
-            "--restore" => {
+            "--restore" | "--dry-run" => {
                 let repo = open(repo)?;
                 let latest = repo.find_snapshot("latest", &Default::default())?;
                 let source = SnapshotSource::new(&repo, &latest)?;
@@ -137,14 +137,16 @@ fn phase(which: &str, url: &str, repo: &str, out: &str) -> Fallible {
                 let restore_plan = plan(&source, None, &options).await?;
                 let planned = t.elapsed().as_secs_f64();
                 let dir = ManifestDir::new(out);
-                let report =
-                    execute_with(&restore_plan, &source, Target::Dir(&dir), &options, |_| {})
-                        .await?;
-                assert_eq!(report.totals.written as usize, restore_plan.steps.len());
-                format!(
-                    "{} objects written ({planned:.2} s of it planning)",
-                    report.totals.written
-                )
+                // The dry run reads, maps and sanitizes every object and
+                // writes nothing: the restore's cost without the files.
+                let target = match which {
+                    "--restore" => Target::Dir(&dir),
+                    _ => Target::DryRun,
+                };
+                let report = execute_with(&restore_plan, &source, target, &options, |_| {}).await?;
+                let done = report.totals.written + report.totals.would_create;
+                assert_eq!(done as usize, restore_plan.steps.len());
+                format!("{done} objects ({planned:.2} s of it planning)")
             }
             other => return Err(format!("unknown phase {other}").into()),
         };
@@ -189,7 +191,7 @@ fn main() -> Fallible {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("--serve") => return serve(args[2].parse()?, args[3].parse()?),
-        Some(p @ ("--collect" | "--backup" | "--restore")) => {
+        Some(p @ ("--collect" | "--backup" | "--restore" | "--dry-run")) => {
             return phase(p, &args[2], &args[3], &args[4]);
         }
         _ => {}
@@ -252,6 +254,10 @@ fn main() -> Fallible {
     println!(
         "  stored {second} bytes, {:.3}% of the first",
         second as f64 * 100.0 / first.max(1) as f64
+    );
+    println!(
+        "restore, dry run:        {}",
+        child("--dry-run", &url, repo, out)?
     );
     println!(
         "restore to a directory:  {}",
