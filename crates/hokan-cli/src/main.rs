@@ -93,6 +93,9 @@ pub enum Command {
     /// etcd snapshots (backup, import, status, restore) and the Kubernetes objects inside them
     #[command(subcommand)]
     Etcd(cmd::etcd::EtcdCommand),
+    /// Kubernetes resources: back up, restore in order, Velero tarballs
+    #[command(subcommand)]
+    K8s(cmd::k8s::K8sCommand),
 }
 
 fn main() -> ExitCode {

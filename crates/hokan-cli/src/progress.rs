@@ -38,13 +38,20 @@ pub struct CliProgress {
     shared: Arc<Shared>,
     bar: Option<ProgressBar>,
     mode: Mode,
+    /// What the entries are called: `files`, `objects`.
+    unit: &'static str,
     start: Instant,
     ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl CliProgress {
-    /// Starts showing progress.
+    /// Starts showing progress of files.
     pub fn start(mode: Mode) -> Self {
+        Self::start_counting(mode, "files")
+    }
+
+    /// Starts showing progress of entries called `unit` (`objects`).
+    pub fn start_counting(mode: Mode, unit: &'static str) -> Self {
         let shared = Arc::new(Shared::default());
         let bar = (mode == Mode::Bar && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
@@ -61,6 +68,7 @@ impl CliProgress {
             shared,
             bar,
             mode,
+            unit,
             start: Instant::now(),
             ticker: Mutex::new(None),
         };
@@ -72,6 +80,7 @@ impl CliProgress {
         let shared = self.shared.clone();
         let bar = self.bar.clone();
         let mode = self.mode;
+        let unit = self.unit;
         let start = self.start;
         let handle = std::thread::spawn(move || {
             let mut last_json = Instant::now();
@@ -103,7 +112,7 @@ impl CliProgress {
                     } else {
                         String::new()
                     };
-                    b.set_message(format!("{files}{total} files{w}"));
+                    b.set_message(format!("{files}{total} {unit}{w}"));
                 }
                 if mode == Mode::Json && last_json.elapsed() >= Duration::from_secs(1) {
                     last_json = Instant::now();
@@ -112,7 +121,7 @@ impl CliProgress {
                     let mut v = serde_json::json!({
                         "message_type": "status",
                         "seconds_elapsed": start.elapsed().as_secs(),
-                        "files_done": files,
+                        format!("{unit}_done"): files,
                         "bytes_done": bytes,
                         "error_count": shared.warnings.load(Relaxed),
                     });

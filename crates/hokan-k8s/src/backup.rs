@@ -27,7 +27,7 @@ use crate::cluster::Cluster;
 use crate::discovery::{Discovery, ResourceInfo};
 use crate::filter::{ClusterResources, IncludesExcludes, ScopeFilter, resource_filter};
 use crate::object::{GroupResource, ObjectAttrs, ObjectEntry, ObjectHead, ObjectKey, StoredObject};
-use crate::seam::ObjectSink;
+use crate::seam::{Completed, ObjectSink};
 use crate::selector::Selector;
 use crate::{Error, Result};
 
@@ -295,8 +295,25 @@ impl<S: ObjectSink + Send> Run<'_, S> {
         }
     }
 
-    /// Lists `r` (in `namespace`, or everywhere) page by page.
+    /// Lists `r` (in `namespace`, or everywhere) page by page, then tells
+    /// the sink that part of the tree is complete.
     async fn list_all(
+        &mut self,
+        r: &ResourceInfo,
+        namespace: Option<&str>,
+        preferred: bool,
+    ) -> Result<()> {
+        self.list_pages(r, namespace, preferred).await?;
+        let part = Completed {
+            resource: r.group_resource(),
+            version: r.version.clone(),
+            preferred,
+            namespace: namespace.map(str::to_string),
+        };
+        self.sink.completed(&part).await
+    }
+
+    async fn list_pages(
         &mut self,
         r: &ResourceInfo,
         namespace: Option<&str>,
@@ -320,7 +337,12 @@ impl<S: ObjectSink + Send> Run<'_, S> {
                 // that is down, a list that expired) does not stop the
                 // backup; it is reported, as Velero reports it.
                 Err(e @ Error::Api { .. }) => {
-                    self.summary.errors.push(e.to_string());
+                    let scope = namespace.map(|ns| format!(" in {ns}")).unwrap_or_default();
+                    self.summary.errors.push(format!(
+                        "{} ({}){scope} was not backed up: {e}",
+                        r.group_resource(),
+                        r.api_version()
+                    ));
                     return Ok(());
                 }
                 Err(e) => return Err(e),

@@ -66,10 +66,22 @@ struct RawListMeta {
     continue_token: Option<String>,
 }
 
+/// Chooses rustls's process-wide crypto provider (aws-lc-rs) unless one
+/// is chosen already. A program linking hokan's repository (object_store
+/// uses aws-lc-rs) and its etcd client (tonic uses ring) has both compiled
+/// in, and rustls then refuses to guess, panicking when kube builds its TLS
+/// configuration. [`Cluster::connect`] calls this; call it before building
+/// a `kube::Client` of your own for [`Cluster::from_client`].
+pub fn install_crypto_provider() {
+    // An error means a provider is installed already, which is as good.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 impl Cluster {
     /// Connects as `options` say. The identity (for choosing a backup's
     /// parent) is the context name, or the server URL in a pod.
     pub async fn connect(options: &ConnectOptions) -> Result<Self> {
+        install_crypto_provider();
         let config_error = |reason: String, fix| Error::Config { reason, fix };
         let kube_options = KubeConfigOptions {
             context: options.context.clone(),
@@ -116,7 +128,6 @@ impl Cluster {
             let identity = config.cluster_url.to_string();
             (config, identity)
         };
-        crate::tls_provider();
         let client = kube::Client::try_from(config).map_err(|e| {
             config_error(
                 e.to_string(),
@@ -148,7 +159,7 @@ impl Cluster {
     /// Sends one request; `what` names it in errors.
     pub(crate) async fn send(
         &self,
-        what: &dyn Fn() -> String,
+        what: &(dyn Fn() -> String + Sync),
         method: Method,
         path: &str,
         accept: &str,

@@ -109,6 +109,39 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The repository failed (a store error, a wrong format, a lock).
+    #[error(transparent)]
+    Repository(#[from] hokan_repo::Error),
+
+    /// A stored object could not be read back from the repository.
+    #[error("object {path} cannot be read from the repository: {source}")]
+    Unreadable {
+        /// The object's path in the snapshot's tree.
+        path: String,
+        /// What the repository found.
+        #[source]
+        source: hokan_repo::Error,
+    },
+
+    /// A snapshot is not a Kubernetes resource snapshot, or its tree is not
+    /// laid out as [`crate::layout`] says.
+    #[error("snapshot {snapshot} {reason}")]
+    NotResources {
+        /// The snapshot's short id.
+        snapshot: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A function was called on a runtime it cannot work on.
+    #[error(
+        "{what} needs tokio's multi-threaded runtime (the repository blocks while the API is read); build it with `tokio::runtime::Builder::new_multi_thread()` or `#[tokio::main]`"
+    )]
+    Runtime {
+        /// The function.
+        what: &'static str,
+    },
+
     /// An [`ObjectSink`](crate::ObjectSink) or
     /// [`ObjectSource`](crate::ObjectSource) implementation failed (a
     /// repository error when the sink is a hokan session).

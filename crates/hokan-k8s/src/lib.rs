@@ -4,10 +4,11 @@
 //! A backup reads every object a filter selects, one list page at a time,
 //! and hands each to an [`ObjectSink`]; a restore reads them back from an
 //! [`ObjectSource`], plans the order and versions, sanitizes each object and
-//! creates it. The two traits are the seam to storage: a hokan repository
-//! session implements them over its tree (see [`layout`] for where each
-//! object lives), and [`MemoryStore`] and [`ManifestDir`] implement them for
-//! tests and plain directories.
+//! creates it. The two traits are the seam to storage: [`repository`]
+//! stores a backup in a hokan repository, one blob per object in a tree
+//! (see [`layout`] for where each object lives), and reads a snapshot back
+//! ([`SnapshotSource`]); [`MemoryStore`] and [`ManifestDir`] implement them
+//! for tests and plain directories.
 //!
 //! | type / function                   | what it is                                                        |
 //! |-----------------------------------|-------------------------------------------------------------------|
@@ -15,8 +16,10 @@
 //! | [`Discovery`]                     | what a server serves: groups, preferred versions, resources       |
 //! | [`backup()`], [`BackupOptions`]   | Velero-style collection into a sink; [`BackupSummary`] says what it did |
 //! | [`ObjectSink`], [`ObjectSource`]  | the storage seam; [`StoredObject`] and [`ObjectEntry`] cross it   |
+//! | [`backup_to_repository`], [`SnapshotSource`] | a backup as a repository snapshot, and back ([`repository`]) |
+//! | [`import_velero_to_repository`]   | a Velero tarball as a repository snapshot                         |
 //! | [`plan()`], [`RestoreOptions`]    | restore order (Velero's priorities), versions, namespace mapping  |
-//! | [`execute()`], [`Target`]         | create in a cluster, write manifests, or dry run; a [`RestoreReport`] |
+//! | [`execute_with()`], [`Target`]    | create in a cluster, write manifests, or dry run, each outcome as it happens; a [`RestoreReport`] |
 //! | [`restore::sanitize()`]           | what leaves an object before another cluster takes it             |
 //! | [`velero`]                        | Velero backup tarballs, both ways                                 |
 //! | `testserver` (feature `test-server`) | an in-process API server serving Kubernetes' own data, for tests |
@@ -57,6 +60,55 @@
 //! # })
 //! # }
 //! ```
+//!
+//! Into a repository, twice (the second backup of an unchanged cluster
+//! stores nothing), and back out as the manifests to apply:
+//!
+//! ```
+//! use hokan_core::fs::NoProgress;
+//! use hokan_k8s::testserver::TestServer;
+//! use hokan_k8s::{BackupOptions, ManifestDir, RestoreOptions, SnapshotOptions, SnapshotSource, Target};
+//! use hokan_repo::{InitOptions, KdfParams, OpenOptions, Repository};
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The repository blocks on its store while the API is read: a
+//! // multi-threaded runtime lets both go on.
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+//! let server = TestServer::start().await?;
+//! server.seed([
+//!     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+//!     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": "shop"}, "data": {"a": "b"}}),
+//! ])?;
+//! let cluster = server.cluster()?;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let location = dir.path().join("repo");
+//! let location = location.to_str().unwrap();
+//! let cheap = InitOptions { kdf: KdfParams { memory_kib: 1024, iterations: 1, parallelism: 1 }, ..Default::default() };
+//! Repository::init(location, b"pw", cheap, OpenOptions::default())?;
+//! let mut repo = Repository::open(location, b"pw", OpenOptions::default())?.load_index()?;
+//!
+//! let options = BackupOptions::default();
+//! let snapshot = SnapshotOptions { tags: vec!["nightly".into()], ..Default::default() };
+//! let first = hokan_k8s::backup_to_repository(&cluster, &options, &mut repo, &snapshot, &NoProgress).await?;
+//! let again = hokan_k8s::backup_to_repository(&cluster, &options, &mut repo, &snapshot, &NoProgress).await?;
+//! assert_eq!(again.entry.snapshot.summary.blobs_added, 0);
+//! assert_eq!(again.entry.snapshot.tree, first.entry.snapshot.tree);
+//!
+//! let source = SnapshotSource::new(&repo, &again.entry)?;
+//! let manifests = ManifestDir::new(dir.path().join("manifests"));
+//! let restore = RestoreOptions::default();
+//! let plan = hokan_k8s::plan(&source, None, &restore).await?;
+//! let report = hokan_k8s::execute_with(&plan, &source, Target::Dir(&manifests), &restore, |outcome| {
+//!     println!("{outcome}");
+//! }).await?;
+//! assert_eq!(report.totals.written, 2);
+//! assert!(dir.path().join("manifests/core/configmaps/shop/web.json").is_file());
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -69,6 +121,7 @@ pub mod layout;
 mod manifest_dir;
 mod memory;
 mod object;
+pub mod repository;
 pub mod restore;
 mod seam;
 pub mod selector;
@@ -87,18 +140,10 @@ pub use object::{
     GroupResource, ObjectAttrs, ObjectEntry, ObjectKey, StoredObject, api_version,
     split_api_version,
 };
-pub use restore::{
-    ExistingPolicy, RestoreOptions, RestorePlan, RestoreReport, Target, execute, plan,
+pub use repository::{
+    SnapshotOptions, SnapshotSource, backup_to_repository, import_velero_to_repository,
 };
-pub use seam::{ObjectSink, ObjectSource};
-
-/// Installs rustls' ring provider as the process default, once. A program
-/// that links two providers (kube's ring, the object stores' aws-lc-rs) has
-/// no default otherwise, and rustls panics when a client is built.
-pub(crate) fn tls_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Another part of the program may have installed one: that is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+pub use restore::{
+    ExistingPolicy, RestoreOptions, RestorePlan, RestoreReport, Target, execute, execute_with, plan,
+};
+pub use seam::{Completed, FETCH_BATCH, ObjectSink, ObjectSource};

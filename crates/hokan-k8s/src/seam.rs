@@ -11,7 +11,25 @@
 use std::future::Future;
 
 use crate::Result;
-use crate::object::{ObjectEntry, StoredObject};
+use crate::object::{GroupResource, ObjectEntry, StoredObject};
+
+/// A part of the tree a backup puts nothing more into: one resource in one
+/// version, in one namespace or everywhere. A sink that builds directories
+/// as objects arrive writes them out on this signal, so it holds the entries
+/// of one list, not of the whole cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completed {
+    /// The resource.
+    pub resource: GroupResource,
+    /// The version listed.
+    pub version: String,
+    /// Whether that is the source's preferred version (the main tree) or
+    /// another one (under `_versions/`).
+    pub preferred: bool,
+    /// `Some(ns)`: that namespace of the resource is complete; `None`: all
+    /// of it (every namespace, or the cluster scope).
+    pub namespace: Option<String>,
+}
 
 /// Where a backup puts the objects it reads.
 ///
@@ -24,10 +42,21 @@ use crate::object::{ObjectEntry, StoredObject};
 /// - Nothing is final before [`finish`](ObjectSink::finish): a failed backup
 ///   never calls it, so a sink that commits a snapshot there leaves no half
 ///   snapshot behind.
+/// - After a list is read to its end, [`completed`](ObjectSink::completed)
+///   says so; nothing more is put into that part of the tree. Objects
+///   fetched one by one (the CRDs of custom resources, the PVs of claims,
+///   the namespaces) come without the signal, before `finish`.
 /// - An error from the sink stops the backup and is returned as is.
 pub trait ObjectSink {
     /// Stores one object at [`ObjectEntry::path`].
     fn put(&mut self, object: StoredObject) -> impl Future<Output = Result<()>> + Send;
+
+    /// Nothing more goes into `part`. Sinks that keep nothing per directory
+    /// ignore it (the default).
+    fn completed(&mut self, part: &Completed) -> impl Future<Output = Result<()>> + Send {
+        let _ = part;
+        async { Ok(()) }
+    }
 
     /// Called once after the last object, with the backup's figures, when the
     /// backup succeeded.
@@ -39,11 +68,37 @@ pub trait ObjectSink {
 ///
 /// [`list`](ObjectSource::list) returns every stored entry without bytes, so
 /// planning needs memory for the entries (a few hundred bytes each), not for
-/// the objects; [`fetch`](ObjectSource::fetch) then reads one object at a time.
+/// the objects; [`fetch`](ObjectSource::fetch) then reads one object at a
+/// time, or [`fetch_many`](ObjectSource::fetch_many) a batch of them (a
+/// restore reads in batches of [`FETCH_BATCH`], in plan order).
 pub trait ObjectSource {
     /// Every stored entry, preferred and other versions, in path order.
     fn list(&self) -> impl Future<Output = Result<Vec<ObjectEntry>>> + Send;
 
     /// The JSON of one entry returned by [`list`](ObjectSource::list).
     fn fetch(&self, entry: &ObjectEntry) -> impl Future<Output = Result<Vec<u8>>> + Send;
+
+    /// The JSON of several entries, in their order. The default fetches them
+    /// one by one; a source that reads faster in batches (a repository,
+    /// whose small objects share compressed groups) overrides it.
+    fn fetch_many<'a>(
+        &'a self,
+        entries: &'a [&'a ObjectEntry],
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>>> + Send + 'a
+    where
+        Self: Sync,
+    {
+        async move {
+            let mut out = Vec::with_capacity(entries.len());
+            for entry in entries {
+                out.push(self.fetch(entry).await?);
+            }
+            Ok(out)
+        }
+    }
 }
+
+/// How many objects a restore or an export fetches at once: enough for a
+/// repository to plan its reads by pack, few enough that the batch's bytes
+/// stay small (objects are a few KiB; etcd caps them at 1.5 MiB).
+pub const FETCH_BATCH: usize = 128;

@@ -82,12 +82,16 @@ pub async fn export<S: ObjectSource + Sync, W: Write>(source: &S, out: W) -> Res
         format!("{FORMAT_VERSION}\n").as_bytes(),
     )?;
     let mut written = 0;
-    for entry in source.list().await? {
-        let json = source.fetch(&entry).await?;
-        for path in tar_paths(&entry) {
-            append(&mut tar, &path, &json)?;
+    let entries = source.list().await?;
+    for batch in entries.chunks(crate::seam::FETCH_BATCH) {
+        let refs: Vec<&ObjectEntry> = batch.iter().collect();
+        let objects = source.fetch_many(&refs).await?;
+        for (entry, json) in batch.iter().zip(objects) {
+            for path in tar_paths(entry) {
+                append(&mut tar, &path, &json)?;
+            }
+            written += 1;
         }
-        written += 1;
     }
     let gz = tar.into_inner().map_err(|e| Error::io("write", what, e))?;
     gz.finish().map_err(|e| Error::io("write", what, e))?;

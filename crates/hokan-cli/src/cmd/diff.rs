@@ -77,8 +77,17 @@ pub fn run(g: &Global, a: DiffArgs) -> Result<ExitCode> {
         println!("{}    {}{slash}", c.kind.mark(), c.path.display());
     }
     println!();
+    // Resource snapshots hold objects, not files.
+    let entries = if [&first, &second]
+        .iter()
+        .all(|e| e.snapshot.source == hokan_repo::SourceKind::K8S)
+    {
+        "Objects:    "
+    } else {
+        "Files:      "
+    };
     println!(
-        "Files:       {} new, {} removed, {} changed",
+        "{entries} {} new, {} removed, {} changed",
         count(ChangeKind::Added),
         count(ChangeKind::Removed),
         count(ChangeKind::Modified)

@@ -1,5 +1,6 @@
 //! `hokan dump SNAPSHOT PATH`: one file of a snapshot to stdout, or a
-//! directory as a tar archive (as restic's `dump`).
+//! directory as a tar archive (as restic's `dump`); an object (a Kubernetes
+//! resource) as stored, or with `-o yaml|json` as kubectl prints it.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -22,8 +23,42 @@ pub struct DumpArgs {
     /// Path inside the snapshot (for --stdin backups, the --stdin-filename);
     /// a directory, or "/", is written as a tar archive
     pub file: String,
+    /// Print an object (a Kubernetes resource) as kubectl does: yaml or
+    /// json (default: the bytes as stored, the API server's compact JSON)
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT")]
+    pub format: Option<ObjectFormat>,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectFormat {
+    Yaml,
+    Json,
+}
+
+/// An object's stored JSON, printed as `kubectl get -o yaml|json` would.
+fn print_object(
+    reader: &BlobReader<'_>,
+    node: &Node,
+    path: &Path,
+    format: ObjectFormat,
+    out: &mut impl Write,
+) -> Result<()> {
+    let mut bytes = Vec::with_capacity(node.size as usize);
+    reader.read_chunks(&node.content, &mut bytes)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not JSON ({e}); dump it without --format to get its bytes",
+            path.display()
+        )
+    })?;
+    let text = match format {
+        ObjectFormat::Yaml => hokan_k8s_codec::to_yaml(&value),
+        ObjectFormat::Json => hokan_k8s_codec::to_json(&value) + "\n",
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 pub fn run(g: &Global, a: DumpArgs) -> Result<ExitCode> {
@@ -33,6 +68,12 @@ pub fn run(g: &Global, a: DumpArgs) -> Result<ExitCode> {
     let reader = repo.reader();
     let path = Path::new("/").join(a.file.trim_start_matches('/'));
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+    if a.format.is_some() && path == Path::new("/") {
+        bail!(
+            "--format prints one object; name its path (`hokan ls {}` lists them)",
+            a.snapshot
+        );
+    }
     if path == Path::new("/") {
         let mut tar = tar::Builder::new(&mut out);
         tar_tree(&reader, &mut tar, &entry.snapshot.tree, Path::new(""))?;
@@ -47,6 +88,19 @@ pub fn run(g: &Global, a: DumpArgs) -> Result<ExitCode> {
     // A block device read as data (`backup --read-special`) has content;
     // a device node alone does not.
     let has_data = node.kind.has_content() && (node.kind != NodeKind::BlockDevice || node.size > 0);
+    match (a.format, node.kind) {
+        (Some(format), NodeKind::Object) => {
+            print_object(&reader, &node, &path, format, &mut out)?;
+            out.flush()?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        (Some(_), other) => bail!(
+            "--format applies to objects (Kubernetes resources); {} is a {}",
+            path.display(),
+            other.name()
+        ),
+        (None, _) => {}
+    }
     match node.kind {
         _ if has_data => {
             reader.read_chunks(&node.content, &mut out)?;

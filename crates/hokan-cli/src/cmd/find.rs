@@ -74,6 +74,17 @@ pub fn run(g: &Global, a: FindArgs) -> Result<ExitCode> {
                 output::local_time(e.snapshot.time.secs)
             );
             for (p, n) in &hits {
+                // Objects have no times; what they are is in their attributes.
+                if n.kind == hokan_core::NodeKind::Object {
+                    println!(
+                        "{} {:>12} {} {}",
+                        super::ls::permissions(n),
+                        n.size,
+                        p.display(),
+                        super::ls::attrs_text(n)
+                    );
+                    continue;
+                }
                 println!(
                     "{} {:>12} {} {}",
                     super::ls::permissions(n),

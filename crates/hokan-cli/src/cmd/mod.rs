@@ -8,6 +8,7 @@ pub mod etcd;
 pub mod find;
 pub mod forget;
 pub mod init;
+pub mod k8s;
 pub mod key;
 pub mod ls;
 pub mod prune;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Unlock(a) => repair::unlock(g, a),
         Command::Migrate(a) => repair::migrate(g, a),
         Command::Etcd(c) => etcd::run(g, c),
+        Command::K8s(c) => k8s::run(g, c),
     }
 }
 

@@ -2,19 +2,20 @@
 //! then created in a cluster, written to a directory, or only reported.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt;
+use std::io::Write;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use super::plan::{RestorePlan, Step, is_crd, is_namespace};
+use super::report::{Action, Outcome, RestoreReport, Totals};
 use super::sanitize::{SanitizeOptions, sanitize};
 use super::{ExistingPolicy, RestoreOptions};
 use crate::cluster::Cluster;
 use crate::discovery::ResourceInfo;
 use crate::manifest_dir::ManifestDir;
-use crate::object::{GroupResource, ObjectKey};
-use crate::seam::ObjectSource;
+use crate::object::{GroupResource, ObjectEntry, ObjectKey};
+use crate::seam::{FETCH_BATCH, ObjectSource};
 use crate::{Error, Result, layout};
 
 /// Where a restore goes.
@@ -22,123 +23,34 @@ use crate::{Error, Result, layout};
 pub enum Target<'a> {
     /// Created through the API.
     Cluster(&'a Cluster),
-    /// Written as manifests (the tree layout, plus `restore-order.txt`
-    /// listing them in the order to apply).
+    /// Written as manifests (the tree layout, plus [`ORDER_FILE`] listing
+    /// them in the order to apply).
     Dir(&'a ManifestDir),
     /// Nothing written: the report says what would be done.
     DryRun,
 }
 
-/// What happened to one object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Created (201).
-    Created,
-    /// Existed and was updated (`--existing-resource-policy update`).
-    Updated,
-    /// Existed with the same content.
-    Unchanged,
-    /// Existed with other content and was left alone (policy `none`).
-    LeftAlone,
-    /// Written to this file.
-    Written(String),
-    /// Would be created (dry run).
-    WouldCreate,
-    /// Not restored, and why.
-    Skipped(String),
-    /// The server refused it; the restore went on.
-    Failed(String),
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::Created => f.write_str("created"),
-            Action::Updated => f.write_str("exists, updated"),
-            Action::Unchanged => f.write_str("exists, unchanged"),
-            Action::LeftAlone => f.write_str("exists with other content, left alone (policy none)"),
-            Action::Written(p) => write!(f, "written to {p}"),
-            Action::WouldCreate => f.write_str("would be created"),
-            Action::Skipped(why) => write!(f, "skipped: {why}"),
-            Action::Failed(why) => write!(f, "FAILED: {why}"),
-        }
-    }
-}
-
-/// One object's outcome.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    /// The object in the backup.
-    pub source: ObjectKey,
-    /// `configmaps shop-dr/web`: the object in the target.
-    pub target: String,
-    /// The `apiVersion` it was restored in.
-    pub api_version: String,
-    /// What happened.
-    pub action: Action,
-    /// What sanitizing removed or changed.
-    pub sanitized: Vec<String>,
-}
-
-/// Everything a restore did, object by object, in order.
-#[derive(Clone, Debug, Default)]
-pub struct RestoreReport {
-    /// One per planned object.
-    pub outcomes: Vec<Outcome>,
-    /// Things a person should know (a namespace's UID range, a CRD slow to
-    /// be Established, a namespace created bare).
-    pub warnings: Vec<String>,
-}
-
-impl RestoreReport {
-    /// How many outcomes match `f`.
-    pub fn count(&self, f: impl Fn(&Action) -> bool) -> usize {
-        self.outcomes.iter().filter(|o| f(&o.action)).count()
-    }
-
-    /// The outcome for the target object labelled `target`.
-    pub fn outcome(&self, target: &str) -> Option<&Outcome> {
-        self.outcomes.iter().find(|o| o.target == target)
-    }
-}
-
-impl fmt::Display for RestoreReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, o) in self.outcomes.iter().enumerate() {
-            writeln!(
-                f,
-                "{:>4}. {} {}: {}",
-                i + 1,
-                o.target,
-                o.api_version,
-                o.action
-            )?;
-            if !o.sanitized.is_empty() {
-                writeln!(f, "        sanitized: {}", o.sanitized.join(", "))?;
-            }
-        }
-        for w in &self.warnings {
-            writeln!(f, "warning: {w}")?;
-        }
-        Ok(())
-    }
-}
-
 /// The OpenShift annotations that tie a namespace's files to its users.
 pub const OPENSHIFT_UID_RANGE: &str = "openshift.io/sa.scc.uid-range";
 
-struct Exec<'a, S> {
+/// The file a restore to a directory lists its manifests in, in the order
+/// to apply them.
+pub const ORDER_FILE: &str = "restore-order.txt";
+
+struct Exec<'a, F> {
     plan: &'a RestorePlan,
-    source: &'a S,
     target: Target<'a>,
     options: &'a RestoreOptions,
-    report: RestoreReport,
+    on_outcome: F,
+    totals: Totals,
+    warnings: Vec<String>,
     /// Source uid → the uid the target gave the restored object.
     new_uids: HashMap<String, String>,
     namespaces_ready: BTreeSet<String>,
     unestablished: BTreeSet<String>,
     waited: bool,
-    order: Vec<String>,
+    /// `restore-order.txt`, written as manifests are.
+    order: Option<std::io::BufWriter<std::fs::File>>,
     /// Owner references to set once their owners exist.
     relink: Vec<Relink>,
 }
@@ -146,48 +58,107 @@ struct Exec<'a, S> {
 /// Owner references of a created object whose owners come later in the
 /// order (pods before their replica sets, as Velero orders them).
 struct Relink {
-    outcome: usize,
+    step: usize,
+    source: ObjectKey,
+    target: String,
+    api_version: String,
     item: String,
     refs: Vec<Value>,
 }
 
-/// Restores `plan` from `source` into `target`. Refusals of single objects
-/// are reported and the restore goes on; an unreachable server or an
-/// unreadable source stops it.
+/// Restores `plan` from `source` into `target` and returns every outcome
+/// with the report. For large restores prefer [`execute_with`], which hands
+/// outcomes over as they happen instead of keeping them.
 pub async fn execute<S: ObjectSource + Sync>(
     plan: &RestorePlan,
     source: &S,
     target: Target<'_>,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
+    let mut collected = RestoreReport::default();
+    let report = execute_with(plan, source, target, options, |o: &Outcome| {
+        collected.collect(o)
+    })
+    .await?;
+    Ok(RestoreReport {
+        outcomes: collected.outcomes,
+        ..report
+    })
+}
+
+/// Restores `plan` from `source` into `target`, calling `on_outcome` for
+/// each object as it is done, in plan order (and once more, with
+/// [`Action::OwnersLinked`], for an object whose owners were restored after
+/// it). Memory stays bounded by the plan and one batch of objects, however
+/// many objects there are. Refusals of single objects are reported and the
+/// restore goes on; an unreachable server or an unreadable source stops it.
+pub async fn execute_with<S, F>(
+    plan: &RestorePlan,
+    source: &S,
+    target: Target<'_>,
+    options: &RestoreOptions,
+    on_outcome: F,
+) -> Result<RestoreReport>
+where
+    S: ObjectSource + Sync,
+    F: FnMut(&Outcome) + Send,
+{
+    let order = match target {
+        Target::Dir(dir) => {
+            std::fs::create_dir_all(dir.root())
+                .map_err(|e| Error::io("create directory", dir.root(), e))?;
+            let file = dir.root().join(ORDER_FILE);
+            let f = std::fs::File::create(&file).map_err(|e| Error::io("write", &file, e))?;
+            Some(std::io::BufWriter::new(f))
+        }
+        _ => None,
+    };
     let mut exec = Exec {
         plan,
-        source,
         target,
         options,
-        report: RestoreReport::default(),
+        on_outcome,
+        totals: Totals::default(),
+        warnings: Vec::new(),
         new_uids: HashMap::new(),
         namespaces_ready: BTreeSet::new(),
         unestablished: BTreeSet::new(),
         waited: false,
-        order: Vec::new(),
+        order,
         relink: Vec::new(),
     };
-    for step in &plan.steps {
-        let outcome = exec.step(step).await?;
-        exec.report.outcomes.push(outcome);
+    let mut index = 0;
+    for batch in plan.steps.chunks(FETCH_BATCH) {
+        let entries: Vec<&ObjectEntry> = batch.iter().map(|s| &s.entry).collect();
+        let objects = source.fetch_many(&entries).await?;
+        if objects.len() != batch.len() {
+            return Err(Error::Store(
+                format!(
+                    "the source returned {} objects for {} asked",
+                    objects.len(),
+                    batch.len()
+                )
+                .into(),
+            ));
+        }
+        for (step, bytes) in batch.iter().zip(objects) {
+            let outcome = exec.step(index, step, bytes).await?;
+            exec.emit(&outcome);
+            index += 1;
+        }
     }
     if let Target::Cluster(cluster) = target {
         exec.relink_owners(cluster).await?;
     }
-    if let Target::Dir(dir) = target {
-        let file = dir.root().join("restore-order.txt");
-        std::fs::create_dir_all(dir.root())
-            .map_err(|e| Error::io("create directory", dir.root(), e))?;
-        let text: String = exec.order.iter().map(|p| format!("{p}\n")).collect();
-        std::fs::write(&file, text).map_err(|e| Error::io("write", &file, e))?;
+    if let (Some(mut order), Target::Dir(dir)) = (exec.order.take(), target) {
+        let file = dir.root().join(ORDER_FILE);
+        order.flush().map_err(|e| Error::io("write", &file, e))?;
     }
-    Ok(exec.report)
+    Ok(RestoreReport {
+        outcomes: Vec::new(),
+        totals: exec.totals,
+        warnings: exec.warnings,
+    })
 }
 
 fn status_wanted(list: &[String], gr: &GroupResource) -> bool {
@@ -195,10 +166,16 @@ fn status_wanted(list: &[String], gr: &GroupResource) -> bool {
         .any(|r| r == "*" || *r == gr.to_string() || *r == gr.resource)
 }
 
-impl<S: ObjectSource + Sync> Exec<'_, S> {
-    async fn step(&mut self, step: &Step) -> Result<Outcome> {
+impl<F: FnMut(&Outcome) + Send> Exec<'_, F> {
+    fn emit(&mut self, outcome: &Outcome) {
+        self.totals.add(&outcome.action);
+        (self.on_outcome)(outcome);
+    }
+
+    async fn step(&mut self, index: usize, step: &Step, bytes: Vec<u8>) -> Result<Outcome> {
         let gr = &step.entry.key.resource;
         let mut outcome = Outcome {
+            step: index,
             source: step.entry.key.clone(),
             target: step.target_label(),
             api_version: gr.api_version(&step.entry.version),
@@ -213,7 +190,6 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
             outcome.action = Action::Failed(format!("its CRD {gr} is not Established"));
             return Ok(outcome);
         }
-        let bytes = self.source.fetch(&step.entry).await?;
         let mut object: Value =
             serde_json::from_slice(&bytes).map_err(|e| Error::bad_object(step.entry.path(), e))?;
         if !object.get("metadata").is_some_and(Value::is_object) {
@@ -260,7 +236,10 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
                 let path = layout::object_path(&key, &step.entry.version, true);
                 let json = serde_json::to_vec(&object).map_err(|e| Error::bad_object(&path, e))?;
                 dir.write_path(&path, &json)?;
-                self.order.push(path.clone());
+                if let Some(order) = self.order.as_mut() {
+                    writeln!(order, "{path}")
+                        .map_err(|e| Error::io("write", dir.root().join(ORDER_FILE), e))?;
+                }
                 Action::Written(path)
             }
             Target::Cluster(cluster) => {
@@ -281,7 +260,10 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
                         step.target_name
                     );
                     self.relink.push(Relink {
-                        outcome: self.report.outcomes.len(),
+                        step: index,
+                        source: outcome.source.clone(),
+                        target: outcome.target.clone(),
+                        api_version: outcome.api_version.clone(),
                         item,
                         refs: later_owners,
                     });
@@ -411,16 +393,23 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
                     }
                     Err(Error::Api { code: 409, .. }) => continue,
                     Err(e @ Error::Api { .. }) => {
-                        self.report
-                            .warnings
+                        self.warnings
                             .push(format!("owner references of {} not set: {e}", link.item));
                         break;
                     }
                     Err(e) => return Err(e),
                 }
             }
-            if let Some(outcome) = self.report.outcomes.get_mut(link.outcome) {
-                outcome.sanitized.extend(notes);
+            if !notes.is_empty() {
+                let outcome = Outcome {
+                    step: link.step,
+                    source: link.source,
+                    target: link.target,
+                    api_version: link.api_version,
+                    action: Action::OwnersLinked,
+                    sanitized: notes,
+                };
+                self.emit(&outcome);
             }
         }
         Ok(())
@@ -457,7 +446,7 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
                         name: name.clone(),
                         seconds: self.options.crd_timeout.as_secs(),
                     };
-                    self.report.warnings.push(e.to_string());
+                    self.warnings.push(e.to_string());
                     self.unestablished.insert(name.clone());
                     break;
                 }
@@ -581,7 +570,7 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
         {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             match cluster.create("/api/v1/namespaces", &body).await {
-                Ok(_) => self.report.warnings.push(format!(
+                Ok(_) => self.warnings.push(format!(
                     "namespace {ns} was not in the backup and was created empty"
                 )),
                 Err(Error::Api { code: 409, .. }) => {}
@@ -617,7 +606,7 @@ impl<S: ObjectSource + Sync> Exec<'_, S> {
             .and_then(Value::as_str);
         if have.is_some_and(|h| h != wanted) {
             let name = desired["metadata"]["name"].as_str().unwrap_or_default();
-            self.report.warnings.push(format!(
+            self.warnings.push(format!(
                 "namespace {name} exists with UID range {} but the backup's is {wanted}: files restored into its volumes keep the backup's owners; \
                  shift them with `--uid-range {wanted}:{}` or restore into a new namespace",
                 have.unwrap_or_default(),

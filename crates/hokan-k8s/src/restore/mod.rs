@@ -4,17 +4,19 @@
 
 mod execute;
 mod plan;
+mod report;
 mod sanitize;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-pub use execute::{Action, Outcome, RestoreReport, Target, execute};
+pub use execute::{OPENSHIFT_UID_RANGE, ORDER_FILE, Target, execute, execute_with};
 pub use plan::{
     HIGH_PRIORITIES, LOW_PRIORITIES, NEVER_RESTORED, RestorePlan, Skipped, Step, VersionChoice,
     plan, priority,
 };
+pub use report::{Action, Outcome, RestoreReport, Totals};
 pub use sanitize::{SanitizeOptions, Sanitized, sanitize};
 
 use crate::{Error, Result};

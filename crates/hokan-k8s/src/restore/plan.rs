@@ -136,6 +136,24 @@ pub struct Step {
 }
 
 impl Step {
+    /// The plan's line for this step: the target (and where it came from,
+    /// when mapped), the version restored and why that one.
+    pub fn describe(&self) -> String {
+        let moved = match (&self.entry.key.namespace, &self.target_namespace) {
+            (Some(from), Some(to)) if from != to => format!(" (from {from})"),
+            _ if self.target_name != self.entry.key.name => {
+                format!(" (from {})", self.entry.key.name)
+            }
+            _ => String::new(),
+        };
+        format!(
+            "{}{moved}  {} ({})",
+            self.target_label(),
+            crate::object::api_version(&self.entry.key.resource.group, &self.entry.version),
+            self.choice
+        )
+    }
+
     /// `configmaps shop/web`, naming the target.
     pub fn target_label(&self) -> String {
         let gr = &self.entry.key.resource;
@@ -318,6 +336,9 @@ pub async fn plan<S: ObjectSource + Sync>(
         });
     }
     let mut slots: Vec<Option<ObjectEntry>> = entries.into_iter().map(Some).collect();
+    // Exactly as many steps as picks: a doubling vector would briefly hold
+    // twice the plan.
+    plan.steps.reserve_exact(picks.len());
     for Pick {
         index,
         target_namespace,
@@ -467,21 +488,7 @@ impl fmt::Display for RestorePlan {
             self.skipped.len()
         )?;
         for (i, step) in self.steps.iter().enumerate() {
-            let moved = match (&step.entry.key.namespace, &step.target_namespace) {
-                (Some(from), Some(to)) if from != to => format!(" (from {from})"),
-                _ if step.target_name != step.entry.key.name => {
-                    format!(" (from {})", step.entry.key.name)
-                }
-                _ => String::new(),
-            };
-            writeln!(
-                f,
-                "{:>4}. {}{moved}  {} ({})",
-                i + 1,
-                step.target_label(),
-                crate::object::api_version(&step.entry.key.resource.group, &step.entry.version),
-                step.choice
-            )?;
+            writeln!(f, "{:>4}. {}", i + 1, step.describe())?;
             if step.wait_established {
                 writeln!(
                     f,

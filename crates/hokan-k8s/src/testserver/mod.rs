@@ -133,6 +133,7 @@ impl TestServer {
 
     /// A [`Cluster`] connected to this server.
     pub fn cluster(&self) -> Result<Cluster> {
+        crate::cluster::install_crypto_provider();
         let uri: http::Uri =
             self.url()
                 .parse()
@@ -140,7 +141,6 @@ impl TestServer {
                     reason: e.to_string(),
                     fix: "this is a bug in the test server",
                 })?;
-        crate::tls_provider();
         let client = kube::Client::try_from(kube::Config::new(uri)).map_err(|e| Error::Config {
             reason: e.to_string(),
             fix: "this is a bug in the test server",
@@ -173,6 +173,29 @@ impl TestServer {
         lock(&self.inner.state)
             .forbidden
             .insert(crate::GroupResource::new(group, resource));
+    }
+
+    /// Fails every request to a resource with `code` (a 5xx status), as a
+    /// server failing to serve it does.
+    pub fn fail(&self, group: &str, resource: &str, code: u16) {
+        lock(&self.inner.state)
+            .failing
+            .insert(crate::GroupResource::new(group, resource), code);
+    }
+
+    /// Writes a kubeconfig whose context `context` (also its current one)
+    /// reaches this server, for programs that connect the usual way (the
+    /// `hokan` binary in tests). The context name is the cluster's identity
+    /// in snapshots.
+    pub fn write_kubeconfig(&self, path: &std::path::Path, context: &str) -> Result<()> {
+        let text = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: {context}\n\
+             clusters:\n- name: {context}\n  cluster:\n    server: {}\n\
+             users:\n- name: {context}\n  user:\n    token: test\n\
+             contexts:\n- name: {context}\n  context:\n    cluster: {context}\n    user: {context}\n",
+            self.url()
+        );
+        std::fs::write(path, text).map_err(|e| Error::io("write", path, e))
     }
 
     /// Serves legacy discovery only, as servers before 1.26 do (`true`

@@ -110,6 +110,13 @@ pub fn route(
         );
         return Reply::error(&ApiError::new(403, "Forbidden", message));
     }
+    if let Some(code) = state.failing.get(&target.resource.group_resource()) {
+        let message = format!(
+            "Internal error occurred: the server could not serve {}",
+            target.resource.resource
+        );
+        return Reply::error(&ApiError::new(*code, "InternalError", message));
+    }
     let query = Query::parse(query);
     match target.handle(state, method, &query, body) {
         Ok(reply) => reply,

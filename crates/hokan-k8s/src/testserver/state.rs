@@ -146,6 +146,9 @@ pub struct State {
     pub aggregated: bool,
     /// Resources every request to which is refused with 403, as RBAC would.
     pub forbidden: BTreeSet<GroupResource>,
+    /// Resources every request to which fails with this 5xx status, as an
+    /// overloaded server or a broken aggregated API would.
+    pub failing: BTreeMap<GroupResource, u16>,
 }
 
 impl State {
@@ -164,6 +167,7 @@ impl State {
             node_ports: BTreeSet::new(),
             aggregated: true,
             forbidden: BTreeSet::new(),
+            failing: BTreeMap::new(),
         }
     }
 
