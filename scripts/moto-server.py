@@ -1,0 +1,57 @@
+"""moto's server with two corrections that make it answer as AWS STS does,
+for scripts/moto.sh. Run with the moto venv's python; arguments are
+moto_server's.
+
+1. AssumeRoleWithWebIdentity is an unsigned call on AWS (the web identity
+   token is the proof). moto finds the service of an unsigned call in its
+   body only, so one with its parameters in the query string (as
+   object_store sends it) went to S3; and once moto checks credentials it
+   refuses any unsigned request (a 500 on the missing header). Both are
+   answered here as AWS answers them.
+2. HOKAN_MOTO_STS_DURATION_SECONDS, when set, caps the lifetime of the
+   credentials STS hands out. object_store asks for an hour and refreshes
+   five minutes before the end; a cap just above five minutes makes it
+   refresh within seconds, so a test can watch a backup outlive its first
+   credentials.
+"""
+
+import os
+import sys
+
+from moto.core.authorization import ActionAuthenticatorMixin
+from moto.sts.models import STSBackend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.server import main
+
+_body = DomainDispatcherApplication._get_body
+
+
+def _body_or_query(self, environ):
+    return _body(self, environ) or environ.get("QUERY_STRING") or None
+
+
+DomainDispatcherApplication._get_body = _body_or_query
+
+_check = ActionAuthenticatorMixin._authenticate_and_authorize_action
+
+
+def _check_unless_web_identity(self, *args, **kwargs):
+    if self._get_action() == "AssumeRoleWithWebIdentity":
+        return None
+    return _check(self, *args, **kwargs)
+
+
+ActionAuthenticatorMixin._authenticate_and_authorize_action = _check_unless_web_identity
+
+_cap = os.environ.get("HOKAN_MOTO_STS_DURATION_SECONDS")
+if _cap:
+    _assume = STSBackend.assume_role
+
+    def _assume_capped(self, *args, **kwargs):
+        kwargs["duration"] = min(int(kwargs["duration"]), int(_cap))
+        return _assume(self, *args, **kwargs)
+
+    STSBackend.assume_role = _assume_capped
+
+if __name__ == "__main__":
+    sys.exit(main())
