@@ -1,4 +1,4 @@
-"""moto's server with two corrections that make it answer as AWS STS does,
+"""moto's server with three corrections that make it answer as AWS STS does,
 for scripts/moto.sh. Run with the moto venv's python; arguments are
 moto_server's.
 
@@ -8,7 +8,12 @@ moto_server's.
    object_store sends it) went to S3; and once moto checks credentials it
    refuses any unsigned request (a 500 on the missing header). Both are
    answered here as AWS answers them.
-2. HOKAN_MOTO_STS_DURATION_SECONDS, when set, caps the lifetime of the
+2. A bucket with Object Lock default retention refuses uploads without a
+   checksum. AWS takes Content-MD5 or any x-amz-checksum-* header; moto
+   only Content-MD5 or x-amz-sdk-checksum-algorithm. The algorithm header
+   is added here where a checksum header is present (moto's own check of
+   the checksum is unchanged).
+3. HOKAN_MOTO_STS_DURATION_SECONDS, when set, caps the lifetime of the
    credentials STS hands out. object_store asks for an hour and refreshes
    five minutes before the end; a cap just above five minutes makes it
    refresh within seconds, so a test can watch a backup outlive its first
@@ -31,6 +36,20 @@ def _body_or_query(self, environ):
 
 
 DomainDispatcherApplication._get_body = _body_or_query
+
+_call = DomainDispatcherApplication.__call__
+
+
+def _call_with_checksum_algorithm(self, environ, start_response):
+    if "HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM" not in environ:
+        for key in list(environ):
+            if key.startswith("HTTP_X_AMZ_CHECKSUM_") and key != "HTTP_X_AMZ_CHECKSUM_MODE":
+                environ["HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"] = key[len("HTTP_X_AMZ_CHECKSUM_") :]
+                break
+    return _call(self, environ, start_response)
+
+
+DomainDispatcherApplication.__call__ = _call_with_checksum_algorithm
 
 _check = ActionAuthenticatorMixin._authenticate_and_authorize_action
 
