@@ -6,8 +6,11 @@ for signed URLs (it wants an `X-Goog-Algorithm` query parameter) and then
 leaves out the ETag header Google sends, which object_store requires.
 (object_store's own CI runs a fork of fake-gcs-server that has this.)
 This proxy adds the parameter to such PUTs and the ETag and generation
-headers to their answers; every other request and answer passes unchanged,
-and the emulator itself stores and serves everything.
+headers to their answers. For a bucket that does not exist the emulator
+answers a listing with HTTP 500 ("lstat ...: no such file or directory");
+Google answers 404 NoSuchBucket, and so does this proxy. Every other
+request and answer passes unchanged, and the emulator itself stores and
+serves everything.
 
 Usage: gcs-xml-put.py LISTEN_PORT UPSTREAM_PORT
 """
@@ -73,7 +76,21 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             meta = json.loads(data)
             out.append(("ETag", '"%s"' % meta["etag"]))
             out.append(("X-Goog-Generation", str(meta["generation"])))
-        self.send_response(resp.status, resp.reason)
+        status, reason = resp.status, resp.reason
+        if status == 500 and b"no such file or directory" in data:
+            bucket = url.path.strip("/").split("/")[0]
+            conn = upstream()
+            conn.request("GET", "/storage/v1/b/" + bucket)
+            probe = conn.getresponse()
+            probe.read()
+            if probe.status == 404:
+                status, reason = 404, "Not Found"
+                out = [("Content-Type", "application/xml")]
+                data = (
+                    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchBucket</Code>"
+                    b"<Message>The specified bucket does not exist.</Message></Error>"
+                )
+        self.send_response(status, reason)
         for k, v in out:
             self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))

@@ -1,4 +1,4 @@
-"""moto's server with three corrections that make it answer as AWS STS does,
+"""moto's server with four corrections that make it answer as AWS STS does,
 for scripts/moto.sh. Run with the moto venv's python; arguments are
 moto_server's.
 
@@ -8,12 +8,17 @@ moto_server's.
    object_store sends it) went to S3; and once moto checks credentials it
    refuses any unsigned request (a 500 on the missing header). Both are
    answered here as AWS answers them.
-2. A bucket with Object Lock default retention refuses uploads without a
+2. moto checks a signature against the query string as werkzeug decoded
+   it (prefix=a/b), not as sent (prefix=a%2Fb), so any signed request with
+   an escaped character in its query (every listing under a prefix) failed
+   with SignatureDoesNotMatch, boto3's too. The check is given the query
+   as sent.
+3. A bucket with Object Lock default retention refuses uploads without a
    checksum. AWS takes Content-MD5 or any x-amz-checksum-* header; moto
    only Content-MD5 or x-amz-sdk-checksum-algorithm. The algorithm header
    is added here where a checksum header is present (moto's own check of
    the checksum is unchanged).
-3. HOKAN_MOTO_STS_DURATION_SECONDS, when set, caps the lifetime of the
+4. HOKAN_MOTO_STS_DURATION_SECONDS, when set, caps the lifetime of the
    credentials STS hands out. object_store asks for an hour and refreshes
    five minutes before the end; a cap just above five minutes makes it
    refresh within seconds, so a test can watch a backup outlive its first
@@ -22,6 +27,7 @@ moto_server's.
 
 import os
 import sys
+import urllib.parse
 
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.sts.models import STSBackend
@@ -57,7 +63,16 @@ _check = ActionAuthenticatorMixin._authenticate_and_authorize_action
 def _check_unless_web_identity(self, *args, **kwargs):
     if self._get_action() == "AssumeRoleWithWebIdentity":
         return None
-    return _check(self, *args, **kwargs)
+    environ = getattr(getattr(self, "request", None), "environ", None) or {}
+    raw = environ.get("QUERY_STRING")
+    if not raw:
+        return _check(self, *args, **kwargs)
+    decoded = self.uri
+    self.uri = urllib.parse.urlsplit(decoded)._replace(query=raw).geturl()
+    try:
+        return _check(self, *args, **kwargs)
+    finally:
+        self.uri = decoded
 
 
 ActionAuthenticatorMixin._authenticate_and_authorize_action = _check_unless_web_identity

