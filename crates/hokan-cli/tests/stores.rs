@@ -175,8 +175,17 @@ fn missing_bucket(remote: Remote, store: &str) {
         let out = run(c);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        for needle in [store, &bucket, "does not exist", "create it", "nothing was changed"] {
-            assert!(err.contains(needle), "{args:?}: {needle:?} missing in: {err}");
+        for needle in [
+            store,
+            &bucket,
+            "does not exist",
+            "create it",
+            "nothing was changed",
+        ] {
+            assert!(
+                err.contains(needle),
+                "{args:?}: {needle:?} missing in: {err}"
+            );
         }
         assert!(!err.contains("is missing from the repository"), "{err}");
     }
@@ -213,7 +222,9 @@ fn repository_with_a_snapshot(repo: &str, env: &[(&str, &str)], dir: &Path) -> S
     c.envs(env.iter().copied());
     ok(&run(c));
     let mut c = hokan(repo, &cache);
-    c.args(["--json", "backup"]).arg(&src).envs(env.iter().copied());
+    c.args(["--json", "backup"])
+        .arg(&src)
+        .envs(env.iter().copied());
     last_json(&ok(&run(c)))["snapshot_id"]
         .as_str()
         .unwrap()
@@ -255,7 +266,8 @@ fn credential_and_permission_errors_azure() {
     };
     let dir = tempfile::tempdir().unwrap();
     let id = repository_with_a_snapshot(&repo, &[], dir.path());
-    let store = Store::connect(&Location::parse(&repo).unwrap(), false, Default::default()).unwrap();
+    let store =
+        Store::connect(&Location::parse(&repo).unwrap(), false, Default::default()).unwrap();
     let dump = || dump_store(&store);
     let cache = dir.path().join("cache-denied");
     let container = "Azure Blob Storage container \"hokan-test\"";
@@ -268,7 +280,11 @@ fn credential_and_permission_errors_azure() {
         &[("AZURE_STORAGE_ACCOUNT_KEY", &wrong_key)],
         &[],
         &["snapshots"],
-        &[container, "credentials were refused", "AZURE_STORAGE_ACCOUNT_KEY"],
+        &[
+            container,
+            "credentials were refused",
+            "AZURE_STORAGE_ACCOUNT_KEY",
+        ],
     );
     let sas = |v: &str| var(v);
     let sas_expired = sas("HOKAN_TEST_AZURE_SAS_EXPIRED");

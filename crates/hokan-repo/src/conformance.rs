@@ -55,7 +55,11 @@ impl Remote {
                 "HOKAN_REQUIRE_GCS",
                 "scripts/gcs-emulator.sh",
             ),
-            Remote::Moto => ("HOKAN_TEST_MOTO_URL", "HOKAN_REQUIRE_MOTO", "scripts/moto.sh"),
+            Remote::Moto => (
+                "HOKAN_TEST_MOTO_URL",
+                "HOKAN_REQUIRE_MOTO",
+                "scripts/moto.sh",
+            ),
         }
     }
 

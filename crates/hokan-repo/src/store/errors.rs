@@ -130,7 +130,9 @@ impl<'a> Named<'a> {
                 "AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY or the service principal in \
                  AZURE_CLIENT_ID/AZURE_CLIENT_SECRET/AZURE_TENANT_ID"
             }
-            Service::Gcs => "the service account in GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS",
+            Service::Gcs => {
+                "the service account in GOOGLE_SERVICE_ACCOUNT or GOOGLE_APPLICATION_CREDENTIALS"
+            }
             Service::Other => "the store's credentials",
         }
     }

@@ -263,7 +263,9 @@ impl Store {
         let p = ObjPath::from(path);
         let inner = self.remote();
         match self
-            .retrying(Op::Get, path, || async { inner.get(&p).await?.bytes().await })
+            .retrying(Op::Get, path, || async {
+                inner.get(&p).await?.bytes().await
+            })
             .await
         {
             Ok(b) => Ok(Some(b)),
@@ -290,8 +292,9 @@ impl Store {
         }
         let p = ObjPath::from(path);
         let inner = self.remote();
-        let fetched = runtime()
-            .block_on(self.retrying(Op::Get, path, || async { inner.get_range(&p, range.clone()).await }));
+        let fetched = runtime().block_on(self.retrying(Op::Get, path, || async {
+            inner.get_range(&p, range.clone()).await
+        }));
         let bytes = match fetched {
             Ok(b) => b,
             Err(Failure::NotFound) => return Err(missing()),
@@ -357,7 +360,9 @@ impl Store {
         }
         let p = ObjPath::from(path);
         let inner = self.remote();
-        match runtime().block_on(self.retrying(Op::Delete, path, || async { inner.delete(&p).await })) {
+        match runtime()
+            .block_on(self.retrying(Op::Delete, path, || async { inner.delete(&p).await }))
+        {
             Ok(()) | Err(Failure::NotFound) => Ok(()),
             Err(Failure::Other(e)) => Err(e),
         }
