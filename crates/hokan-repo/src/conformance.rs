@@ -1,6 +1,7 @@
 //! A conformance suite every store must pass: the same functions run
-//! against `memory://`, a local directory and a real S3-compatible server
-//! (see `tests/conformance.rs`). Each function takes a fresh, empty
+//! against `memory://`, a local directory, Garage (S3), Azurite (Azure
+//! Blob), a GCS emulator and moto (S3 with Object Lock), each a real server
+//! on loopback (see `tests/conformance.rs` and [`Remote`]). Each function takes a fresh, empty
 //! location of its own (a unique prefix), so the suite never touches
 //! anything else in a shared bucket.
 //!
@@ -24,22 +25,72 @@ pub fn unique(name: &str) -> String {
     format!("{name}-{}", hex::encode(b))
 }
 
+/// A remote store the suite runs against, each started by its script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Remote {
+    /// Garage, the S3-compatible server (`scripts/garage.sh`).
+    S3,
+    /// Azurite, the Azure Blob Storage emulator (`scripts/azurite.sh`).
+    Azure,
+    /// The GCS emulator (`scripts/gcs-emulator.sh`).
+    Gcs,
+    /// moto's S3, in a bucket with Object Lock default retention
+    /// (`scripts/moto.sh`).
+    Moto,
+}
+
+impl Remote {
+    /// The variable naming the base location, and the one that makes a
+    /// missing server a failure.
+    fn vars(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Remote::S3 => ("HOKAN_TEST_S3_URL", "HOKAN_REQUIRE_S3", "scripts/garage.sh"),
+            Remote::Azure => (
+                "HOKAN_TEST_AZURE_URL",
+                "HOKAN_REQUIRE_AZURE",
+                "scripts/azurite.sh",
+            ),
+            Remote::Gcs => (
+                "HOKAN_TEST_GCS_URL",
+                "HOKAN_REQUIRE_GCS",
+                "scripts/gcs-emulator.sh",
+            ),
+            Remote::Moto => (
+                "HOKAN_TEST_MOTO_URL",
+                "HOKAN_REQUIRE_MOTO",
+                "scripts/moto.sh",
+            ),
+        }
+    }
+
+    /// The base location tests run under (set by the script's `env`), or
+    /// `None` to skip them; with the `HOKAN_REQUIRE_*` variable at `1`
+    /// (CI) a missing server is a failure, not a skip.
+    pub fn base(self) -> Option<String> {
+        let (url, require, script) = self.vars();
+        match std::env::var(url) {
+            Ok(u) if !u.is_empty() => Some(u.trim_end_matches('/').to_string()),
+            _ => {
+                if std::env::var(require).is_ok_and(|v| v == "1") {
+                    panic!("{require}=1 but {url} is not set: start {script} and source its env");
+                }
+                eprintln!("skipping: {url} is not set (see {script})");
+                None
+            }
+        }
+    }
+
+    /// A fresh location of its own under the base, for one test.
+    pub fn fresh(self, name: &str) -> Option<String> {
+        Some(format!("{}/{}", self.base()?, unique(name)))
+    }
+}
+
 /// The S3 location tests run against (`HOKAN_TEST_S3_URL`, set by
 /// `scripts/garage.sh env`), or `None` to skip them; with
 /// `HOKAN_REQUIRE_S3=1` (CI) a missing server is a failure, not a skip.
 pub fn s3_base() -> Option<String> {
-    match std::env::var("HOKAN_TEST_S3_URL") {
-        Ok(url) if !url.is_empty() => Some(url.trim_end_matches('/').to_string()),
-        _ => {
-            if std::env::var("HOKAN_REQUIRE_S3").is_ok_and(|v| v == "1") {
-                panic!(
-                    "HOKAN_REQUIRE_S3=1 but HOKAN_TEST_S3_URL is not set: start scripts/garage.sh and source its env"
-                );
-            }
-            eprintln!("skipping: HOKAN_TEST_S3_URL is not set (see scripts/garage.sh)");
-            None
-        }
-    }
+    Remote::S3.base()
 }
 
 /// Cheap key stretching: the suite opens repositories dozens of times.

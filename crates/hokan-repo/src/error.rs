@@ -98,10 +98,20 @@ pub enum Error {
         detail: String,
     },
 
-    /// The store refused the credentials or the operation.
-    #[error(
-        "storage at {location} denied access ({detail}); check the credentials and the bucket's permissions"
-    )]
+    /// The bucket or container a location names does not exist.
+    #[error("{what} does not exist (repository location {location}); nothing was changed: {fix}")]
+    NoBucket {
+        /// The location.
+        location: String,
+        /// The store and the bucket or container, named.
+        what: String,
+        /// What creates it or corrects the location.
+        fix: String,
+    },
+
+    /// The store refused the credentials or the operation. `detail` says
+    /// which of them, what fixes it, and what the store answered.
+    #[error("storage at {location} denied access: {detail}")]
     Denied {
         /// The store.
         location: String,

@@ -1,14 +1,30 @@
 //! The storage conformance suite (`hokan_repo::conformance`) against every
-//! backend: `memory://`, a local directory, and an S3-compatible server.
+//! backend: `memory://`, a local directory, and the servers the scripts in
+//! `scripts/` start on loopback: Garage (`s3`), Azurite (`azure`), the GCS
+//! emulator (`gcs`) and moto with an Object Lock bucket (`moto`).
 //!
-//! The S3 tests use the server named by `HOKAN_TEST_S3_URL` (for example
-//! `s3://hokan-test`, with `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY` and `AWS_DEFAULT_REGION` set, as
-//! `scripts/garage.sh start` writes them). Without it they are skipped,
-//! unless `HOKAN_REQUIRE_S3=1` (as in CI) makes that a failure. Each test
-//! works under a fresh random prefix and never touches anything else.
+//! A remote module uses the location in its `HOKAN_TEST_*_URL` variable,
+//! with the credentials the script's env file sets (for Garage:
+//! `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...; moto's open server takes
+//! any). Without it the tests are skipped, unless `HOKAN_REQUIRE_*=1` (as in
+//! CI) makes that a failure. Each test works under a fresh random prefix
+//! and never touches anything else.
 
-use hokan_repo::conformance::{self as suite, s3_base, unique};
+use hokan_repo::conformance::{self as suite, Remote, unique};
+
+macro_rules! remote {
+    ($module:ident, $remote:expr, $($name:ident: |$loc:ident, $cache:ident| $body:expr;)*) => {
+        mod $module {
+            use super::*;
+            $(#[test] fn $name() {
+                let Some($loc) = $remote.fresh(stringify!($name)) else { return };
+                let dir = tempfile::tempdir().unwrap();
+                let $cache = dir.path();
+                $body
+            })*
+        }
+    };
+}
 
 macro_rules! backends {
     ($($name:ident: |$loc:ident, $cache:ident| $body:expr;)*) => {
@@ -30,16 +46,10 @@ macro_rules! backends {
                 $body
             })*
         }
-        mod s3 {
-            use super::*;
-            $(#[test] fn $name() {
-                let Some(base) = s3_base() else { return };
-                let $loc = format!("{base}/{}", unique(stringify!($name)));
-                let dir = tempfile::tempdir().unwrap();
-                let $cache = dir.path();
-                $body
-            })*
-        }
+        remote!(s3, Remote::S3, $($name: |$loc, $cache| $body;)*);
+        remote!(azure, Remote::Azure, $($name: |$loc, $cache| $body;)*);
+        remote!(gcs, Remote::Gcs, $($name: |$loc, $cache| $body;)*);
+        remote!(moto, Remote::Moto, $($name: |$loc, $cache| $body;)*);
     };
 }
 

@@ -67,7 +67,12 @@ fn failure(root: &Path, path: &str, action: &str, e: std::io::Error) -> Error {
         _ => format!("{what}: {e}"),
     };
     match e.kind() {
-        std::io::ErrorKind::PermissionDenied => Error::Denied { location, detail },
+        std::io::ErrorKind::PermissionDenied => Error::Denied {
+            location,
+            detail: format!(
+                "{detail}; check that this user may read and write the repository's files and directories"
+            ),
+        },
         _ => Error::Storage { location, detail },
     }
 }
