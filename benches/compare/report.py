@@ -3,6 +3,7 @@
 
     report.py facts RESULTS_DIR           print machine, corpus and tool facts
     report.py report RESULTS_DIR [JSON]   print the comparison table (and write JSON)
+    report.py series RESULTS_DIR [JSON]   print series.sh's table (and write JSON)
 
 RESULTS_DIR holds the tab-separated files run.sh writes: meta.tsv (key value),
 status.tsv (tool status version note), raw.tsv (tool rep key value) and
@@ -14,7 +15,7 @@ import os
 import statistics
 import sys
 
-TOOL_ORDER = ["hokan", "restic", "rustic", "borg"]
+TOOL_ORDER = ["hokan", "hokan-base", "restic", "rustic", "borg"]
 PHASES = [("backup1", "first backup"), ("backup2", "re-backup"), ("restore", "restore")]
 
 
@@ -80,7 +81,7 @@ def facts(results):
     print("== tools ==")
     for tool in ordered(status):
         s = status[tool]
-        line = f"  {tool:7s} {s['status']:12s} {s['version']}"
+        line = f"  {tool:10s} {s['status']:12s} {s['version']}"
         if s["note"]:
             line += f"  [{s['note']}]"
         print(line)
@@ -207,6 +208,30 @@ def report(results, json_path=None):
         print(f"hokan: {status['hokan']['status']} -- {status['hokan']['note'] or 'no figures'}; "
               "no ratios computed")
 
+    aims = {}
+    if "hokan" in summary:
+        h = summary["hokan"]
+        lines = []
+        if "restic" in summary:
+            r = ratio(h["repo_mib"], summary["restic"]["repo_mib"])
+            aims["repo_hokan_over_restic"] = r
+            lines.append(("repository size, hokan / restic", r, "aim <= 0.85"))
+        if "hokan-base" in summary:
+            b = summary["hokan-base"]
+            for phase, name in PHASES:
+                r = ratio(h[f"{phase}_s"], b[f"{phase}_s"])
+                aims[f"{phase}_time_hokan_over_base"] = r
+                lines.append((f"{name} time, hokan / hokan-base", r,
+                              "aim <= 1" if phase != "backup2" else ""))
+            r = ratio(h["repo_mib"], b["repo_mib"])
+            aims["repo_hokan_over_base"] = r
+            lines.append(("repository size, hokan / hokan-base", r, ""))
+        if lines:
+            print()
+            print("== aims ==  (hokan / other: below 1 means hokan is faster / smaller)")
+            for name, r, aim in lines:
+                print(f"  {name:40s} {'n/a' if r is None else f'{r:.3f}'}  {aim}")
+
     bad = [t for t in tools if any(v.startswith("MISMATCH") or "failed" in v for v in summary[t]["verify"])]
     errs = [(t, k) for t in tools for k in summary[t] if k.endswith("_error")]
     if bad or errs:
@@ -221,7 +246,7 @@ def report(results, json_path=None):
     for t in ordered(commands):
         for phase in ["init", "backup1", "backup2", "restore"]:
             if phase in commands[t]:
-                print(f"  {t:7s} {phase:8s} {commands[t][phase]}")
+                print(f"  {t:10s} {phase:8s} {commands[t][phase]}")
     print()
     print(f"load average after the run: {meta.get('load_after', '?')} "
           "(other processes on the machine make timings noisy)")
@@ -234,6 +259,7 @@ def report(results, json_path=None):
             "runs": {t: {str(k): v for k, v in sorted(reps.items())} for t, reps in raw.items()},
             "median": summary,
             "ratios_other_over_hokan": ratios,
+            "aims_hokan_over_other": aims,
         }
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=2, sort_keys=True)
@@ -241,12 +267,80 @@ def report(results, json_path=None):
         print(f"raw figures written to {json_path}")
 
 
+def series(results, json_path=None):
+    """series.sh: raw.tsv holds `tool version key value` rows."""
+    meta = dict(read_tsv(os.path.join(results, "meta.tsv"), 2))
+    data = {}
+    order = []
+    for tool, version, key, value in read_tsv(os.path.join(results, "raw.tsv"), 4):
+        t = data.setdefault(tool, {"versions": {}, "facts": {}})
+        if version == "-":
+            t["facts"][key] = value
+        else:
+            t["versions"].setdefault(version, {})[key] = value
+            if version not in order and version not in ("last",):
+                order.append(version)
+    print()
+    print(f"== {meta.get('package', '?')} {meta.get('versions', '')} ==")
+    print(f"  {meta.get('files_per_release', '?')} files, "
+          f"{human_bytes(meta.get('bytes_per_release', 0) or 0)} in the first release; "
+          f"{meta.get('nproc', '?')} x {meta.get('cpu', '?')}; load {meta.get('load_before', '?')}")
+    tools = ordered(data)
+    summary = {}
+    for t in tools:
+        vs = [data[t]["versions"].get(v, {}) for v in order]
+        logical = sum(int(v.get("logical_bytes", 0)) for v in vs)
+        stored = [int(v["stored_bytes"]) for v in vs if "stored_bytes" in v]
+        secs = [float(v["backup_s"]) for v in vs if "backup_s" in v]
+        complete = len(stored) == len(order)
+        summary[t] = {
+            "logical_bytes": logical,
+            "stored_bytes": stored[-1] if complete else None,
+            "stored_after_each": stored,
+            "backup_seconds_total": sum(secs) if complete else None,
+            "restore_last_s": num(data[t]["versions"].get("last", {}), "restore_s"),
+            "verify": data[t]["facts"].get("verify", "not run"),
+            "version": data[t]["facts"].get("version", ""),
+        }
+    base = summary.get("restic", {}).get("stored_bytes")
+    header = ["tool", "logical MB", "stored MB", "logical/stored", "stored / restic",
+              "backups s", "restore check"]
+    rows = []
+    for t in tools:
+        s = summary[t]
+        st = s["stored_bytes"]
+        r = ratio(st, base)
+        s["stored_over_restic"] = r
+        rows.append([t, f"{s['logical_bytes'] / 1e6:.1f}",
+                     "n/a" if st is None else f"{st / 1e6:.2f}",
+                     "n/a" if not st else f"{s['logical_bytes'] / st:.1f}x",
+                     "n/a" if r is None else f"{r:.3f}",
+                     fmt(s["backup_seconds_total"]), s["verify"]])
+    print()
+    table(rows, header)
+    print()
+    print("stored MB after each release:")
+    table([[t] + [f"{b / 1e6:.2f}" for b in summary[t]["stored_after_each"]] for t in tools],
+          ["tool"] + order)
+    print()
+    for t in tools:
+        print(f"  {t:10s} {summary[t]['version']}")
+    print(f"load average after the run: {meta.get('load_after', '?')}")
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump({"meta": meta, "summary": summary, "raw": data}, f, indent=2, sort_keys=True)
+            f.write("\n")
+        print(f"raw figures written to {json_path}")
+
+
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] not in ("facts", "report"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("facts", "report", "series"):
         print(__doc__, file=sys.stderr)
         return 2
     if sys.argv[1] == "facts":
         facts(sys.argv[2])
+    elif sys.argv[1] == "series":
+        series(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
     else:
         report(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
     return 0

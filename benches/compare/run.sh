@@ -4,8 +4,8 @@
 # (max RSS) and repository size per tool, and hokan's ratio to each.
 #
 # Usage: benches/compare/run.sh [--corpus DIR] [--tools hokan,restic,rustic,borg]
-#                               [--work DIR] [--json FILE] [--repeat N]
-#                               [--warm] [--no-install] [--keep-restore]
+#                               [--baseline REV] [--work DIR] [--json FILE]
+#                               [--repeat N] [--warm] [--no-install] [--keep-restore]
 # See benches/compare/README.md.
 set -euo pipefail
 
@@ -21,6 +21,7 @@ REPEAT=1
 FORCE_WARM=0
 NO_INSTALL=0
 KEEP_RESTORE=0
+BASELINE=""
 PASSWORD="${BENCH_PASSWORD:-compare-bench-password}"
 LINUX_PKG="linux-source-6.1"
 
@@ -32,6 +33,8 @@ Options:
   --corpus DIR     tree to back up (default: $WORK/corpus/linux-source-6.1,
                    extracted from Debian's linux-source-6.1 package)
   --tools LIST     comma-separated subset of hokan,restic,rustic,borg
+  --baseline REV   also run hokan built from git revision REV (as the tool
+                   hokan-base), e.g. --baseline cef87b7
   --work DIR       scratch directory for corpus, repos, caches, restores, logs
                    (default /work/bench)
   --json FILE      also write every raw figure as JSON to FILE
@@ -49,6 +52,8 @@ while [[ $# -gt 0 ]]; do
         --corpus=*) CORPUS="${1#*=}"; shift ;;
         --tools) TOOLS="$2"; shift 2 ;;
         --tools=*) TOOLS="${1#*=}"; shift ;;
+        --baseline) BASELINE="$2"; shift 2 ;;
+        --baseline=*) BASELINE="${1#*=}"; shift ;;
         --work) WORK="$2"; shift 2 ;;
         --work=*) WORK="${1#*=}"; shift ;;
         --json) JSON_OUT="$2"; shift 2 ;;
@@ -65,8 +70,9 @@ done
 
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat needs a positive integer" >&2; exit 2; }
 IFS=',' read -r -a TOOL_LIST <<<"$TOOLS"
+[[ -n "$BASELINE" ]] && TOOL_LIST+=(hokan-base)
 for t in "${TOOL_LIST[@]}"; do
-    case "$t" in hokan|restic|rustic|borg) ;; *) echo "unknown tool: $t" >&2; exit 2 ;; esac
+    case "$t" in hokan|hokan-base|restic|rustic|borg) ;; *) echo "unknown tool: $t" >&2; exit 2 ;; esac
 done
 
 mkdir -p "$WORK"
@@ -84,30 +90,11 @@ COMMANDS="$RESULTS/commands.tsv"  # tool phase command
 : >"$RAW"; : >"$STATUS"; : >"$META"; : >"$COMMANDS"
 
 # ---------------------------------------------------------------- helpers --
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-warn() { printf '[%s] WARNING: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-loud() {
-    printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' >&2
-    printf '!!! %s\n' "$@" >&2
-    printf '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n' >&2
-}
+# shellcheck source=lib.sh
+source "$SCRIPT_DIR/lib.sh"
 meta() { printf '%s\t%s\n' "$1" "$2" >>"$META"; }
 raw() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RAW"; }
 set_status() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$STATUS"; }
-have() { command -v "$1" >/dev/null 2>&1; }
-
-apt_install() {
-    # apt_install PKG... ; runs apt-get update and retries once on failure.
-    if (( NO_INSTALL )); then return 1; fi
-    if ! have apt-get; then return 1; fi
-    log "apt-get install -y $*"
-    if DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >"$LOGS/apt-install.log" 2>&1; then
-        return 0
-    fi
-    log "apt-get install failed; running apt-get update and retrying"
-    apt-get update >"$LOGS/apt-update.log" 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >>"$LOGS/apt-install.log" 2>&1
-}
 
 # ------------------------------------------------------------ prerequisites --
 ensure_basics() {
@@ -150,54 +137,48 @@ ensure_rustic() {
 }
 
 HOKAN_BIN=""
-HOKAN_RESTORE=1
 HOKAN_NOTE=""
+BASE_BIN=""
+BASE_NOTE=""
 ensure_hokan() {
     wants hokan || return 0
-    if (( NO_INSTALL )) && [[ -x "$REPO_ROOT/target/release/hokan" ]]; then
-        log "--no-install: using the existing $REPO_ROOT/target/release/hokan without rebuilding"
+    local bin target
+    target=$(cargo_target_dir "$REPO_ROOT")
+    if (( NO_INSTALL )) && [[ -x "$target/release/hokan" ]]; then
+        log "--no-install: using the existing $target/release/hokan without rebuilding"
+        bin="$target/release/hokan"
     else
-        log "building hokan: cargo build --release -p hokan-cli (in $REPO_ROOT)"
-        if ! (cd "$REPO_ROOT" && cargo build --release -p hokan-cli) >"$LOGS/hokan-build.log" 2>&1; then
+        log "building hokan: cargo build --release -p hokan-cli (in $REPO_ROOT, target $target)"
+        if ! bin=$(build_hokan "$REPO_ROOT" "" "$LOGS/hokan-build.log"); then
             HOKAN_NOTE="cargo build --release -p hokan-cli failed (see $LOGS/hokan-build.log)"
             tail -n 20 "$LOGS/hokan-build.log" >&2 || true
             return 0
         fi
     fi
-    local bin="$REPO_ROOT/target/release/hokan"
     if [[ ! -x "$bin" ]]; then HOKAN_NOTE="no binary at $bin"; return 0; fi
-    if ! "$bin" backup --help >/dev/null 2>&1; then
-        HOKAN_NOTE="'hokan backup --help' failed"; return 0
-    fi
-    # Probe the real thing on a tiny tree: file-system backup may not exist yet.
-    local p="$WORK/probe/hokan"
-    rm -rf "$p"; mkdir -p "$p/src/sub" "$p/restore"
-    echo hello >"$p/src/a.txt"; head -c 100000 /dev/urandom >"$p/src/sub/b.bin"
-    ln -s a.txt "$p/src/link"
-    local out
-    if ! out=$(HOKAN_PASSWORD="$PASSWORD" "$bin" -r "$p/repo" --cache-dir "$p/cache" init 2>&1); then
-        HOKAN_NOTE="probe 'hokan init' failed: $(tail -n1 <<<"$out")"; return 0
-    fi
-    if ! out=$(HOKAN_PASSWORD="$PASSWORD" "$bin" -r "$p/repo" --cache-dir "$p/cache" backup "$p/src" 2>&1); then
-        HOKAN_NOTE="probe 'hokan backup DIR' failed: $(tail -n1 <<<"$out")"; return 0
-    fi
-    if ! out=$(HOKAN_PASSWORD="$PASSWORD" "$bin" -r "$p/repo" --cache-dir "$p/cache" restore latest --target "$p/restore" 2>&1); then
-        HOKAN_RESTORE=0
-        HOKAN_NOTE="probe 'hokan restore latest --target DIR' failed: $(tail -n1 <<<"$out"); restore not measured"
-    elif ! diff -r --no-dereference "$p/src" "$p/restore$p/src" >/dev/null 2>&1; then
-        HOKAN_NOTE="probe restore differs from the source (continuing; the full run verifies again)"
-    fi
+    HOKAN_NOTE=$(probe_hokan "$bin" "$PASSWORD") || return 0
     # Pin the binary: other builds in the same target directory may replace
     # target/release/hokan while the benchmark runs.
     mkdir -p "$WORK/bin"
     cp -f "$bin" "$WORK/bin/hokan"
     HOKAN_BIN="$WORK/bin/hokan"
-    rm -rf "$p"
+}
+
+ensure_baseline() {
+    [[ -n "$BASELINE" ]] || return 0
+    local bin
+    if ! bin=$(build_baseline "$BASELINE"); then
+        BASE_NOTE="building revision $BASELINE failed (see $LOGS/hokan-baseline-build.log)"
+        return 0
+    fi
+    BASE_NOTE=$(probe_hokan "$bin" "$PASSWORD") || return 0
+    BASE_BIN="$bin"
 }
 
 tool_bin() {
     case "$1" in
         hokan) echo "$HOKAN_BIN" ;;
+        hokan-base) echo "$BASE_BIN" ;;
         restic) command -v restic || true ;;
         borg) command -v borg || true ;;
         rustic) echo "$RUSTIC_BIN" ;;
@@ -211,6 +192,9 @@ tool_version() {
                local rev; rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
                if [[ -n "$(git -C "$REPO_ROOT" status --porcelain 2>/dev/null | head -n1)" ]]; then rev="$rev+dirty"; fi
                echo " (git $rev)" ;;
+        hokan-base) "$b" --version 2>/dev/null | head -n1
+               if [[ -f "$BASELINE" ]]; then echo " ($BASELINE)"
+               else echo " (git $(git -C "$REPO_ROOT" rev-parse --short "$BASELINE^{commit}"))"; fi ;;
         restic) "$b" version | head -n1 ;;
         borg) "$b" --version | head -n1 ;;
         rustic) "$b" --version | head -n1 ;;
@@ -272,7 +256,7 @@ tool_env() {
     # Prints NAME=VALUE lines for `env`.
     local tool=$1 cache="$WORK/cache/$1"
     case "$tool" in
-        hokan) echo "HOKAN_PASSWORD=$PASSWORD" ;;
+        hokan|hokan-base) echo "HOKAN_PASSWORD=$PASSWORD" ;;
         restic) echo "RESTIC_PASSWORD=$PASSWORD" ;;
         rustic) echo "RUSTIC_PASSWORD=$PASSWORD"; echo "RUSTIC_NO_PROGRESS=true" ;;
         borg) echo "BORG_PASSPHRASE=$PASSWORD"
@@ -292,9 +276,9 @@ tool_cmd() {
     bin=$(tool_bin "$tool")
     CMD_DIR=""
     case "$tool:$phase" in
-        hokan:init)     CMD=("$bin" -r "$repo" --cache-dir "$cache" init) ;;
-        hokan:backup*)  CMD=("$bin" -r "$repo" --cache-dir "$cache" backup "$CORPUS") ;;
-        hokan:restore)  CMD=("$bin" -r "$repo" --cache-dir "$cache" restore latest --target "$target") ;;
+        hokan*:init)    CMD=("$bin" -r "$repo" --cache-dir "$cache" init) ;;
+        hokan*:backup*) CMD=("$bin" -r "$repo" --cache-dir "$cache" backup "$CORPUS") ;;
+        hokan*:restore) CMD=("$bin" -r "$repo" --cache-dir "$cache" restore latest --target "$target") ;;
 
         # restic 0.14 still creates format v1 (no compression) unless asked;
         # --compression auto is the default and means zstd "SpeedDefault" of
@@ -428,10 +412,6 @@ run_tool() {
     raw "$tool" "$REP" repo_after_backup1_bytes "$(repo_size "$tool")"
     run_timed "$tool" backup2 || return 0
     raw "$tool" "$REP" repo_bytes "$(repo_size "$tool")"
-    if [[ "$tool" == hokan && $HOKAN_RESTORE == 0 ]]; then
-        raw "$tool" "$REP" verify "restore not available"
-        return 0
-    fi
     run_timed "$tool" restore || { raw "$tool" "$REP" verify "restore failed"; return 0; }
     verify_restore "$tool"
     (( KEEP_RESTORE )) || rm -rf "$target"
@@ -445,6 +425,7 @@ main() {
     ensure_rustic
     ensure_corpus
     ensure_hokan
+    ensure_baseline
     probe_drop_caches
 
     # Machine and corpus facts.
@@ -468,6 +449,10 @@ main() {
         if [[ "$t" == hokan && -z "$b" ]]; then
             loud "hokan is unavailable: ${HOKAN_NOTE:-unknown reason}" "the other tools still run"
             set_status hokan unavailable "" "$HOKAN_NOTE"; continue
+        fi
+        if [[ "$t" == hokan-base && -z "$b" ]]; then
+            loud "hokan-base ($BASELINE) is unavailable: ${BASE_NOTE:-unknown reason}"
+            set_status hokan-base unavailable "" "$BASE_NOTE"; continue
         fi
         if [[ -z "$b" || ! -x "$b" ]]; then
             warn "$t is unavailable (not installed and could not be installed); skipping it"

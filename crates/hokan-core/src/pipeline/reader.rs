@@ -164,23 +164,34 @@ impl<'a> BlobReader<'a> {
         r
     }
 
+    /// The group record at `loc` (fetched as `sealed`), opened once and
+    /// kept for the next reads of its members.
+    fn group(&self, kind: BlobType, id: &Id, loc: &Location, sealed: &[u8]) -> Result<Arc<Group>> {
+        let key = (loc.pack, loc.offset);
+        if let Some(g) = self.groups.get(key) {
+            return Ok(g);
+        }
+        let holding = || {
+            format!(
+                "pack {} at offset {} (holding blob {})",
+                loc.pack.short(),
+                loc.offset,
+                id.short()
+            )
+        };
+        let g = Arc::new(blob::decode_group(self.key, kind, sealed, &holding)?);
+        self.groups.put(key, g.clone());
+        Ok(g)
+    }
+
     /// Opens the record at `loc` (fetched as `sealed`) and returns blob `id`.
     fn decode(&self, kind: BlobType, id: &Id, loc: &Location, sealed: &[u8]) -> Result<Vec<u8>> {
         let here = || format!("pack {} at offset {}", loc.pack.short(), loc.offset);
         if !loc.group {
             return blob::decode(self.key, kind, id, sealed, &here);
         }
-        let key = (loc.pack, loc.offset);
-        let group = match self.groups.get(key) {
-            Some(g) => g,
-            None => {
-                let holding = || format!("{} (holding blob {})", here(), id.short());
-                let g = Arc::new(blob::decode_group(self.key, kind, sealed, &holding)?);
-                self.groups.put(key, g.clone());
-                g
-            }
-        };
-        group.member(self.key, id, &here)
+        self.group(kind, id, loc, sealed)?
+            .member(self.key, id, &here)
     }
 
     /// Reads one blob: located, fetched, authenticated, decompressed and
@@ -279,20 +290,43 @@ impl<'a> BlobReader<'a> {
                         }
                         Err(e) => return Err(e),
                     };
-                Ok(span
+                // Members of one group share its record: open it once,
+                // then take each member out, records in parallel.
+                let records: Vec<&[usize]> = span
                     .members
+                    .chunk_by(|a, b| loc_of[a].offset == loc_of[b].offset)
+                    .collect();
+                Ok(records
                     .par_iter()
-                    .map(|&i| {
-                        let l = loc_of[&i];
+                    .flat_map_iter(|record| {
+                        let l = loc_of[&record[0]];
                         let start = (l.offset - span.offset) as usize;
-                        let r = match fetched.get(start..start + l.length as usize) {
-                            Some(sealed) => self.decode(kind, &ids[i], l, sealed),
-                            None => Err(Error::truncated(
-                                format!("pack {}", span.pack.short()),
-                                format!("wanted {} bytes at {}", l.length, l.offset),
-                            )),
+                        let sealed = fetched.get(start..start + l.length as usize);
+                        // A group that fails to open fails each of its
+                        // members with its reason.
+                        let group = match (sealed, l.group) {
+                            (Some(sealed), true) => Some(
+                                self.group(kind, &ids[record[0]], l, sealed)
+                                    .map_err(|e| e.to_string()),
+                            ),
+                            _ => None,
                         };
-                        (i, self.noting_damage(&ids[i], r))
+                        record.iter().map(move |&i| {
+                            let here = || format!("pack {} at offset {}", l.pack.short(), l.offset);
+                            let r = match (sealed, &group) {
+                                (None, _) => Err(Error::truncated(
+                                    format!("pack {}", span.pack.short()),
+                                    format!("wanted {} bytes at {}", l.length, l.offset),
+                                )),
+                                (Some(_), Some(Ok(g))) => g.member(self.key, &ids[i], &here),
+                                (Some(_), Some(Err(why))) => Err(Error::corrupted(
+                                    format!("{kind} blob {} in {}", ids[i].short(), here()),
+                                    why.clone(),
+                                )),
+                                (Some(sealed), None) => self.decode(kind, &ids[i], l, sealed),
+                            };
+                            (i, self.noting_damage(&ids[i], r))
+                        })
                     })
                     .collect())
             })
