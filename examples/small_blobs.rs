@@ -284,6 +284,8 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("series") => series(&args[1..]),
         Some("offline") => offline(&args[1..]),
-        _ => eprintln!("usage: small_blobs series [--live DIR] [--small LIST] [--group LIST] [--level LIST] DIR...\n       small_blobs offline DIR"),
+        _ => eprintln!(
+            "usage: small_blobs series [--live DIR] [--small LIST] [--group LIST] [--level LIST] DIR...\n       small_blobs offline DIR"
+        ),
     }
 }

@@ -321,8 +321,16 @@ only one tip for the future, sunscreen would be it.";
             // A flipped bit anywhere (nonce, ciphertext, tag) fails in both.
             let at = (n * 13) % a.len();
             a[at] ^= 0x10;
-            assert_eq!(ring.open(aad, &a), Err(OpenError), "length {len}, byte {at}");
-            assert_eq!(rust.open(aad, &a), Err(OpenError), "length {len}, byte {at}");
+            assert_eq!(
+                ring.open(aad, &a),
+                Err(OpenError),
+                "length {len}, byte {at}"
+            );
+            assert_eq!(
+                rust.open(aad, &a),
+                Err(OpenError),
+                "length {len}, byte {at}"
+            );
         }
     }
 

@@ -94,7 +94,10 @@ fn many_small_files_are_restored_in_few_requests() {
     assert_eq!(done.summary.failed, 0);
     let restored = target.join(src.strip_prefix("/").unwrap());
     for (rel, data) in &files {
-        assert!(std::fs::read(restored.join(rel)).unwrap() == *data, "{rel:?}");
+        assert!(
+            std::fs::read(restored.join(rel)).unwrap() == *data,
+            "{rel:?}"
+        );
     }
     let (requests, bytes) = source.take();
     // The data (about 6 MB, a few hundred KB compressed) and the trees take
