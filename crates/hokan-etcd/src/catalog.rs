@@ -6,7 +6,7 @@
 //! Stored form (version 1): `"HKEC" | version u8 | postcard(CatalogV1)`,
 //! column by column and delta-coded, so the repository's compression finds
 //! long runs: revisions grow by one, record indices by one, most keys share
-//! a prefix with the key before. See the crate's `FORMAT.md`.
+//! a prefix with the key before. See `docs/FORMAT.md`, §13.
 
 use std::collections::{HashMap, HashSet};
 

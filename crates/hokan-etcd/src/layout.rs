@@ -16,7 +16,7 @@
 //! the byte ranges of the records. The rebuild reads header and table from
 //! the layout, computes the same ranges, and interleaves the layout's
 //! remaining bytes (the gaps) with the records, so it never has to guess.
-//! The crate's `FORMAT.md` (a section for `docs/FORMAT.md`) has the
+//! `docs/FORMAT.md` (§13) has the
 //! byte-level description.
 
 use std::ops::Range;

@@ -32,7 +32,7 @@
 //! database's tree, so the status etcdctl would print and a catalog of the
 //! `key` bucket are stored beside the data without a second read. Memory
 //! stays bounded by a few batches and about 100 bytes per record, whatever
-//! the database's size. The byte-level format is in the crate's `FORMAT.md`.
+//! the database's size. The byte-level format is in `docs/FORMAT.md`, §13.
 //!
 //! # Example
 //!
