@@ -78,6 +78,12 @@ pub enum Command {
     Dump(cmd::dump::DumpArgs),
     /// Remove snapshots by a retention policy (keep-last, keep-daily, keep-size, ...)
     Forget(cmd::forget::ForgetArgs),
+    /// Add, remove or set snapshots' tags (each changed snapshot gets a new id)
+    Tag(cmd::tag::TagArgs),
+    /// Print one repository object, decrypted (JSON; a blob as raw bytes)
+    Cat(cmd::cat::CatArgs),
+    /// How big snapshots are: restored, as unique contents, or as stored data
+    Stats(cmd::stats::StatsArgs),
     /// Remove data no snapshot needs (two-phase, safe beside running backups)
     Prune(cmd::prune::PruneCommand),
     /// Check the repository's structure, and with --read-data its data

@@ -1,6 +1,7 @@
 //! One module per command; shared helpers here.
 
 pub mod backup;
+pub mod cat;
 pub mod check;
 pub mod diff;
 pub mod dump;
@@ -15,6 +16,8 @@ pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod snapshots;
+pub mod stats;
+pub mod tag;
 
 use std::process::ExitCode;
 
@@ -37,6 +40,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(a) => diff::run(g, a),
         Command::Find(a) => find::run(g, a),
         Command::Forget(a) => forget::run(g, a),
+        Command::Tag(a) => tag::run(g, a),
+        Command::Cat(a) => cat::run(g, a),
+        Command::Stats(a) => stats::run(g, a),
         Command::Prune(a) => prune::run(g, a),
         Command::Check(a) => check::run(g, a),
         Command::Repair(c) => repair::run(g, c),
