@@ -84,6 +84,12 @@ pub enum Command {
     Cat(cmd::cat::CatArgs),
     /// How big snapshots are: restored, as unique contents, or as stored data
     Stats(cmd::stats::StatsArgs),
+    /// This build's version, the repository formats it reads, compiler and target
+    Version(cmd::version::VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(cmd::completions::CompletionsArgs),
+    /// Print the man page, or write one per command into a directory
+    Man(cmd::man::ManArgs),
     /// Remove data no snapshot needs (two-phase, safe beside running backups)
     Prune(cmd::prune::PruneCommand),
     /// Check the repository's structure, and with --read-data its data

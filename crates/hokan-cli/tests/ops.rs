@@ -1,4 +1,5 @@
-//! Operating a repository through the `hokan` binary: tag, cat, stats.
+//! Operating a repository through the `hokan` binary: tag, cat, stats,
+//! version/completions/man.
 
 mod common;
 
@@ -257,4 +258,53 @@ fn stats_in_each_mode() {
         text.contains("raw-data") && text.contains("Compression Ratio"),
         "{text}"
     );
+}
+
+#[test]
+fn version_completions_and_man() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, cache) = ("unused", dir.path().join("cache"));
+    let v = json_of(repo, &cache, &["version"]);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["repository_formats"], serde_json::json!([1, 2]));
+    assert!(v["rustc"].as_str().unwrap().starts_with("rustc "), "{v}");
+    assert!(v["target"].as_str().unwrap().contains("-"), "{v}");
+
+    let mut c = hokan(repo, &cache);
+    c.args(["completions", "bash"]);
+    let bash = ok(&run(c));
+    assert!(bash.contains("_hokan()") && bash.contains("stats"), "bash");
+    let mut c = hokan(repo, &cache);
+    c.args(["completions", "zsh"]);
+    assert!(ok(&run(c)).starts_with("#compdef hokan"));
+    let mut c = hokan(repo, &cache);
+    c.args(["completions", "tcsh"]);
+    assert_eq!(
+        run(c).status.code(),
+        Some(2),
+        "not a shell clap_complete knows"
+    );
+
+    let mut c = hokan(repo, &cache);
+    c.arg("man");
+    let page = ok(&run(c));
+    assert!(
+        page.contains(".TH hokan 1"),
+        "{}",
+        &page[..page.len().min(300)]
+    );
+    assert!(page.contains("no\\-cache"), "global flags are documented");
+    let mandir = dir.path().join("man");
+    let mut c = hokan(repo, &cache);
+    c.args(["--json", "man", "--dir"]).arg(&mandir);
+    let r: serde_json::Value = serde_json::from_str(ok(&run(c)).trim()).unwrap();
+    for page in [
+        "hokan.1",
+        "hokan-tag.1",
+        "hokan-stats.1",
+        "hokan-etcd-backup.1",
+    ] {
+        assert!(mandir.join(page).is_file(), "{page}");
+    }
+    assert_eq!(r["pages"].as_u64().unwrap() as usize, walk(&mandir).len());
 }
