@@ -12,6 +12,7 @@
 //! but some files could not be read, 10 no repository, 12 wrong password.
 
 mod cmd;
+mod metrics;
 mod output;
 mod password;
 mod progress;
@@ -19,7 +20,7 @@ mod progress;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Content-addressed, deduplicated, encrypted backups.
 #[derive(Parser, Debug)]
@@ -53,6 +54,14 @@ pub struct Global {
     /// Do not use a local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Write the command's outcome as Prometheus metrics to this file
+    /// (for node-exporter's textfile collector; written atomically)
+    #[arg(long, value_name = "FILE", env = "HOKAN_METRICS_FILE", global = true)]
+    pub metrics_file: Option<PathBuf>,
+    /// Push the same metrics to this Prometheus Pushgateway (e.g.
+    /// http://pushgateway:9091)
+    #[arg(long, value_name = "URL", env = "HOKAN_METRICS_PUSH", global = true)]
+    pub metrics_push: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,8 +120,15 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cmd::run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let global = cli.global.clone();
+    let wants_metrics = global.metrics_file.is_some() || global.metrics_push.is_some();
+    if wants_metrics {
+        metrics::enable();
+    }
+    let start = std::time::SystemTime::now();
+    let code = match cmd::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", output::error_chain(&e));
@@ -121,5 +137,24 @@ fn main() -> ExitCode {
             }
             ExitCode::from(cmd::exit_code(&e))
         }
+    };
+    if wants_metrics {
+        // ExitCode hides its number; find it among the codes hokan uses.
+        let exit_code = (0..=255u8)
+            .find(|&n| ExitCode::from(n) == code)
+            .unwrap_or(1);
+        let outcome = metrics::Outcome {
+            command: &metrics::command_name(&matches),
+            repository: global.repo.as_deref().unwrap_or(""),
+            start,
+            end: std::time::SystemTime::now(),
+            exit_code,
+        };
+        // The command's own result stands: monitoring notices metrics
+        // that stop arriving, and a saved backup must not look failed.
+        if let Err(e) = metrics::finish(&global, &outcome) {
+            eprintln!("warning: metrics not written: {}", output::error_chain(&e));
+        }
     }
+    code
 }

@@ -1,5 +1,5 @@
 //! Operating a repository through the `hokan` binary: tag, cat, stats,
-//! version/completions/man.
+//! version/completions/man and metrics files.
 
 mod common;
 
@@ -293,7 +293,10 @@ fn version_completions_and_man() {
         "{}",
         &page[..page.len().min(300)]
     );
-    assert!(page.contains("no\\-cache"), "global flags are documented");
+    assert!(
+        page.contains("metrics\\-file"),
+        "global flags are documented"
+    );
     let mandir = dir.path().join("man");
     let mut c = hokan(repo, &cache);
     c.args(["--json", "man", "--dir"]).arg(&mandir);
@@ -307,4 +310,270 @@ fn version_completions_and_man() {
         assert!(mandir.join(page).is_file(), "{page}");
     }
     assert_eq!(r["pages"].as_u64().unwrap() as usize, walk(&mandir).len());
+}
+
+/// One parsed sample: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// Parses Prometheus text exposition strictly: every line is a HELP or
+/// TYPE comment or `name{k="v",...} value`; each metric's HELP and TYPE
+/// come before its samples.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    let is_name = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+    };
+    let mut typed = Vec::new();
+    let mut out = Vec::new();
+    assert!(text.ends_with('\n'), "ends with a newline");
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect("HELP name text");
+            assert!(is_name(name) && !help.is_empty(), "{line}");
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(is_name(name), "{line}");
+            assert!(["gauge", "counter", "untyped"].contains(&kind), "{line}");
+            assert!(
+                !typed.contains(&name.to_string()),
+                "one TYPE per metric: {line}"
+            );
+            typed.push(name.to_string());
+        } else {
+            let open = line
+                .find('{')
+                .unwrap_or_else(|| panic!("no labels: {line}"));
+            let name = &line[..open];
+            assert!(is_name(name), "{line}");
+            assert!(
+                typed.contains(&name.to_string()),
+                "TYPE before samples: {line}"
+            );
+            let mut labels = Vec::new();
+            let mut rest = &line[open + 1..];
+            loop {
+                if let Some(r) = rest.strip_prefix('}') {
+                    rest = r;
+                    break;
+                }
+                let eq = rest.find("=\"").unwrap_or_else(|| panic!("label: {line}"));
+                let key = &rest[..eq];
+                assert!(is_name(key), "label name in {line}");
+                let mut value = String::new();
+                let mut chars = rest[eq + 2..].char_indices();
+                let end = loop {
+                    match chars.next() {
+                        Some((i, '"')) => break eq + 2 + i + 1,
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, 'n')) => value.push('\n'),
+                            Some((_, c @ ('\\' | '"'))) => value.push(c),
+                            other => panic!("bad escape {other:?} in {line}"),
+                        },
+                        Some((_, c)) => value.push(c),
+                        None => panic!("unterminated label value: {line}"),
+                    }
+                };
+                labels.push((key.to_string(), value));
+                rest = &rest[end..];
+                rest = rest.strip_prefix(',').unwrap_or(rest);
+            }
+            let value = rest.strip_prefix(' ').unwrap_or_else(|| panic!("{line}"));
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("value: {line}"));
+            out.push((name.to_string(), labels, value));
+        }
+    }
+    out
+}
+
+fn metric<'a>(samples: &'a [Sample], name: &str) -> Vec<&'a Sample> {
+    samples.iter().filter(|s| s.0 == name).collect()
+}
+
+fn label<'a>(s: &'a Sample, key: &str) -> &'a str {
+    &s.1.iter().find(|(k, _)| k == key).unwrap().1
+}
+
+#[test]
+fn metrics_file_after_backup_failure_and_prune() {
+    let (dir, repo, cache, src) = setup();
+    let file = dir.path().join("hokan.prom");
+    let mut c = hokan(&repo, &cache);
+    c.args(["--json", "--metrics-file"])
+        .arg(&file)
+        .arg("backup")
+        .arg(&src);
+    let out = ok(&run(c));
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let snap = last["snapshot_id"].as_str().unwrap();
+    assert!(
+        !dir.path().join("hokan.prom.tmp").exists(),
+        "renamed into place"
+    );
+    let samples = parse_exposition(&std::fs::read_to_string(&file).unwrap());
+    let one = |name: &str| {
+        let v = metric(&samples, name);
+        assert_eq!(v.len(), 1, "{name}: {samples:?}");
+        v[0].clone()
+    };
+    let ok_sample = one("hokan_command_success");
+    assert_eq!(label(&ok_sample, "command"), "backup");
+    assert_eq!(label(&ok_sample, "repository"), repo);
+    assert_eq!(ok_sample.2, 1.0);
+    assert_eq!(one("hokan_backup_files").2, 3.0);
+    assert_eq!(one("hokan_backup_bytes_read").2, 48.0);
+    assert_eq!(one("hokan_backup_errors").2, 0.0);
+    assert!(one("hokan_backup_bytes_stored").2 > 0.0);
+    assert_eq!(
+        label(&one("hokan_backup_snapshot_info"), "snapshot_id"),
+        snap
+    );
+    let start = one("hokan_command_start_timestamp_seconds").2;
+    let end = one("hokan_command_end_timestamp_seconds").2;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        start <= end && end <= now && now - start < 600.0,
+        "{start} {end}"
+    );
+    assert!((one("hokan_command_duration_seconds").2 - (end - start)).abs() < 0.01);
+
+    // A success, then a failure (wrong password) into the same file: the
+    // failure is recorded and the last success time is kept.
+    let other = dir.path().join("snapshots.prom");
+    let mut c = hokan(&repo, &cache);
+    c.arg("--metrics-file").arg(&other).arg("snapshots");
+    ok(&run(c));
+    let good = parse_exposition(&std::fs::read_to_string(&other).unwrap());
+    let success_time = metric(&good, "hokan_last_success_timestamp_seconds")[0].2;
+    let mut c = hokan(&repo, &cache);
+    c.env("HOKAN_PASSWORD", "wrong")
+        .arg("--metrics-file")
+        .arg(&other)
+        .arg("snapshots");
+    assert_eq!(run(c).status.code(), Some(12));
+    let bad = parse_exposition(&std::fs::read_to_string(&other).unwrap());
+    assert_eq!(metric(&bad, "hokan_command_success")[0].2, 0.0);
+    assert_eq!(metric(&bad, "hokan_command_exit_code")[0].2, 12.0);
+    assert_eq!(
+        metric(&bad, "hokan_last_success_timestamp_seconds")[0].2,
+        success_time
+    );
+    assert!(metric(&bad, "hokan_command_end_timestamp_seconds")[0].2 >= success_time);
+
+    // Prune: the repository's pack bytes afterwards (the first snapshot's
+    // data stays, the second's new file goes).
+    std::fs::write(src.join("new.bin"), vec![7u8; 100_000]).unwrap();
+    backup(&repo, &cache, &src, &[]);
+    let mut c = hokan(&repo, &cache);
+    c.args(["forget", "latest"]);
+    ok(&run(c));
+    let pf = dir.path().join("prune.prom");
+    let mut c = hokan(&repo, &cache);
+    c.arg("--metrics-file")
+        .arg(&pf)
+        .args(["prune", "--instant-delete"]);
+    ok(&run(c));
+    let p = parse_exposition(&std::fs::read_to_string(&pf).unwrap());
+    let packs: u64 = walk(&Path::new(&repo).join("data"))
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    assert!(packs > 0);
+    assert_eq!(
+        metric(&p, "hokan_prune_repository_bytes")[0].2,
+        packs as f64
+    );
+    assert!(metric(&p, "hokan_prune_packs_deleted")[0].2 >= 1.0, "{p:?}");
+    assert_eq!(
+        label(metric(&p, "hokan_command_success")[0], "command"),
+        "prune"
+    );
+}
+
+/// A one-request HTTP server: returns (url, handle giving method, path, body).
+fn one_request_server(status: u16) -> (String, std::thread::JoinHandle<(String, String, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(stream.try_clone().unwrap());
+        let mut first = String::new();
+        r.read_line(&mut first).unwrap();
+        let mut len = 0;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        let mut w = stream;
+        write!(
+            w,
+            "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut parts = first.split_whitespace();
+        (
+            parts.next().unwrap().to_string(),
+            parts.next().unwrap().to_string(),
+            String::from_utf8(body).unwrap(),
+        )
+    });
+    (url, h)
+}
+
+#[test]
+fn metrics_push_to_a_pushgateway() {
+    let (_dir, repo, cache, src) = setup();
+    let (url, server) = one_request_server(200);
+    let mut c = hokan(&repo, &cache);
+    c.args(["--metrics-push", &url, "backup"]).arg(&src);
+    ok(&run(c));
+    let (method, path, body) = server.join().unwrap();
+    assert_eq!(method, "PUT", "a success replaces the group");
+    // "backup" in URL-safe base64, then the repository's.
+    assert!(
+        path.starts_with("/metrics/job/hokan/command@base64/YmFja3Vw/repository@base64/"),
+        "{path}"
+    );
+    let samples = parse_exposition(&body);
+    assert_eq!(metric(&samples, "hokan_command_success")[0].2, 1.0);
+    assert_eq!(metric(&samples, "hokan_backup_files")[0].2, 3.0);
+
+    // A failure is POSTed: the gateway keeps the last success time.
+    let (url, server) = one_request_server(200);
+    let mut c = hokan(&repo, &cache);
+    c.env("HOKAN_PASSWORD", "wrong")
+        .args(["--metrics-push", &url, "snapshots"]);
+    assert_eq!(run(c).status.code(), Some(12));
+    let (method, _, body) = server.join().unwrap();
+    assert_eq!(method, "POST");
+    let samples = parse_exposition(&body);
+    assert!(metric(&samples, "hokan_last_success_timestamp_seconds").is_empty());
+
+    // A gateway that refuses: the command's result stands, with a warning.
+    let (url, server) = one_request_server(500);
+    let mut c = hokan(&repo, &cache);
+    c.args(["--metrics-push", &url, "snapshots"]);
+    let out = run(c);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("metrics not written"),
+        "{}",
+        stderr(&out)
+    );
 }
