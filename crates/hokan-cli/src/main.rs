@@ -12,6 +12,7 @@
 //! but some files could not be read, 10 no repository, 12 wrong password.
 
 mod cmd;
+mod metrics;
 mod output;
 mod password;
 mod progress;
@@ -19,7 +20,7 @@ mod progress;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Content-addressed, deduplicated, encrypted backups.
 #[derive(Parser, Debug)]
@@ -53,6 +54,14 @@ pub struct Global {
     /// Do not use a local cache
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Write the command's outcome as Prometheus metrics to this file
+    /// (for node-exporter's textfile collector; written atomically)
+    #[arg(long, value_name = "FILE", env = "HOKAN_METRICS_FILE", global = true)]
+    pub metrics_file: Option<PathBuf>,
+    /// Push the same metrics to this Prometheus Pushgateway (e.g.
+    /// http://pushgateway:9091)
+    #[arg(long, value_name = "URL", env = "HOKAN_METRICS_PUSH", global = true)]
+    pub metrics_push: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,6 +87,18 @@ pub enum Command {
     Dump(cmd::dump::DumpArgs),
     /// Remove snapshots by a retention policy (keep-last, keep-daily, keep-size, ...)
     Forget(cmd::forget::ForgetArgs),
+    /// Add, remove or set snapshots' tags (each changed snapshot gets a new id)
+    Tag(cmd::tag::TagArgs),
+    /// Print one repository object, decrypted (JSON; a blob as raw bytes)
+    Cat(cmd::cat::CatArgs),
+    /// How big snapshots are: restored, as unique contents, or as stored data
+    Stats(cmd::stats::StatsArgs),
+    /// This build's version, the repository formats it reads, compiler and target
+    Version(cmd::version::VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(cmd::completions::CompletionsArgs),
+    /// Print the man page, or write one per command into a directory
+    Man(cmd::man::ManArgs),
     /// Remove data no snapshot needs (two-phase, safe beside running backups)
     Prune(cmd::prune::PruneCommand),
     /// Check the repository's structure, and with --read-data its data
@@ -99,8 +120,15 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cmd::run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let global = cli.global.clone();
+    let wants_metrics = global.metrics_file.is_some() || global.metrics_push.is_some();
+    if wants_metrics {
+        metrics::enable();
+    }
+    let start = std::time::SystemTime::now();
+    let code = match cmd::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", output::error_chain(&e));
@@ -109,5 +137,24 @@ fn main() -> ExitCode {
             }
             ExitCode::from(cmd::exit_code(&e))
         }
+    };
+    if wants_metrics {
+        // ExitCode hides its number; find it among the codes hokan uses.
+        let exit_code = (0..=255u8)
+            .find(|&n| ExitCode::from(n) == code)
+            .unwrap_or(1);
+        let outcome = metrics::Outcome {
+            command: &metrics::command_name(&matches),
+            repository: global.repo.as_deref().unwrap_or(""),
+            start,
+            end: std::time::SystemTime::now(),
+            exit_code,
+        };
+        // The command's own result stands: monitoring notices metrics
+        // that stop arriving, and a saved backup must not look failed.
+        if let Err(e) = metrics::finish(&global, &outcome) {
+            eprintln!("warning: metrics not written: {}", output::error_chain(&e));
+        }
     }
+    code
 }

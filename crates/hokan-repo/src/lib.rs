@@ -86,6 +86,7 @@ pub mod retention;
 pub mod session;
 pub mod snapshot;
 pub mod sources;
+pub mod stats;
 pub mod store;
 
 pub use config::{Config, InitOptions};
@@ -95,8 +96,9 @@ pub use keys::{KdfParams, KeyInfo};
 pub use objects::{IndexFiles, SnapshotList, Unreadable};
 pub use repository::{CacheMode, KeyDescription, OpenOptions, Repository};
 pub use session::{Committed, ParentChoice, Session, SnapshotSpec, Staged, WriteSummary};
-pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SourceKind, Summary};
+pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SourceKind, Summary, TagChange};
 pub use sources::{FsBackup, FsBackupResult};
+pub use stats::{Stats, StatsMode};
 pub use store::{Location, RetryPolicy, Store};
 
 /// Parses a size: plain bytes, or with a unit K, M, G or T (powers of

@@ -237,6 +237,27 @@ impl Repository {
         Ok(id)
     }
 
+    /// Changes a snapshot's tags. Snapshot objects are named by their
+    /// bytes, so this stores a new snapshot with the changed tags and only
+    /// then deletes the old one: a crash in between leaves both (the same
+    /// backup listed twice), never neither. Returns the new entry, or the
+    /// old one unchanged when the change changes nothing.
+    pub fn retag_snapshot(
+        &self,
+        entry: &SnapshotEntry,
+        change: &snapshot::TagChange,
+    ) -> Result<(SnapshotEntry, bool)> {
+        let mut s = entry.snapshot.clone();
+        if !change.apply(&mut s.tags) {
+            return Ok((entry.clone(), false));
+        }
+        let id = self.save_snapshot(&s)?;
+        if id != entry.id {
+            self.delete_snapshot(&entry.id)?;
+        }
+        Ok((SnapshotEntry { id, snapshot: s }, true))
+    }
+
     /// Deletes a snapshot (its data stays until prune).
     pub fn delete_snapshot(&self, id: &Id) -> Result<()> {
         self.store.delete(&layout::object(Kind::Snapshot, id))

@@ -363,6 +363,33 @@ impl From<SnapshotV1> for Snapshot {
     }
 }
 
+/// A change to a snapshot's tags, as `hokan tag` gives it: replace them
+/// all (`set`), or add and remove some.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TagChange {
+    /// Replace every tag with these (an empty list clears them).
+    pub set: Option<Vec<String>>,
+    /// Tags to add.
+    pub add: Vec<String>,
+    /// Tags to remove.
+    pub remove: Vec<String>,
+}
+
+impl TagChange {
+    /// Applies the change to `tags`, keeping them sorted and each once (as
+    /// snapshots store them); returns whether anything changed.
+    pub fn apply(&self, tags: &mut Vec<String>) -> bool {
+        let mut next = self.set.clone().unwrap_or_else(|| tags.clone());
+        next.extend(self.add.iter().cloned());
+        next.retain(|t| !self.remove.contains(t) && !t.is_empty());
+        next.sort();
+        next.dedup();
+        let changed = next != *tags;
+        *tags = next;
+        changed
+    }
+}
+
 /// A stored snapshot and its id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotEntry {
@@ -457,6 +484,31 @@ mod tests {
             id: Id(b),
             snapshot: s,
         }
+    }
+
+    #[test]
+    fn tag_changes_keep_tags_sorted_and_unique() {
+        let mut tags = vec!["b".to_string(), "d".to_string()];
+        let add = TagChange {
+            add: vec!["a".into(), "d".into()],
+            remove: vec!["b".into()],
+            ..Default::default()
+        };
+        assert!(add.apply(&mut tags));
+        assert_eq!(tags, ["a", "d"]);
+        assert!(!add.apply(&mut tags), "applying it again changes nothing");
+        let set = TagChange {
+            set: Some(vec!["z".into(), "y".into()]),
+            ..Default::default()
+        };
+        assert!(set.apply(&mut tags));
+        assert_eq!(tags, ["y", "z"]);
+        let clear = TagChange {
+            set: Some(vec![]),
+            ..Default::default()
+        };
+        assert!(clear.apply(&mut tags));
+        assert!(tags.is_empty());
     }
 
     #[test]

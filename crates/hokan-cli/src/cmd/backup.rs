@@ -217,6 +217,7 @@ fn report(
     retained: Option<&GroupDecisions>,
 ) -> Result<()> {
     let s = &saved.snapshot.summary;
+    crate::metrics::record_backup(saved);
     if g.json {
         let mut v = super::snapshots::snapshot_json(saved);
         v["message_type"] = "summary".into();

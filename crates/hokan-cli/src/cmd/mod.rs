@@ -1,7 +1,9 @@
 //! One module per command; shared helpers here.
 
 pub mod backup;
+pub mod cat;
 pub mod check;
+pub mod completions;
 pub mod diff;
 pub mod dump;
 pub mod etcd;
@@ -11,10 +13,14 @@ pub mod init;
 pub mod k8s;
 pub mod key;
 pub mod ls;
+pub mod man;
 pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod snapshots;
+pub mod stats;
+pub mod tag;
+pub mod version;
 
 use std::process::ExitCode;
 
@@ -37,6 +43,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(a) => diff::run(g, a),
         Command::Find(a) => find::run(g, a),
         Command::Forget(a) => forget::run(g, a),
+        Command::Tag(a) => tag::run(g, a),
+        Command::Cat(a) => cat::run(g, a),
+        Command::Stats(a) => stats::run(g, a),
+        Command::Version(a) => version::run(g, a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(g, a),
         Command::Prune(a) => prune::run(g, a),
         Command::Check(a) => check::run(g, a),
         Command::Repair(c) => repair::run(g, c),

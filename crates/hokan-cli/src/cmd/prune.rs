@@ -85,8 +85,13 @@ fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> 
     let start = std::time::Instant::now();
     let dry = opts.dry_run;
     let progress = PhaseBar::start(super::progress_mode(g));
+    // Prune consumes the repository; keep the store to measure it after.
+    let store = crate::metrics::enabled().then(|| repo.store().clone());
     let r = maintenance::prune_with(repo, &opts, &progress)?;
     progress.finish();
+    if let Some(store) = store {
+        record(&store, &r)?;
+    }
     if g.json {
         output::json(&serde_json::json!({
             "message_type": "summary", "dry_run": dry, "seconds_elapsed": start.elapsed().as_secs_f64(),
@@ -138,4 +143,37 @@ fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> 
         println!("done in {:.1} s", start.elapsed().as_secs_f64());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prune's figures for `--metrics-file`: what it deleted, and the size of
+/// the repository's packs afterwards (packs waiting for their grace period
+/// included: they still take space).
+fn record(store: &hokan_repo::Store, r: &maintenance::PruneReport) -> Result<()> {
+    let size: u64 = store
+        .list(hokan_repo::layout::DATA)?
+        .iter()
+        .map(|l| l.size)
+        .sum();
+    use crate::metrics::gauge;
+    gauge(
+        "hokan_prune_repository_bytes",
+        "Bytes of packs in the repository after prune.",
+        size as f64,
+    );
+    gauge(
+        "hokan_prune_bytes_deleted",
+        "Bytes of packs prune deleted.",
+        r.bytes_deleted as f64,
+    );
+    gauge(
+        "hokan_prune_packs_deleted",
+        "Packs prune deleted.",
+        r.deleted as f64,
+    );
+    gauge(
+        "hokan_prune_bytes_waiting",
+        "Bytes of unused packs waiting for their grace period.",
+        r.bytes_waiting as f64,
+    );
+    Ok(())
 }

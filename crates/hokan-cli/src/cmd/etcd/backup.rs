@@ -252,6 +252,7 @@ fn report(
 ) -> Result<()> {
     let saved = &backed.entry;
     let s = &saved.snapshot.summary;
+    crate::metrics::record_backup(saved);
     let f = &backed.facts;
     if g.json {
         let mut v = crate::cmd::snapshots::snapshot_json(saved);

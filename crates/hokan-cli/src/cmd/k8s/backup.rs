@@ -99,6 +99,7 @@ pub fn report(g: &Global, saved: &Committed<BackupSummary>, seconds: f64) -> Res
     let summary = &saved.value;
     let entry = &saved.entry;
     let s = &entry.snapshot.summary;
+    crate::metrics::record_backup(entry);
     if g.json {
         let mut v = crate::cmd::snapshots::snapshot_json(entry);
         v["message_type"] = "summary".into();
