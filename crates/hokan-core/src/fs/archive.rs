@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -321,6 +321,18 @@ impl<'a> Archiver<'a> {
                     }
                 };
                 if child.target {
+                    // A device named through a link (/dev/vg0/db ->
+                    // ../dm-3) is the device it names.
+                    let md = match std::fs::metadata(&path) {
+                        Ok(dev)
+                            if self.read_special
+                                && md.is_symlink()
+                                && dev.file_type().is_block_device() =>
+                        {
+                            dev
+                        }
+                        _ => md,
+                    };
                     return self.archive_entry(&path, name, md, parent_node, root_device(&path));
                 }
                 // A symlink on the way to a path given (/var/run -> /run)
