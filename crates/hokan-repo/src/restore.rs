@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use hokan_core::browse::{self, Located};
 use hokan_core::fs::{Progress, RestoreOptions, Restored, Restorer};
-use hokan_core::{Node, TreeId};
+use hokan_core::{Node, NodeKind, TreeId};
 
 use crate::error::{Error, Result, from_core};
 use crate::index_load::IndexedRepository;
@@ -15,6 +15,39 @@ use crate::snapshot::Snapshot;
 /// The path in a snapshot, absolute.
 fn snapshot_path(path: &str) -> PathBuf {
     Path::new("/").join(path.trim_start_matches('/'))
+}
+
+/// The tree to restore from and its path in the snapshot, for `path` of
+/// a snapshot: a directory's own tree, or for one entry its parent's tree
+/// with the entry as the include pattern (unless patterns are given).
+fn locate(
+    reader: &hokan_core::BlobReader<'_>,
+    snapshot: &Snapshot,
+    path: &str,
+    mut options: RestoreOptions,
+) -> Result<(TreeId, PathBuf, RestoreOptions)> {
+    let wanted = snapshot_path(path);
+    let (tree, root): (TreeId, PathBuf) =
+        match browse::locate(reader, &snapshot.tree, &wanted).map_err(from_core)? {
+            None => {
+                return Err(Error::Invalid {
+                    what: "path",
+                    reason: format!("{} is not in the snapshot", wanted.display()),
+                });
+            }
+            Some(Located::Tree(t)) => (t, wanted),
+            Some(Located::Node { parent, .. }) => {
+                // One entry: restore its directory, keeping only it.
+                if options.include.is_empty() {
+                    options.include.push(wanted.to_string_lossy().into_owned());
+                }
+                (
+                    parent,
+                    wanted.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                )
+            }
+        };
+    Ok((tree, root, options))
 }
 
 impl IndexedRepository {
@@ -29,35 +62,62 @@ impl IndexedRepository {
         snapshot: &Snapshot,
         path: &str,
         target: &Path,
-        mut options: RestoreOptions,
+        options: RestoreOptions,
         progress: &dyn Progress,
     ) -> Result<Restored> {
         let reader = self.reader();
-        let wanted = snapshot_path(path);
-        let (tree, root): (TreeId, PathBuf) =
-            match browse::locate(&reader, &snapshot.tree, &wanted).map_err(from_core)? {
-                None => {
-                    return Err(Error::Invalid {
-                        what: "path",
-                        reason: format!("{} is not in the snapshot", wanted.display()),
-                    });
-                }
-                Some(Located::Tree(t)) => (t, wanted),
-                Some(Located::Node { parent, .. }) => {
-                    // One entry: restore its directory, keeping only it.
-                    if options.include.is_empty() {
-                        options.include.push(wanted.to_string_lossy().into_owned());
-                    }
-                    (
-                        parent,
-                        wanted.parent().unwrap_or(Path::new("/")).to_path_buf(),
-                    )
-                }
-            };
+        let (tree, root, options) = locate(&reader, snapshot, path, options)?;
         let restorer = Restorer::new(&reader, options, progress).map_err(from_core)?;
         let (entries, bytes) = restorer.totals(&tree, &root).map_err(from_core)?;
         progress.totals(entries, bytes);
         restorer.restore(&tree, &root, target).map_err(from_core)
+    }
+
+    /// Writes the one file, or block device read as data, that `path` and
+    /// the include and exclude patterns select onto the block device
+    /// `device` (at least as large), zeroing its holes there, and syncs it.
+    /// Returns the snapshot path written and the bytes written.
+    pub fn restore_to_device(
+        &self,
+        snapshot: &Snapshot,
+        path: &str,
+        device: &Path,
+        options: RestoreOptions,
+        progress: &dyn Progress,
+    ) -> Result<(PathBuf, u64)> {
+        let reader = self.reader();
+        let (tree, root, options) = locate(&reader, snapshot, path, options)?;
+        let restorer = Restorer::new(&reader, options, progress).map_err(from_core)?;
+        let selected = restorer.selected(&tree, &root).map_err(from_core)?;
+        let with_data: Vec<_> = selected
+            .iter()
+            .filter(|(_, n)| {
+                matches!(n.kind, NodeKind::File) || hokan_core::fs::device_with_data(n)
+            })
+            .collect();
+        let [(snap_path, node)] = with_data.as_slice() else {
+            let names: Vec<String> = with_data
+                .iter()
+                .take(5)
+                .map(|(p, _)| p.display().to_string())
+                .collect();
+            return Err(Error::Invalid {
+                what: "include",
+                reason: format!(
+                    "--to-device writes one file or device with content; the patterns select {}{}; narrow them with --include",
+                    with_data.len(),
+                    if names.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", names.join(", "))
+                    }
+                ),
+            });
+        };
+        progress.totals(1, node.size);
+        let written = hokan_core::fs::restore_to_device(&reader, node, device, progress)
+            .map_err(from_core)?;
+        Ok((snap_path.clone(), written))
     }
 
     /// The node at `path` in a snapshot; for an empty path or `/`, the

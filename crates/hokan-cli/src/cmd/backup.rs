@@ -43,6 +43,10 @@ pub struct BackupArgs {
     /// Stay on the file system of each path given
     #[arg(short = 'x', long)]
     pub one_file_system: bool,
+    /// Read block devices (named, or met in the tree) as their content, like
+    /// files; all-zero regions are stored as holes
+    #[arg(long)]
+    pub read_special: bool,
     /// Compare with this snapshot instead of the newest of this host and paths
     #[arg(long, value_name = "SNAPSHOT")]
     pub parent: Option<String>,
@@ -151,6 +155,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         tags: tags(&a),
         parent,
         hostname: a.host.clone(),
+        read_special: a.read_special,
     };
     let result = std::thread::scope(|s| {
         s.spawn(|| {

@@ -87,7 +87,8 @@ pub fn run(g: &Global, a: DumpArgs) -> Result<ExitCode> {
     };
     // A block device read as data (`backup --read-special`) has content;
     // a device node alone does not.
-    let has_data = node.kind.has_content() && (node.kind != NodeKind::BlockDevice || node.size > 0);
+    let has_data = node.kind.has_content()
+        && (node.kind != NodeKind::BlockDevice || hokan_core::fs::device_with_data(&node));
     match (a.format, node.kind) {
         (Some(format), NodeKind::Object) => {
             print_object(&reader, &node, &path, format, &mut out)?;
@@ -188,6 +189,10 @@ fn tar_entry<W: Write + Send>(
                 Some(first) => link(tar, &mut h, EntryType::Link, &first)?,
                 None => tar_file(reader, tar, &mut h, path, node)?,
             }
+        }
+        // A block device read as data: its content, as an image file.
+        NodeKind::BlockDevice if hokan_core::fs::device_with_data(node) => {
+            tar_file(reader, tar, &mut h, path, node)?
         }
         NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
             h.set_entry_type(match node.kind {

@@ -1,4 +1,5 @@
-//! `hokan restore SNAPSHOT[:PATH] --target DIR`.
+//! `hokan restore SNAPSHOT[:PATH] --target DIR`, or one file or device
+//! onto a block device with `--to-device DEV`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,8 +17,13 @@ pub struct RestoreArgs {
     /// Snapshot id, unique prefix or "latest", optionally with a path in it: latest:/home/alice
     pub snapshot: String,
     /// Directory to restore into
-    #[arg(short, long)]
-    pub target: PathBuf,
+    #[arg(short, long, required_unless_present = "to_device")]
+    pub target: Option<PathBuf>,
+    /// Write the one file or device (backed up with --read-special) that
+    /// --include selects onto this block device, at least as large; its
+    /// holes are zeroed there
+    #[arg(long, value_name = "DEV", conflicts_with_all = ["target", "overwrite", "no_sparse", "verify"])]
+    pub to_device: Option<PathBuf>,
     /// Restore only paths matching a pattern (repeatable)
     #[arg(short = 'i', long = "include", value_name = "PATTERN")]
     pub include: Vec<String>,
@@ -71,10 +77,40 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
         sparse: !a.no_sparse,
     };
     let progress = CliProgress::start(super::progress_mode(g));
+    let Some(target) = &a.target else {
+        let device = a.to_device.as_deref().expect("clap requires one");
+        let done = repo.restore_to_device(
+            &entry.snapshot,
+            sub.unwrap_or("/"),
+            device,
+            options,
+            &progress,
+        );
+        progress.finish();
+        let (path, bytes) = done?;
+        let seconds = progress.elapsed();
+        if g.json {
+            output::json(&serde_json::json!({
+                "message_type": "summary",
+                "seconds_elapsed": seconds,
+                "path": path.to_string_lossy(), "device": device.to_string_lossy(),
+                "bytes_restored": bytes,
+            }))?;
+        } else if !g.quiet {
+            println!(
+                "restored {} ({}) onto {} in {:.1} s",
+                path.display(),
+                output::size(bytes),
+                device.display(),
+                seconds
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
     let restored = repo.restore(
         &entry.snapshot,
         sub.unwrap_or("/"),
-        &a.target,
+        target,
         options,
         &progress,
     );
@@ -96,7 +132,7 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
             s.dirs,
             output::size(s.bytes),
             seconds,
-            a.target.display(),
+            target.display(),
             if s.skipped > 0 {
                 format!(" ({} existing files kept)", s.skipped)
             } else {

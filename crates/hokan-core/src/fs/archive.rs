@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -118,25 +118,26 @@ pub(super) struct Counters {
     /// Bytes of files the walk has dealt with (read, reused or skipped):
     /// the prefetcher stays a bounded distance ahead of it.
     pub(super) bytes_seen: AtomicU64,
-    files_new: AtomicU64,
-    files_changed: AtomicU64,
-    files_unmodified: AtomicU64,
+    pub(super) files_new: AtomicU64,
+    pub(super) files_changed: AtomicU64,
+    pub(super) files_unmodified: AtomicU64,
     dirs: AtomicU64,
     files: AtomicU64,
     bytes: AtomicU64,
-    bytes_read: AtomicU64,
+    pub(super) bytes_read: AtomicU64,
 }
 
 /// Turns paths into trees and chunks; see the module documentation.
 pub struct Archiver<'a> {
-    writer: &'a BlobWriter<'a>,
+    pub(super) writer: &'a BlobWriter<'a>,
     pub(super) parents: Option<&'a BlobReader<'a>>,
     pub(super) excludes: &'a Excludes,
-    progress: &'a dyn Progress,
+    pub(super) progress: &'a dyn Progress,
     names: NameCache,
     hardlinks: Mutex<HashMap<(u64, u64), Vec<ChunkRef>>>,
     warnings: Warnings,
     pub(super) counters: Counters,
+    read_special: bool,
 }
 
 /// The paths to back up, arranged by their components.
@@ -182,7 +183,15 @@ impl<'a> Archiver<'a> {
             hardlinks: Mutex::new(HashMap::new()),
             warnings: Warnings::new(),
             counters: Counters::default(),
+            read_special: false,
         }
+    }
+
+    /// Reads block devices as their content (`--read-special`) instead of
+    /// storing only the device nodes.
+    pub fn read_special(mut self, on: bool) -> Self {
+        self.read_special = on;
+        self
     }
 
     /// Backs up `paths` (files or directories); `parent` is the root tree
@@ -263,7 +272,7 @@ impl<'a> Archiver<'a> {
         })
     }
 
-    fn warn(&self, path: &Path, message: impl Into<String>) {
+    pub(super) fn warn(&self, path: &Path, message: impl Into<String>) {
         self.warnings.warn(self.progress, path, message);
     }
 
@@ -312,6 +321,18 @@ impl<'a> Archiver<'a> {
                     }
                 };
                 if child.target {
+                    // A device named through a link (/dev/vg0/db ->
+                    // ../dm-3) is the device it names.
+                    let md = match std::fs::metadata(&path) {
+                        Ok(dev)
+                            if self.read_special
+                                && md.is_symlink()
+                                && dev.file_type().is_block_device() =>
+                        {
+                            dev
+                        }
+                        _ => md,
+                    };
                     return self.archive_entry(&path, name, md, parent_node, root_device(&path));
                 }
                 // A symlink on the way to a path given (/var/run -> /run)
@@ -436,6 +457,15 @@ impl<'a> Archiver<'a> {
                 }
                 self.counters.files.fetch_add(1, Relaxed);
                 self.counters.bytes.fetch_add(node.size, Relaxed);
+            }
+            NodeKind::BlockDevice if self.read_special => {
+                let Some((content, size)) = self.device_content(path, parent)? else {
+                    return Ok(None);
+                };
+                node.content = content;
+                node.size = size;
+                self.counters.files.fetch_add(1, Relaxed);
+                self.counters.bytes.fetch_add(size, Relaxed);
             }
             _ => {
                 self.counters.files.fetch_add(1, Relaxed);
@@ -647,9 +677,9 @@ impl Archiver<'_> {
 }
 
 /// Counts bytes read for the progress display.
-struct Counting<'a, R> {
-    inner: R,
-    progress: &'a dyn Progress,
+pub(super) struct Counting<'a, R> {
+    pub(super) inner: R,
+    pub(super) progress: &'a dyn Progress,
 }
 
 impl<R: Read> Read for Counting<'_, R> {

@@ -9,12 +9,14 @@
 //! [`BlobReader`]: crate::BlobReader
 
 mod archive;
+mod device;
 mod exclude;
 mod meta;
 mod prefetch;
 mod restore;
 
 pub use archive::{ArchiveSummary, Archived, Archiver, NoProgress, Progress, absolute};
+pub use device::{device_with_data, restore_to_device};
 pub use exclude::{CACHEDIR_SIGNATURE, Excludes};
 pub use meta::{NameCache, Warning, is_root};
 pub use prefetch::scan;

@@ -14,7 +14,8 @@
 //! the restore goes on with the others; a store that cannot be reached, or
 //! a target that is full, ends the restore at once with what was done so
 //! far counted. Object nodes (Kubernetes resources, records) are restored
-//! as files holding their bytes.
+//! as files holding their bytes, block devices read as data
+//! (`--read-special`) as sparse image files.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -28,6 +29,7 @@ use globset::GlobSet;
 use rayon::prelude::*;
 
 use super::archive::{Progress, Warnings};
+use super::device::device_with_data;
 use super::meta::{
     ApplyOptions, Created, NameCache, Warning, apply, make_special, set_times, umask,
 };
@@ -181,6 +183,18 @@ impl<'a> Restorer<'a> {
             .map(|i| i.node.size)
             .sum();
         Ok((items.len() as u64, bytes))
+    }
+
+    /// The entries other than directories that a restore of `root` would
+    /// write, with their paths in the snapshot.
+    pub fn selected(&self, root: &TreeId, snap_root: &Path) -> Result<Vec<(PathBuf, Node)>> {
+        let mut items = Vec::new();
+        self.plan(root, snap_root, snap_root, false, &mut items)?;
+        Ok(items
+            .into_iter()
+            .filter(|i| i.node.kind != NodeKind::Dir)
+            .map(|i| (i.dest, i.node))
+            .collect())
     }
 
     /// Restores the entries of tree `root` into `target`. `snap_root` is
@@ -431,7 +445,14 @@ impl<'a> Restorer<'a> {
             }
         }
         let mut created = None;
-        match node.kind {
+        // A block device read as data becomes an image file: the data is
+        // what was backed up, and a device node cannot hold it.
+        let kind = if device_with_data(node) {
+            NodeKind::File
+        } else {
+            node.kind
+        };
+        match kind {
             NodeKind::File | NodeKind::Object => {
                 created = Some(Created {
                     mode: node.mode & 0o777 & !self.umask,

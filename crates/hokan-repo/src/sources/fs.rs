@@ -21,6 +21,8 @@ pub struct FsBackup {
     pub parent: ParentChoice,
     /// Record this host name instead of the machine's.
     pub hostname: Option<String>,
+    /// Read block devices as their content (`--read-special`).
+    pub read_special: bool,
 }
 
 /// A finished file-system backup.
@@ -71,6 +73,7 @@ impl IndexedRepository {
         let done = self.backup(spec, |s| {
             let parent = s.parent_tree();
             let archived = Archiver::new(s.writer(), Some(s.reader()), excludes, progress)
+                .read_special(options.read_special)
                 .archive(&abs, parent.as_ref())
                 .map_err(from_core)?;
             let a = &archived.summary;
