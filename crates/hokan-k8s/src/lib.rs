@@ -129,6 +129,7 @@ pub mod selector;
 pub mod testserver;
 pub mod velero;
 pub mod version;
+pub mod volumes;
 
 pub use backup::{BackupOptions, BackupSummary, backup};
 pub use cluster::{Cluster, ConnectOptions};
