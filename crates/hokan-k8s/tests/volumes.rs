@@ -99,6 +99,27 @@ fn kubelet_pod(kubelet: &Path, uid: &str) {
     std::fs::write(conf.join("key"), "value").unwrap();
 }
 
+/// Gives every directory below `dir` an access time after its modification
+/// time, as a volume in use has: otherwise the first backup's own listing
+/// updates them (relatime) and the second stores the changed directory
+/// trees, though not a byte of file data.
+fn settle(dir: &Path) {
+    let past = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.symlink_metadata().unwrap().is_dir() {
+            settle(&path);
+            let times = std::fs::FileTimes::new()
+                .set_modified(past)
+                .set_accessed(std::time::SystemTime::now());
+            std::fs::File::open(&path)
+                .unwrap()
+                .set_times(times)
+                .unwrap();
+        }
+    }
+}
+
 fn labels(e: &hokan_repo::SnapshotEntry) -> Vec<(String, String)> {
     e.snapshot.labels.clone()
 }
@@ -112,6 +133,7 @@ async fn a_nodes_picked_volumes_become_snapshots_and_survive_a_reschedule() {
     let kubelet = dir.path().join("kubelet");
     let first_uid = uid_of(&server, "web-0");
     kubelet_pod(&kubelet, &first_uid);
+    settle(&kubelet);
 
     let found = volumes::node_volumes(&cluster, "node-1", &kubelet, false)
         .await
