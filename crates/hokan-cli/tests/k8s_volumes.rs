@@ -88,7 +88,11 @@ fn web() -> Value {
 fn seed(server: &TestServer) {
     server
         .seed([
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop",
+                "annotations": {"openshift.io/sa.scc.uid-range": "1000650000/10000"}}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop-dr",
+                "annotations": {"openshift.io/sa.scc.uid-range": "1000780000/10000"}}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "plain"}}),
             json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                 "metadata": {"name": "data-web-0", "namespace": "shop"},
                 "spec": {"volumeName": "pvc-123"}}),
@@ -289,6 +293,46 @@ fn a_failing_volume_exits_3_and_the_others_are_saved() {
         "{failed}"
     );
     assert_eq!(snapshots(&env.repo, &env.cache).len(), 1);
+}
+
+#[test]
+fn the_uid_ranges_can_come_from_the_namespaces_annotations() {
+    let rt = runtime();
+    let server = rt.block_on(TestServer::start()).unwrap();
+    seed(&server);
+    let env = Env::new(&server);
+    let data = kubelet_pod(&env.kubelet, &uid_of(&server, "web-0"));
+    std::os::unix::fs::lchown(data.join("a.txt"), Some(1000650003), Some(1000650003)).unwrap();
+    let (out, summary) = env.backup(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = summary["volumes"][0]["snapshot_id"].as_str().unwrap();
+    let restore = |target: &Path, namespace: &str| {
+        env.run(&[
+            "--json",
+            "k8s",
+            "volumes",
+            "restore",
+            id,
+            "--target",
+            target.to_str().unwrap(),
+            "--target-namespace",
+            namespace,
+            "--kubeconfig",
+            env.kubeconfig.to_str().unwrap(),
+        ])
+    };
+    // The source namespace is the snapshot's label (shop).
+    let target = env.dir.path().join("dr");
+    let text = ok(&restore(&target, "shop-dr"));
+    let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["uid_shift"]["to"]["start"], 1000780000);
+    let md = target.join("a.txt").symlink_metadata().unwrap();
+    assert_eq!((md.uid(), md.gid()), (1000780003, 1000780003));
+    // A namespace without a range is refused before anything is restored.
+    let out = restore(&env.dir.path().join("plain"), "plain");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--uid-range"), "{}", stderr(&out));
+    assert!(!env.dir.path().join("plain").exists());
 }
 
 /// The `hokan` argument lists of every container in the doc's manifests.

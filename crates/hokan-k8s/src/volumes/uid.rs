@@ -78,6 +78,31 @@ pub fn parse_mapping(s: &str) -> Result<(UidRange, UidRange)> {
     Ok((from, to))
 }
 
+/// The UID range OpenShift gave `namespace` (its
+/// [`UID_RANGE_ANNOTATION`]).
+pub async fn namespace_range(cluster: &crate::Cluster, namespace: &str) -> Result<UidRange> {
+    let ns = cluster
+        .get(&format!("/api/v1/namespaces/{namespace}"))
+        .await?
+        .ok_or_else(|| Error::InvalidOption {
+            option: "namespace",
+            value: namespace.into(),
+            reason: "no such namespace in the cluster; create it first (OpenShift then gives it a UID range) or name an existing one".into(),
+        })?;
+    let range = ns
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(UID_RANGE_ANNOTATION))
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| Error::InvalidOption {
+            option: "namespace",
+            value: namespace.into(),
+            reason: format!(
+                "it has no {UID_RANGE_ANNOTATION} annotation (not an OpenShift cluster?); give the ranges with --uid-range FROM:TO"
+            ),
+        })?;
+    UidRange::parse(range)
+}
+
 /// What a shift did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ShiftSummary {

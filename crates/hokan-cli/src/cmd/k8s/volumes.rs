@@ -177,21 +177,32 @@ pub struct RestoreArgs {
     /// Move owners from one OpenShift UID range to another, FROM:TO, each
     /// start/size as in the namespaces' openshift.io/sa.scc.uid-range
     /// annotation (1000650000/10000:1000780000/10000); needs root
-    #[arg(long, value_name = "FROM:TO")]
+    #[arg(long, value_name = "FROM:TO", conflicts_with = "target_namespace")]
     pub uid_range: Option<String>,
+    /// Move owners into this namespace's UID range, read from its
+    /// openshift.io/sa.scc.uid-range annotation (needs a cluster: --kubeconfig,
+    /// --context or the pod's service account); needs root
+    #[arg(long, value_name = "NS")]
+    pub target_namespace: Option<String>,
+    /// With --target-namespace: the namespace whose UID range the files have
+    /// (default: the snapshot's namespace label)
+    #[arg(long, value_name = "NS", requires = "target_namespace")]
+    pub source_namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
 
 fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
-    let mapping = a
+    let mut mapping = a
         .uid_range
         .as_deref()
         .map(uid::parse_mapping)
         .transpose()
         .map_err(k8s_error)?;
     let root = hokan_core::fs::is_root();
-    if mapping.is_some() && !root {
+    if (mapping.is_some() || a.target_namespace.is_some()) && !root {
         bail!(
             "--uid-range changes files' owners, which needs root: run the restore as root (in a Job: runAsUser: 0)"
         );
@@ -209,6 +220,38 @@ fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
             entry.id.short(),
             entry.snapshot.source
         );
+    }
+    if let Some(target) = &a.target_namespace {
+        let source = match &a.source_namespace {
+            Some(s) => s.clone(),
+            None => entry
+                .snapshot
+                .labels
+                .iter()
+                .find(|(k, _)| k == "namespace")
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "snapshot {} has no namespace label; name the namespace its files came from with --source-namespace",
+                        entry.id.short()
+                    )
+                })?,
+        };
+        let rt = runtime()?;
+        mapping = Some(rt.block_on(async {
+            let cluster = a.cluster.connect().await?;
+            let from = uid::namespace_range(&cluster, &source)
+                .await
+                .map_err(k8s_error)?;
+            let to = uid::namespace_range(&cluster, target)
+                .await
+                .map_err(k8s_error)?;
+            uid::parse_mapping(&format!(
+                "{}/{}:{}/{}",
+                from.start, from.size, to.start, to.size
+            ))
+            .map_err(k8s_error)
+        })?);
     }
     let repo = repo.load_index()?;
     let options = RestoreOptions {
