@@ -281,10 +281,29 @@ impl Cluster {
         continue_token: Option<&str>,
         limit: u32,
     ) -> Result<ListPage> {
+        self.list_page_by_fields(path, selector, None, continue_token, limit)
+            .await
+    }
+
+    /// [`list_page`](Self::list_page) with a field selector too
+    /// (`spec.nodeName=node-1` for pods): the server filters, so a node's
+    /// agent does not read every pod of the cluster.
+    pub async fn list_page_by_fields(
+        &self,
+        path: &str,
+        selector: Option<&str>,
+        fields: Option<&str>,
+        continue_token: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage> {
         let mut query = format!("limit={limit}");
         if let Some(s) = selector.filter(|s| !s.is_empty()) {
             query.push_str("&labelSelector=");
             query.push_str(&encode(s));
+        }
+        if let Some(f) = fields.filter(|f| !f.is_empty()) {
+            query.push_str("&fieldSelector=");
+            query.push_str(&encode(f));
         }
         if let Some(c) = continue_token {
             query.push_str("&continue=");

@@ -22,6 +22,7 @@
 //! | [`execute_with()`], [`Target`]    | create in a cluster, write manifests, or dry run, each outcome as it happens; a [`RestoreReport`] |
 //! | [`restore::sanitize()`]           | what leaves an object before another cluster takes it             |
 //! | [`velero`]                        | Velero backup tarballs, both ways                                 |
+//! | [`volumes`]                       | pod volumes file by file, one snapshot per volume (Velero's file-system backup) |
 //! | `testserver` (feature `test-server`) | an in-process API server serving Kubernetes' own data, for tests |
 //!
 //! # Example
@@ -129,6 +130,7 @@ pub mod selector;
 pub mod testserver;
 pub mod velero;
 pub mod version;
+pub mod volumes;
 
 pub use backup::{BackupOptions, BackupSummary, backup};
 pub use cluster::{Cluster, ConnectOptions};

@@ -1,10 +1,11 @@
 //! `hokan k8s ...`: Kubernetes resources. Flags and printing only; the work
 //! is hokan-k8s's (`backup_to_repository`, `plan`/`execute_with` over a
-//! `SnapshotSource`, `velero::{export, import}`).
+//! `SnapshotSource`, `velero::{export, import}`, `volumes`).
 
 mod backup;
 mod restore;
 mod velero;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ pub enum K8sCommand {
     ExportVelero(velero::ExportArgs),
     /// Import a Velero backup tarball as a resource snapshot
     ImportVelero(velero::ImportArgs),
+    /// Pod volumes, file by file: back up a node's, restore one
+    #[command(subcommand)]
+    Volumes(volumes::VolumesCommand),
 }
 
 pub fn run(g: &Global, c: K8sCommand) -> Result<ExitCode> {
@@ -34,6 +38,7 @@ pub fn run(g: &Global, c: K8sCommand) -> Result<ExitCode> {
         K8sCommand::Restore(a) => restore::run(g, a),
         K8sCommand::ExportVelero(a) => velero::export(g, a),
         K8sCommand::ImportVelero(a) => velero::import(g, a),
+        K8sCommand::Volumes(c) => volumes::run(g, c),
     }
 }
 

@@ -253,11 +253,49 @@ impl<'a> Archiver<'a> {
                 self.archive_trie(Path::new("/"), &trie, parent_tree.as_ref())
             }
         })?;
+        Ok(self.finished(tree, targets))
+    }
+
+    /// Backs up the content of one directory as the snapshot's root: the
+    /// tree holds `dir`'s entries, not the path leading to it. For sources
+    /// whose data moves between paths while staying the same (a pod volume
+    /// mounted under a new pod UID after rescheduling): the parent tree
+    /// still matches entry by entry, so unchanged files are not read again.
+    pub fn archive_root(&self, dir: &Path, parent: Option<&TreeId>) -> Result<Archived> {
+        let dir = absolute(dir)?;
+        let md = dir
+            .symlink_metadata()
+            .map_err(|e| Error::io_path("cannot back up", &dir, e))?;
+        if !md.is_dir() {
+            return Err(Error::invalid(
+                "backup",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        let parent_tree = parent.and_then(|id| self.load_tree(&dir, id));
+        let done = AtomicBool::new(false);
+        let device = root_device(&dir);
+        let tree = std::thread::scope(|s| {
+            s.spawn(|| {
+                Prefetch {
+                    archiver: self,
+                    done: &done,
+                    ahead: 0,
+                }
+                .run_root(&dir, parent_tree.as_ref(), device)
+            });
+            let _stop = SetOnDrop(&done);
+            self.archive_dir(&dir, parent_tree.as_ref(), device)
+        })?;
+        Ok(self.finished(tree, vec![dir]))
+    }
+
+    fn finished(&self, tree: TreeId, paths: Vec<PathBuf>) -> Archived {
         let c = &self.counters;
         let warnings = self.warnings.take();
-        Ok(Archived {
+        Archived {
             tree,
-            paths: targets,
+            paths,
             summary: ArchiveSummary {
                 files_new: c.files_new.load(Relaxed),
                 files_changed: c.files_changed.load(Relaxed),
@@ -269,7 +307,7 @@ impl<'a> Archiver<'a> {
                 warnings: warnings.len() as u64,
             },
             warnings,
-        })
+        }
     }
 
     pub(super) fn warn(&self, path: &Path, message: impl Into<String>) {

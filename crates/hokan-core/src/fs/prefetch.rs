@@ -47,6 +47,23 @@ impl Prefetch<'_, '_> {
         }
     }
 
+    /// [`run`](Self::run) for one directory backed up as the root, whose
+    /// entries the parent's root tree holds.
+    pub(super) fn run_root(&mut self, dir: &Path, root: Option<&Tree>, device: u64) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+        names.sort();
+        for n in names {
+            let child = dir.join(&n);
+            let parent = root.and_then(|t| t.get(n.as_bytes()));
+            if !self.archiver.excludes.excludes_path(&child) && !self.walk(&child, parent, device) {
+                return;
+            }
+        }
+    }
+
     /// A parent directory's tree, read quietly (the walk reports problems).
     fn subtree(&self, node: Option<&Node>) -> Option<Tree> {
         let (reader, id) = (self.archiver.parents?, node?.subtree?);

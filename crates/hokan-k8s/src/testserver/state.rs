@@ -235,6 +235,7 @@ impl State {
     ) -> Result<Vec<u8>, ApiError> {
         let selector = Selector::parse(query.get("labelSelector").unwrap_or_default())
             .map_err(|m| ApiError::new(400, "BadRequest", m))?;
+        let fields = parse_field_selector(r, query.get("fieldSelector").unwrap_or_default())?;
         let limit: usize = match query.get("limit") {
             Some(l) => l
                 .parse()
@@ -258,7 +259,7 @@ impl State {
             if ns.is_some_and(|ns| key.0 != ns) {
                 break;
             }
-            if !selector.matches(&stored.labels) {
+            if !selector.matches(&stored.labels) || !fields_match(&fields, stored) {
                 continue;
             }
             if limit > 0 && items.len() == limit {
@@ -273,7 +274,7 @@ impl State {
         let mut meta = json!({"resourceVersion": list_rv.to_string()});
         if let Some(last) = next {
             meta["continue"] = json!(encode_continue(list_rv, &last));
-            if query.get("labelSelector").unwrap_or_default().is_empty() {
+            if query.get("labelSelector").unwrap_or_default().is_empty() && fields.is_empty() {
                 meta["remainingItemCount"] = json!(remaining);
             }
         }
@@ -427,6 +428,69 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One `field=value` or `field!=value` term of a field selector, with the
+/// JSON pointer of the field.
+pub struct FieldTerm {
+    pointer: &'static str,
+    value: String,
+    equal: bool,
+}
+
+/// Parses a `fieldSelector` as the real server does: `metadata.name` and
+/// `metadata.namespace` for every resource, plus the few fields a resource
+/// indexes (pods: `spec.nodeName`, `status.phase`...); any other field is
+/// 400 "field label not supported".
+pub fn parse_field_selector(r: &ResourceInfo, raw: &str) -> Result<Vec<FieldTerm>, ApiError> {
+    let mut terms = Vec::new();
+    for term in raw.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (field, value, equal) = if let Some((f, v)) = term.split_once("!=") {
+            (f, v, false)
+        } else if let Some((f, v)) = term.split_once("==") {
+            (f, v, true)
+        } else if let Some((f, v)) = term.split_once('=') {
+            (f, v, true)
+        } else {
+            return Err(ApiError::new(
+                400,
+                "BadRequest",
+                format!("invalid field selector: {term:?}: expected field=value"),
+            ));
+        };
+        let pointer = match (r.group.as_str(), r.resource.as_str(), field.trim()) {
+            (_, _, "metadata.name") => "/metadata/name",
+            (_, _, "metadata.namespace") => "/metadata/namespace",
+            ("", "pods", "spec.nodeName") => "/spec/nodeName",
+            ("", "pods", "spec.serviceAccountName") => "/spec/serviceAccountName",
+            ("", "pods", "status.phase") => "/status/phase",
+            ("", "pods", "status.podIP") => "/status/podIP",
+            (_, _, other) => {
+                return Err(ApiError::new(
+                    400,
+                    "BadRequest",
+                    format!("field label not supported: {other}"),
+                ));
+            }
+        };
+        terms.push(FieldTerm {
+            pointer,
+            value: value.trim().to_string(),
+            equal,
+        });
+    }
+    Ok(terms)
+}
+
+fn fields_match(terms: &[FieldTerm], stored: &Stored) -> bool {
+    if terms.is_empty() {
+        return true;
+    }
+    let v = stored.value();
+    terms.iter().all(|t| {
+        let actual = v.pointer(t.pointer).and_then(Value::as_str).unwrap_or("");
+        (actual == t.value) == t.equal
+    })
 }
 
 #[cfg(test)]

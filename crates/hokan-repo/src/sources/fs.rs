@@ -1,8 +1,9 @@
 //! File-system backups: directory trees through the core's archiver.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use hokan_core::fs::{Archiver, Excludes, Progress, Warning};
+use hokan_core::TreeId;
+use hokan_core::fs::{Archived, Archiver, Excludes, Progress, Warning};
 
 use crate::error::{Result, from_core};
 use crate::index_load::IndexedRepository;
@@ -69,13 +70,47 @@ impl IndexedRepository {
             parent: options.parent.clone(),
             ..SnapshotSpec::new(SourceKind::FS)
         };
-        let excludes = &options.excludes;
+        self.archive_into(
+            spec,
+            &options.excludes,
+            options.read_special,
+            progress,
+            |a, parent| a.archive(&abs, parent),
+        )
+    }
+
+    /// Backs up the content of `dir` as the snapshot's root tree, under
+    /// the caller's `spec` (kind, identity, labels, the path to record).
+    /// For data that moves between paths while staying the same, such as
+    /// a pod volume mounted under a new pod UID: with `spec.identity` set,
+    /// the parent is found by identity and its tree matches entry by entry
+    /// wherever `dir` is now, so unchanged files are not read again.
+    pub fn backup_dir_as_root(
+        &mut self,
+        dir: &Path,
+        spec: SnapshotSpec,
+        excludes: &Excludes,
+        progress: &dyn Progress,
+    ) -> Result<FsBackupResult> {
+        // Volumes are directories of files; devices in them stay nodes.
+        self.archive_into(spec, excludes, false, progress, |a, parent| {
+            a.archive_root(dir, parent)
+        })
+    }
+
+    fn archive_into(
+        &mut self,
+        spec: SnapshotSpec,
+        excludes: &Excludes,
+        read_special: bool,
+        progress: &dyn Progress,
+        walk: impl FnOnce(&Archiver<'_>, Option<&TreeId>) -> hokan_core::Result<Archived>,
+    ) -> Result<FsBackupResult> {
         let done = self.backup(spec, |s| {
             let parent = s.parent_tree();
-            let archived = Archiver::new(s.writer(), Some(s.reader()), excludes, progress)
-                .read_special(options.read_special)
-                .archive(&abs, parent.as_ref())
-                .map_err(from_core)?;
+            let archiver = Archiver::new(s.writer(), Some(s.reader()), excludes, progress)
+                .read_special(read_special);
+            let archived = walk(&archiver, parent.as_ref()).map_err(from_core)?;
             let a = &archived.summary;
             let staged = Staged {
                 tree: archived.tree,

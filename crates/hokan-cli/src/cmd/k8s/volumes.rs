@@ -1,0 +1,318 @@
+//! `hokan k8s volumes backup|restore`: pod volumes, file by file, one
+//! snapshot per volume (hokan-k8s's `volumes`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use hokan_core::fs::RestoreOptions;
+use hokan_k8s::volumes::{self, uid};
+use hokan_repo::snapshot::counts;
+use serde_json::json;
+
+use super::{ClusterArgs, k8s_error, runtime, tags};
+use crate::Global;
+use crate::cmd::FilterArgs;
+use crate::output;
+use crate::progress::CliProgress;
+
+#[derive(Subcommand, Debug)]
+pub enum VolumesCommand {
+    /// Back up the volumes of a node's pods, one snapshot per volume, as
+    /// Velero's file-system backup picks them
+    Backup(BackupArgs),
+    /// Restore a volume snapshot into a directory, moving owners between
+    /// OpenShift UID ranges
+    Restore(RestoreArgs),
+}
+
+pub fn run(g: &Global, c: VolumesCommand) -> Result<ExitCode> {
+    match c {
+        VolumesCommand::Backup(a) => backup(g, a),
+        VolumesCommand::Restore(a) => restore(g, a),
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BackupArgs {
+    /// The node whose pods' volumes to back up (in a DaemonSet: the
+    /// downward API's spec.nodeName)
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+    /// The kubelet's directory, where pods' volumes are mounted
+    #[arg(long, value_name = "DIR", default_value = volumes::DEFAULT_KUBELET_DIR)]
+    pub kubelet_dir: PathBuf,
+    /// Back up every volume of every pod except those in the pod's
+    /// backup.velero.io/backup-volumes-excludes annotation (default: only
+    /// those in backup.velero.io/backup-volumes)
+    #[arg(long)]
+    pub default_volumes_to_fs_backup: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Tag the snapshots (repeatable, or comma-separated)
+    #[arg(long = "tag", value_delimiter = ',')]
+    pub tags: Vec<String>,
+}
+
+fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
+    let rt = runtime()?;
+    let found = rt.block_on(async {
+        let cluster = a.cluster.connect().await?;
+        volumes::node_volumes(
+            &cluster,
+            &a.node,
+            &a.kubelet_dir,
+            a.default_volumes_to_fs_backup,
+        )
+        .await
+        .map_err(k8s_error)
+    })?;
+    let mut repo = super::super::open(g)?.load_index()?;
+    let tags = tags(&a.tags);
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for f in &found.found {
+        let v = &f.volume;
+        let progress = CliProgress::start(super::super::progress_mode(g));
+        let done = volumes::backup_volume(&mut repo, f, &a.node, &tags, &progress);
+        progress.finish();
+        let mut row = json!({
+            "namespace": v.namespace, "pod": v.pod, "volume": v.volume, "pvc": v.pvc(),
+            "identity": v.identity(), "path": f.path,
+        });
+        match done {
+            Ok(done) => {
+                let e = &done.entry;
+                let s = &e.snapshot.summary;
+                crate::metrics::record_backup(e);
+                row["snapshot_id"] = e.id.to_hex().into();
+                row["parent"] = e.snapshot.parent.map(|p| p.to_hex()).into();
+                row["files_new"] = s.count(counts::FILES_NEW).into();
+                row["files_changed"] = s.count(counts::FILES_CHANGED).into();
+                row["files_unmodified"] = s.count(counts::FILES_UNMODIFIED).into();
+                row["total_bytes"] = s.bytes.into();
+                row["data_added"] = s.bytes_added.into();
+                row["blobs_added"] = s.blobs_added.into();
+                row["warnings"] = done
+                    .warnings
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .into();
+                if !g.json && !g.quiet {
+                    println!(
+                        "{} (pod {}, volume {}): snapshot {}, {} files ({} new, {} changed, {} unmodified), {} added",
+                        v.identity(),
+                        v.pod,
+                        v.volume,
+                        e.id.short(),
+                        s.count(counts::FILES),
+                        s.count(counts::FILES_NEW),
+                        s.count(counts::FILES_CHANGED),
+                        s.count(counts::FILES_UNMODIFIED),
+                        output::size(s.bytes_added)
+                    );
+                }
+                if !g.json {
+                    for w in &done.warnings {
+                        eprintln!("warning: {}: {w}", v.identity());
+                    }
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                let e = k8s_error(e);
+                if !g.json {
+                    eprintln!("error: {} (pod {}): {e:#}", v.identity(), v.pod);
+                }
+                row["error"] = format!("{e:#}").into();
+            }
+        }
+        results.push(row);
+    }
+    if g.json {
+        output::json(&json!({
+            "message_type": "summary",
+            "node": found.node,
+            "pods": found.pods,
+            "volumes": results,
+            "skipped": found.skipped,
+            "failed": failed,
+        }))?;
+    } else if !g.quiet {
+        for s in &found.skipped {
+            println!(
+                "skipped {}/{} volume {}: {}",
+                s.namespace, s.pod, s.volume, s.reason
+            );
+        }
+        println!(
+            "node {}: {} pods, {} volumes backed up, {} skipped, {} failed",
+            found.node,
+            found.pods,
+            results.len() - failed,
+            found.skipped.len(),
+            failed
+        );
+    }
+    if failed > 0 {
+        if !g.json {
+            eprintln!(
+                "warning: {failed} volume(s) could not be backed up (named above); the others were"
+            );
+        }
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    /// Volume snapshot id, unique prefix, or "latest" (with --tag, --host... to narrow it)
+    pub snapshot: String,
+    /// Directory to restore into (a PVC's mount in a restore Job)
+    #[arg(short, long)]
+    pub target: PathBuf,
+    /// Move owners from one OpenShift UID range to another, FROM:TO, each
+    /// start/size as in the namespaces' openshift.io/sa.scc.uid-range
+    /// annotation (1000650000/10000:1000780000/10000); needs root
+    #[arg(long, value_name = "FROM:TO", conflicts_with = "target_namespace")]
+    pub uid_range: Option<String>,
+    /// Move owners into this namespace's UID range, read from its
+    /// openshift.io/sa.scc.uid-range annotation (needs a cluster: --kubeconfig,
+    /// --context or the pod's service account); needs root
+    #[arg(long, value_name = "NS")]
+    pub target_namespace: Option<String>,
+    /// With --target-namespace: the namespace whose UID range the files have
+    /// (default: the snapshot's namespace label)
+    #[arg(long, value_name = "NS", requires = "target_namespace")]
+    pub source_namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
+    let mut mapping = a
+        .uid_range
+        .as_deref()
+        .map(uid::parse_mapping)
+        .transpose()
+        .map_err(k8s_error)?;
+    let root = hokan_core::fs::is_root();
+    if (mapping.is_some() || a.target_namespace.is_some()) && !root {
+        bail!(
+            "--uid-range changes files' owners, which needs root: run the restore as root (in a Job: runAsUser: 0)"
+        );
+    }
+    let repo = super::super::open(g)?;
+    let mut filter = a.filter.filter();
+    // "latest" means the newest volume snapshot, not the newest of any kind.
+    if a.snapshot == "latest" {
+        filter.sources = vec![hokan_repo::SourceKind::VOLUME];
+    }
+    let entry = repo.find_snapshot(&a.snapshot, &filter)?;
+    if entry.snapshot.source != hokan_repo::SourceKind::VOLUME {
+        bail!(
+            "snapshot {} is a {} snapshot, not a volume's; `hokan snapshots` lists every snapshot with its kind; `hokan restore` restores any snapshot",
+            entry.id.short(),
+            entry.snapshot.source
+        );
+    }
+    if let Some(target) = &a.target_namespace {
+        let source = match &a.source_namespace {
+            Some(s) => s.clone(),
+            None => entry
+                .snapshot
+                .labels
+                .iter()
+                .find(|(k, _)| k == "namespace")
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "snapshot {} has no namespace label; name the namespace its files came from with --source-namespace",
+                        entry.id.short()
+                    )
+                })?,
+        };
+        let rt = runtime()?;
+        mapping = Some(rt.block_on(async {
+            let cluster = a.cluster.connect().await?;
+            let from = uid::namespace_range(&cluster, &source)
+                .await
+                .map_err(k8s_error)?;
+            let to = uid::namespace_range(&cluster, target)
+                .await
+                .map_err(k8s_error)?;
+            uid::parse_mapping(&format!(
+                "{}/{}:{}/{}",
+                from.start, from.size, to.start, to.size
+            ))
+            .map_err(k8s_error)
+        })?);
+    }
+    let repo = repo.load_index()?;
+    let options = RestoreOptions {
+        owners: root,
+        ..Default::default()
+    };
+    let progress = CliProgress::start(super::super::progress_mode(g));
+    let restored = repo.restore(&entry.snapshot, "/", &a.target, options, &progress);
+    progress.finish();
+    let s = restored?.summary;
+    let shifted = match mapping {
+        Some((from, to)) => Some(uid::shift_owners(&a.target, from, to).map_err(k8s_error)?),
+        None => None,
+    };
+    if g.json {
+        output::json(&json!({
+            "message_type": "summary",
+            "snapshot_id": entry.id.to_hex(),
+            "identity": entry.snapshot.identity,
+            "target": a.target,
+            "files_restored": s.files, "dirs_restored": s.dirs, "bytes_restored": s.bytes,
+            "files_failed": s.failed, "warnings": s.warnings,
+            "uid_shift": shifted.as_ref().map(|sh| json!({
+                "from": mapping.map(|m| m.0), "to": mapping.map(|m| m.1),
+                "shifted": sh.shifted, "outside": sh.outside, "entries": sh.entries,
+            })),
+        }))?;
+    } else if !g.quiet {
+        println!(
+            "restored {} ({}) into {}: {} files, {} directories, {}",
+            entry.snapshot.identity,
+            entry.id.short(),
+            a.target.display(),
+            s.files,
+            s.dirs,
+            output::size(s.bytes)
+        );
+        if let (Some(sh), Some((from, to))) = (&shifted, mapping) {
+            println!(
+                "owners: {} entries moved from {}/{} to {}/{}, {} owned outside {}/{} left as they were",
+                sh.shifted,
+                from.start,
+                from.size,
+                to.start,
+                to.size,
+                sh.outside,
+                from.start,
+                from.size
+            );
+        }
+    }
+    if s.failed > 0 {
+        bail!(
+            "{} file(s) could not be restored (each is named above); the others were. \
+             `hokan check --read-data` names every damaged file of every snapshot",
+            s.failed
+        );
+    }
+    Ok(if s.warnings > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

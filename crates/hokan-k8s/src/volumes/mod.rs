@@ -1,0 +1,193 @@
+//! Pod volumes, file by file, as Velero's file-system backup takes them:
+//! an agent on each node lists the node's pods through the API, picks
+//! their volumes ([`select()`]), finds each volume's directory under the
+//! kubelet's (`<kubelet-dir>/pods/<pod-uid>/volumes/<plugin>/<name>`) and
+//! backs it up as a snapshot of its own ([`backup_volume`]), whose
+//! identity is the claim, so the next backup finds its parent even after
+//! the pod moved to another node or UID. [`uid`] moves restored files
+//! between OpenShift namespaces' UID ranges.
+
+mod select;
+pub mod uid;
+
+use std::path::{Path, PathBuf};
+
+use hokan_core::fs::{Excludes, Progress};
+use hokan_repo::{FsBackupResult, IndexedRepository, SnapshotSpec, SourceKind};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use select::{
+    BACKUP_VOLUMES, BACKUP_VOLUMES_EXCLUDES, PodVolume, Selection, SkippedVolume, VolumeKind,
+    select,
+};
+
+use crate::{Cluster, Error, Result};
+
+/// The kubelet's directory on most distributions.
+pub const DEFAULT_KUBELET_DIR: &str = "/var/lib/kubelet";
+
+/// A picked volume and where its files are on this node.
+#[derive(Clone, Debug, Serialize)]
+pub struct FoundVolume {
+    /// The volume.
+    #[serde(flatten)]
+    pub volume: PodVolume,
+    /// Its directory (for CSI volumes, the `mount` directory inside).
+    pub path: PathBuf,
+}
+
+/// A node's volumes: found, and left out with reasons.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NodeVolumes {
+    /// The node.
+    pub node: String,
+    /// Pods on the node the API listed.
+    pub pods: usize,
+    /// Volumes to back up, with their directories.
+    pub found: Vec<FoundVolume>,
+    /// Volumes not backed up, and why (picked ones whose directory is
+    /// missing among them).
+    pub skipped: Vec<SkippedVolume>,
+}
+
+/// Lists the pods the API says run on `node` (field selector
+/// `spec.nodeName`, so the server filters), in pages.
+pub async fn node_pods(cluster: &Cluster, node: &str) -> Result<Vec<Value>> {
+    let fields = format!("spec.nodeName={node}");
+    let mut pods = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = cluster
+            .list_page_by_fields("/api/v1/pods", None, Some(&fields), token.as_deref(), 500)
+            .await?;
+        for item in page.items {
+            pods.push(
+                serde_json::from_str(item.get())
+                    .map_err(|e| Error::bad_object("list /api/v1/pods", e))?,
+            );
+        }
+        match page.continue_token {
+            Some(t) => token = Some(t),
+            None => return Ok(pods),
+        }
+    }
+}
+
+/// The pods of `node`, their volumes picked and located under
+/// `kubelet_dir`. A picked volume whose directory is not there (not
+/// mounted yet, or the kubelet directory is elsewhere) is reported as
+/// skipped, not as an error.
+pub async fn node_volumes(
+    cluster: &Cluster,
+    node: &str,
+    kubelet_dir: &Path,
+    default_volumes_to_fs_backup: bool,
+) -> Result<NodeVolumes> {
+    let pods = node_pods(cluster, node).await?;
+    let mut out = NodeVolumes {
+        node: node.into(),
+        pods: pods.len(),
+        ..Default::default()
+    };
+    for pod in &pods {
+        let selection = select(pod, default_volumes_to_fs_backup);
+        out.skipped.extend(selection.skipped);
+        for volume in selection.picked {
+            // The kubelet names a claim's directory after the bound
+            // PersistentVolume, other volumes after the volume.
+            let mut names = vec![volume.volume.clone()];
+            if let Some(claim) = volume.pvc() {
+                let path = format!(
+                    "/api/v1/namespaces/{}/persistentvolumeclaims/{claim}",
+                    volume.namespace
+                );
+                if let Some(pv) = cluster
+                    .get(&path)
+                    .await?
+                    .and_then(|c| c.pointer("/spec/volumeName").cloned())
+                    .and_then(|v| v.as_str().map(String::from))
+                {
+                    names.insert(0, pv);
+                }
+            }
+            match locate(kubelet_dir, &volume.pod_uid, &names)? {
+                Some(path) => out.found.push(FoundVolume { volume, path }),
+                None => out.skipped.push(SkippedVolume {
+                    namespace: volume.namespace.clone(),
+                    pod: volume.pod.clone(),
+                    volume: volume.volume.clone(),
+                    reason: format!(
+                        "no directory {}/pods/{}/volumes/*/{} on this node: not mounted yet, or pass the kubelet's directory (--kubelet-dir)",
+                        kubelet_dir.display(),
+                        volume.pod_uid,
+                        names.join("|")
+                    ),
+                }),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Finds `<kubelet_dir>/pods/<uid>/volumes/<plugin>/<name>` for the first
+/// of `names` that exists, whatever the plugin directory
+/// (`kubernetes.io~csi`, `kubernetes.io~empty-dir`, `kubernetes.io~nfs`...);
+/// a CSI volume's files are in its `mount` directory.
+pub fn locate(kubelet_dir: &Path, pod_uid: &str, names: &[String]) -> Result<Option<PathBuf>> {
+    let volumes = kubelet_dir.join("pods").join(pod_uid).join("volumes");
+    let plugins = match std::fs::read_dir(&volumes) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("list", volumes, e)),
+    };
+    let mut plugins: Vec<PathBuf> = plugins.flatten().map(|e| e.path()).collect();
+    plugins.sort();
+    for name in names {
+        for plugin in &plugins {
+            let dir = plugin.join(name);
+            if !dir.is_dir() {
+                continue;
+            }
+            let mount = dir.join("mount");
+            let csi = plugin.file_name().is_some_and(|p| p == "kubernetes.io~csi");
+            return Ok(Some(if csi && mount.is_dir() { mount } else { dir }));
+        }
+    }
+    Ok(None)
+}
+
+/// Backs up one volume's directory as a snapshot of [`SourceKind::VOLUME`]:
+/// identity [`PodVolume::identity`] (so the parent is the claim's last
+/// snapshot wherever it was mounted), path `/<identity>`, the directory's
+/// content as the root (so the parent's tree matches entry by entry), and
+/// labels `namespace`, `pod`, `volume`, `pvc`, `node`. The host recorded is
+/// the node.
+pub fn backup_volume(
+    repo: &mut IndexedRepository,
+    found: &FoundVolume,
+    node: &str,
+    tags: &[String],
+    progress: &dyn Progress,
+) -> Result<FsBackupResult> {
+    let v = &found.volume;
+    let mut labels = vec![
+        ("namespace".to_string(), v.namespace.clone()),
+        ("pod".to_string(), v.pod.clone()),
+        ("volume".to_string(), v.volume.clone()),
+        ("node".to_string(), node.to_string()),
+    ];
+    if let Some(claim) = v.pvc() {
+        labels.push(("pvc".to_string(), claim.to_string()));
+    }
+    let identity = v.identity();
+    let spec = SnapshotSpec {
+        paths: vec![format!("/{identity}")],
+        identity,
+        tags: tags.to_vec(),
+        hostname: Some(node.to_string()),
+        labels,
+        ..SnapshotSpec::new(SourceKind::VOLUME)
+    };
+    Ok(repo.backup_dir_as_root(&found.path, spec, &Excludes::default(), progress)?)
+}

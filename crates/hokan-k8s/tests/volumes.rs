@@ -1,0 +1,291 @@
+//! Pod volumes against the in-process API server and a kubelet-shaped
+//! directory: which volumes of which pods are picked, each backed up as a
+//! snapshot of its own, the chain of parents surviving a reschedule, and
+//! owners moved between UID ranges.
+
+use std::path::Path;
+
+use hokan_core::fs::NoProgress;
+use hokan_k8s::testserver::TestServer;
+use hokan_k8s::volumes::{self, uid};
+use hokan_repo::{InitOptions, KdfParams, OpenOptions, Repository, SourceKind};
+use serde_json::{Value, json};
+
+fn repository(dir: &Path) -> hokan_repo::IndexedRepository {
+    let location = dir.join("repo");
+    let location = location.to_str().unwrap();
+    let init = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..Default::default()
+    };
+    Repository::init(location, b"pw", init, OpenOptions::default()).unwrap();
+    Repository::open(location, b"pw", OpenOptions::default())
+        .unwrap()
+        .load_index()
+        .unwrap()
+}
+
+fn pod(name: &str, node: &str, annotations: Value, volumes: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop", "annotations": annotations},
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "busybox"}], "volumes": volumes},
+        "status": {"phase": "Running"},
+    })
+}
+
+fn web() -> Value {
+    pod(
+        "web-0",
+        "node-1",
+        json!({volumes::BACKUP_VOLUMES: "data,cache,conf,host,token"}),
+        json!([
+            {"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}},
+            {"name": "cache", "emptyDir": {}},
+            {"name": "conf", "configMap": {"name": "web"}},
+            {"name": "host", "hostPath": {"path": "/etc"}},
+            {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
+        ]),
+    )
+}
+
+fn seed(server: &TestServer) {
+    server
+        .seed([
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "data-web-0", "namespace": "shop"},
+                "spec": {"volumeName": "pvc-123", "accessModes": ["ReadWriteOnce"]}}),
+            web(),
+            pod(
+                "idle",
+                "node-1",
+                json!({}),
+                json!([{"name": "scratch", "emptyDir": {}}]),
+            ),
+            pod(
+                "elsewhere",
+                "node-2",
+                json!({volumes::BACKUP_VOLUMES: "data"}),
+                json!([{"name": "data", "persistentVolumeClaim": {"claimName": "other"}}]),
+            ),
+        ])
+        .unwrap();
+}
+
+fn uid_of(server: &TestServer, name: &str) -> String {
+    server.object("", "pods", Some("shop"), name).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Lays out a pod's volume directories as the kubelet does.
+fn kubelet_pod(kubelet: &Path, uid: &str) {
+    let volumes = kubelet.join("pods").join(uid).join("volumes");
+    let data = volumes.join("kubernetes.io~csi/pvc-123/mount");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("a.txt"), "alpha").unwrap();
+    std::fs::write(data.join("sub/b.txt"), "beta".repeat(1000)).unwrap();
+    let cache = volumes.join("kubernetes.io~empty-dir/cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("c.txt"), "cached").unwrap();
+    let conf = volumes.join("kubernetes.io~configmap/conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(conf.join("key"), "value").unwrap();
+}
+
+/// Gives every directory below `dir` an access time after its modification
+/// time, as a volume in use has: otherwise the first backup's own listing
+/// updates them (relatime) and the second stores the changed directory
+/// trees, though not a byte of file data.
+fn settle(dir: &Path) {
+    let past = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.symlink_metadata().unwrap().is_dir() {
+            settle(&path);
+            let times = std::fs::FileTimes::new()
+                .set_modified(past)
+                .set_accessed(std::time::SystemTime::now());
+            std::fs::File::open(&path)
+                .unwrap()
+                .set_times(times)
+                .unwrap();
+        }
+    }
+}
+
+fn labels(e: &hokan_repo::SnapshotEntry) -> Vec<(String, String)> {
+    e.snapshot.labels.clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nodes_picked_volumes_become_snapshots_and_survive_a_reschedule() {
+    let server = TestServer::start().await.unwrap();
+    seed(&server);
+    let cluster = server.cluster().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubelet = dir.path().join("kubelet");
+    let first_uid = uid_of(&server, "web-0");
+    kubelet_pod(&kubelet, &first_uid);
+    settle(&kubelet);
+
+    let found = volumes::node_volumes(&cluster, "node-1", &kubelet, false)
+        .await
+        .unwrap();
+    assert_eq!(found.pods, 2, "node-2's pod is not listed");
+    let picked: Vec<String> = found.found.iter().map(|f| f.volume.identity()).collect();
+    assert_eq!(picked, ["shop/data-web-0", "shop/web-0/cache"]);
+    assert!(
+        found.found[0]
+            .path
+            .ends_with("kubernetes.io~csi/pvc-123/mount")
+    );
+    let reason = |v: &str| {
+        found
+            .skipped
+            .iter()
+            .find(|s| s.volume == v)
+            .unwrap_or_else(|| panic!("{v} not reported: {:?}", found.skipped))
+            .reason
+            .clone()
+    };
+    assert!(reason("conf").contains("ConfigMap"));
+    assert!(reason("host").contains("hostPath"));
+    assert!(reason("token").contains("service-account token"));
+    assert!(reason("scratch").contains("not listed"));
+    assert_eq!(found.skipped.len(), 4);
+
+    let mut repo = repository(dir.path());
+    let mut first = Vec::new();
+    for f in &found.found {
+        let done = volumes::backup_volume(&mut repo, f, "node-1", &["nightly".into()], &NoProgress)
+            .unwrap();
+        assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+        first.push(done.entry);
+    }
+    let data = &first[0];
+    assert_eq!(data.snapshot.source, SourceKind::VOLUME);
+    assert_eq!(data.snapshot.identity, "shop/data-web-0");
+    assert_eq!(data.snapshot.paths, ["/shop/data-web-0"]);
+    assert_eq!(data.snapshot.hostname, "node-1");
+    assert_eq!(
+        labels(data),
+        [
+            ("namespace".into(), "shop".into()),
+            ("node".into(), "node-1".into()),
+            ("pod".into(), "web-0".into()),
+            ("pvc".into(), "data-web-0".into()),
+            ("volume".into(), "data".into()),
+        ]
+    );
+    assert!(!labels(&first[1]).iter().any(|(k, _)| k == "pvc"));
+    assert_eq!(first[1].snapshot.identity, "shop/web-0/cache");
+
+    // The pod is rescheduled: a new UID, the same claim, the same file
+    // system mounted under the new pod's directory.
+    let path = "/api/v1/namespaces/shop/pods/web-0";
+    cluster.delete(path).await.unwrap();
+    server.seed([web()]).unwrap();
+    let second_uid = uid_of(&server, "web-0");
+    assert_ne!(first_uid, second_uid);
+    std::fs::rename(
+        kubelet.join("pods").join(&first_uid),
+        kubelet.join("pods").join(&second_uid),
+    )
+    .unwrap();
+    let again = volumes::node_volumes(&cluster, "node-1", &kubelet, false)
+        .await
+        .unwrap();
+    assert!(
+        again.found[0]
+            .path
+            .starts_with(kubelet.join("pods").join(&second_uid))
+    );
+    let second = volumes::backup_volume(&mut repo, &again.found[0], "node-1", &[], &NoProgress)
+        .unwrap()
+        .entry;
+    assert_eq!(second.snapshot.parent, Some(data.id));
+    assert_eq!(second.snapshot.summary.blobs_added, 0);
+    assert_eq!(second.snapshot.summary.count("files_unmodified"), 2);
+    assert_eq!(second.snapshot.tree, data.snapshot.tree);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn default_volumes_to_fs_backup_takes_all_but_the_excluded() {
+    let server = TestServer::start().await.unwrap();
+    seed(&server);
+    let cluster = server.cluster().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubelet = dir.path().join("kubelet");
+    kubelet_pod(&kubelet, &uid_of(&server, "web-0"));
+    let found = volumes::node_volumes(&cluster, "node-1", &kubelet, true)
+        .await
+        .unwrap();
+    let picked: Vec<String> = found.found.iter().map(|f| f.volume.identity()).collect();
+    assert_eq!(picked, ["shop/data-web-0", "shop/web-0/cache"]);
+    // idle's scratch is picked but has no directory on this node.
+    let scratch = found
+        .skipped
+        .iter()
+        .find(|s| s.volume == "scratch")
+        .unwrap();
+    assert!(
+        scratch.reason.contains("no directory"),
+        "{}",
+        scratch.reason
+    );
+}
+
+#[tokio::test]
+async fn the_test_server_filters_pods_by_node_and_refuses_unknown_fields() {
+    let server = TestServer::start().await.unwrap();
+    seed(&server);
+    let cluster = server.cluster().unwrap();
+    let pods = volumes::node_pods(&cluster, "node-2").await.unwrap();
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0]["metadata"]["name"], "elsewhere");
+    let err = cluster
+        .list_page_by_fields("/api/v1/pods", None, Some("spec.bogus=x"), None, 10)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+}
+
+#[test]
+fn owners_in_the_source_range_move_to_the_target_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("vol");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("in.txt"), "x").unwrap();
+    std::fs::write(root.join("sub/in2.txt"), "x").unwrap();
+    std::fs::write(root.join("out.txt"), "x").unwrap();
+    std::os::unix::fs::symlink("in.txt", root.join("link")).unwrap();
+    let (from, to) = uid::parse_mapping("1000650000/10000:1000780000/10000").unwrap();
+    let chown = |p: &Path, id: u32| std::os::unix::fs::lchown(p, Some(id), Some(id)).unwrap();
+    chown(&root, 1000650000);
+    chown(&root.join("sub"), 1000650000);
+    chown(&root.join("in.txt"), 1000650001);
+    chown(&root.join("sub/in2.txt"), 1000659999);
+    chown(&root.join("out.txt"), 0);
+    chown(&root.join("link"), 1000650007);
+    let summary = uid::shift_owners(&root, from, to).unwrap();
+    assert_eq!(summary.entries, 6);
+    assert_eq!(summary.shifted, 5);
+    assert_eq!(summary.outside, 1);
+    use std::os::unix::fs::MetadataExt;
+    let owner = |p: &str| {
+        let md = root.join(p).symlink_metadata().unwrap();
+        (md.uid(), md.gid())
+    };
+    assert_eq!(owner(""), (1000780000, 1000780000));
+    assert_eq!(owner("in.txt"), (1000780001, 1000780001));
+    assert_eq!(owner("sub/in2.txt"), (1000789999, 1000789999));
+    assert_eq!(owner("out.txt"), (0, 0));
+    assert_eq!(owner("link"), (1000780007, 1000780007));
+}
