@@ -392,7 +392,19 @@ fn doc_command_lines() -> Vec<Vec<String>> {
 #[test]
 fn the_docs_manifests_parse_and_their_command_lines_are_accepted() {
     let lines = doc_command_lines();
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    // The Jobs that back up claims made from VolumeSnapshots: files, and a
+    // block device read as data.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l[0] == "backup" && !l.contains(&"--read-special".to_string()))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l[0] == "backup" && l.contains(&"--read-special".to_string()))
+    );
     assert!(lines.iter().any(|l| l[..3] == ["k8s", "volumes", "backup"]));
     assert!(
         lines
