@@ -20,9 +20,11 @@ readonly BUCKET="hokan-test"
 readonly KEY_NAME="hokan-test-key"
 readonly REGION="garage"
 
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(dirname "$SCRIPT_DIR")"
-readonly SCRIPT_DIR REPO_ROOT
+SCRIPT_NAME=garage.sh
+# log, die, port_open, server_alive and start_daemon, shared with the other
+# servers' scripts; it also sets REPO_ROOT.
+# shellcheck source=lib/servers.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/servers.sh"
 
 S3_PORT="${GARAGE_S3_PORT:-3900}"
 RPC_PORT="${GARAGE_RPC_PORT:-3901}"
@@ -33,12 +35,6 @@ START_TIMEOUT="${GARAGE_START_TIMEOUT:-60}"
 # shell would silently override our config file, so drop them.
 unset GARAGE_RPC_HOST GARAGE_CONFIG_FILE GARAGE_RPC_SECRET GARAGE_RPC_SECRET_FILE \
 	GARAGE_ADMIN_TOKEN GARAGE_ADMIN_TOKEN_FILE GARAGE_METRICS_TOKEN GARAGE_METRICS_TOKEN_FILE
-
-log() { echo "garage.sh: $*" >&2; }
-die() {
-	echo "garage.sh: error: $*" >&2
-	exit 1
-}
 
 usage() {
 	cat >&2 <<EOF
@@ -60,21 +56,6 @@ random_hex32() {
 		od -An -tx1 -N32 /dev/urandom | tr -d ' \n'
 		echo
 	fi
-}
-
-# True if something accepts TCP connections on 127.0.0.1:$1.
-port_open() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# True if the pid file names a live garage process (not a recycled pid).
-server_alive() {
-	local pid
-	[[ -s "$PID_FILE" ]] || return 1
-	pid="$(cat "$PID_FILE")"
-	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
-	grep -qa garage "/proc/$pid/cmdline" 2>/dev/null || return 1
 }
 
 # Value of `key = "value"` (or bare value) in section $2 ("" = top level) of garage.toml.
@@ -184,42 +165,21 @@ EOF
 }
 
 start_server() {
-	local port pid deadline
+	local port
 	for port in "$S3_PORT" "$RPC_PORT" "$ADMIN_PORT"; do
 		port_open "$port" && die "port 127.0.0.1:$port is already in use (set GARAGE_S3_PORT/GARAGE_RPC_PORT/GARAGE_ADMIN_PORT to pick others)"
 	done
 
 	log "starting garage server (log: $LOG_FILE)"
-	echo "==== $(date -u +%FT%TZ) garage.sh start ====" >>"$LOG_FILE"
-	# Detach fully (no inherited stdio) so CI steps do not wait on the daemon;
-	# NO_COLOR keeps ANSI escapes out of the log file.
-	NO_COLOR=1 nohup "$GARAGE" -c "$CONFIG" server </dev/null >>"$LOG_FILE" 2>&1 &
-	pid=$!
-	echo "$pid" >"$PID_FILE"
-
-	deadline=$((SECONDS + START_TIMEOUT))
-	until port_open "$S3_PORT" && g status >/dev/null 2>&1; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			rm -f "$PID_FILE"
-			echo "---- last lines of $LOG_FILE ----" >&2
-			tail -n 30 "$LOG_FILE" >&2
-			die "garage server exited during startup"
-		fi
-		if ((SECONDS >= deadline)); then
-			echo "---- last lines of $LOG_FILE ----" >&2
-			tail -n 30 "$LOG_FILE" >&2
-			kill "$pid" 2>/dev/null || true
-			rm -f "$PID_FILE"
-			die "garage did not answer within ${START_TIMEOUT}s"
-		fi
-		sleep 1
-	done
-	log "garage is up (pid $pid)"
+	# Up once the S3 port answers and the node reports its status. NO_COLOR
+	# keeps ANSI escapes out of the log file.
+	READY_CHECK="g status" start_daemon "$S3_PORT" "$START_TIMEOUT" \
+		env NO_COLOR=1 "$GARAGE" -c "$CONFIG" server
 }
 
 stop_server() {
 	local pid i
-	if ! server_alive; then
+	if ! server_alive garage; then
 		log "no running garage for $STATE_DIR"
 		rm -f "$PID_FILE"
 		return 0
@@ -323,7 +283,7 @@ cmd_start() {
 	find_or_install_garage
 	log "using $GARAGE ($("$GARAGE" --version))"
 
-	if server_alive && [[ -f "$CONFIG" ]]; then
+	if server_alive garage && [[ -f "$CONFIG" ]]; then
 		# Use the ports of the running server, not the (maybe changed) env vars.
 		S3_PORT="$(toml_get api_bind_addr s3_api)"
 		S3_PORT="${S3_PORT##*:}"
