@@ -310,6 +310,24 @@ impl<'a> Archiver<'a> {
         }
     }
 
+    /// The chunks a file or device was stored as; `None` (reported) when
+    /// reading it failed. A read error is this entry's problem; anything
+    /// else (storage) stops the backup.
+    pub(super) fn read_or_skip(
+        &self,
+        path: &Path,
+        stored: Result<Vec<ChunkRef>>,
+    ) -> Result<Option<Vec<ChunkRef>>> {
+        match stored {
+            Ok(c) => Ok(Some(c)),
+            Err(Error::Io { source, .. }) => {
+                self.warn(path, format!("read failed, skipped: {source}"));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub(super) fn warn(&self, path: &Path, message: impl Into<String>) {
         self.warnings.warn(self.progress, path, message);
     }
@@ -600,15 +618,8 @@ impl<'a> Archiver<'a> {
                 progress: self.progress,
             })
         };
-        let content = match stored {
-            Ok(c) => c,
-            // A read error is this file's problem; anything else (storage)
-            // stops the backup.
-            Err(Error::Io { source, .. }) => {
-                self.warn(path, format!("read failed, skipped: {source}"));
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
+        let Some(content) = self.read_or_skip(path, stored)? else {
+            return Ok(None);
         };
         let read: u64 = content.iter().map(|c| c.len as u64).sum();
         if let Ok(after) = file.metadata()

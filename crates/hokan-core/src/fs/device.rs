@@ -68,13 +68,8 @@ impl Archiver<'_> {
             inner: &mut file,
             progress: self.progress,
         });
-        let content = match stored {
-            Ok(c) => c,
-            Err(Error::Io { source, .. }) => {
-                self.warn(path, format!("read failed, skipped: {source}"));
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
+        let Some(content) = self.read_or_skip(path, stored)? else {
+            return Ok(None);
         };
         let read: u64 = content.iter().map(|c| c.len as u64).sum();
         self.counters.bytes_read.fetch_add(read, Relaxed);
