@@ -99,27 +99,6 @@ fn kubelet_pod(kubelet: &Path, uid: &str) {
     std::fs::write(conf.join("key"), "value").unwrap();
 }
 
-/// Gives every directory below `dir` an access time after its modification
-/// time, as a volume in use has: otherwise the first backup's own listing
-/// updates them (relatime) and the second stores the changed directory
-/// trees, though not a byte of file data.
-fn settle(dir: &Path) {
-    let past = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.symlink_metadata().unwrap().is_dir() {
-            settle(&path);
-            let times = std::fs::FileTimes::new()
-                .set_modified(past)
-                .set_accessed(std::time::SystemTime::now());
-            std::fs::File::open(&path)
-                .unwrap()
-                .set_times(times)
-                .unwrap();
-        }
-    }
-}
-
 fn labels(e: &hokan_repo::SnapshotEntry) -> Vec<(String, String)> {
     e.snapshot.labels.clone()
 }
@@ -133,7 +112,6 @@ async fn a_nodes_picked_volumes_become_snapshots_and_survive_a_reschedule() {
     let kubelet = dir.path().join("kubelet");
     let first_uid = uid_of(&server, "web-0");
     kubelet_pod(&kubelet, &first_uid);
-    settle(&kubelet);
 
     let found = volumes::node_volumes(&cluster, "node-1", &kubelet, false)
         .await
@@ -288,4 +266,98 @@ fn owners_in_the_source_range_move_to_the_target_range() {
     assert_eq!(owner("sub/in2.txt"), (1000789999, 1000789999));
     assert_eq!(owner("out.txt"), (0, 0));
     assert_eq!(owner("link"), (1000780007, 1000780007));
+}
+
+/// Many volumes on one node, backed up four at a time: each snapshot holds
+/// its own volume's files, the parents chain per claim, and a claim that
+/// two pods mount is backed up once.
+#[tokio::test(flavor = "multi_thread")]
+async fn several_volumes_at_once_and_a_shared_claim_once() {
+    let server = TestServer::start().await.unwrap();
+    let mut objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "shared", "namespace": "shop"},
+            "spec": {"volumeName": "pvc-shared", "accessModes": ["ReadWriteMany"]}}),
+    ];
+    for i in 0..7 {
+        objects.push(pod(
+            &format!("p{i}"),
+            "node-1",
+            json!({volumes::BACKUP_VOLUMES: "v,s"}),
+            json!([{"name": "v", "emptyDir": {}},
+                   {"name": "s", "persistentVolumeClaim": {"claimName": "shared"}}]),
+        ));
+    }
+    server.seed(objects).unwrap();
+    let cluster = server.cluster().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubelet = dir.path().join("kubelet");
+    for i in 0..7 {
+        let volumes = kubelet
+            .join("pods")
+            .join(uid_of(&server, &format!("p{i}")))
+            .join("volumes");
+        let v = volumes.join("kubernetes.io~empty-dir/v");
+        std::fs::create_dir_all(v.join("d")).unwrap();
+        // Different sizes, so the jobs finish out of order.
+        let big =
+            hokan_core::sample::generate(hokan_core::sample::Kind::Random, (7 - i) << 19, i as u64);
+        std::fs::write(v.join("d/big.bin"), big).unwrap();
+        std::fs::write(v.join("name"), format!("pod {i}")).unwrap();
+        let s = volumes.join("kubernetes.io~csi/pvc-shared/mount");
+        std::fs::create_dir_all(&s).unwrap();
+        std::fs::write(s.join("shared.txt"), "one file system, mounted by all").unwrap();
+    }
+    // The backup lists directories without moving their access times
+    // (O_NOATIME), so the second run below finds every tree unchanged.
+    let found = volumes::node_volumes(&cluster, "node-1", &kubelet, false)
+        .await
+        .unwrap();
+    assert_eq!(found.found.len(), 8, "seven emptyDirs and the claim once");
+    let shared: Vec<_> = found
+        .skipped
+        .iter()
+        .filter(|s| s.reason.contains("also mounted by pod"))
+        .collect();
+    assert_eq!(shared.len(), 6, "{:?}", found.skipped);
+
+    let mut repo = repository(dir.path());
+    let first =
+        volumes::backup_volumes(&mut repo, &found.found, "node-1", &[], &NoProgress, 4).unwrap();
+    let first: Vec<_> = first.into_iter().map(|r| r.unwrap().entry).collect();
+    // Again, two at a time (before anything reads the files and moves
+    // their access times): every volume's parent is its own last
+    // snapshot, and nothing new is stored.
+    let second =
+        volumes::backup_volumes(&mut repo, &found.found, "node-1", &[], &NoProgress, 2).unwrap();
+    for (done, before) in second.into_iter().zip(&first) {
+        let e = done.unwrap().entry;
+        assert_eq!(e.snapshot.parent, Some(before.id));
+        assert_eq!(e.snapshot.tree, before.snapshot.tree);
+        assert_eq!(e.snapshot.summary.bytes_added, 0);
+    }
+
+    for (f, e) in found.found.iter().zip(&first) {
+        assert_eq!(e.snapshot.identity, f.volume.identity());
+        assert_eq!(e.snapshot.parent, None);
+        let target = dir.path().join("restored").join(e.id.to_hex());
+        repo.restore(&e.snapshot, "/", &target, Default::default(), &NoProgress)
+            .unwrap();
+        let diff = std::process::Command::new("diff")
+            .arg("-r")
+            .arg(&f.path)
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert!(
+            diff.status.success(),
+            "{}: {}",
+            f.volume.identity(),
+            String::from_utf8_lossy(&diff.stdout)
+        );
+    }
+    let report =
+        hokan_repo::maintenance::check(&repo, hokan_repo::maintenance::ReadData::All, &()).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
 }

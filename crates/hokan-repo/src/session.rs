@@ -143,6 +143,14 @@ pub struct WriteSummary {
     pub used_packs: Vec<PackId>,
 }
 
+/// A snapshot being taken: described, its parent chosen, its data not yet
+/// stored.
+struct Opened {
+    snapshot: Snapshot,
+    parent: Option<SnapshotEntry>,
+    start: std::time::Instant,
+}
+
 /// An open write session; see the module documentation.
 pub struct Session<'s> {
     writer: &'s BlobWriter<'s>,
@@ -255,9 +263,93 @@ impl IndexedRepository {
     /// own result.
     pub fn backup<T>(
         &mut self,
-        mut spec: SnapshotSpec,
+        spec: SnapshotSpec,
         source: impl FnOnce(&Session<'_>) -> Result<(Staged, T)>,
     ) -> Result<Committed<T>> {
+        let opened = self.open_snapshot(spec)?;
+        let lock = WriterLock::acquire(&self.repo, self.loaded_at)?;
+        let ((staged, value), summary) = self.stage(&opened, source)?;
+        self.index_written(&summary);
+        self.commit(opened, staged, value, &summary, &lock)
+    }
+
+    /// Runs several backups side by side, at most `threads` at a time,
+    /// under one writer lock: for sources whose latency does not overlap
+    /// by itself (many small volumes, each a walk of `stat` calls). Each
+    /// job has its own write session, deduplicated against the index
+    /// loaded before the batch (two jobs storing the same new chunk at the
+    /// same time may both keep it; prune removes the spare). Results come
+    /// back in the jobs' order; a failed job saves no snapshot and stops
+    /// no other. The outer error is the batch's: the lock was refused.
+    pub fn backup_each<T, F>(
+        &mut self,
+        jobs: Vec<(SnapshotSpec, F)>,
+        threads: usize,
+    ) -> Result<Vec<Result<Committed<T>>>>
+    where
+        T: Send,
+        F: FnOnce(&Session<'_>) -> Result<(Staged, T)> + Send,
+    {
+        let n = jobs.len();
+        let lock = WriterLock::acquire(&self.repo, self.loaded_at)?;
+        // Parents are chosen before any job runs: jobs of one batch are
+        // of different things, never each other's parents.
+        let opened: Vec<Result<Opened>> = jobs
+            .iter()
+            .map(|(spec, _)| self.open_snapshot(spec.clone()))
+            .collect();
+        let queue = std::sync::Mutex::new(
+            jobs.into_iter()
+                .zip(opened)
+                .enumerate()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>(),
+        );
+        type Done<T> = Result<(Opened, (Staged, T), WriteSummary)>;
+        let done: std::sync::Mutex<Vec<Option<Done<T>>>> =
+            std::sync::Mutex::new((0..n).map(|_| None).collect());
+        let this = &*self;
+        std::thread::scope(|s| {
+            for _ in 0..threads.clamp(1, n.max(1)) {
+                s.spawn(|| {
+                    loop {
+                        let next = queue.lock().expect("queue").pop();
+                        let Some((i, ((_, source), opened))) = next else {
+                            break;
+                        };
+                        let result = opened.and_then(|o| {
+                            let (value, summary) = this.stage(&o, source)?;
+                            Ok((o, value, summary))
+                        });
+                        done.lock().expect("results")[i] = Some(result);
+                    }
+                });
+            }
+        });
+        let done: Vec<Done<T>> = done
+            .into_inner()
+            .expect("results")
+            .into_iter()
+            .map(|d| d.expect("every job ran"))
+            .collect();
+        // Every job's packs are indexed before any commit checks its
+        // dependencies, so each sees the others' index files as loaded.
+        for (_, _, summary) in done.iter().flatten() {
+            self.index_written(summary);
+        }
+        Ok(done
+            .into_iter()
+            .map(|d| {
+                let (opened, (staged, value), summary) = d?;
+                self.commit(opened, staged, value, &summary, &lock)
+            })
+            .collect())
+    }
+
+    /// The snapshot `spec` describes, with its parent chosen.
+    fn open_snapshot(&self, mut spec: SnapshotSpec) -> Result<Opened> {
         let start = std::time::Instant::now();
         let mut snapshot =
             Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
@@ -269,19 +361,47 @@ impl IndexedRepository {
         spec.labels.sort();
         snapshot.labels = spec.labels.clone();
         let parent = self.find_parent(&spec)?;
-        let lock = WriterLock::acquire(&self.repo, self.loaded_at)?;
+        Ok(Opened {
+            snapshot,
+            parent,
+            start,
+        })
+    }
+
+    /// Step 1: the source stores its data through a session.
+    fn stage<T>(
+        &self,
+        opened: &Opened,
+        source: impl FnOnce(&Session<'_>) -> Result<(Staged, T)>,
+    ) -> Result<((Staged, T), WriteSummary)> {
         let format = self.repo.config.format;
-        let ((staged, value), summary) = self.write(|writer, reader| {
+        self.write_detached(|writer, reader| {
             let session = Session {
                 writer,
                 reader,
-                parent: parent.as_ref(),
+                parent: opened.parent.as_ref(),
                 format,
             };
             source(&session)
-        })?;
-        self.check_dependencies(&summary, &lock)?;
+        })
+    }
+
+    /// Steps 2 to 4: dependencies, damage, the snapshot object.
+    fn commit<T>(
+        &mut self,
+        opened: Opened,
+        staged: Staged,
+        value: T,
+        summary: &WriteSummary,
+        lock: &WriterLock,
+    ) -> Result<Committed<T>> {
+        self.check_dependencies(summary, lock)?;
         self.record_damage()?;
+        let Opened {
+            mut snapshot,
+            parent,
+            start,
+        } = opened;
         snapshot.tree = staged.tree;
         snapshot.parent = parent.map(|p| p.id);
         let mut counts = staged.counts;
@@ -297,7 +417,6 @@ impl IndexedRepository {
             counts,
         };
         let id = self.save_snapshot(&snapshot)?;
-        drop(lock);
         Ok(Committed {
             entry: SnapshotEntry { id, snapshot },
             value,
@@ -315,6 +434,17 @@ impl IndexedRepository {
         &mut self,
         f: impl FnOnce(&BlobWriter<'_>, &BlobReader<'_>) -> Result<T>,
     ) -> Result<(T, WriteSummary)> {
+        let (value, summary) = self.write_detached(f)?;
+        self.index_written(&summary);
+        Ok((value, summary))
+    }
+
+    /// [`write`](Self::write) without adding the new packs to the
+    /// in-memory index, so several can run at once on a shared handle.
+    fn write_detached<T>(
+        &self,
+        f: impl FnOnce(&BlobWriter<'_>, &BlobReader<'_>) -> Result<T>,
+    ) -> Result<(T, WriteSummary)> {
         let uploader = Uploader::new(&self.repo);
         let outcome = (|| {
             let config = self.repo.config.writer_config()?;
@@ -325,18 +455,14 @@ impl IndexedRepository {
             let stats = writer.finish().map_err(from_core)?;
             Ok((value, stats, used))
         })();
-        // Index what did get stored even after a failure: the next backup
-        // reuses it instead of uploading it again. When both fail, the
-        // upload's error is the cause of the other.
+        // What did get stored is in index files even after a failure: the
+        // next run reuses it instead of uploading it again. When both
+        // fail, the upload's error is the cause of the other.
         let uploaded = match (uploader.finish(), outcome) {
             (Ok(u), Ok(o)) => (u, o),
             (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
         };
         let (done, (value, stats, used_packs)) = uploaded;
-        for p in &done.packs {
-            self.index.insert_pack(p.id, p.kind, &p.blobs);
-        }
-        self.index_files.extend(done.index_files.iter().copied());
         Ok((
             value,
             WriteSummary {
@@ -346,6 +472,14 @@ impl IndexedRepository {
                 used_packs,
             },
         ))
+    }
+
+    /// Adds a finished session's packs to the in-memory index.
+    fn index_written(&mut self, summary: &WriteSummary) {
+        for p in &summary.packs {
+            self.index.insert_pack(p.id, p.kind, &p.blobs);
+        }
+        self.index_files.extend(summary.index_files.iter().copied());
     }
 
     /// Step 2 of a commit: if a prune may have run beside this session,

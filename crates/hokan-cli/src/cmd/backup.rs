@@ -159,7 +159,8 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     };
     let result = std::thread::scope(|s| {
         s.spawn(|| {
-            let (files, bytes) = hokan_core::fs::scan(&a.paths, &options.excludes, &stop);
+            let (files, bytes) =
+                hokan_core::fs::scan(&a.paths, &options.excludes, a.read_special, &stop);
             if !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 progress.set_totals(files, bytes);
             }

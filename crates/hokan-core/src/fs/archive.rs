@@ -426,15 +426,10 @@ impl<'a> Archiver<'a> {
 
     /// All of a directory, recursively.
     fn archive_dir(&self, dir: &Path, parent: Option<&Tree>, device: u64) -> Result<TreeId> {
-        let mut names: Vec<Vec<u8>> = match std::fs::read_dir(dir) {
-            Ok(rd) => rd
-                .filter_map(|e| match e {
-                    Ok(e) => Some(e.file_name().as_bytes().to_vec()),
-                    Err(err) => {
-                        self.warn(dir, format!("reading directory: {err}"));
-                        None
-                    }
-                })
+        let mut names: Vec<Vec<u8>> = match super::listdir::names(dir) {
+            Ok(names) => names
+                .into_iter()
+                .map(std::os::unix::ffi::OsStringExt::into_vec)
                 .collect(),
             Err(e) => {
                 self.warn(dir, format!("cannot list directory, stored empty: {e}"));

@@ -24,6 +24,12 @@ pub fn device_with_data(node: &Node) -> bool {
     node.kind == NodeKind::BlockDevice && (node.size > 0 || !node.content.is_empty())
 }
 
+/// The size of the block device at `path`, for progress totals; `None`
+/// when it cannot be opened.
+pub(crate) fn device_size_at(path: &Path) -> Option<u64> {
+    device_size(&mut File::open(path).ok()?).ok()
+}
+
 /// The size of an open block device: seeking to its end works on every
 /// block device, where `metadata().len()` says 0.
 fn device_size(file: &mut File) -> std::io::Result<u64> {

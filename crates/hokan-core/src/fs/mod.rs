@@ -11,6 +11,7 @@
 mod archive;
 mod device;
 mod exclude;
+mod listdir;
 mod meta;
 mod prefetch;
 mod restore;

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -50,10 +50,9 @@ impl Prefetch<'_, '_> {
     /// [`run`](Self::run) for one directory backed up as the root, whose
     /// entries the parent's root tree holds.
     pub(super) fn run_root(&mut self, dir: &Path, root: Option<&Tree>, device: u64) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
+        let Ok(mut names) = super::listdir::names(dir) else {
             return;
         };
-        let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
         names.sort();
         for n in names {
             let child = dir.join(&n);
@@ -86,10 +85,9 @@ impl Prefetch<'_, '_> {
             if ex.excludes_dir(p) {
                 return true;
             }
-            let Ok(rd) = std::fs::read_dir(p) else {
+            let Ok(mut names) = super::listdir::names(p) else {
                 return true;
             };
-            let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
             names.sort();
             let sub = self.subtree(parent);
             for n in names {
@@ -122,23 +120,27 @@ impl Prefetch<'_, '_> {
 }
 
 /// Counts the files and bytes below `paths` that a backup with `excludes`
-/// would visit: run beside a backup to give its progress an end.
+/// would visit: run beside a backup to give its progress an end. With
+/// `read_special`, block devices count with their size, as the backup
+/// reads them (a named path is followed to its device, as the archiver
+/// follows it).
 pub fn scan(
     paths: &[PathBuf],
     excludes: &Excludes,
+    read_special: bool,
     stop: &std::sync::atomic::AtomicBool,
 ) -> (u64, u64) {
     fn walk(
         p: &Path,
+        md: std::fs::Metadata,
         ex: &Excludes,
-        device: u64,
+        (device, read_special): (u64, bool),
         stop: &std::sync::atomic::AtomicBool,
         acc: &mut (u64, u64),
     ) {
         if stop.load(Relaxed) {
             return;
         }
-        let Ok(md) = p.symlink_metadata() else { return };
         if ex.one_file_system && md.dev() != device {
             return;
         }
@@ -146,25 +148,49 @@ pub fn scan(
             if ex.excludes_dir(p) {
                 return;
             }
-            let Ok(rd) = std::fs::read_dir(p) else { return };
-            for e in rd.flatten() {
-                let child = e.path();
-                if !ex.excludes_path(&child) {
-                    walk(&child, ex, device, stop, acc);
+            let Ok(names) = super::listdir::names(p) else {
+                return;
+            };
+            for name in names {
+                let child = p.join(name);
+                if !ex.excludes_path(&child)
+                    && let Ok(md) = child.symlink_metadata()
+                {
+                    walk(&child, md, ex, (device, read_special), stop, acc);
                 }
             }
         } else {
             acc.0 += 1;
             if md.is_file() {
                 acc.1 += md.size();
+            } else if read_special && md.file_type().is_block_device() {
+                acc.1 += super::device::device_size_at(p).unwrap_or(0);
             }
         }
     }
     let mut acc = (0, 0);
     for p in paths {
-        if let Ok(a) = absolute(p) {
-            walk(&a, excludes, root_device(&a), stop, &mut acc);
-        }
+        let Ok(a) = absolute(p) else { continue };
+        let md = match read_special {
+            true => a.metadata(),
+            false => a.symlink_metadata(),
+        };
+        let Ok(md) = md else { continue };
+        let md = match (read_special, md.file_type().is_block_device()) {
+            (true, true) => md,
+            _ => match a.symlink_metadata() {
+                Ok(m) => m,
+                Err(_) => continue,
+            },
+        };
+        walk(
+            &a,
+            md,
+            excludes,
+            (root_device(&a), read_special),
+            stop,
+            &mut acc,
+        );
     }
     acc
 }

@@ -2,7 +2,8 @@
 //! an agent on each node lists the node's pods through the API, picks
 //! their volumes ([`select()`]), finds each volume's directory under the
 //! kubelet's (`<kubelet-dir>/pods/<pod-uid>/volumes/<plugin>/<name>`) and
-//! backs it up as a snapshot of its own ([`backup_volume`]), whose
+//! backs it up as a snapshot of its own ([`backup_volume`], several at
+//! once with [`backup_volumes`]), whose
 //! identity is the claim, so the next backup finds its parent even after
 //! the pod moved to another node or UID. [`uid`] moves restored files
 //! between OpenShift namespaces' UID ranges.
@@ -111,6 +112,27 @@ pub async fn node_volumes(
                     names.insert(0, pv);
                 }
             }
+            // A claim mounted by two pods here (ReadWriteMany, or a
+            // ReadWriteOnce claim shared on one node) is one volume: back
+            // it up once, as Velero does.
+            if let Some(first) = out
+                .found
+                .iter()
+                .find(|f| f.volume.identity() == volume.identity())
+            {
+                let reason = format!(
+                    "claim {} is also mounted by pod {}, backed up through it",
+                    volume.identity(),
+                    first.volume.pod
+                );
+                out.skipped.push(SkippedVolume {
+                    namespace: volume.namespace.clone(),
+                    pod: volume.pod.clone(),
+                    volume: volume.volume.clone(),
+                    reason,
+                });
+                continue;
+            }
             match locate(kubelet_dir, &volume.pod_uid, &names)? {
                 Some(path) => out.found.push(FoundVolume { volume, path }),
                 None => out.skipped.push(SkippedVolume {
@@ -170,6 +192,34 @@ pub fn backup_volume(
     tags: &[String],
     progress: &dyn Progress,
 ) -> Result<FsBackupResult> {
+    let spec = volume_spec(found, node, tags);
+    Ok(repo.backup_dir_as_root(&found.path, spec, &Excludes::default(), progress)?)
+}
+
+/// [`backup_volume`] for several volumes, at most `threads` at a time: a
+/// node's volumes are mostly small, and one walk of `stat` calls leaves
+/// the cores idle while it waits on the disk. One result per volume, in
+/// order; a failed volume stops no other.
+pub fn backup_volumes(
+    repo: &mut IndexedRepository,
+    found: &[FoundVolume],
+    node: &str,
+    tags: &[String],
+    progress: &dyn Progress,
+    threads: usize,
+) -> Result<Vec<Result<FsBackupResult>>> {
+    let jobs = found
+        .iter()
+        .map(|f| (f.path.clone(), volume_spec(f, node, tags)))
+        .collect();
+    Ok(repo
+        .backup_dirs_as_roots(jobs, &Excludes::default(), progress, threads)?
+        .into_iter()
+        .map(|r| r.map_err(Error::from))
+        .collect())
+}
+
+fn volume_spec(found: &FoundVolume, node: &str, tags: &[String]) -> SnapshotSpec {
     let v = &found.volume;
     let mut labels = vec![
         ("namespace".to_string(), v.namespace.clone()),
@@ -181,13 +231,12 @@ pub fn backup_volume(
         labels.push(("pvc".to_string(), claim.to_string()));
     }
     let identity = v.identity();
-    let spec = SnapshotSpec {
+    SnapshotSpec {
         paths: vec![format!("/{identity}")],
         identity,
         tags: tags.to_vec(),
         hostname: Some(node.to_string()),
         labels,
         ..SnapshotSpec::new(SourceKind::VOLUME)
-    };
-    Ok(repo.backup_dir_as_root(&found.path, spec, &Excludes::default(), progress)?)
+    }
 }

@@ -98,6 +98,40 @@ impl IndexedRepository {
         })
     }
 
+    /// [`backup_dir_as_root`](Self::backup_dir_as_root) for several
+    /// directories, at most `threads` at a time (see
+    /// [`backup_each`](Self::backup_each)); one result per directory, in
+    /// order. `progress` sees all of them at once.
+    pub fn backup_dirs_as_roots(
+        &mut self,
+        jobs: Vec<(PathBuf, SnapshotSpec)>,
+        excludes: &Excludes,
+        progress: &dyn Progress,
+        threads: usize,
+    ) -> Result<Vec<Result<FsBackupResult>>> {
+        let jobs = jobs
+            .into_iter()
+            .map(|(dir, spec)| {
+                let source = move |s: &crate::session::Session<'_>| {
+                    stage_walk(s, excludes, false, progress, |a, parent| {
+                        a.archive_root(&dir, parent)
+                    })
+                };
+                (spec, source)
+            })
+            .collect();
+        Ok(self
+            .backup_each(jobs, threads)?
+            .into_iter()
+            .map(|r| {
+                r.map(|done| FsBackupResult {
+                    entry: done.entry,
+                    warnings: done.value,
+                })
+            })
+            .collect())
+    }
+
     fn archive_into(
         &mut self,
         spec: SnapshotSpec,
@@ -107,28 +141,40 @@ impl IndexedRepository {
         walk: impl FnOnce(&Archiver<'_>, Option<&TreeId>) -> hokan_core::Result<Archived>,
     ) -> Result<FsBackupResult> {
         let done = self.backup(spec, |s| {
-            let parent = s.parent_tree();
-            let archiver = Archiver::new(s.writer(), Some(s.reader()), excludes, progress)
-                .read_special(read_special);
-            let archived = walk(&archiver, parent.as_ref()).map_err(from_core)?;
-            let a = &archived.summary;
-            let staged = Staged {
-                tree: archived.tree,
-                bytes: a.bytes,
-                errors: a.warnings,
-                counts: vec![
-                    (counts::FILES_NEW.into(), a.files_new),
-                    (counts::FILES_CHANGED.into(), a.files_changed),
-                    (counts::FILES_UNMODIFIED.into(), a.files_unmodified),
-                    (counts::DIRS.into(), a.dirs),
-                    (counts::FILES.into(), a.files),
-                ],
-            };
-            Ok((staged, archived.warnings))
+            stage_walk(s, excludes, read_special, progress, walk)
         })?;
         Ok(FsBackupResult {
             entry: done.entry,
             warnings: done.value,
         })
     }
+}
+
+/// A file-system walk as a session's source: the archiver's tree and
+/// figures, staged for the commit.
+fn stage_walk(
+    s: &crate::session::Session<'_>,
+    excludes: &Excludes,
+    read_special: bool,
+    progress: &dyn Progress,
+    walk: impl FnOnce(&Archiver<'_>, Option<&TreeId>) -> hokan_core::Result<Archived>,
+) -> Result<(Staged, Vec<Warning>)> {
+    let parent = s.parent_tree();
+    let archiver =
+        Archiver::new(s.writer(), Some(s.reader()), excludes, progress).read_special(read_special);
+    let archived = walk(&archiver, parent.as_ref()).map_err(from_core)?;
+    let a = &archived.summary;
+    let staged = Staged {
+        tree: archived.tree,
+        bytes: a.bytes,
+        errors: a.warnings,
+        counts: vec![
+            (counts::FILES_NEW.into(), a.files_new),
+            (counts::FILES_CHANGED.into(), a.files_changed),
+            (counts::FILES_UNMODIFIED.into(), a.files_unmodified),
+            (counts::DIRS.into(), a.dirs),
+            (counts::FILES.into(), a.files),
+        ],
+    };
+    Ok((staged, archived.warnings))
 }

@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use hokan_core::fs::RestoreOptions;
+use hokan_core::fs::{Excludes, RestoreOptions};
 use hokan_k8s::volumes::{self, uid};
 use hokan_repo::snapshot::counts;
 use serde_json::json;
@@ -53,6 +55,9 @@ pub struct BackupArgs {
     /// Tag the snapshots (repeatable, or comma-separated)
     #[arg(long = "tag", value_delimiter = ',')]
     pub tags: Vec<String>,
+    /// Volumes backed up at the same time (default: the machine's cores)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
 }
 
 fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
@@ -70,13 +75,32 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     })?;
     let mut repo = super::super::open(g)?.load_index()?;
     let tags = tags(&a.tags);
+    let threads = a
+        .parallel
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let progress = CliProgress::start(super::super::progress_mode(g));
+    // Count what is ahead while the backups run, for the ETA.
+    let stop = AtomicBool::new(false);
+    let dirs: Vec<PathBuf> = found.found.iter().map(|f| f.path.clone()).collect();
+    let outcomes = std::thread::scope(|s| {
+        s.spawn(|| {
+            let (files, bytes) = hokan_core::fs::scan(&dirs, &Excludes::default(), false, &stop);
+            if !stop.load(Relaxed) {
+                progress.set_totals(files, bytes);
+            }
+        });
+        let r =
+            volumes::backup_volumes(&mut repo, &found.found, &a.node, &tags, &progress, threads);
+        stop.store(true, Relaxed);
+        r
+    });
+    progress.finish();
+    let outcomes = outcomes.map_err(k8s_error)?;
     let mut results = Vec::new();
     let mut failed = 0;
-    for f in &found.found {
+    for (f, done) in found.found.iter().zip(outcomes) {
         let v = &f.volume;
-        let progress = CliProgress::start(super::super::progress_mode(g));
-        let done = volumes::backup_volume(&mut repo, f, &a.node, &tags, &progress);
-        progress.finish();
         let mut row = json!({
             "namespace": v.namespace, "pod": v.pod, "volume": v.volume, "pvc": v.pvc(),
             "identity": v.identity(), "path": f.path,
