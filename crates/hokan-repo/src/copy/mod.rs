@@ -194,3 +194,32 @@ impl IndexedRepository {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::SourceKind;
+    use hokan_core::TreeId;
+
+    #[test]
+    fn a_copy_has_the_key_of_its_original_and_a_retagged_snapshot_does_not() {
+        let mut s = Snapshot::new(SourceKind::FS, vec!["/data".into()], TreeId(Id([1; 32])));
+        s.labels = vec![("pvc".into(), "shop/data".into())];
+        let mut copy = s.clone();
+        copy.tree = TreeId(Id([2; 32]));
+        copy.parent = Some(Id([3; 32]));
+        copy.summary.bytes_added = 99;
+        copy.labels.push((ORIGINAL_LABEL.into(), "ab".repeat(32)));
+        copy.labels.sort();
+        assert_eq!(CopyKey::of(&s), CopyKey::of(&copy));
+        let mut retagged = s.clone();
+        retagged.tags = vec!["weekly".into()];
+        assert_ne!(CopyKey::of(&s), CopyKey::of(&retagged));
+        let mut later = s.clone();
+        later.time.nanos += 1;
+        assert_ne!(CopyKey::of(&s), CopyKey::of(&later));
+        let mut other = s;
+        other.identity = "cluster-b".into();
+        assert_ne!(CopyKey::of(&other), CopyKey::of(&copy));
+    }
+}
