@@ -327,6 +327,14 @@ fn filters_and_snapshot_arguments_choose_what_is_copied() {
     let tagged = s.copy(&to, &from, &["--tag", "db"]);
     assert_eq!(tagged["snapshots_copied"], 1, "{tagged}");
     assert_eq!(tagged["copied"][0]["source"], source.ids[1].as_str());
+    let none = s.copy(&to, &from, &["--host", "no-such-host"]);
+    assert_eq!(none["snapshots_selected"], 0, "{none}");
+    assert_eq!(none["snapshots_copied"], 0);
+    let text = s.ok(
+        s.hokan(&to),
+        &["copy", "--from-repo", &from, "--path", "/nowhere"],
+    );
+    assert!(text.contains("nothing to copy"), "{text}");
     let by_prefix = s.copy(&to, &from, &[&source.ids[0][..10]]);
     assert_eq!(by_prefix["snapshots_copied"], 1, "{by_prefix}");
     assert_eq!(by_prefix["copied"][0]["source"], source.ids[0].as_str());

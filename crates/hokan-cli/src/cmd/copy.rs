@@ -156,6 +156,10 @@ fn print_summary(r: &CopyReport, from: &str, seconds: f64) {
             output::size(c.bytes)
         );
     }
+    if r.copied.is_empty() && r.skipped.is_empty() {
+        println!("no snapshot of {from} is selected; nothing to copy");
+        return;
+    }
     if r.copied.is_empty() {
         println!(
             "nothing to copy from {from}: the target already holds all {} selected snapshot(s)",
