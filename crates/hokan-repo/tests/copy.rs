@@ -11,6 +11,7 @@ use hokan_repo::{
     CacheMode, IndexedRepository, InitOptions, OpenOptions, Repository, SnapshotSpec, SourceKind,
     Staged,
 };
+use object_store::memory::InMemory;
 
 const PASSWORD: &[u8] = b"copy test";
 
@@ -199,4 +200,72 @@ fn what_a_v1_target_cannot_hold_is_refused_and_nothing_is_saved() {
     let err = target.copy_from(&source, &snaps, &()).unwrap_err();
     assert!(err.to_string().contains("format"), "{err}");
     assert!(target.snapshots().unwrap().is_empty());
+}
+
+/// A target store that fails part-way (each fault kind, at several
+/// points) ends the copy promptly with the store's error; the snapshots
+/// saved before it are whole (check reads every blob), the one that failed
+/// is not saved, and the next run completes the copy.
+#[test]
+fn a_failing_target_store_ends_the_copy_cleanly_and_the_next_run_completes_it() {
+    use hokan_repo::faults::{Fault, Faults, FaultyStore};
+    use hokan_repo::maintenance::{self, ReadData};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let src = src.to_str().unwrap();
+    init(src, FormatVersion::V2);
+    let mut source = open(src, PASSWORD);
+    objects(&mut source, 30, &generate(Kind::Random, 3 << 20, 8));
+    objects(&mut source, 30, &generate(Kind::Random, 2 << 20, 9));
+    let snaps = source.snapshots().unwrap();
+    let opts = OpenOptions {
+        retry: hokan_repo::RetryPolicy {
+            attempts: 1,
+            first_backoff: Duration::from_millis(1),
+        },
+        ..options()
+    };
+    for fault in [Fault::Fail, Fault::NoSpace, Fault::Outage] {
+        for after in [0, 3, 6] {
+            let faults = Faults::new();
+            let store = FaultyStore::new(Arc::new(InMemory::new()), faults.clone())
+                .store(&format!("copy-{fault:?}-{after}"));
+            Repository::init_store(store.clone(), PASSWORD, test_init_options(), opts.clone())
+                .unwrap();
+            let reopen = || {
+                Repository::open_store(store.clone(), PASSWORD, opts.clone())
+                    .unwrap()
+                    .load_index()
+                    .unwrap()
+            };
+            let mut target = reopen();
+            faults.arm(after, fault);
+            let start = Instant::now();
+            let err = target.copy_from(&source, &snaps, &()).unwrap_err();
+            assert!(start.elapsed() < Duration::from_secs(60));
+            assert!(
+                err.to_string().contains("injected fault"),
+                "{fault:?} after {after}: {err}"
+            );
+            faults.clear();
+            let saved = reopen().snapshots().unwrap();
+            assert!(saved.len() < snaps.len(), "{fault:?} after {after}");
+            let r = maintenance::check(&reopen(), ReadData::All, &()).unwrap();
+            assert!(r.is_ok(), "{fault:?} after {after}: {:#?}", r.problems);
+            let mut target = reopen();
+            let report = target.copy_from(&source, &snaps, &()).unwrap();
+            assert_eq!(report.skipped.len(), saved.len());
+            let copies = target.snapshots().unwrap();
+            assert_eq!(copies.len(), snaps.len());
+            for (s, c) in snaps.iter().zip(&copies) {
+                assert_eq!(
+                    contents(&source, s.snapshot.tree),
+                    contents(&target, c.snapshot.tree)
+                );
+            }
+        }
+    }
 }
