@@ -266,6 +266,17 @@ fn shared_ids_keep_trees_and_copy_only_what_changed() {
     let to = s.local("target");
     let mut init = vec!["init", "--kdf-memory", "1M", "--kdf-iterations", "1"];
     init.extend(["--copy-chunker-params-from", &from, "--json"]);
+    // The source's password is checked before anything is created.
+    let mut c = s.hokan(&to);
+    c.env("HOKAN_FROM_PASSWORD", "not it").args(&init);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--copy-chunker-params-from"));
+    assert!(!s.path("target").join("config").exists());
+    let mut c = s.hokan(&to);
+    c.args(&init).args(["--chunk-avg", "1M"]);
+    let err = failed(&run(c));
+    assert!(err.contains("cannot be used with"), "{err}");
     let made = s.json(s.hokan(&to), &init);
     assert_eq!(
         made["chunk_avg"],
