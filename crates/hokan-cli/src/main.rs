@@ -67,7 +67,7 @@ pub struct Global {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a new repository
-    Init(cmd::init::InitArgs),
+    Init(cmd::init::InitCmdArgs),
     /// Manage the key files (passwords) that open the repository
     #[command(subcommand)]
     Key(cmd::key::KeyCommand),
@@ -89,6 +89,8 @@ pub enum Command {
     Forget(cmd::forget::ForgetArgs),
     /// Add, remove or set snapshots' tags (each changed snapshot gets a new id)
     Tag(cmd::tag::TagArgs),
+    /// Copy snapshots from another repository, re-encrypted with this one's keys
+    Copy(cmd::copy::CopyArgs),
     /// Print one repository object, decrypted (JSON; a blob as raw bytes)
     Cat(cmd::cat::CatArgs),
     /// How big snapshots are: restored, as unique contents, or as stored data

@@ -18,11 +18,16 @@ fn from_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn prompt(message: &str) -> Result<Vec<u8>> {
+    prompt_or(
+        message,
+        "set HOKAN_PASSWORD or HOKAN_PASSWORD_FILE, or pass --password-file",
+    )
+}
+
+/// Prompts on the terminal; without one, fails saying `how` else to give it.
+fn prompt_or(message: &str, how: &str) -> Result<Vec<u8>> {
     if !std::io::stdin().is_terminal() {
-        bail!(
-            "no password given: set HOKAN_PASSWORD or HOKAN_PASSWORD_FILE, or pass --password-file \
-             (stdin is not a terminal, so hokan cannot prompt)"
-        );
+        bail!("no password given: {how} (stdin is not a terminal, so hokan cannot prompt)");
     }
     Ok(rpassword::prompt_password(message)
         .context("reading the password from the terminal")?
@@ -64,4 +69,20 @@ pub fn new_password(file: Option<&Path>) -> Result<Vec<u8>> {
         bail!("the passwords do not match; nothing was changed");
     }
     Ok(first)
+}
+
+/// The password of the repository copied from (`copy --from-repo`, `init
+/// --copy-chunker-params-from`): `--from-password-file`,
+/// `$HOKAN_FROM_PASSWORD`, or a prompt.
+pub fn source(file: Option<&Path>) -> Result<Vec<u8>> {
+    if let Some(f) = file {
+        return from_file(f);
+    }
+    if let Some(p) = from_env("HOKAN_FROM_PASSWORD")? {
+        return Ok(p);
+    }
+    prompt_or(
+        "enter password for the source repository: ",
+        "set HOKAN_FROM_PASSWORD or HOKAN_FROM_PASSWORD_FILE, or pass --from-password-file",
+    )
 }

@@ -45,6 +45,22 @@ impl MasterKey {
         Self::from_bytes(&bytes[..])
     }
 
+    /// New secrets that identify and cut data exactly as `other` does: a
+    /// fresh data key, `other`'s id key and chunker seed. Two repositories
+    /// keyed this way give the same data the same chunk and tree ids, so a
+    /// copy between them only re-encrypts (`init --copy-chunker-params-from`).
+    pub fn generate_sharing_ids(other: &MasterKey) -> Result<Self> {
+        let mut bytes = Self::generate()?.to_bytes();
+        bytes[32..72].copy_from_slice(&other.to_bytes()[32..72]);
+        Self::from_bytes(&bytes[..])
+    }
+
+    /// Whether `other` gives data the same ids and chunk boundaries (same
+    /// id key and chunker seed), whatever its data key.
+    pub fn same_ids(&self, other: &MasterKey) -> bool {
+        self.id_key == other.id_key && self.chunker_seed == other.chunker_seed
+    }
+
     /// Rebuilds the key from [`to_bytes`](Self::to_bytes): data key (32),
     /// id key (32), chunker seed (u64 little-endian).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
@@ -134,5 +150,19 @@ mod tests {
         assert_ne!(a.chunk_id(b"same"), b.chunk_id(b"same"));
         assert_ne!(a.chunk_id(b"same").0, a.tree_id(b"same").0);
         assert_eq!(format!("{a:?}"), "MasterKey(<secret>)");
+    }
+
+    #[test]
+    fn sharing_ids_shares_ids_and_seed_but_not_the_data_key() {
+        let a = MasterKey::generate().unwrap();
+        let b = MasterKey::generate_sharing_ids(&a).unwrap();
+        assert!(a.same_ids(&b));
+        assert!(!a.same_ids(&MasterKey::generate().unwrap()));
+        assert_eq!(a.chunk_id(b"x"), b.chunk_id(b"x"));
+        assert_eq!(a.tree_id(b"x"), b.tree_id(b"x"));
+        assert_eq!(a.chunker_seed(), b.chunker_seed());
+        assert_ne!(a.to_bytes()[..32], b.to_bytes()[..32]);
+        let sealed = a.cipher().seal(b"aad", b"secret").unwrap();
+        assert!(b.cipher().open(b"aad", &sealed).is_err());
     }
 }

@@ -12,6 +12,7 @@
 //! | [`FsBackup`]              | a file-system backup ([`IndexedRepository::backup_paths`]) |
 //! | [`keys`]                  | key files wrapping the master key (Argon2id)              |
 //! | [`retention`]             | which snapshots `forget` keeps, and why                   |
+//! | [`copy`]                  | snapshots copied into another repository, re-encrypted    |
 //! | [`maintenance`]           | `prune` (two-phase), `check`, `repair`                    |
 //!
 //! Modules by job: [`store`] (where bytes live), [`layout`] (which object
@@ -68,6 +69,7 @@
 pub mod cache;
 pub mod config;
 pub mod conformance;
+pub mod copy;
 mod error;
 pub mod fault_model;
 pub mod faults;

@@ -113,6 +113,39 @@ impl Repository {
         init: InitOptions,
         options: OpenOptions,
     ) -> Result<Self> {
+        init.kdf.validate()?;
+        let key = MasterKey::generate()?;
+        Self::init_with_key(store, password, init, options, key)
+    }
+
+    /// Creates a repository that chunks and identifies data exactly as
+    /// `from` does (`init --copy-chunker-params-from`): `from`'s chunk
+    /// sizes, chunker seed and id key, with a data key and repository id
+    /// of its own. `hokan copy` between the two then moves blobs and trees
+    /// without re-chunking or re-identifying them; see `docs/DECISIONS.md`
+    /// for why sharing these leaks nothing new.
+    pub fn init_sharing_ids(
+        location: &str,
+        password: &[u8],
+        mut init: InitOptions,
+        options: OpenOptions,
+        from: &Repository,
+    ) -> Result<Self> {
+        let loc = Location::parse(location)?;
+        let store = Store::connect(&loc, true, options.retry)?;
+        init.chunker = from.config.chunker()?;
+        init.kdf.validate()?;
+        let key = MasterKey::generate_sharing_ids(&from.key)?;
+        Self::init_with_key(store, password, init, options, key)
+    }
+
+    fn init_with_key(
+        store: Store,
+        password: &[u8],
+        init: InitOptions,
+        options: OpenOptions,
+        key: MasterKey,
+    ) -> Result<Self> {
         let loc = store.location().clone();
         if store.exists(layout::CONFIG)? {
             return Err(Error::AlreadyExists {
@@ -127,9 +160,7 @@ impl Repository {
                 found,
             });
         }
-        init.kdf.validate()?;
         let config = new_config(&init)?;
-        let key = MasterKey::generate()?;
         let (key_id, key_bytes) =
             keys::create(&key, password, init.kdf, &KeyInfo::here(init.key_label))?;
         store.put(&layout::object(Kind::Key, &key_id), Bytes::from(key_bytes))?;

@@ -484,7 +484,11 @@ impl IndexedRepository {
 
     /// Step 2 of a commit: if a prune may have run beside this session,
     /// every pack the snapshot will depend on must still be there.
-    fn check_dependencies(&self, summary: &WriteSummary, lock: &WriterLock) -> Result<()> {
+    pub(crate) fn check_dependencies(
+        &self,
+        summary: &WriteSummary,
+        lock: &WriterLock,
+    ) -> Result<()> {
         let listed: HashSet<Id> = self.repo.list_ids(Kind::Index)?.into_iter().collect();
         let undisturbed = lock.held()?
             && self
@@ -512,7 +516,7 @@ impl IndexedRepository {
 
     /// Step 3 of a commit: blobs found damaged while reading are recorded,
     /// with the pack holding each damaged copy.
-    fn record_damage(&self) -> Result<()> {
+    pub(crate) fn record_damage(&self) -> Result<()> {
         let damaged: Vec<(PackId, Id)> = self.index.damaged();
         if damaged.is_empty() {
             return Ok(());

@@ -2,13 +2,29 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use hokan_core::{ChunkerParams, Compression};
 use hokan_repo::{InitOptions, KdfParams, Repository};
 
 use crate::Global;
 use crate::output;
 
+#[derive(clap::Args, Debug)]
+pub struct InitCmdArgs {
+    #[command(flatten)]
+    pub settings: InitArgs,
+    /// Take the chunk sizes, chunker seed and chunk-id key of this
+    /// repository, so that `copy` between the two deduplicates and keeps
+    /// tree ids (the data key stays the new repository's own)
+    #[arg(long, value_name = "REPO", conflicts_with_all = ["chunk_min", "chunk_avg", "chunk_max"])]
+    pub copy_chunker_params_from: Option<String>,
+    /// The password of --copy-chunker-params-from's repository, from this
+    /// file (else $HOKAN_FROM_PASSWORD, else a prompt)
+    #[arg(long, value_name = "FILE", env = "HOKAN_FROM_PASSWORD_FILE")]
+    pub from_password_file: Option<std::path::PathBuf>,
+}
+
+/// The settings of a new repository, shared with `repair config`.
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
     /// Minimum chunk size
@@ -65,11 +81,25 @@ pub fn init_options(a: &InitArgs) -> Result<InitOptions> {
     })
 }
 
-pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
+pub fn run(g: &Global, a: InitCmdArgs) -> Result<ExitCode> {
     let location = super::location(g)?;
-    let options = init_options(&a)?;
+    let options = init_options(&a.settings)?;
     let password = crate::password::repository(g.password_file.as_deref())?;
-    let repo = Repository::init(&location, &password, options, super::open_options(g))?;
+    let repo = match &a.copy_chunker_params_from {
+        None => Repository::init(&location, &password, options, super::open_options(g))?,
+        Some(from) => {
+            let from_password = crate::password::source(a.from_password_file.as_deref())?;
+            let source = Repository::open(from, &from_password, super::open_options(g))
+                .with_context(|| format!("opening {from} (--copy-chunker-params-from)"))?;
+            Repository::init_sharing_ids(
+                &location,
+                &password,
+                options,
+                super::open_options(g),
+                &source,
+            )?
+        }
+    };
     let c = repo.config();
     if g.json {
         output::json(&serde_json::json!({
@@ -80,6 +110,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
             "compression": c.compression,
             "pack_size": c.pack_size,
             "repository_version": c.format.number(),
+            "chunker_params_from": a.copy_chunker_params_from,
         }))?;
     } else if !g.quiet {
         println!(
@@ -94,6 +125,11 @@ pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
             c.compression,
             output::size(c.pack_size as u64)
         );
+        if let Some(from) = &a.copy_chunker_params_from {
+            println!(
+                "chunk sizes, chunker seed and chunk ids shared with {from}: `hokan copy` between the two deduplicates"
+            );
+        }
         println!(
             "Keep the password safe: without it the data cannot be read by anyone, you included."
         );

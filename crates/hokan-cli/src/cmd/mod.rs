@@ -4,6 +4,7 @@ pub mod backup;
 pub mod cat;
 pub mod check;
 pub mod completions;
+pub mod copy;
 pub mod diff;
 pub mod dump;
 pub mod etcd;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Find(a) => find::run(g, a),
         Command::Forget(a) => forget::run(g, a),
         Command::Tag(a) => tag::run(g, a),
+        Command::Copy(a) => copy::run(g, a),
         Command::Cat(a) => cat::run(g, a),
         Command::Stats(a) => stats::run(g, a),
         Command::Version(a) => version::run(g, a),
