@@ -36,6 +36,13 @@ pub struct InitArgs {
     /// 1 to stay readable by releases before format 2
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=2))]
     pub repository_version: u16,
+    /// Immutable mode, for a bucket with S3 Object Lock: no object is ever
+    /// overwritten, and only prune deletes, once the lock retention has passed
+    #[arg(long, requires = "lock_retention")]
+    pub immutable: bool,
+    /// The bucket's default Object Lock retention (e.g. 30d), for --immutable
+    #[arg(long, requires = "immutable")]
+    pub lock_retention: Option<String>,
 }
 
 pub fn kdf(memory: u64, iterations: u32) -> KdfParams {
@@ -62,6 +69,14 @@ pub fn init_options(a: &InitArgs) -> Result<InitOptions> {
         kdf: kdf(a.kdf_memory, a.kdf_iterations),
         key_label: "initial key".into(),
         format: hokan_core::FormatVersion::from_number(a.repository_version)?,
+        immutable: match (&a.immutable, &a.lock_retention) {
+            (true, Some(r)) => Some(hokan_repo::config::Immutable {
+                retention_secs: super::prune::parse_duration(r)
+                    .map_err(|e| anyhow::anyhow!("--lock-retention: {e}"))?
+                    .as_secs(),
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -80,6 +95,8 @@ pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
             "compression": c.compression,
             "pack_size": c.pack_size,
             "repository_version": c.format.number(),
+            "immutable": c.immutable.is_some(),
+            "lock_retention_seconds": c.immutable.map(|m| m.retention_secs),
         }))?;
     } else if !g.quiet {
         println!(
@@ -94,6 +111,12 @@ pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
             c.compression,
             output::size(c.pack_size as u64)
         );
+        if let Some(m) = c.immutable {
+            println!(
+                "immutable: objects are only ever created; prune deletes them {} s after they were written (the bucket's Object Lock retention)",
+                m.retention_secs
+            );
+        }
         println!(
             "Keep the password safe: without it the data cannot be read by anyone, you included."
         );
