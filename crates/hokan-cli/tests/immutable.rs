@@ -115,7 +115,11 @@ fn flow(repo: &str, raw: Option<&Store>) {
         .arg(target.join(src.strip_prefix("/").unwrap()))
         .output()
         .unwrap();
-    assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
 }
 
 #[test]
@@ -197,6 +201,10 @@ fn immutable_needs_a_retention() {
     c.args(["init", "--immutable"]);
     let out = run(c);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("--lock-retention"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--lock-retention"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!repo.join("config").exists());
 }

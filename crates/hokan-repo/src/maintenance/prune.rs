@@ -435,7 +435,6 @@ pub fn prune_with(
     };
     // Immutable: delete what may go first; a pack the lock keeps goes into
     //    the new marker (if it was marked) instead of out of sight.
-    let mut still_marked = still_marked;
     if retention.is_some() {
         delete_packs(&repo, &delete, &stored, &mut report, progress, |id| {
             if let Some(m) = marked.get(id) {

@@ -474,6 +474,18 @@ impl Store {
             .block_on(self.retrying(Op::Delete, path, || async { inner.delete(&p).await }))
         {
             Ok(()) | Err(Failure::NotFound) => Ok(()),
+            // Outside immutable mode a refused delete may be a bucket's
+            // object lock, not a missing permission: say both.
+            Err(Failure::Other(Error::Denied { location, detail })) if self.immutable.is_none() => {
+                Err(Error::Denied {
+                    location,
+                    detail: format!(
+                        "{detail}; if the bucket has S3 Object Lock, its retention still holds \
+                         {path}: on such a bucket use a repository made with `hokan init \
+                         --immutable --lock-retention <the bucket's default retention>`"
+                    ),
+                })
+            }
             Err(Failure::Other(e)) => Err(e),
         }
     }
