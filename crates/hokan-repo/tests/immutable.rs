@@ -229,7 +229,8 @@ fn nothing_is_deleted_before_the_retention_ends() {
 
 /// On a store that deletes when asked, immutable mode waits for the
 /// retention, then prune finishes the job in later runs; the repository is
-/// consistent at every step.
+/// consistent at every step, also while superseded index files the lock
+/// keeps are still there.
 #[test]
 fn prune_finishes_the_job_once_the_retention_has_passed() {
     let inner = Arc::new(InMemory::new());
@@ -240,53 +241,91 @@ fn prune_finishes_the_job_once_the_retention_has_passed() {
     );
     Repository::init_store(store.clone(), b"pw", immutable(2), options()).unwrap();
     let src = tempfile::tempdir().unwrap();
+    let forget = || {
+        open(&store)
+            .forget(
+                &keep_last(1),
+                GroupBy::default(),
+                &Default::default(),
+                false,
+            )
+            .unwrap()
+    };
     tree(src.path(), 0);
     backup(&store, src.path());
     tree(src.path(), 1);
-    let last = backup(&store, src.path());
-    // Too early: the old snapshot stays.
-    let groups = open(&store)
-        .forget(
-            &keep_last(1),
-            GroupBy::default(),
-            &Default::default(),
-            false,
-        )
-        .unwrap();
-    assert!(groups[0].decisions.iter().any(|d| d.kept_by_lock.is_some()));
+    backup(&store, src.path());
+    // Too early: the old snapshot stays, and says until when.
+    assert!(
+        forget()[0]
+            .decisions
+            .iter()
+            .any(|d| d.kept_by_lock.is_some())
+    );
     assert_eq!(open(&store).snapshots().unwrap().len(), 2);
     std::thread::sleep(Duration::from_millis(2100));
-    let groups = open(&store)
-        .forget(
-            &keep_last(1),
-            GroupBy::default(),
-            &Default::default(),
-            false,
-        )
-        .unwrap();
-    assert!(groups[0].decisions.iter().all(|d| d.kept_by_lock.is_none()));
+    tree(src.path(), 2);
+    let last = backup(&store, src.path());
+    assert!(
+        forget()[0]
+            .decisions
+            .iter()
+            .all(|d| d.kept_by_lock.is_none())
+    );
     assert_eq!(open(&store).snapshots().unwrap().len(), 1);
 
     let opts = PruneOptions {
         grace: Duration::ZERO,
         ..Default::default()
     };
+    // The newest backup's index files are too young to delete: they stay,
+    // superseded, beside the new ones.
     let first = maintenance::prune(open(&store), &opts).unwrap();
     assert!(first.marked > 0, "{first:#?}");
     assert_eq!(first.deleted, 0, "never newly unused and deleted at once");
+    assert!(
+        first.kept.objects > 0 && first.kept.earliest.is_some(),
+        "{first:#?}"
+    );
     check_clean(&store);
+    restore_equals(&store, &last, src.path());
     std::thread::sleep(Duration::from_millis(2100));
     let second = maintenance::prune(open(&store), &opts).unwrap();
     assert!(second.deleted > 0, "{second:#?}");
+    assert!(second.index_files_removed > 0, "{second:#?}");
     assert!(second.locks_removed > 0, "{second:#?}");
     check_clean(&store);
     std::thread::sleep(Duration::from_millis(2100));
-    // What the second prune could not yet delete (its own superseding
-    // index file, the marker it wrote) goes now.
+    // What the second prune could not yet delete (the marker it wrote, its
+    // own released lock) goes now.
     let third = maintenance::prune(open(&store), &opts).unwrap();
     assert!(third.kept.objects <= 1, "{third:#?}");
     check_clean(&store);
     restore_equals(&store, &last, src.path());
+    eprintln!("prunes:\n{first:?}\n{second:?}\n{third:?}");
+    let index_files = store.list("index").unwrap().len();
+    assert!(index_files <= 3, "{index_files} index files left");
+}
+
+/// A key file the lock keeps still opens the repository: removing it is
+/// an error that says so and when to retry.
+#[test]
+fn a_kept_key_file_is_an_error_that_says_so() {
+    let worm = WormStore::new(Arc::new(InMemory::new()));
+    let store = worm.store("worm-keys");
+    Repository::init_store(store.clone(), b"pw", immutable(86400), options()).unwrap();
+    let repo = open(&store);
+    let second = repo
+        .add_key(b"other", test_init_options().kdf, "second")
+        .unwrap();
+    let e = repo.remove_key(&second.to_hex()).unwrap_err();
+    assert!(matches!(e, Error::Immutable { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("still opens") && msg.contains("hokan key remove"),
+        "{msg}"
+    );
+    assert_eq!(worm.log().deletes.load(SeqCst), 0);
 }
 
 /// A build that does not know immutable mode must refuse the repository:
