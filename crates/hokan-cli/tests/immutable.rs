@@ -208,3 +208,35 @@ fn immutable_needs_a_retention() {
     );
     assert!(!repo.join("config").exists());
 }
+
+/// Immutable mode needs conditional creates: a client configured without
+/// them is refused at the first write with the fix, and nothing is made.
+#[test]
+fn immutable_refuses_a_client_without_conditional_puts() {
+    let Some(repo) = Remote::Moto.fresh("no-conditional") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = hokan(&repo, &dir.path().join("cache"));
+    c.env("AWS_CONDITIONAL_PUT", "disabled").args([
+        "init",
+        "--kdf-memory",
+        "1M",
+        "--kdf-iterations",
+        "1",
+        "--immutable",
+        "--lock-retention",
+        "1d",
+    ]);
+    let out = run(c);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unset AWS_CONDITIONAL_PUT"), "{err}");
+    let raw = Store::connect(
+        &Location::parse(&repo).unwrap(),
+        false,
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    assert!(dump_store(&raw).is_empty(), "nothing was created");
+}

@@ -415,7 +415,21 @@ impl Store {
                     }
                 })
                 .await
-                .map_err(|f| f.into_error(path))?;
+                .map_err(|f| match f.into_error(path) {
+                    Error::Storage { location, detail } if detail.contains("conditional put") => {
+                        Error::Immutable {
+                            location,
+                            path: path.to_string(),
+                            action: "written",
+                            reason: format!(
+                                "the repository is immutable, so every write must be a \
+                                 conditional create, and the store client has conditional puts \
+                                 switched off ({detail}); unset AWS_CONDITIONAL_PUT"
+                            ),
+                        }
+                    }
+                    e => e,
+                })?;
             return self.same_size(path, existing, len);
         }
         self.retrying(Op::Put, path, || async {
