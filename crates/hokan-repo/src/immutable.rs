@@ -58,10 +58,11 @@ impl Kept {
     /// One line for a summary: "3 objects (1.2 MiB) kept by the object
     /// lock, deletable from …".
     pub fn describe(&self) -> String {
-        let mut s = format!(
-            "{} object(s) ({} bytes) kept by the object lock",
-            self.objects, self.bytes
-        );
+        let mut s = format!("{} object(s)", self.objects);
+        if self.bytes > 0 {
+            s.push_str(&format!(" ({} bytes of packs)", self.bytes));
+        }
+        s.push_str(" kept by the object lock");
         if let Some(t) = self.earliest {
             s.push_str(&format!(
                 ", the first deletable from {}",

@@ -80,6 +80,16 @@ pub fn init_options(a: &InitArgs) -> Result<InitOptions> {
     })
 }
 
+/// A retention as `--lock-retention` takes it: 30d, 12h, 90m, 45s.
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
     let location = super::location(g)?;
     let options = init_options(&a)?;
@@ -113,8 +123,8 @@ pub fn run(g: &Global, a: InitArgs) -> Result<ExitCode> {
         );
         if let Some(m) = c.immutable {
             println!(
-                "immutable: objects are only ever created; prune deletes them {} s after they were written (the bucket's Object Lock retention)",
-                m.retention_secs
+                "immutable: objects are only ever created; prune deletes them {} after they were written (the bucket's Object Lock retention)",
+                duration(m.retention_secs)
             );
         }
         println!(
