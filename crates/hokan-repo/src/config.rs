@@ -3,7 +3,8 @@
 //! The config object's version is the repository's format version
 //! ([`FormatVersion`]): version 1 holds the fields of [`ConfigV1`]; version
 //! 2 adds the settings of groups of small blobs. Upgrading a repository
-//! rewrites only this object.
+//! rewrites only this object. Config object version 3 is a version-2
+//! repository in immutable mode ([`Immutable`]); older builds refuse it.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,30 @@ pub struct Config {
     pub small_blob: u32,
     /// Target plaintext size of a group of small blobs (format 2).
     pub group_size: u32,
+    /// Immutable mode: no object is ever overwritten, and deleted only once
+    /// the store's object lock lets it (config object version 3).
+    pub immutable: Option<Immutable>,
+}
+
+/// The immutable mode's settings: the store keeps every object for
+/// `retention_secs` after it was written (S3 Object Lock default
+/// retention), so nothing is deleted before.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Immutable {
+    /// The bucket's default retention, in seconds.
+    pub retention_secs: u64,
+}
+
+/// The config object version of a repository in immutable mode.
+pub const IMMUTABLE_CONFIG_VERSION: u16 = 3;
+
+/// The version-3 encoding: the version-2 fields, then the mode.
+#[derive(Serialize, Deserialize)]
+struct ConfigV3 {
+    base: ConfigV1,
+    small_blob: u32,
+    group_size: u32,
+    immutable: Immutable,
 }
 
 /// The version-2 encoding: the version-1 fields, then the group settings.
@@ -69,6 +94,15 @@ impl Config {
             base,
             small_blob: DEFAULT_SMALL_BLOB,
             group_size: DEFAULT_GROUP_SIZE,
+            immutable: None,
+        }
+    }
+
+    /// The version of the config object that holds this config.
+    pub(crate) fn object_version(&self) -> u16 {
+        match self.immutable {
+            Some(_) => IMMUTABLE_CONFIG_VERSION,
+            None => crate::object::Kind::Config.version_for(self.format),
         }
     }
 
@@ -92,6 +126,23 @@ impl Config {
                     self.small_blob, self.group_size
                 ),
             });
+        }
+        if let Some(m) = self.immutable {
+            if self.format < FormatVersion::V2 {
+                return Err(Error::Invalid {
+                    what: "immutable mode",
+                    reason: format!("it needs repository format 2 or later, not {}", self.format),
+                });
+            }
+            if m.retention_secs == 0 || m.retention_secs > 100 * 365 * 86400 {
+                return Err(Error::Invalid {
+                    what: "lock retention",
+                    reason: format!(
+                        "{} seconds; give the bucket's default retention (1 second to 100 years)",
+                        m.retention_secs
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -120,8 +171,14 @@ impl Config {
 
     /// The postcard encoding for the config object of this format.
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        let r = match self.format {
-            FormatVersion::V1 => postcard::to_stdvec(&self.base),
+        let r = match (self.format, self.immutable) {
+            (_, Some(immutable)) => postcard::to_stdvec(&ConfigV3 {
+                base: self.base.clone(),
+                small_blob: self.small_blob,
+                group_size: self.group_size,
+                immutable,
+            }),
+            (FormatVersion::V1, None) => postcard::to_stdvec(&self.base),
             _ => postcard::to_stdvec(&ConfigV2 {
                 base: self.base.clone(),
                 small_blob: self.small_blob,
@@ -136,6 +193,16 @@ impl Config {
 
     /// Decodes a config object's postcard bytes of `version`.
     pub(crate) fn decode(version: u16, plain: &[u8], what: &str) -> Result<Self> {
+        if version == IMMUTABLE_CONFIG_VERSION {
+            let v3: ConfigV3 = crate::object::decode(plain, what)?;
+            return Ok(Config {
+                format: FormatVersion::V2,
+                base: v3.base,
+                small_blob: v3.small_blob,
+                group_size: v3.group_size,
+                immutable: Some(v3.immutable),
+            });
+        }
         let format = FormatVersion::from_number(version)?;
         Ok(match format {
             FormatVersion::V1 => Config {
@@ -143,6 +210,7 @@ impl Config {
                 base: crate::object::decode(plain, what)?,
                 small_blob: 0,
                 group_size: 0,
+                immutable: None,
             },
             _ => {
                 let v2: ConfigV2 = crate::object::decode(plain, what)?;
@@ -151,6 +219,7 @@ impl Config {
                     base: v2.base,
                     small_blob: v2.small_blob,
                     group_size: v2.group_size,
+                    immutable: None,
                 }
             }
         })
@@ -173,6 +242,8 @@ pub struct InitOptions {
     /// The format to create (the current one unless a repository must stay
     /// readable by older releases).
     pub format: FormatVersion,
+    /// Immutable mode, for a store with object lock (see [`Immutable`]).
+    pub immutable: Option<Immutable>,
 }
 
 impl Default for InitOptions {
@@ -184,6 +255,7 @@ impl Default for InitOptions {
             kdf: KdfParams::default(),
             key_label: "initial key".into(),
             format: FormatVersion::CURRENT,
+            immutable: None,
         }
     }
 }

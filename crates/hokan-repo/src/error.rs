@@ -169,6 +169,21 @@ pub enum Error {
     #[error("{0}")]
     Key(String),
 
+    /// An overwrite or deletion that the repository's immutable mode
+    /// forbids, or that the store refused (object lock, a policy that
+    /// denies deletes, a precondition). `reason` says which, and the fix.
+    #[error("{path} at {location} was not {action}: {reason}")]
+    Immutable {
+        /// The store.
+        location: String,
+        /// The object.
+        path: String,
+        /// "overwritten" or "deleted".
+        action: &'static str,
+        /// Why, and what to do.
+        reason: String,
+    },
+
     /// Another process holds a lock this operation needs (a running prune,
     /// or backups that an instant deletion would harm).
     #[error("{0}")]

@@ -7,6 +7,9 @@
 //! also delay every write. The fault tests and the model-based fault
 //! harness (`tests/fault_model.rs`, `examples/fault_harness.rs`) drive the
 //! engine through it.
+//!
+//! [`WormStore`] is a write-once policy: conditional creates only, no
+//! overwrite, no delete (the immutable-mode tests).
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
@@ -259,5 +262,144 @@ impl ObjectStore for FaultyStore {
             return Err(Faults::error(Fault::Fail));
         }
         self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// What a [`WormStore`] saw: the writes and deletes it refused.
+#[derive(Debug, Default)]
+pub struct WormLog {
+    /// Puts without a create-only condition (refused: they could overwrite).
+    pub unconditional_puts: AtomicU64,
+    /// Conditional creates of a name already taken (refused by the store).
+    pub create_conflicts: AtomicU64,
+    /// Deletes (all refused).
+    pub deletes: AtomicU64,
+    /// Copies and renames (all refused).
+    pub copies: AtomicU64,
+}
+
+/// A store with a write-once policy, as a bucket whose object lock never
+/// expires: it accepts only conditional creates of new names, and refuses
+/// every put that could overwrite, every delete and every copy with
+/// "access denied", counting them. An in-memory double of a policy, not of
+/// a server: the immutable-mode tests drive the engine through it.
+#[derive(Debug, Clone)]
+pub struct WormStore {
+    inner: Arc<InMemory>,
+    log: Arc<WormLog>,
+}
+
+impl fmt::Display for WormStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WormStore({})", self.inner)
+    }
+}
+
+impl WormStore {
+    /// A write-once store over `inner`.
+    pub fn new(inner: Arc<InMemory>) -> Self {
+        WormStore {
+            inner,
+            log: Arc::new(WormLog::default()),
+        }
+    }
+
+    /// What it refused so far.
+    pub fn log(&self) -> &WormLog {
+        &self.log
+    }
+
+    /// A repository [`Store`] over it that does not retry.
+    pub fn store(&self, name: &str) -> Store {
+        Store::from_object_store(
+            Arc::new(self.clone()),
+            Location::Memory(name.into()),
+            RetryPolicy {
+                attempts: 1,
+                first_backoff: Duration::from_millis(1),
+            },
+        )
+    }
+
+    fn denied(what: &str, location: &ObjPath) -> object_store::Error {
+        object_store::Error::PermissionDenied {
+            path: location.to_string(),
+            source: format!("AccessDenied: write-once policy refuses {what}").into(),
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for WormStore {
+    async fn put_opts(
+        &self,
+        location: &ObjPath,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        if !matches!(opts.mode, object_store::PutMode::Create) {
+            self.log.unconditional_puts.fetch_add(1, SeqCst);
+            return Err(Self::denied("a put that may overwrite", location));
+        }
+        let r = self.inner.put_opts(location, payload, opts).await;
+        if let Err(object_store::Error::AlreadyExists { .. }) = &r {
+            self.log.create_conflicts.fetch_add(1, SeqCst);
+        }
+        r
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjPath,
+        _opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.log.unconditional_puts.fetch_add(1, SeqCst);
+        Err(Self::denied("a multipart upload", location))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &ObjPath,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<ObjPath>>,
+    ) -> BoxStream<'static, object_store::Result<ObjPath>> {
+        let log = self.log.clone();
+        locations
+            .map(move |l| {
+                let l = l?;
+                log.deletes.fetch_add(1, SeqCst);
+                Err(Self::denied("a delete", &l))
+            })
+            .boxed()
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjPath>,
+    ) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        _from: &ObjPath,
+        to: &ObjPath,
+        _options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.log.copies.fetch_add(1, SeqCst);
+        Err(Self::denied("a copy", to))
     }
 }

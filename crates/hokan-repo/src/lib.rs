@@ -73,6 +73,7 @@ pub mod copy;
 mod error;
 pub mod fault_model;
 pub mod faults;
+pub mod immutable;
 pub mod index_file;
 pub mod index_load;
 pub mod keys;
@@ -101,7 +102,7 @@ pub use session::{Committed, ParentChoice, Session, SnapshotSpec, Staged, WriteS
 pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SourceKind, Summary, TagChange};
 pub use sources::{FsBackup, FsBackupResult};
 pub use stats::{Stats, StatsMode};
-pub use store::{Location, RetryPolicy, Store};
+pub use store::{Location, Removal, RetryPolicy, Store};
 
 /// Parses a size: plain bytes, or with a unit K, M, G or T (powers of
 /// 1024; `KiB`, `MB` and the like are read the same way).

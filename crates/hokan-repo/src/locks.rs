@@ -17,7 +17,14 @@
 //!   same data stores it afresh, until a repair salvages the pack.
 //!
 //! A lock of this host whose process no longer runs is stale at once.
+//!
+//! In immutable mode no lock object is deleted when its holder is done:
+//! the holder writes a **release** naming it (and a refreshed writer lock
+//! is a new object, its predecessors left behind), and a released or
+//! stale lock counts for nothing. Prune removes them once the object lock
+//! lets it ([`expire_locks`]).
 
+use std::collections::HashSet;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -31,7 +38,7 @@ use crate::layout;
 use crate::object::{self, Kind};
 use crate::objects::Unreadable;
 use crate::repository::Repository;
-use crate::store::Store;
+use crate::store::{Removal, Store};
 
 /// A prune lock this old is taken to be left behind by a crashed prune.
 pub const STALE_AFTER: i64 = 12 * 3600;
@@ -93,6 +100,14 @@ pub enum LockObject {
         /// The damaged copies: the pack holding each, and the blob.
         blobs: Vec<(PackId, Id)>,
     },
+    /// Prune and writer locks whose holders are done, in an immutable
+    /// repository where they cannot be deleted yet (lock version 3).
+    Released {
+        /// When (Unix seconds).
+        released_at: i64,
+        /// The lock objects.
+        locks: Vec<Id>,
+    },
 }
 
 impl LockObject {
@@ -100,6 +115,7 @@ impl LockObject {
     fn min_version(&self) -> u16 {
         match self {
             LockObject::Prune { .. } | LockObject::Deletion { .. } => 1,
+            LockObject::Released { .. } => 3,
             _ => 2,
         }
     }
@@ -156,10 +172,24 @@ impl LockList {
         })
     }
 
-    /// Backups still running (their locks are fresh).
-    pub fn running_writers(&self, now: i64) -> Vec<RunningWriter> {
+    /// Locks whose holders said they are done (immutable mode).
+    pub fn released(&self) -> HashSet<Id> {
         self.objects
             .iter()
+            .flat_map(|(_, o)| match o {
+                LockObject::Released { locks, .. } => locks.as_slice(),
+                _ => &[],
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Backups still running (their locks are fresh).
+    pub fn running_writers(&self, now: i64) -> Vec<RunningWriter> {
+        let released = self.released();
+        self.objects
+            .iter()
+            .filter(|(id, _)| !released.contains(id))
             .filter_map(|(_, o)| match o {
                 LockObject::Writer {
                     hostname,
@@ -225,18 +255,45 @@ impl Repository {
         )
     }
 
-    /// Removes a lock object.
-    pub fn delete_lock(&self, id: &Id) -> Result<()> {
-        self.store().delete(&layout::object(Kind::Lock, id))
+    /// Removes a lock object (in immutable mode: once the lock allows).
+    pub fn delete_lock(&self, id: &Id) -> Result<Removal> {
+        self.store().remove(&layout::object(Kind::Lock, id), None)
     }
 
     /// Removes prune and writer locks left behind by crashed processes
     /// (`hokan unlock`), or all of them with `only_stale` false, and lock
     /// objects that cannot be read. Deletion markers and damage records
     /// stay. Returns how many were removed.
+    /// In immutable mode they are released (see the module
+    /// documentation), and deleted where the object lock allows.
     pub fn remove_locks(&self, only_stale: bool) -> Result<usize> {
         let now = chrono::Utc::now().timestamp();
         let list = self.locks()?;
+        if self.store().immutable().is_some() {
+            let released = list.released();
+            let ids: Vec<Id> = list
+                .objects
+                .iter()
+                .filter(|(id, o)| {
+                    !released.contains(id)
+                        && match o {
+                            LockObject::Prune { .. } | LockObject::Writer { .. } => {
+                                !only_stale || is_stale(o, now)
+                            }
+                            _ => false,
+                        }
+                })
+                .map(|(id, _)| *id)
+                .chain(list.unreadable.iter().map(|u| u.id))
+                .collect();
+            if !ids.is_empty() {
+                self.save_lock(&LockObject::Released {
+                    released_at: now,
+                    locks: ids.clone(),
+                })?;
+            }
+            return Ok(ids.len());
+        }
         let mut n = 0;
         for (id, obj) in &list.objects {
             let stale = match obj {
@@ -267,6 +324,82 @@ impl Repository {
     }
 }
 
+/// Whether a prune or writer lock belongs to a process that is gone.
+fn is_stale(obj: &LockObject, now: i64) -> bool {
+    match obj {
+        LockObject::Prune {
+            created,
+            hostname,
+            pid,
+            ..
+        } => now - created > STALE_AFTER || died_here(hostname, *pid),
+        LockObject::Writer {
+            refreshed,
+            hostname,
+            pid,
+            ..
+        } => now - refreshed > WRITER_STALE_AFTER || died_here(hostname, *pid),
+        _ => false,
+    }
+}
+
+/// Immutable mode: deletes, where the object lock allows, the prune and
+/// writer locks that are released or stale (but not `own`), and releases
+/// whose locks are all gone. Returns what it deleted and what it kept.
+pub(crate) fn expire_locks(
+    repo: &Repository,
+    list: &LockList,
+    own: &Id,
+    kept: &mut crate::immutable::Kept,
+) -> Result<usize> {
+    let now = chrono::Utc::now().timestamp();
+    let released = list.released();
+    let mut gone = HashSet::new();
+    let mut deleted = 0;
+    for (id, o) in &list.objects {
+        let expired = match o {
+            LockObject::Prune { .. } | LockObject::Writer { .. } => {
+                id != own && (released.contains(id) || is_stale(o, now))
+            }
+            _ => false,
+        };
+        if expired {
+            let r = repo.delete_lock(id)?;
+            kept.add(0, r);
+            if r.deleted() {
+                gone.insert(*id);
+                deleted += 1;
+            }
+        }
+    }
+    let present: HashSet<Id> = list.objects.iter().map(|(id, _)| *id).collect();
+    for (id, o) in &list.objects {
+        if let LockObject::Released { locks, .. } = o
+            && locks
+                .iter()
+                .all(|l| gone.contains(l) || !present.contains(l))
+        {
+            let r = repo.delete_lock(id)?;
+            kept.add(0, r);
+            deleted += r.deleted() as usize;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Immutable mode: says that a holder is done with these lock objects.
+fn release(store: &Store, key: &MasterKey, locks: Vec<Id>) -> Result<Id> {
+    save_lock(
+        store,
+        key,
+        3,
+        &LockObject::Released {
+            released_at: chrono::Utc::now().timestamp(),
+            locks,
+        },
+    )
+}
+
 fn save_lock(store: &Store, key: &MasterKey, version: u16, obj: &LockObject) -> Result<Id> {
     let bytes = object::seal(key, Kind::Lock, version.max(obj.min_version()), obj)?;
     let id = object::object_id(&bytes);
@@ -291,6 +424,7 @@ fn died_here(hostname: &str, pid: u32) -> bool {
 /// A held prune lock; released (its object deleted) on drop.
 pub struct PruneLock {
     store: Store,
+    key: MasterKey,
     id: Id,
 }
 
@@ -313,13 +447,19 @@ impl PruneLock {
         })?;
         let lock = PruneLock {
             store: repo.store().clone(),
+            key: repo.master_key().clone(),
             id,
         };
         for round in 0..2 {
             if round == 1 {
                 std::thread::sleep(Duration::from_millis(200));
             }
-            for (other, obj) in repo.locks()?.objects {
+            let list = repo.locks()?;
+            let released = list.released();
+            for (other, obj) in list.objects {
+                if released.contains(&other) {
+                    continue;
+                }
                 let LockObject::Prune {
                     hostname,
                     pid,
@@ -349,9 +489,20 @@ impl PruneLock {
     }
 }
 
+impl PruneLock {
+    /// The lock object's id.
+    pub fn id(&self) -> &Id {
+        &self.id
+    }
+}
+
 impl Drop for PruneLock {
     fn drop(&mut self) {
-        let _ = self.store.delete(&layout::object(Kind::Lock, &self.id));
+        if self.store.immutable().is_some() {
+            let _ = release(&self.store, &self.key, vec![self.id]);
+        } else {
+            let _ = self.store.delete(&layout::object(Kind::Lock, &self.id));
+        }
     }
 }
 
@@ -359,8 +510,11 @@ impl Drop for PruneLock {
 /// dropped.
 pub struct WriterLock {
     store: Store,
+    key: MasterKey,
     /// The lock object now in the store.
     current: std::sync::Arc<std::sync::Mutex<Id>>,
+    /// In immutable mode: the earlier ones, left in the store.
+    earlier: std::sync::Arc<std::sync::Mutex<Vec<Id>>>,
     stop: Option<mpsc::Sender<()>>,
     refresher: Option<std::thread::JoinHandle<()>>,
 }
@@ -386,9 +540,11 @@ impl WriterLock {
             &object(chrono::Utc::now().timestamp()),
         )?;
         let current = std::sync::Arc::new(std::sync::Mutex::new(first));
+        let earlier = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (stop, stopped) = mpsc::channel::<()>();
         let refresher = {
-            let (store, current) = (store.clone(), current.clone());
+            let (store, current, earlier) = (store.clone(), current.clone(), earlier.clone());
+            let key = key.clone();
             std::thread::Builder::new()
                 .name("hokan-lock".into())
                 .spawn(move || {
@@ -402,7 +558,13 @@ impl WriterLock {
                         if let Ok(new) = save_lock(&store, &key, version, &object(now)) {
                             let old =
                                 std::mem::replace(&mut *current.lock().expect("lock id"), new);
-                            let _ = store.delete(&layout::object(Kind::Lock, &old));
+                            // Immutable: a new object, the old one stays
+                            // (stale in 30 minutes, released at the end).
+                            if store.immutable().is_some() {
+                                earlier.lock().expect("lock ids").push(old);
+                            } else {
+                                let _ = store.delete(&layout::object(Kind::Lock, &old));
+                            }
                         }
                     }
                 })
@@ -410,7 +572,9 @@ impl WriterLock {
         };
         Ok(WriterLock {
             store,
+            key,
             current,
+            earlier,
             stop: Some(stop),
             refresher: Some(refresher),
         })
@@ -430,6 +594,12 @@ impl Drop for WriterLock {
             let _ = t.join();
         }
         let id = *self.current.lock().expect("lock id");
-        let _ = self.store.delete(&layout::object(Kind::Lock, &id));
+        if self.store.immutable().is_some() {
+            let mut ids = std::mem::take(&mut *self.earlier.lock().expect("lock ids"));
+            ids.push(id);
+            let _ = release(&self.store, &self.key, ids);
+        } else {
+            let _ = self.store.delete(&layout::object(Kind::Lock, &id));
+        }
     }
 }

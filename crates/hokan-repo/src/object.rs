@@ -55,18 +55,24 @@ impl Kind {
     }
 
     /// The newest version of this kind that this build reads and writes.
+    /// Config version 3 and lock version 3 are written only by immutable
+    /// repositories (see [`crate::config::Immutable`]): a build that does
+    /// not know the mode refuses them as newer, instead of ignoring it.
     pub fn current_version(self) -> u16 {
         match self {
-            Kind::Config | Kind::Snapshot | Kind::Lock => 2,
+            Kind::Config | Kind::Lock => 3,
+            Kind::Snapshot => 2,
             Kind::Key | Kind::Index => 1,
         }
     }
 
-    /// The version a repository of `format` writes objects of this kind in.
+    /// The version a repository of `format` writes objects of this kind in
+    /// (objects that need a feature of a later version say so themselves).
     pub fn version_for(self, format: FormatVersion) -> u16 {
-        match format {
-            FormatVersion::V1 => 1,
-            _ => self.current_version(),
+        match (format, self) {
+            (FormatVersion::V1, _) => 1,
+            (_, Kind::Key | Kind::Index) => 1,
+            _ => 2,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::layout;
 use crate::object::{self, Kind};
 use crate::repository::Repository;
 use crate::snapshot::{self, Snapshot, SnapshotEntry, SnapshotFilter, SnapshotV1};
-use crate::store::Listed;
+use crate::store::{Listed, Removal};
 
 /// An object that could not be read, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,26 +241,30 @@ impl Repository {
     /// bytes, so this stores a new snapshot with the changed tags and only
     /// then deletes the old one: a crash in between leaves both (the same
     /// backup listed twice), never neither. Returns the new entry, or the
-    /// old one unchanged when the change changes nothing.
+    /// old one unchanged when the change changes nothing. In an immutable
+    /// repository the old one stays while the object lock holds it: the
+    /// returned [`Removal`] says so.
     pub fn retag_snapshot(
         &self,
         entry: &SnapshotEntry,
         change: &snapshot::TagChange,
-    ) -> Result<(SnapshotEntry, bool)> {
+    ) -> Result<(SnapshotEntry, bool, Removal)> {
         let mut s = entry.snapshot.clone();
         if !change.apply(&mut s.tags) {
-            return Ok((entry.clone(), false));
+            return Ok((entry.clone(), false, Removal::Deleted));
         }
         let id = self.save_snapshot(&s)?;
+        let mut old = Removal::Deleted;
         if id != entry.id {
-            self.delete_snapshot(&entry.id)?;
+            old = self.delete_snapshot(&entry.id)?;
         }
-        Ok((SnapshotEntry { id, snapshot: s }, true))
+        Ok((SnapshotEntry { id, snapshot: s }, true, old))
     }
 
-    /// Deletes a snapshot (its data stays until prune).
-    pub fn delete_snapshot(&self, id: &Id) -> Result<()> {
-        self.store.delete(&layout::object(Kind::Snapshot, id))
+    /// Deletes a snapshot (its data stays until prune); in an immutable
+    /// repository only once the object lock allows.
+    pub fn delete_snapshot(&self, id: &Id) -> Result<Removal> {
+        self.store.remove(&layout::object(Kind::Snapshot, id), None)
     }
 
     /// Every index file that could be read, with its id (superseded ones
@@ -314,8 +318,8 @@ impl Repository {
     }
 
     /// Deletes an index file (after another supersedes it).
-    pub(crate) fn delete_index_file(&self, id: &Id) -> Result<()> {
-        self.store.delete(&layout::object(Kind::Index, id))
+    pub(crate) fn delete_index_file(&self, id: &Id) -> Result<Removal> {
+        self.store.remove(&layout::object(Kind::Index, id), None)
     }
 }
 

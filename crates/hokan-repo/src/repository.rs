@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, KdfParams, KeyInfo};
 use crate::layout;
 use crate::object::{self, Kind};
-use crate::store::{Location, RetryPolicy, Store};
+use crate::store::{Location, Removal, RetryPolicy, Store};
 
 /// Where to keep the local cache of index files and snapshots.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -161,6 +161,9 @@ impl Repository {
             });
         }
         let config = new_config(&init)?;
+        // From the first object on, an immutable repository only creates.
+        let mut store = store;
+        store.set_immutable(config.immutable.map(|m| m.retention_secs));
         let (key_id, key_bytes) =
             keys::create(&key, password, init.kdf, &KeyInfo::here(init.key_label))?;
         store.put(&layout::object(Kind::Key, &key_id), Bytes::from(key_bytes))?;
@@ -210,6 +213,8 @@ impl Repository {
             });
         };
         let config = new_config(&init)?;
+        let mut store = store;
+        store.set_immutable(config.immutable.map(|m| m.retention_secs));
         store.put(layout::CONFIG, Bytes::from(seal_config(&key, &config)?))?;
         Ok(Self::assemble(store, key, key_id, config, options))
     }
@@ -234,6 +239,8 @@ impl Repository {
         options: OpenOptions,
     ) -> Self {
         let cache = Self::make_cache(store.location(), &options, &config);
+        let mut store = store;
+        store.set_immutable(config.immutable.map(|m| m.retention_secs));
         Repository {
             store,
             key,
@@ -459,7 +466,11 @@ impl Repository {
                 "refusing to remove the last key file: the repository would be unreadable".into(),
             ));
         }
-        self.store.delete(&layout::object(Kind::Key, &k.id))?;
+        if let Removal::Kept { until } =
+            self.store.remove(&layout::object(Kind::Key, &k.id), None)?
+        {
+            return Err(kept_key(&self.store, &k.id, until));
+        }
         Ok(k.id)
     }
 
@@ -474,8 +485,36 @@ impl Repository {
             .unwrap_or_default();
         let new_id = self.add_key(new_password, kdf, &label)?;
         let old = std::mem::replace(&mut self.key_id, new_id);
-        self.store.delete(&layout::object(Kind::Key, &old))?;
+        if let Removal::Kept { until } =
+            self.store.remove(&layout::object(Kind::Key, &old), None)?
+        {
+            return Err(kept_key(&self.store, &old, until));
+        }
         Ok(new_id)
+    }
+}
+
+/// A key file the object lock keeps: its password still opens the
+/// repository, which the user must know.
+fn kept_key(store: &Store, id: &Id, until: Option<i64>) -> Error {
+    let when = match until {
+        Some(t) => format!(
+            "the object lock keeps it until {}",
+            chrono::DateTime::from_timestamp(t, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default()
+        ),
+        None => "the store refused to delete it".to_string(),
+    };
+    Error::Immutable {
+        location: store.location().to_string(),
+        path: layout::object(Kind::Key, id),
+        action: "deleted",
+        reason: format!(
+            "the repository is immutable and {when}; its password still opens the repository \
+             until then. Run `hokan key remove {}` after that date",
+            id.short()
+        ),
     }
 }
 
@@ -494,11 +533,16 @@ fn new_config(init: &InitOptions) -> Result<Config> {
         created: chrono::Utc::now().timestamp(),
     });
     config.format = init.format;
+    config.immutable = init.immutable;
     config.validate()?;
     Ok(config)
 }
 
 fn seal_config(key: &MasterKey, config: &Config) -> Result<Vec<u8>> {
-    let version = Kind::Config.version_for(config.format);
-    object::seal_plain(key, Kind::Config, version, &config.encode()?)
+    object::seal_plain(
+        key,
+        Kind::Config,
+        config.object_version(),
+        &config.encode()?,
+    )
 }

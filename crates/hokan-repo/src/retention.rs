@@ -200,6 +200,11 @@ pub struct Decision {
     pub entry: SnapshotEntry,
     /// Why it is kept; empty means it is forgotten.
     pub reasons: Vec<String>,
+    /// For a forgotten snapshot in an immutable repository whose object
+    /// the lock still holds: until when (Unix seconds; `Some(None)` when
+    /// the store refused the delete). It stays listed until a later
+    /// `forget` or `prune` can delete it.
+    pub kept_by_lock: Option<Option<i64>>,
 }
 
 impl Decision {
@@ -353,7 +358,11 @@ fn judge(list: Vec<SnapshotEntry>, p: &Policy) -> Vec<Decision> {
                     size_open = false;
                 }
             }
-            Decision { entry, reasons }
+            Decision {
+                entry,
+                reasons,
+                kept_by_lock: None,
+            }
         })
         .collect()
 }

@@ -73,6 +73,8 @@ pub fn run(g: &Global, a: CatArgs) -> Result<ExitCode> {
                 "chunk_min": c.chunk_min, "chunk_avg": c.chunk_avg, "chunk_max": c.chunk_max,
                 "compression": c.compression, "pack_size": c.pack_size,
                 "created": c.created, "small_blob": c.small_blob, "group_size": c.group_size,
+                "immutable": c.immutable.is_some(),
+                "lock_retention_seconds": c.immutable.map(|m| m.retention_secs),
             })
         }
         "snapshot" => {

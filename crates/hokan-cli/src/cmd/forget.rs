@@ -97,18 +97,26 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
     let repo = super::open(g)?;
     if !a.snapshots.is_empty() {
         let mut gone = Vec::new();
+        let mut kept = Vec::new();
         // By id, damaged snapshot files included: that is how one goes.
         for q in &a.snapshots {
             let id = repo.find_snapshot_id(q)?;
-            if !a.dry_run {
-                repo.delete_snapshot(&id)?;
+            if !a.dry_run
+                && let hokan_repo::Removal::Kept { until } = repo.delete_snapshot(&id)?
+            {
+                kept.push((id, until));
+                continue;
             }
             gone.push(id);
         }
         if g.json {
-            output::json(
-                &serde_json::json!({"removed": gone.iter().map(|id| id.to_hex()).collect::<Vec<_>>(), "dry_run": a.dry_run}),
-            )?;
+            output::json(&serde_json::json!({
+                "removed": gone.iter().map(|id| id.to_hex()).collect::<Vec<_>>(),
+                "kept_by_lock": kept.iter().map(|(id, until)| serde_json::json!({
+                    "id": id.to_hex(), "deletable_from": until,
+                })).collect::<Vec<_>>(),
+                "dry_run": a.dry_run,
+            }))?;
         } else if !g.quiet {
             for id in &gone {
                 println!(
@@ -116,6 +124,9 @@ pub fn run(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
                     if a.dry_run { "would remove" } else { "removed" },
                     id.short()
                 );
+            }
+            for (id, until) in &kept {
+                println!("kept snapshot {}: {}", id.short(), lock_note(*until));
             }
         }
     } else {
@@ -150,6 +161,10 @@ pub fn group_json(gr: &GroupDecisions, dry_run: bool) -> serde_json::Value {
             .map(|d| {
                 let mut v = super::snapshots::snapshot_json(&d.entry);
                 v["reasons"] = serde_json::json!(d.reasons);
+                if let Some(until) = d.kept_by_lock {
+                    v["kept_by_lock"] = serde_json::json!(true);
+                    v["deletable_from"] = serde_json::json!(until);
+                }
                 v
             })
             .collect()
@@ -189,23 +204,49 @@ pub fn print_group(gr: &GroupDecisions, dry_run: bool) {
                 output::local_time(d.entry.snapshot.time.secs),
                 if d.keep() {
                     "keep".into()
+                } else if d.kept_by_lock.is_some() {
+                    "remove (locked)".into()
                 } else {
                     "remove".into()
                 },
                 output::size(d.entry.snapshot.summary.bytes),
-                d.reasons.join(", "),
+                match d.kept_by_lock {
+                    Some(until) => lock_note(until),
+                    None => d.reasons.join(", "),
+                },
             ]
         })
         .collect();
     output::table(&["ID", "Time", "Action", "Size", "Reasons"], &rows);
     let kept = gr.decisions.iter().filter(|d| d.keep()).count();
+    let locked = gr
+        .decisions
+        .iter()
+        .filter(|d| d.kept_by_lock.is_some())
+        .count();
     println!(
-        "{kept} kept, {} {}\n",
-        gr.decisions.len() - kept,
+        "{kept} kept, {} {}{}\n",
+        gr.decisions.len() - kept - locked,
         if dry_run {
             "would be removed"
         } else {
             "removed"
+        },
+        if locked > 0 {
+            format!(
+                ", {locked} forgotten but kept by the object lock (a later forget removes them)"
+            )
+        } else {
+            String::new()
         }
     );
+}
+
+/// Why an immutable repository kept an object: until when the lock holds
+/// it, or that the store refused the delete.
+pub fn lock_note(until: Option<i64>) -> String {
+    match until {
+        Some(t) => format!("the object lock keeps it until {}", output::local_time(t)),
+        None => "the store refused to delete it (object lock or policy)".into(),
+    }
 }

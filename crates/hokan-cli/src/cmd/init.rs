@@ -52,6 +52,13 @@ pub struct InitArgs {
     /// 1 to stay readable by releases before format 2
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=2))]
     pub repository_version: u16,
+    /// Immutable mode, for a bucket with S3 Object Lock: no object is ever
+    /// overwritten, and only prune deletes, once the lock retention has passed
+    #[arg(long, requires = "lock_retention")]
+    pub immutable: bool,
+    /// The bucket's default Object Lock retention (e.g. 30d), for --immutable
+    #[arg(long, requires = "immutable")]
+    pub lock_retention: Option<String>,
 }
 
 pub fn kdf(memory: u64, iterations: u32) -> KdfParams {
@@ -78,7 +85,25 @@ pub fn init_options(a: &InitArgs) -> Result<InitOptions> {
         kdf: kdf(a.kdf_memory, a.kdf_iterations),
         key_label: "initial key".into(),
         format: hokan_core::FormatVersion::from_number(a.repository_version)?,
+        immutable: match (&a.immutable, &a.lock_retention) {
+            (true, Some(r)) => Some(hokan_repo::config::Immutable {
+                retention_secs: super::prune::parse_duration(r)
+                    .map_err(|e| anyhow::anyhow!("--lock-retention: {e}"))?
+                    .as_secs(),
+            }),
+            _ => None,
+        },
     })
+}
+
+/// A retention as `--lock-retention` takes it: 30d, 12h, 90m, 45s.
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 pub fn run(g: &Global, a: InitCmdArgs) -> Result<ExitCode> {
@@ -111,6 +136,8 @@ pub fn run(g: &Global, a: InitCmdArgs) -> Result<ExitCode> {
             "pack_size": c.pack_size,
             "repository_version": c.format.number(),
             "chunker_params_from": a.copy_chunker_params_from,
+            "immutable": c.immutable.is_some(),
+            "lock_retention_seconds": c.immutable.map(|m| m.retention_secs),
         }))?;
     } else if !g.quiet {
         println!(
@@ -128,6 +155,12 @@ pub fn run(g: &Global, a: InitCmdArgs) -> Result<ExitCode> {
         if let Some(from) = &a.copy_chunker_params_from {
             println!(
                 "chunk sizes, chunker seed and chunk ids shared with {from}: `hokan copy` between the two deduplicates"
+            );
+        }
+        if let Some(m) = c.immutable {
+            println!(
+                "immutable: objects are only ever created; prune deletes them {} after they were written (the bucket's Object Lock retention)",
+                duration(m.retention_secs)
             );
         }
         println!(

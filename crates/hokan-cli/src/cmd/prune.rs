@@ -101,6 +101,11 @@ fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> 
             "bytes_deleted": r.bytes_deleted, "packs_waiting": r.waiting, "bytes_waiting": r.bytes_waiting,
             "orphans_deleted": r.orphans_deleted, "orphans_kept": r.orphans_kept,
             "index_files_written": r.index_files_written, "index_files_removed": r.index_files_removed,
+            "locks_removed": r.locks_removed,
+            "kept_by_lock": {
+                "objects": r.kept.objects, "bytes": r.kept.bytes, "refused": r.kept.refused,
+                "earliest_deletable": r.kept.earliest,
+            },
         }))?;
     } else if !g.quiet {
         let verb = if dry { "would be" } else { "were" };
@@ -139,6 +144,9 @@ fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> 
                 "{} recent packs in no index were left alone (a backup may be writing them)",
                 r.orphans_kept
             );
+        }
+        if !r.kept.is_empty() {
+            println!("immutable repository: {}", r.kept.describe());
         }
         println!("done in {:.1} s", start.elapsed().as_secs_f64());
     }

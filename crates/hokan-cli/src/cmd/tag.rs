@@ -72,23 +72,29 @@ pub fn run(g: &Global, a: TagArgs) -> Result<ExitCode> {
     };
     let mut results = Vec::new();
     for e in &targets {
-        let (new, changed) = repo.retag_snapshot(e, &change)?;
-        results.push((e.id, new, changed));
+        let (new, changed, old) = repo.retag_snapshot(e, &change)?;
+        let kept = match old {
+            hokan_repo::Removal::Kept { until } => Some(until),
+            hokan_repo::Removal::Deleted => None,
+        };
+        results.push((e.id, new, changed, kept));
     }
     let changed = results.iter().filter(|r| r.2).count();
     if g.json {
         let list: Vec<_> = results
             .iter()
-            .map(|(old, new, changed)| {
+            .map(|(old, new, changed, kept)| {
                 serde_json::json!({
                     "old_id": old.to_hex(), "new_id": new.id.to_hex(),
                     "changed": changed, "tags": new.snapshot.tags,
+                    "old_kept_by_lock": kept.is_some(),
+                    "old_deletable_from": kept.flatten(),
                 })
             })
             .collect();
         output::json(&serde_json::json!({"snapshots": list, "changed": changed}))?;
     } else if !g.quiet {
-        for (old, new, was_changed) in &results {
+        for (old, new, was_changed, kept) in &results {
             if *was_changed {
                 println!(
                     "snapshot {} is now {}, tags [{}]",
@@ -96,6 +102,13 @@ pub fn run(g: &Global, a: TagArgs) -> Result<ExitCode> {
                     new.id.short(),
                     new.snapshot.tags.join(", ")
                 );
+                if let Some(until) = kept {
+                    println!(
+                        "  the old snapshot {} stays listed: the repository is immutable and {}",
+                        old.short(),
+                        super::forget::lock_note(*until)
+                    );
+                }
             } else {
                 println!("snapshot {} unchanged", old.short());
             }

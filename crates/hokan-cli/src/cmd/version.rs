@@ -23,6 +23,8 @@ pub fn run(g: &Global, _a: VersionArgs) -> Result<ExitCode> {
             "repository_formats": formats,
             "repository_format_written": FormatVersion::CURRENT.number(),
             "pack_versions_read": hokan_core::pack::PACK_VERSIONS_READ,
+            "config_version_max": hokan_repo::object::Kind::Config.current_version(),
+            "immutable_mode": true,
             "rustc": rustc, "target": target,
         }))?;
     } else {
@@ -36,6 +38,7 @@ pub fn run(g: &Global, _a: VersionArgs) -> Result<ExitCode> {
                 .join(", "),
             FormatVersion::CURRENT.number()
         );
+        println!("immutable repositories (config version 3, `init --immutable`): supported");
         println!("built with {rustc} for {target}");
     }
     Ok(ExitCode::SUCCESS)

@@ -27,6 +27,7 @@ use crate::index_file::IndexedPack;
 use crate::repository::Repository;
 use crate::retention::{GroupBy, GroupDecisions, GroupKey, Policy, apply};
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
+use crate::store::Removal;
 
 /// What a step of a phase counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,14 +98,16 @@ impl Repository {
             .into_iter()
             .filter(|e| filter.matches(&e.snapshot))
             .collect();
-        let decisions = apply(&snapshots, policy, by)?;
+        let mut decisions = apply(&snapshots, policy, by)?;
         if !dry_run {
             for d in decisions
-                .iter()
-                .flat_map(|g| &g.decisions)
+                .iter_mut()
+                .flat_map(|g| &mut g.decisions)
                 .filter(|d| !d.keep())
             {
-                self.delete_snapshot(&d.entry.id)?;
+                if let Removal::Kept { until } = self.delete_snapshot(&d.entry.id)? {
+                    d.kept_by_lock = Some(until);
+                }
             }
         }
         Ok(decisions)
@@ -152,8 +155,10 @@ impl Repository {
                 d.reasons.push("the snapshot just saved".to_string());
             }
         }
-        for d in group.decisions.iter().filter(|d| !d.keep()) {
-            self.delete_snapshot(&d.entry.id)?;
+        for d in group.decisions.iter_mut().filter(|d| !d.keep()) {
+            if let Removal::Kept { until } = self.delete_snapshot(&d.entry.id)? {
+                d.kept_by_lock = Some(until);
+            }
         }
         Ok(group)
     }

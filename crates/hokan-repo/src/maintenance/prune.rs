@@ -13,6 +13,16 @@
 //!
 //! Every step leaves a repository that `check` accepts: objects are only
 //! ever added before the objects that replace them are removed.
+//!
+//! In an immutable repository an object is deleted only once its
+//! last-modified time plus the configured retention has passed (and the
+//! store agrees); everything else is kept and counted in
+//! [`PruneReport::kept`]. Packs are then deleted before the deletion marker
+//! is rewritten, so a pack the lock keeps is marked again, never left in
+//! neither index nor marker. Index files a new one supersedes may stay:
+//! the loader ignores superseded files, and a later prune deletes them,
+//! then the superseding file once everything it names is gone. Packs are
+//! never newly unused and deleted in the same prune there.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -96,6 +106,15 @@ pub struct PruneReport {
     pub index_files_written: usize,
     /// Index files removed.
     pub index_files_removed: usize,
+    /// Immutable mode: objects the object lock did not let this prune
+    /// delete (packs with their sizes, and small objects: index files,
+    /// markers, locks, snapshots).
+    pub kept: crate::immutable::Kept,
+    /// Lock objects of finished or crashed processes removed (immutable
+    /// mode).
+    pub locks_removed: usize,
+    /// Packs deleted by this run (internal bookkeeping, empty at the end).
+    gone: Vec<PackId>,
 }
 
 /// Stored bytes of a pack's records: (live, total). A group record counts
@@ -136,7 +155,8 @@ pub fn prune_with(
     options: &PruneOptions,
     progress: &dyn PhaseProgress,
 ) -> Result<PruneReport> {
-    let _lock = PruneLock::acquire(&repo)?;
+    let lock = PruneLock::acquire(&repo)?;
+    let retention = repo.store().immutable();
     let now = chrono::Utc::now().timestamp();
     let grace = options.grace.as_secs() as i64;
     let mut report = PruneReport::default();
@@ -342,7 +362,23 @@ pub fn prune_with(
         .filter(|(_, f)| matches!(f, Fate::Repack))
         .count();
     let size_of = |id: &PackId| stored.get(id).map_or(0, |l| l.size);
+    // Immutable: what the lock keeps is known from the listing's dates.
+    let held_until = |id: &PackId| -> Option<i64> {
+        let until = stored.get(id)?.modified + retention? as i64;
+        (until > now).then_some(until)
+    };
     if options.dry_run {
+        if retention.is_some() {
+            for id in delete.iter().filter(|id| held_until(id).is_some()) {
+                report.kept.add(
+                    size_of(id),
+                    crate::store::Removal::Kept {
+                        until: held_until(id),
+                    },
+                );
+            }
+            delete.retain(|id| held_until(id).is_none());
+        }
         report.deleted = delete.len();
         report.bytes_deleted = delete.iter().map(size_of).sum();
         report.waiting = still_marked.len() + report.marked + report.repacked;
@@ -397,6 +433,16 @@ pub fn prune_with(
         session_files = summary.index_files;
         writable.into_inner()
     };
+    // Immutable: delete what may go first; a pack the lock keeps goes into
+    //    the new marker (if it was marked) instead of out of sight.
+    if retention.is_some() {
+        delete_packs(&repo, &delete, &stored, &mut report, progress, |id| {
+            if let Some(m) = marked.get(id) {
+                still_marked.push(m.clone());
+            }
+        })?;
+        delete.clear();
+    }
     // 2. Mark: one marker with every pack waiting, written before the index
     //    stops listing them.
     let mut now_marked: Vec<MarkedPack> = still_marked;
@@ -406,7 +452,7 @@ pub fn prune_with(
         .map(|(i, _)| &active[*i])
         .filter(|p| stored.contains_key(&p.id))
         .collect();
-    if options.instant_delete {
+    if options.instant_delete && retention.is_none() {
         delete.extend(newly.iter().map(|p| p.id));
     } else {
         now_marked.extend(newly.iter().map(|p| MarkedPack {
@@ -429,8 +475,11 @@ pub fn prune_with(
     let mut live: Vec<IndexedPack> = keep.into_iter().cloned().collect();
     live.extend(resurrect);
     live.extend(new_packs);
+    // Outside immutable mode superseded files left by an interrupted prune
+    // are consolidated here; in it they are deleted once the lock allows
+    // (below), as rewriting would only add more files the lock holds.
     let changed = report.marked + report.repacked + report.resurrected > 0
-        || files.iter().any(|(_, f)| !f.supersedes.is_empty());
+        || (retention.is_none() && files.iter().any(|(_, f)| !f.supersedes.is_empty()));
     if changed {
         let mut written = Vec::new();
         for batch in live.chunks(256) {
@@ -447,33 +496,30 @@ pub fn prune_with(
         })?);
         report.index_files_written = written.len();
         for id in &old {
-            repo.delete_index_file(id)?;
+            let r = repo.delete_index_file(id)?;
+            report.kept.add(0, r);
+            report.index_files_removed += r.deleted() as usize;
         }
-        report.index_files_removed = old.len();
+    } else if retention.is_some() {
+        remove_superseded(&repo, &files, &mut report)?;
     }
     for (id, _) in &markers {
-        repo.delete_lock(id)?;
+        let r = repo.delete_lock(id)?;
+        report.kept.add(0, r);
     }
 
     // 4. Delete packs whose time has come.
-    if !delete.is_empty() {
-        progress.phase("deleting packs", delete.len() as u64, Unit::Items);
-    }
-    for id in &delete {
-        report.bytes_deleted += size_of(id);
-        repo.store().delete(&layout::pack(id))?;
-        progress.advance(1);
-    }
-    report.deleted = delete.len();
+    delete_packs(&repo, &delete, &stored, &mut report, progress, |_| {})?;
 
     // 5. Damage records of packs now gone say nothing any more.
-    let gone: HashSet<PackId> = delete.iter().copied().collect();
+    let gone: HashSet<PackId> = report.gone.iter().copied().collect();
     for (id, blobs) in &damage_records {
         if blobs
             .iter()
             .all(|(p, _)| gone.contains(p) || !stored.contains_key(p))
         {
-            repo.delete_lock(id)?;
+            let r = repo.delete_lock(id)?;
+            report.kept.add(0, r);
         }
     }
 
@@ -481,10 +527,93 @@ pub fn prune_with(
     for dir in layout::DIRS {
         for t in repo.store().temporary_files(dir)? {
             if options.instant_delete || now - t.modified >= TEMPORARY_AFTER {
-                repo.store().delete(&format!("{dir}/{}", t.name))?;
-                report.temporary_deleted += 1;
+                let r = repo
+                    .store()
+                    .remove(&format!("{dir}/{}", t.name), Some(t.modified))?;
+                report.kept.add(t.size, r);
+                report.temporary_deleted += r.deleted() as usize;
             }
         }
     }
+
+    // 7. Immutable: locks of finished or crashed processes, which nothing
+    //    deleted when they ended.
+    if retention.is_some() {
+        report.locks_removed =
+            crate::locks::expire_locks(&repo, &locks, lock.id(), &mut report.kept)?;
+    }
+    report.gone.clear();
     Ok(report)
+}
+
+/// Deletes packs (in immutable mode: those the lock lets go; `kept` hears
+/// of each other one).
+fn delete_packs(
+    repo: &Repository,
+    delete: &[PackId],
+    stored: &HashMap<PackId, crate::store::Listed>,
+    report: &mut PruneReport,
+    progress: &dyn PhaseProgress,
+    mut kept: impl FnMut(&PackId),
+) -> Result<()> {
+    if delete.is_empty() {
+        return Ok(());
+    }
+    progress.phase("deleting packs", delete.len() as u64, Unit::Items);
+    for id in delete {
+        let listed = stored.get(id);
+        let size = listed.map_or(0, |l| l.size);
+        let r = repo
+            .store()
+            .remove(&layout::pack(id), listed.map(|l| l.modified))?;
+        if r.deleted() {
+            report.bytes_deleted += size;
+            report.deleted += 1;
+            report.gone.push(*id);
+        } else {
+            report.kept.add(size, r);
+            kept(id);
+        }
+        progress.advance(1);
+    }
+    Ok(())
+}
+
+/// Immutable mode, nothing else changed: deletes the index files another
+/// file supersedes, then superseding files (which list no packs) whose
+/// every target is gone. The loader ignores superseded files, so each may
+/// go whenever the lock lets it.
+fn remove_superseded(
+    repo: &Repository,
+    files: &[(Id, IndexFile)],
+    report: &mut PruneReport,
+) -> Result<()> {
+    let superseded: HashSet<Id> = files
+        .iter()
+        .flat_map(|(_, f)| f.supersedes.iter().copied())
+        .collect();
+    let present: HashSet<Id> = files.iter().map(|(id, _)| *id).collect();
+    let mut gone = HashSet::new();
+    for id in present.iter().filter(|id| superseded.contains(id)) {
+        let r = repo.delete_index_file(id)?;
+        report.kept.add(0, r);
+        if r.deleted() {
+            gone.insert(*id);
+            report.index_files_removed += 1;
+        }
+    }
+    for (id, f) in files {
+        if f.packs.is_empty()
+            && !f.supersedes.is_empty()
+            && !gone.contains(id)
+            && f.supersedes
+                .iter()
+                .all(|t| gone.contains(t) || !present.contains(t))
+        {
+            let r = repo.delete_index_file(id)?;
+            report.kept.add(0, r);
+            report.index_files_removed += r.deleted() as usize;
+        }
+    }
+    Ok(())
 }

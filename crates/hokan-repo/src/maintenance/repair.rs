@@ -120,6 +120,8 @@ pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
     report.index_files_written = written;
     report.index_files_removed = removed;
     for (id, obj) in repo.locks()?.objects {
+        // A marker the lock keeps names packs now indexed: they count as
+        // indexed, and a later prune deletes the marker.
         if matches!(obj, LockObject::Deletion { .. }) {
             repo.delete_lock(&id)?;
         }
@@ -144,10 +146,13 @@ fn replace_index(repo: &Repository, packs: &[IndexedPack]) -> Result<(usize, usi
         supersedes: old.clone(),
         packs: Vec::new(),
     })?;
+    // In an immutable repository old files the lock keeps stay: superseded,
+    // the loader ignores them, and a later prune deletes them.
+    let mut removed = 0;
     for id in &old {
-        repo.delete_index_file(id)?;
+        removed += repo.delete_index_file(id)?.deleted() as usize;
     }
-    Ok((written + 1, old.len()))
+    Ok((written + 1, removed))
 }
 
 /// What `repair packs` did.

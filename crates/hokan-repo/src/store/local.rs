@@ -175,6 +175,66 @@ impl LocalStore {
         sync_dir(&dir).map_err(|e| fail("flushing the directory of", e))
     }
 
+    /// Writes an object durably unless one of that name exists (immutable
+    /// mode): the flushed temporary file is hard-linked to the name, which
+    /// fails if the name is taken, where a rename would replace it.
+    /// Returns the size of the object already there, if one was.
+    pub fn put_new(&self, path: &str, bytes: &[u8]) -> Result<Option<u64>> {
+        let full = self.root.join(path);
+        let dir = full.parent().unwrap_or(&self.root).to_path_buf();
+        let name = full
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let fail = |action: &str, e| failure(&self.root, path, action, e);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return Err(fail("creating the directory of", e));
+        }
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| hokan_core::Error::Random(e.to_string()))?;
+        let tmp = dir.join(format!("{TEMP_PREFIX}{name}-{}", hex::encode(nonce)));
+        let written = (|| {
+            let mut f = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail("writing", e));
+        }
+        let linked = std::fs::hard_link(&tmp, &full);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return match std::fs::metadata(&full) {
+                    Ok(m) => Ok(Some(m.len())),
+                    Err(e) => Err(fail("looking up", e)),
+                };
+            }
+            Err(e) => return Err(fail("linking into place", e)),
+        }
+        sync_dir(&dir).map_err(|e| fail("flushing the directory of", e))?;
+        Ok(None)
+    }
+
+    /// An object's modification time (Unix seconds), if it exists.
+    pub fn modified(&self, path: &str) -> Result<Option<i64>> {
+        match std::fs::metadata(self.root.join(path)) {
+            Ok(m) => Ok(Some(
+                m.modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs() as i64),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(failure(&self.root, path, "looking up", e)),
+        }
+    }
+
     /// Deletes an object; a missing one is not an error.
     pub fn delete(&self, path: &str) -> Result<()> {
         self.forget_open(path);
@@ -306,5 +366,17 @@ mod tests {
         s.delete("data/ab/abc").unwrap();
         assert!(!s.exists("data/ab/abc").unwrap());
         assert!(s.list("nothing-here").unwrap().is_empty());
+    }
+
+    #[test]
+    fn put_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::new(dir.path().to_path_buf());
+        assert_eq!(s.put_new("index/ab", b"first").unwrap(), None);
+        assert_eq!(s.put_new("index/ab", b"second!").unwrap(), Some(5));
+        assert_eq!(&s.get("index/ab").unwrap().unwrap()[..], b"first");
+        assert!(s.temporary_files("index").unwrap().is_empty());
+        assert!(s.modified("index/ab").unwrap().unwrap() > 0);
+        assert_eq!(s.modified("index/none").unwrap(), None);
     }
 }

@@ -21,6 +21,15 @@
 //! Contract of every backend: `put` returns `Ok` only once the object is
 //! stored durably and whole under its name; readers see all of an object
 //! or nothing.
+//!
+//! In immutable mode ([`Store::set_immutable`]) every `put` is a
+//! conditional create (S3 `If-None-Match: *`, GCS `ifGenerationMatch=0`,
+//! Azure `If-None-Match: *`, a hard link for local directories): an object
+//! already under the name is left alone, which is right because names are
+//! the hash of the content (its size is checked). `delete` is refused
+//! without a request; [`Store::remove`] deletes only once the object's
+//! last-modified time plus the retention has passed, and reports a delete
+//! the store refuses as kept.
 
 mod errors;
 mod local;
@@ -39,7 +48,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjPath;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{Error, Result};
 use errors::{Classified, Op};
@@ -113,6 +122,28 @@ pub struct Store {
     backend: Backend,
     location: Location,
     retry: RetryPolicy,
+    /// Immutable mode: the store's object lock retention, in seconds.
+    immutable: Option<u64>,
+}
+
+/// What [`Store::remove`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// The object is gone (or was gone already).
+    Deleted,
+    /// Kept: the object lock still holds it until `until` (Unix seconds),
+    /// or, with `None`, the store refused the delete.
+    Kept {
+        /// When the retention ends, if known.
+        until: Option<i64>,
+    },
+}
+
+impl Removal {
+    /// Whether the object is gone.
+    pub fn deleted(self) -> bool {
+        self == Removal::Deleted
+    }
 }
 
 impl Store {
@@ -167,6 +198,7 @@ impl Store {
                     backend: Backend::Local(Arc::new(LocalStore::new(dir.clone()))),
                     location: location.clone(),
                     retry,
+                    immutable: None,
                 });
             }
             Location::S3 {
@@ -209,6 +241,7 @@ impl Store {
             backend: Backend::Remote(remote),
             location: location.clone(),
             retry,
+            immutable: None,
         })
     }
 
@@ -223,7 +256,19 @@ impl Store {
             backend: Backend::Remote(inner),
             location,
             retry,
+            immutable: None,
         }
+    }
+
+    /// Switches immutable mode on (with the store's retention in seconds)
+    /// or off; see the module documentation.
+    pub fn set_immutable(&mut self, retention_secs: Option<u64>) {
+        self.immutable = retention_secs;
+    }
+
+    /// The retention in seconds, in immutable mode.
+    pub fn immutable(&self) -> Option<u64> {
+        self.immutable
     }
 
     /// The location, for messages.
@@ -328,21 +373,65 @@ impl Store {
 
     /// Writes an object whole and durably: readers see all of it or
     /// nothing, and once this returns it survives a crash.
+    /// In immutable mode, a conditional create (see the module
+    /// documentation).
     pub fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
         if let Some(l) = self.local() {
-            return l.put(path, &bytes);
+            return match self.immutable {
+                None => l.put(path, &bytes),
+                Some(_) => {
+                    let existing = l.put_new(path, &bytes)?;
+                    self.same_size(path, existing, bytes.len() as u64)
+                }
+            };
         }
         runtime().block_on(self.put_async(path, bytes))
     }
 
     /// [`put`](Self::put) for async callers.
     pub async fn put_async(&self, path: &str, bytes: Bytes) -> Result<()> {
-        if let Backend::Local(l) = &self.backend {
-            let (l, path) = (l.clone(), path.to_string());
-            return blocking(move || l.put(&path, &bytes)).await;
+        if let Backend::Local(_) = &self.backend {
+            let (this, path) = (self.clone(), path.to_string());
+            return blocking(move || this.put(&path, bytes)).await;
         }
         let p = ObjPath::from(path);
         let inner = self.remote();
+        if self.immutable.is_some() {
+            let len = bytes.len() as u64;
+            // A retry after an attempt that did land finds the object: as
+            // good as created, since the name is the hash of the bytes.
+            let existing = self
+                .retrying(Op::Put, path, || async {
+                    let opts = PutOptions::from(PutMode::Create);
+                    match inner
+                        .put_opts(&p, PutPayload::from_bytes(bytes.clone()), opts)
+                        .await
+                    {
+                        Ok(_) => Ok(None),
+                        Err(object_store::Error::AlreadyExists { .. }) => {
+                            inner.head(&p).await.map(|m| Some(m.size))
+                        }
+                        Err(e) => Err(e),
+                    }
+                })
+                .await
+                .map_err(|f| match f.into_error(path) {
+                    Error::Storage { location, detail } if detail.contains("conditional put") => {
+                        Error::Immutable {
+                            location,
+                            path: path.to_string(),
+                            action: "written",
+                            reason: format!(
+                                "the repository is immutable, so every write must be a \
+                                 conditional create, and the store client has conditional puts \
+                                 switched off ({detail}); unset AWS_CONDITIONAL_PUT"
+                            ),
+                        }
+                    }
+                    e => e,
+                })?;
+            return self.same_size(path, existing, len);
+        }
         self.retrying(Op::Put, path, || async {
             inner
                 .put(&p, PutPayload::from_bytes(bytes.clone()))
@@ -353,8 +442,43 @@ impl Store {
         .map_err(|f| f.into_error(path))
     }
 
-    /// Deletes an object; deleting one that is gone is not an error.
+    /// After a conditional create: an object that was already there must
+    /// be the same one (same name, so same hash; its size is what can be
+    /// checked without reading it).
+    fn same_size(&self, path: &str, existing: Option<u64>, len: u64) -> Result<()> {
+        match existing {
+            Some(size) if size != len => Err(Error::Immutable {
+                location: self.location.to_string(),
+                path: path.to_string(),
+                action: "overwritten",
+                reason: format!(
+                    "the repository is immutable and an object of {size} bytes already has this \
+                     name, where {len} were to be written; the stored one is damaged or foreign: \
+                     run `hokan check --read-data`"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes an object; deleting one that is gone is not an error. In
+    /// immutable mode this is refused without a request: deletions there
+    /// go through [`remove`](Self::remove).
     pub fn delete(&self, path: &str) -> Result<()> {
+        if self.immutable.is_some() {
+            return Err(Error::Immutable {
+                location: self.location.to_string(),
+                path: path.to_string(),
+                action: "deleted",
+                reason: "the repository is immutable; only `prune` deletes, once the object \
+                         lock's retention has passed"
+                    .into(),
+            });
+        }
+        self.delete_now(path)
+    }
+
+    fn delete_now(&self, path: &str) -> Result<()> {
         if let Some(l) = self.local() {
             return l.delete(path);
         }
@@ -364,6 +488,63 @@ impl Store {
             .block_on(self.retrying(Op::Delete, path, || async { inner.delete(&p).await }))
         {
             Ok(()) | Err(Failure::NotFound) => Ok(()),
+            // Outside immutable mode a refused delete may be a bucket's
+            // object lock, not a missing permission: say both.
+            Err(Failure::Other(Error::Denied { location, detail })) if self.immutable.is_none() => {
+                Err(Error::Denied {
+                    location,
+                    detail: format!(
+                        "{detail}; if the bucket has S3 Object Lock, its retention still holds \
+                         {path}: on such a bucket use a repository made with `hokan init \
+                         --immutable --lock-retention <the bucket's default retention>`"
+                    ),
+                })
+            }
+            Err(Failure::Other(e)) => Err(e),
+        }
+    }
+
+    /// Deletes an object if the lock allows: always outside immutable
+    /// mode; in it, once `modified` (its last-modified time, looked up
+    /// when `None`) plus the retention has passed, and then a delete the
+    /// store refuses (403, object locked) counts as kept, not as an error.
+    /// The retention is the one configured at `init`: object_store cannot
+    /// read an object's own retention date, so a longer per-object one
+    /// shows up as a refused delete.
+    pub fn remove(&self, path: &str, modified: Option<i64>) -> Result<Removal> {
+        let Some(retention) = self.immutable else {
+            self.delete_now(path)?;
+            return Ok(Removal::Deleted);
+        };
+        let modified = match modified {
+            Some(m) => m,
+            None => match self.modified(path)? {
+                Some(m) => m,
+                None => return Ok(Removal::Deleted),
+            },
+        };
+        let until = modified.saturating_add(retention as i64);
+        if chrono::Utc::now().timestamp() < until {
+            return Ok(Removal::Kept { until: Some(until) });
+        }
+        match self.delete_now(path) {
+            Ok(()) => Ok(Removal::Deleted),
+            Err(e) if refused(&e) => Ok(Removal::Kept { until: None }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An object's last-modified time (Unix seconds); `None` if there is
+    /// none.
+    pub fn modified(&self, path: &str) -> Result<Option<i64>> {
+        if let Some(l) = self.local() {
+            return l.modified(path);
+        }
+        let p = ObjPath::from(path);
+        let inner = self.remote();
+        match runtime().block_on(self.retrying(Op::Head, path, || async { inner.head(&p).await })) {
+            Ok(m) => Ok(Some(m.last_modified.timestamp())),
+            Err(Failure::NotFound) => Ok(None),
             Err(Failure::Other(e)) => Err(e),
         }
     }
@@ -464,6 +645,27 @@ impl Store {
 fn s3_builder_from_env() -> object_store::aws::AmazonS3Builder {
     object_store::aws::AmazonS3Builder::from_env()
         .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
+}
+
+/// Whether a failed delete was the store refusing it (object lock,
+/// retention, a policy without delete permission), not a fault.
+fn refused(e: &Error) -> bool {
+    match e {
+        Error::Denied { .. } => true,
+        Error::Storage { detail, .. } => {
+            let d = detail.to_ascii_lowercase();
+            [
+                "objectlock",
+                "object lock",
+                "retention",
+                "precondition",
+                "worm",
+            ]
+            .iter()
+            .any(|w| d.contains(w))
+        }
+        _ => false,
+    }
 }
 
 /// Runs blocking file I/O from async code without stalling the runtime.
