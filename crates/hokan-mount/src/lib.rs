@@ -216,6 +216,27 @@ impl Mounted {
             let _ = self.session.join();
             return Ok(Unmounted::Cleanly);
         }
+        if !is_root() {
+            // fuser unmounts for users with `fusermount -u -z`, always
+            // lazily, and its join would then wait for the last reader.
+            // Try a plain unmount first to know whether the mount is busy.
+            let helper = helper().ok_or(Error::NoHelper)?;
+            let out = std::process::Command::new(helper)
+                .args(["-u", "--"])
+                .arg(&path)
+                .output()
+                .map_err(|source| Error::Unmount {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            if !out.status.success() {
+                // Busy, most likely; a real failure shows in the detach.
+                detach(&path)?;
+                return Ok(Unmounted::Lazily);
+            }
+        }
+        // As root, umount(2); for users this finds it already unmounted.
+        // Either way it then waits for the file system's threads.
         match self.session.umount_and_join() {
             Ok(()) => Ok(Unmounted::Cleanly),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
