@@ -27,6 +27,10 @@ fn fuse_missing() -> Option<&'static str> {
     if !root && hokan_mount::helper().is_none() {
         return Some("no fusermount3/fusermount helper (apt-get install fuse3)");
     }
+    // SAFETY: a valid NUL-terminated path.
+    if !root && unsafe { libc::access(c"/dev/fuse".as_ptr(), libc::R_OK | libc::W_OK) } != 0 {
+        return Some("/dev/fuse may be opened only by root here");
+    }
     None
 }
 

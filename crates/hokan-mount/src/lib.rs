@@ -48,13 +48,14 @@
 mod cache;
 mod content;
 mod fs;
+mod helper;
 mod inodes;
 pub mod layout;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 use hokan_repo::{IndexedRepository, SnapshotEntry};
 
 /// Why a mount or unmount failed; each says what to do about it.
@@ -74,6 +75,12 @@ pub enum Error {
          pass the device (docker run --device /dev/fuse --cap-add SYS_ADMIN)"
     )]
     NoFuseDevice,
+    /// /dev/fuse exists but this user may not open it.
+    #[error(
+        "/dev/fuse may be opened only by root here (Debian's default is mode 0666: \
+         chmod 0666 /dev/fuse), or run hokan mount as root"
+    )]
+    NoFuseAccess,
     /// Not root, and no helper that mounts for ordinary users.
     #[error(
         "neither fusermount3 nor fusermount is installed, and only they let a user who is \
@@ -168,15 +175,24 @@ pub fn preflight(mountpoint: &Path) -> Result<(), Error> {
     if !Path::new("/dev/fuse").exists() {
         return Err(Error::NoFuseDevice);
     }
-    if !is_root() && helper().is_none() {
-        return Err(Error::NoHelper);
+    if !is_root() {
+        if helper().is_none() {
+            return Err(Error::NoHelper);
+        }
+        // The helper opens the device as the user who called it.
+        let dev = c"/dev/fuse";
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::access(dev.as_ptr(), libc::R_OK | libc::W_OK) } != 0 {
+            return Err(Error::NoFuseAccess);
+        }
     }
     Ok(())
 }
 
-/// A mounted repository; dropping it unmounts (without waiting).
+/// A mounted repository; dropping it unmounts (lazily, without waiting).
 pub struct Mounted {
-    session: BackgroundSession,
+    /// Taken by [`Mounted::unmount`] and [`Mounted::wait`].
+    session: Option<BackgroundSession>,
     mountpoint: PathBuf,
 }
 
@@ -199,27 +215,31 @@ impl Mounted {
     /// Whether the file system has stopped by itself (someone ran
     /// `fusermount -u` or `umount`).
     pub fn is_finished(&self) -> bool {
-        self.session.guard.is_finished()
+        self.session.as_ref().is_none_or(|s| s.guard.is_finished())
     }
 
     /// Waits until the file system stops by itself.
-    pub fn wait(self) {
-        let _ = self.session.join();
+    pub fn wait(mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.join();
+        }
     }
 
     /// Unmounts. A mount in use (a shell's working directory, an open
     /// file) cannot be unmounted at once; it is detached instead, which
     /// the result says.
-    pub fn unmount(self) -> Result<Unmounted, Error> {
+    pub fn unmount(mut self) -> Result<Unmounted, Error> {
         let path = self.mountpoint.clone();
-        if self.is_finished() {
-            let _ = self.session.join();
+        let Some(session) = self.session.take() else {
+            return Ok(Unmounted::Cleanly);
+        };
+        if session.guard.is_finished() {
+            let _ = session.join();
             return Ok(Unmounted::Cleanly);
         }
         if !is_root() {
-            // fuser unmounts for users with `fusermount -u -z`, always
-            // lazily, and its join would then wait for the last reader.
-            // Try a plain unmount first to know whether the mount is busy.
+            // The helper made this mount, so it unmounts it; a plain
+            // unmount fails while the mount is busy.
             let helper = helper().ok_or(Error::NoHelper)?;
             let out = std::process::Command::new(helper)
                 .args(["-u", "--"])
@@ -231,13 +251,14 @@ impl Mounted {
                 })?;
             if !out.status.success() {
                 // Busy, most likely; a real failure shows in the detach.
+                // The session is left to end with the process.
                 detach(&path)?;
                 return Ok(Unmounted::Lazily);
             }
         }
-        // As root, umount(2); for users this finds it already unmounted.
-        // Either way it then waits for the file system's threads.
-        match self.session.umount_and_join() {
+        // As root, umount(2); for users it is unmounted already. Either
+        // way this then waits for the file system's threads.
+        match session.umount_and_join() {
             Ok(()) => Ok(Unmounted::Cleanly),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 detach(&path)?;
@@ -247,6 +268,16 @@ impl Mounted {
                 path: path.display().to_string(),
                 source,
             }),
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // As root, fuser's session unmounts when dropped; a mount made by
+        // the helper must be taken down by it.
+        if self.session.take().is_some() && !is_root() {
+            let _ = detach(&self.mountpoint);
         }
     }
 }
@@ -291,6 +322,11 @@ pub fn mount(
     options: &MountOptions,
 ) -> Result<Mounted, Error> {
     preflight(mountpoint)?;
+    // The helper and /proc/mounts speak of absolute paths.
+    let mountpoint = &mountpoint.canonicalize().map_err(|e| Error::MountPoint {
+        path: mountpoint.display().to_string(),
+        reason: e.to_string(),
+    })?;
     let cache = options.cache.max(options.readahead.saturating_mul(3));
     let fs = fs::HokanFs::new(Arc::new(repo), &snapshots, cache, options.readahead);
     let mut config = Config::default();
@@ -305,12 +341,31 @@ pub fn mount(
         config.acl = SessionACL::All;
     }
     config.n_threads = Some(options.threads.max(1));
-    let session = fuser::spawn_mount(fs, mountpoint, &config).map_err(|source| Error::Mount {
+    let failed = |source| Error::Mount {
         path: mountpoint.display().to_string(),
         source,
-    })?;
+    };
+    let session = if is_root() {
+        fuser::spawn_mount(fs, mountpoint, &config).map_err(failed)?
+    } else {
+        let mut opts = "ro,nosuid,nodev,fsname=hokan,subtype=hokan".to_string();
+        if options.allow_other {
+            opts.push_str(",allow_other");
+        }
+        let helper = helper().ok_or(Error::NoHelper)?;
+        let fd = helper::mount(&helper, mountpoint, &opts).map_err(failed)?;
+        let session = Session::from_fd(fs, fd, config.acl, config.clone());
+        // From here on the mount exists: a failure must take it down.
+        match session.and_then(Session::spawn) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = detach(mountpoint);
+                return Err(failed(e));
+            }
+        }
+    };
     Ok(Mounted {
-        session,
+        session: Some(session),
         mountpoint: mountpoint.to_path_buf(),
     })
 }
