@@ -293,7 +293,7 @@ fn the_mount_reads_like_the_source_and_refuses_writes() {
         .collect();
     ids.sort();
     assert_eq!(names(&mnt.join("ids")), ids);
-    assert_eq!(names(&mnt.join("hosts")), [host.clone()]);
+    assert_eq!(names(&mnt.join("hosts")), std::slice::from_ref(&host));
     assert_eq!(names(&mnt.join(format!("hosts/{host}"))).len(), 3);
     assert_eq!(names(&mnt.join("tags")), ["first"]);
     assert_eq!(

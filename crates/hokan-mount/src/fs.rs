@@ -30,6 +30,10 @@ const TTL: Duration = Duration::from_secs(24 * 3600);
 /// Decoded trees kept; each directory listed or looked up needs its tree.
 const TREES_CACHED: usize = 1024;
 
+/// Takes one directory entry (inode, position after it, name, attributes)
+/// for a reply; true when the reply is full.
+type AddEntry<'a> = dyn FnMut(Ino, u64, &[u8], &FileAttr) -> bool + 'a;
+
 /// The file system of one mount.
 pub struct HokanFs {
     repo: Arc<IndexedRepository>,
@@ -186,12 +190,7 @@ impl HokanFs {
 
     /// Directory entries from position `offset` on (0 is `.`, 1 is `..`),
     /// each with the position after it, until `add` says the reply is full.
-    fn list(
-        &self,
-        ino: Ino,
-        offset: u64,
-        add: &mut dyn FnMut(Ino, u64, &[u8], &FileAttr) -> bool,
-    ) -> Result<(), Errno> {
+    fn list(&self, ino: Ino, offset: u64, add: &mut AddEntry<'_>) -> Result<(), Errno> {
         let dir = self.table.get(ino).ok_or(Errno::ENOENT)?;
         let mut pos = offset;
         for (name, target) in [(&b"."[..], ino), (&b".."[..], dir.parent)] {
