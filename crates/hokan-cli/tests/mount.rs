@@ -517,3 +517,49 @@ fn the_mount_reads_a_repository_on_s3() {
     assert!(out.contains("unmounted"), "{out}");
     assert!(!is_mounted(&mnt));
 }
+
+/// Damaged data: the read fails with EIO (not a hang, not wrong bytes),
+/// the mount's log says what is damaged, and the rest stays readable.
+#[test]
+fn damaged_data_reads_as_an_error() {
+    if skip() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (cache, src, mnt) = (
+        t.path().join("cache"),
+        t.path().join("src"),
+        t.path().join("mnt"),
+    );
+    let repo = t.path().join("repo");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::write(src.join("big.bin"), generate(Kind::Random, 3 << 20, 5)).unwrap();
+    std::fs::write(src.join("small"), b"small").unwrap();
+    let repo_s = repo.to_str().unwrap();
+    init(repo_s, &cache);
+    let mut c = hokan(repo_s, &cache);
+    c.arg("backup").arg(&src);
+    ok(&run(c));
+    // The largest pack holds the big file's chunks: flip a byte in it.
+    let largest = walk(&repo.join("data"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&largest, bytes).unwrap();
+
+    let mut m = Mounted::start(repo_s, &cache, &mnt, &[], Duration::from_secs(60));
+    let latest = mnt
+        .join("snapshots/latest")
+        .join(src.strip_prefix("/").unwrap());
+    let e = std::fs::read(latest.join("big.bin")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    assert_eq!(std::fs::read(latest.join("small")).unwrap(), b"small");
+    let out = m.stop(libc::SIGINT);
+    assert!(out.contains("unmounted"), "{out}");
+    let log = m.stderr();
+    assert!(log.contains("big.bin"), "the log names the file: {log}");
+}
