@@ -229,6 +229,40 @@ fn listing(dir: &Path) -> Vec<(PathBuf, String, u32, i64, Vec<u8>)> {
     out
 }
 
+fn cpath(p: &Path) -> std::ffi::CString {
+    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
+}
+
+/// An extended attribute's value, if the file has it.
+fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid paths and a buffer of the length given.
+    let n = unsafe {
+        libc::getxattr(
+            cpath(path).as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+/// Sets `user.comment`; false where the file system has no user xattrs.
+fn set_comment(path: &Path, value: &[u8]) -> bool {
+    // SAFETY: valid paths and a value of the length given.
+    unsafe {
+        libc::setxattr(
+            cpath(path).as_ptr(),
+            c"user.comment".as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        ) == 0
+    }
+}
+
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -263,6 +297,7 @@ fn the_mount_reads_like_the_source_and_refuses_writes() {
     let repo = repo.to_str().unwrap();
     std::fs::create_dir(&mnt).unwrap();
     source(&src);
+    let has_xattrs = set_comment(&src.join("a/text.log"), b"kept");
     init(repo, &cache);
     for args in [vec!["backup", "--tag", "first"], vec!["backup"]] {
         let mut c = hokan(repo, &cache);
@@ -346,6 +381,19 @@ fn the_mount_reads_like_the_source_and_refuses_writes() {
         deep.uid(),
         std::fs::metadata(src.join("a/b/c/deep.txt")).unwrap().uid()
     );
+
+    if has_xattrs {
+        assert_eq!(
+            get_xattr(&latest.join("a/text.log"), "user.comment").unwrap(),
+            b"kept"
+        );
+        assert_eq!(get_xattr(&latest.join("big.bin"), "user.comment"), None);
+    } else {
+        eprintln!(
+            "{} has no user xattrs; their part of the test is left out",
+            src.display()
+        );
+    }
 
     // cp -a and rsync -a copy it out whole.
     let copy = t.path().join("copy");
@@ -562,4 +610,63 @@ fn damaged_data_reads_as_an_error() {
     assert!(out.contains("unmounted"), "{out}");
     let log = m.stderr();
     assert!(log.contains("big.bin"), "the log names the file: {log}");
+}
+
+/// A FIFO and a device node show as what they are, with their device
+/// number (and, mounted nodev, cannot be used to reach the device).
+#[test]
+fn special_files_show_as_such() {
+    use std::os::unix::fs::FileTypeExt;
+    if skip() {
+        return;
+    }
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipping: only root can make a device node to back up");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (cache, src, mnt) = (
+        t.path().join("cache"),
+        t.path().join("src"),
+        t.path().join("mnt"),
+    );
+    let repo = t.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    // SAFETY: valid paths; makedev(1, 3) is /dev/null's number.
+    unsafe {
+        assert_eq!(libc::mkfifo(cpath(&src.join("fifo")).as_ptr(), 0o600), 0);
+        let dev = libc::makedev(1, 3);
+        assert_eq!(
+            libc::mknod(
+                cpath(&src.join("null")).as_ptr(),
+                libc::S_IFCHR | 0o666,
+                dev
+            ),
+            0
+        );
+    }
+    init(repo, &cache);
+    let mut c = hokan(repo, &cache);
+    c.arg("backup").arg(&src);
+    ok(&run(c));
+
+    let mut m = Mounted::start(repo, &cache, &mnt, &[], Duration::from_secs(60));
+    let latest = mnt
+        .join("snapshots/latest")
+        .join(src.strip_prefix("/").unwrap());
+    let fifo = std::fs::symlink_metadata(latest.join("fifo")).unwrap();
+    assert!(fifo.file_type().is_fifo());
+    assert_eq!(fifo.mode() & 0o777, 0o600);
+    let null = std::fs::symlink_metadata(latest.join("null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(
+        null.rdev(),
+        std::fs::metadata(src.join("null")).unwrap().rdev()
+    );
+    let e = std::fs::File::open(latest.join("null")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EACCES), "nodev: {e}");
+    m.stop(libc::SIGINT);
 }
