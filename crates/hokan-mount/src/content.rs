@@ -107,19 +107,35 @@ impl Blobs {
     /// is being served) that are neither cached nor under way, up to the
     /// read-ahead size, in the background. Failures are dropped here: the
     /// reader that needs the chunk fetches it again and reports the error.
+    ///
+    /// Fetches go out in batches of at least half the window, started once
+    /// less than half of it is ready or under way: a batch's records that
+    /// lie together in a pack come in one request, where topping the
+    /// window up chunk by chunk would make one small request per chunk
+    /// (measured on Garage: 1M windows 40 MB/s, 16M 60 MB/s).
     pub fn read_ahead(&self, next: &[ChunkRef]) {
         let mut st = self.shared.lock();
+        let ready = |st: &State, c: &ChunkRef| {
+            c.is_hole() || st.in_flight.contains(&c.id) || st.cache.contains(&c.id)
+        };
+        let mut covered = 0u64;
+        for c in next {
+            if covered >= self.readahead / 2 || !ready(&st, c) {
+                break;
+            }
+            covered += c.len as u64;
+        }
+        if covered >= self.readahead / 2 {
+            return;
+        }
         let mut want: Vec<ChunkRef> = Vec::new();
         let mut bytes = 0u64;
         for c in next {
             if bytes >= self.readahead {
                 break;
             }
-            if c.is_hole() {
-                continue;
-            }
             bytes += c.len as u64;
-            if st.in_flight.contains(&c.id) || st.cache.contains(&c.id) {
+            if ready(&st, c) {
                 continue;
             }
             st.in_flight.insert(c.id);
