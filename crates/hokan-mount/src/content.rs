@@ -53,6 +53,21 @@ impl Shared {
     }
 }
 
+/// Ends a fetch when dropped, whether it returned or panicked: a chunk
+/// left marked as under way would make its readers wait forever.
+struct Fetch {
+    shared: Arc<Shared>,
+    asked: Vec<ChunkRef>,
+    decoded: Vec<(ChunkId, Chunk)>,
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        self.shared
+            .deliver(&self.asked, std::mem::take(&mut self.decoded));
+    }
+}
+
 /// Decoded chunks: cached, fetched once however many readers want them,
 /// and read ahead.
 pub struct Blobs {
@@ -93,13 +108,19 @@ impl Blobs {
         }
         st.in_flight.insert(c.id);
         drop(st);
+        let mut fetch = Fetch {
+            shared: sh.clone(),
+            asked: vec![*c],
+            decoded: Vec::new(),
+        };
         let read = sh
             .repo
             .reader()
             .read_blob(BlobType::Data, &c.id.0)
             .and_then(|d| checked(c, d));
-        let decoded = read.iter().map(|d| (c.id, d.clone())).collect();
-        sh.deliver(std::slice::from_ref(c), decoded);
+        if let Ok(d) = &read {
+            fetch.decoded.push((c.id, d.clone()));
+        }
         read
     }
 
@@ -145,20 +166,24 @@ impl Blobs {
         if want.is_empty() {
             return;
         }
-        let sh = self.shared.clone();
+        let mut fetch = Fetch {
+            shared: self.shared.clone(),
+            asked: want,
+            decoded: Vec::new(),
+        };
         rayon::spawn(move || {
             // One call: records close together in a pack are fetched with
             // one request, and the chunks are decoded in parallel.
-            let ids: Vec<_> = want.iter().map(|c| c.id.0).collect();
-            let mut decoded = Vec::new();
-            if let Ok(results) = sh.repo.reader().read_blobs(BlobType::Data, &ids) {
-                for (c, r) in want.iter().zip(results) {
+            let ids: Vec<_> = fetch.asked.iter().map(|c| c.id.0).collect();
+            let reader = fetch.shared.repo.reader();
+            if let Ok(results) = reader.read_blobs(BlobType::Data, &ids) {
+                for (c, r) in fetch.asked.iter().zip(results) {
                     if let Ok(d) = r.and_then(|d| checked(c, d)) {
-                        decoded.push((c.id, d));
+                        fetch.decoded.push((c.id, d));
                     }
                 }
             }
-            sh.deliver(&want, decoded);
+            // `fetch` delivers as it drops.
         });
     }
 }
