@@ -85,6 +85,8 @@ pub enum Command {
     Find(cmd::find::FindArgs),
     /// Write one file of a snapshot to stdout
     Dump(cmd::dump::DumpArgs),
+    /// Mount the repository read-only (FUSE): snapshots/<time>/..., latest, ids, hosts, tags
+    Mount(cmd::mount::MountArgs),
     /// Remove snapshots by a retention policy (keep-last, keep-daily, keep-size, ...)
     Forget(cmd::forget::ForgetArgs),
     /// Add, remove or set snapshots' tags (each changed snapshot gets a new id)

@@ -15,6 +15,7 @@ pub mod k8s;
 pub mod key;
 pub mod ls;
 pub mod man;
+pub mod mount;
 pub mod prune;
 pub mod repair;
 pub mod restore;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Snapshots(a) => snapshots::run(g, a),
         Command::Backup(a) => backup::run(g, a),
         Command::Dump(a) => dump::run(g, a),
+        Command::Mount(a) => mount::run(g, a),
         Command::Restore(a) => restore::run(g, a),
         Command::Ls(a) => ls::run(g, a),
         Command::Diff(a) => diff::run(g, a),
