@@ -419,6 +419,10 @@ fn a_wrong_source_password_or_damaged_source_changes_nothing() {
         "and the file: {err}"
     );
     assert!(
+        err.contains(&format!("hokan -r {from} check --read-data")),
+        "and how to check the source: {err}"
+    );
+    assert!(
         s.snapshots(s.hokan(&to)).is_empty(),
         "no snapshot is saved for a copy that failed"
     );

@@ -57,7 +57,9 @@ pub fn run(g: &Global, a: CopyArgs) -> Result<ExitCode> {
     let mut target = target.load_index()?;
     warn_problems(g, "target", target.problems());
     let bar = PhaseBar::start(super::progress_mode(g));
-    let report = target.copy_from(&source, &selected, &bar)?;
+    let report = target
+        .copy_from(&source, &selected, &bar)
+        .map_err(|e| source_damage(e, &a.from_repo))?;
     bar.finish();
     let seconds = start.elapsed().as_secs_f64();
     if g.json {
@@ -187,4 +189,30 @@ fn print_summary(r: &CopyReport, from: &str, seconds: f64) {
             "; blobs re-identified with this repository's id key"
         }
     );
+}
+
+/// Damage met while copying is the source's (the target is only written):
+/// say which repository to check, since the generic hint names none.
+fn source_damage(e: hokan_repo::Error, from_repo: &str) -> anyhow::Error {
+    use hokan_core::Error as Core;
+    use hokan_repo::Error as E;
+    let damaged = matches!(
+        &e,
+        E::Corrupted { .. }
+            | E::Missing { .. }
+            | E::Core(
+                Core::Corrupted { .. }
+                    | Core::Truncated { .. }
+                    | Core::MissingPack { .. }
+                    | Core::BlobNotFound { .. }
+            )
+    );
+    let e = anyhow::Error::new(e);
+    match damaged {
+        true => e.context(format!(
+            "the source repository {from_repo} is damaged: \
+             `hokan -r {from_repo} check --read-data` names what is affected there"
+        )),
+        false => e,
+    }
 }
