@@ -143,31 +143,8 @@ impl LocalStore {
     /// Writes an object durably (see the module documentation).
     pub fn put(&self, path: &str, bytes: &[u8]) -> Result<()> {
         self.forget_open(path);
-        let full = self.root.join(path);
-        let dir = full.parent().unwrap_or(&self.root).to_path_buf();
-        let name = full
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (dir, full, tmp) = self.write_temp(path, bytes)?;
         let fail = |action: &str, e| failure(&self.root, path, action, e);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            return Err(fail("creating the directory of", e));
-        }
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(|e| hokan_core::Error::Random(e.to_string()))?;
-        let tmp = dir.join(format!("{TEMP_PREFIX}{name}-{}", hex::encode(nonce)));
-        let written = (|| {
-            let mut f = std::fs::File::options()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(fail("writing", e));
-        }
         if let Err(e) = std::fs::rename(&tmp, &full) {
             let _ = std::fs::remove_file(&tmp);
             return Err(fail("renaming into place", e));
@@ -180,31 +157,8 @@ impl LocalStore {
     /// fails if the name is taken, where a rename would replace it.
     /// Returns the size of the object already there, if one was.
     pub fn put_new(&self, path: &str, bytes: &[u8]) -> Result<Option<u64>> {
-        let full = self.root.join(path);
-        let dir = full.parent().unwrap_or(&self.root).to_path_buf();
-        let name = full
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (dir, full, tmp) = self.write_temp(path, bytes)?;
         let fail = |action: &str, e| failure(&self.root, path, action, e);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            return Err(fail("creating the directory of", e));
-        }
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(|e| hokan_core::Error::Random(e.to_string()))?;
-        let tmp = dir.join(format!("{TEMP_PREFIX}{name}-{}", hex::encode(nonce)));
-        let written = (|| {
-            let mut f = std::fs::File::options()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(fail("writing", e));
-        }
         let linked = std::fs::hard_link(&tmp, &full);
         let _ = std::fs::remove_file(&tmp);
         match linked {
@@ -219,6 +173,40 @@ impl LocalStore {
         }
         sync_dir(&dir).map_err(|e| fail("flushing the directory of", e))?;
         Ok(None)
+    }
+
+    /// The first half of a durable write: `bytes` in a flushed temporary
+    /// file beside `path`, named so that listings skip it. Returns the
+    /// directory, the object's full path and the temporary file's, for
+    /// the caller to put in place (rename, or link where it must not
+    /// replace); a failed write leaves no temporary file behind.
+    fn write_temp(&self, path: &str, bytes: &[u8]) -> Result<(PathBuf, PathBuf, PathBuf)> {
+        let full = self.root.join(path);
+        let dir = full.parent().unwrap_or(&self.root).to_path_buf();
+        let name = full
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let fail = |action: &str, e| failure(&self.root, path, action, e);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return Err(fail("creating the directory of", e));
+        }
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| hokan_core::Error::Random(e.to_string()))?;
+        let tmp = dir.join(format!("{TEMP_PREFIX}{name}-{}", hex::encode(nonce)));
+        let written = (|| {
+            let mut f = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail("writing", e));
+        }
+        Ok((dir, full, tmp))
     }
 
     /// An object's modification time (Unix seconds), if it exists.
