@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -426,7 +426,7 @@ impl<'a> Archiver<'a> {
 
     /// All of a directory, recursively.
     fn archive_dir(&self, dir: &Path, parent: Option<&Tree>, device: u64) -> Result<TreeId> {
-        let mut names: Vec<Vec<u8>> = match super::listdir::names(dir) {
+        let mut names: Vec<Vec<u8>> = match super::noatime::names(dir) {
             Ok(names) => names
                 .into_iter()
                 .map(std::os::unix::ffi::OsStringExt::into_vec)
@@ -569,13 +569,7 @@ impl<'a> Archiver<'a> {
     }
 
     fn read_file(&self, path: &Path, md: &Metadata) -> Result<Option<Vec<ChunkRef>>> {
-        // O_NOATIME keeps the backup from touching access times; only the
-        // owner (or root) may use it, so fall back without.
-        let file = File::options()
-            .read(true)
-            .custom_flags(libc::O_NOATIME)
-            .open(path)
-            .or_else(|_| File::open(path));
+        let file = super::noatime::open(path);
         let mut file = match file {
             Ok(f) => f,
             Err(e) => {

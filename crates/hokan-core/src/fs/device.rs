@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -48,11 +48,7 @@ impl Archiver<'_> {
         path: &Path,
         parent: Option<&Node>,
     ) -> Result<Option<(Vec<ChunkRef>, u64)>> {
-        let file = File::options()
-            .read(true)
-            .custom_flags(libc::O_NOATIME)
-            .open(path)
-            .or_else(|_| File::open(path));
+        let file = super::noatime::open(path);
         let mut file = match file {
             Ok(f) => f,
             Err(e) => {

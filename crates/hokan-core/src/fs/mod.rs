@@ -11,8 +11,8 @@
 mod archive;
 mod device;
 mod exclude;
-mod listdir;
 mod meta;
+mod noatime;
 mod prefetch;
 mod restore;
 

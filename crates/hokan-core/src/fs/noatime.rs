@@ -1,19 +1,30 @@
-//! Listing a directory without touching its access time.
+//! Reading files and listing directories without touching access times.
 //!
-//! `std::fs::read_dir` opens the directory plainly, and under `relatime`
-//! the first listing after a change moves the directory's atime. A backup
-//! records atimes, so its own listing would make the next backup store
-//! every fresh directory's tree again (no file data, but a tree per
-//! directory). Opening with `O_NOATIME`, as files are read, leaves atime
-//! alone; the kernel allows it to the owner and to root, and for anyone
-//! else the listing falls back to a plain open.
+//! A backup records atimes, so its own reads must not move them: under
+//! `relatime` the first read after a change would, and the next backup
+//! would then store every such entry's tree again (no file data, but a
+//! tree per directory). Opening with `O_NOATIME` leaves atime alone; the
+//! kernel allows it to the owner and to root, and for anyone else both
+//! functions fall back to a plain open.
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use rustix::fs::{Dir, Mode, OFlags};
 use rustix::io::Errno;
+
+/// Opens `path` for reading without moving its access time where the
+/// kernel allows that.
+pub(crate) fn open(path: &Path) -> std::io::Result<File> {
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+        .or_else(|_| File::open(path))
+}
 
 /// The names in `dir`, without `.` and `..`, in the order the file system
 /// gives them.

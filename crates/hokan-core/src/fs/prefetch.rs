@@ -1,9 +1,8 @@
 //! Reading ahead of a backup's walk: the kernel fetches files the walk will
 //! read soon, and a count of what lies ahead gives progress an end.
 
-use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -50,7 +49,7 @@ impl Prefetch<'_, '_> {
     /// [`run`](Self::run) for one directory backed up as the root, whose
     /// entries the parent's root tree holds.
     pub(super) fn run_root(&mut self, dir: &Path, root: Option<&Tree>, device: u64) {
-        let Ok(mut names) = super::listdir::names(dir) else {
+        let Ok(mut names) = super::noatime::names(dir) else {
             return;
         };
         names.sort();
@@ -85,7 +84,7 @@ impl Prefetch<'_, '_> {
             if ex.excludes_dir(p) {
                 return true;
             }
-            let Ok(mut names) = super::listdir::names(p) else {
+            let Ok(mut names) = super::noatime::names(p) else {
                 return true;
             };
             names.sort();
@@ -105,11 +104,7 @@ impl Prefetch<'_, '_> {
                 std::thread::sleep(std::time::Duration::from_micros(500));
             }
             if !parent.is_some_and(|n| unchanged(n, &md))
-                && let Ok(f) = File::options()
-                    .read(true)
-                    .custom_flags(libc::O_NOATIME)
-                    .open(p)
-                    .or_else(|_| File::open(p))
+                && let Ok(f) = super::noatime::open(p)
             {
                 let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
             }
@@ -148,7 +143,7 @@ pub fn scan(
             if ex.excludes_dir(p) {
                 return;
             }
-            let Ok(names) = super::listdir::names(p) else {
+            let Ok(names) = super::noatime::names(p) else {
                 return;
             };
             for name in names {
@@ -171,17 +166,14 @@ pub fn scan(
     let mut acc = (0, 0);
     for p in paths {
         let Ok(a) = absolute(p) else { continue };
-        let md = match read_special {
-            true => a.metadata(),
-            false => a.symlink_metadata(),
-        };
-        let Ok(md) = md else { continue };
-        let md = match (read_special, md.file_type().is_block_device()) {
-            (true, true) => md,
-            _ => match a.symlink_metadata() {
-                Ok(m) => m,
-                Err(_) => continue,
-            },
+        // A named path is followed to its device, as the archiver follows
+        // it; anything else is taken as it is.
+        let device = read_special
+            .then(|| a.metadata().ok())
+            .flatten()
+            .filter(|m| m.file_type().is_block_device());
+        let Some(md) = device.or_else(|| a.symlink_metadata().ok()) else {
+            continue;
         };
         walk(
             &a,

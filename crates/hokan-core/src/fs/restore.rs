@@ -585,11 +585,7 @@ impl<'a> Restorer<'a> {
         let key = self.reader.key();
         let result = (|| -> std::io::Result<bool> {
             // Reading back must not disturb the access time just restored.
-            let mut f = File::options()
-                .read(true)
-                .custom_flags(libc::O_NOATIME)
-                .open(&item.dest)
-                .or_else(|_| File::open(&item.dest))?;
+            let mut f = super::noatime::open(&item.dest)?;
             let mut buf = Vec::new();
             for c in &item.node.content {
                 buf.resize(c.len as usize, 0);
@@ -636,12 +632,6 @@ struct SparseWriter<'a> {
 /// every common Linux file system.
 const BLOCK: usize = 4096;
 
-/// Whether every byte of `block` is zero, compared 16 at a time.
-fn is_zero(block: &[u8]) -> bool {
-    let (words, tail) = block.as_chunks::<16>();
-    words.iter().all(|w| u128::from_ne_bytes(*w) == 0) && tail.iter().all(|&b| b == 0)
-}
-
 impl SparseWriter<'_> {
     fn run(&mut self, buf: &[u8], zero: bool) -> std::io::Result<()> {
         match zero {
@@ -684,7 +674,7 @@ impl ChunkWrite for SparseWriter<'_> {
         let mut i = 0;
         while i < buf.len() {
             let end = (i + BLOCK - ((start + i as u64) % BLOCK as u64) as usize).min(buf.len());
-            let zero = end - i == BLOCK && is_zero(&buf[i..end]);
+            let zero = end - i == BLOCK && crate::pipeline::is_zero(&buf[i..end]);
             if zero != run_zero && i > run {
                 self.run(&buf[run..i], run_zero)?;
                 run = i;

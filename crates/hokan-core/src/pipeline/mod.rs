@@ -19,6 +19,7 @@ mod reader;
 mod writer;
 
 pub use reader::{BlobReader, ChunkWrite};
+pub(crate) use writer::is_zero;
 pub use writer::{BlobWriter, WriteStats};
 
 use crate::chunker::ChunkerParams;

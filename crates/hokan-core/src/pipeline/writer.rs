@@ -115,7 +115,9 @@ pub struct BlobWriter<'a> {
     used: UsedPacks,
 }
 
-fn is_zero(data: &[u8]) -> bool {
+/// Whether every byte of `data` is zero, compared 16 at a time (the
+/// writer's test for a hole, and the restorer's for a block to skip).
+pub(crate) fn is_zero(data: &[u8]) -> bool {
     let (words, rest) = data.split_at(data.len() / 16 * 16);
     words
         .chunks_exact(16)
