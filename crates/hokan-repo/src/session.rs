@@ -237,22 +237,36 @@ impl<'s> Session<'s> {
 impl IndexedRepository {
     /// The snapshot a backup described by `spec` compares with.
     pub fn find_parent(&self, spec: &SnapshotSpec) -> Result<Option<SnapshotEntry>> {
+        let mut probe = Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
+        probe.hostname = spec.hostname();
+        probe.identity = spec.identity.clone();
+        self.parent_of(spec, &probe, &mut None)
+    }
+
+    /// The parent `spec` asks for, for the snapshot `taking`; `listed`
+    /// holds the snapshot list once read, so a batch reads it once.
+    fn parent_of(
+        &self,
+        spec: &SnapshotSpec,
+        taking: &Snapshot,
+        listed: &mut Option<Vec<SnapshotEntry>>,
+    ) -> Result<Option<SnapshotEntry>> {
         match &spec.parent {
             ParentChoice::None => Ok(None),
             ParentChoice::Snapshot(id) => {
                 Ok(Some(self.find_snapshot(&id.to_hex(), &Default::default())?))
             }
             ParentChoice::Auto => {
-                let mut probe =
-                    Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
-                probe.hostname = spec.hostname();
-                probe.identity = spec.identity.clone();
-                let lineage = probe.lineage();
-                Ok(self
-                    .snapshots()?
-                    .into_iter()
+                let lineage = taking.lineage();
+                let listed = match listed {
+                    Some(l) => l,
+                    None => listed.insert(self.snapshots()?),
+                };
+                Ok(listed
+                    .iter()
                     .rev()
-                    .find(|e| e.snapshot.lineage() == lineage))
+                    .find(|e| e.snapshot.lineage() == lineage)
+                    .cloned())
             }
         }
     }
@@ -266,7 +280,7 @@ impl IndexedRepository {
         spec: SnapshotSpec,
         source: impl FnOnce(&Session<'_>) -> Result<(Staged, T)>,
     ) -> Result<Committed<T>> {
-        let opened = self.open_snapshot(spec)?;
+        let opened = self.open_snapshot(spec, &mut None)?;
         let lock = WriterLock::acquire(&self.repo, self.loaded_at)?;
         let ((staged, value), summary) = self.stage(&opened, source)?;
         self.index_written(&summary);
@@ -292,18 +306,19 @@ impl IndexedRepository {
     {
         let n = jobs.len();
         let lock = WriterLock::acquire(&self.repo, self.loaded_at)?;
-        // Parents are chosen before any job runs: jobs of one batch are
-        // of different things, never each other's parents.
+        // Parents are chosen before any job runs, from one reading of the
+        // snapshot list: jobs of one batch are of different things, never
+        // each other's parents.
+        let mut listed = None;
         let opened: Vec<Result<Opened>> = jobs
             .iter()
-            .map(|(spec, _)| self.open_snapshot(spec.clone()))
+            .map(|(spec, _)| self.open_snapshot(spec.clone(), &mut listed))
             .collect();
+        // Popped from the end: reversed, so jobs start in the given order.
         let queue = std::sync::Mutex::new(
             jobs.into_iter()
                 .zip(opened)
                 .enumerate()
-                .collect::<Vec<_>>()
-                .into_iter()
                 .rev()
                 .collect::<Vec<_>>(),
         );
@@ -348,8 +363,13 @@ impl IndexedRepository {
             .collect())
     }
 
-    /// The snapshot `spec` describes, with its parent chosen.
-    fn open_snapshot(&self, mut spec: SnapshotSpec) -> Result<Opened> {
+    /// The snapshot `spec` describes, with its parent chosen (from
+    /// `listed`, the snapshot list, read here if not yet).
+    fn open_snapshot(
+        &self,
+        mut spec: SnapshotSpec,
+        listed: &mut Option<Vec<SnapshotEntry>>,
+    ) -> Result<Opened> {
         let start = std::time::Instant::now();
         let mut snapshot =
             Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
@@ -360,7 +380,7 @@ impl IndexedRepository {
         snapshot.tags = spec.tags.clone();
         spec.labels.sort();
         snapshot.labels = spec.labels.clone();
-        let parent = self.find_parent(&spec)?;
+        let parent = self.parent_of(&spec, &snapshot, listed)?;
         Ok(Opened {
             snapshot,
             parent,
