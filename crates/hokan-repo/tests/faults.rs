@@ -2,30 +2,20 @@
 //! issue "Nothing lost, nothing hung" that show at the library level. Each
 //! test failed (panicked, hung, lost data or misled) on the code before it.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{check_clean, open, options, restore_equals};
 use hokan_core::fs::NoProgress;
 use hokan_core::sample::{Kind, generate};
 use hokan_repo::conformance::{dump_store, test_init_options};
 use hokan_repo::faults::{Fault, Faults, FaultyStore};
 use hokan_repo::maintenance::{self, PruneOptions, ReadData};
-use hokan_repo::{
-    CacheMode, Error, FsBackup, OpenOptions, Repository, RetryPolicy, SnapshotSpec, Store,
-};
+use hokan_repo::{Error, FsBackup, Repository, SnapshotSpec, Store};
 use object_store::memory::InMemory;
-
-fn options() -> OpenOptions {
-    OpenOptions {
-        cache: CacheMode::Off,
-        retry: RetryPolicy {
-            attempts: 1,
-            first_backoff: Duration::from_millis(1),
-        },
-        ..Default::default()
-    }
-}
 
 /// A repository in memory behind a faulty store, and the switches.
 fn faulty_repo(name: &str) -> (Store, Arc<Faults>) {
@@ -33,10 +23,6 @@ fn faulty_repo(name: &str) -> (Store, Arc<Faults>) {
     let store = FaultyStore::new(Arc::new(InMemory::new()), faults.clone()).store(name);
     Repository::init_store(store.clone(), b"pw", test_init_options(), options()).unwrap();
     (store, faults)
-}
-
-fn open(store: &Store) -> Repository {
-    Repository::open_store(store.clone(), b"pw", options()).unwrap()
 }
 
 /// A tree of `files` files of `size` bytes, each different.
@@ -51,37 +37,6 @@ fn tree(dir: &Path, files: usize, size: usize) {
         )
         .unwrap();
     }
-}
-
-fn check_clean(store: &Store) {
-    let r = maintenance::check(&open(store), ReadData::All, &()).unwrap();
-    assert!(r.is_ok(), "check: {:#?}", r.problems);
-}
-
-fn restore_equals(store: &Store, snapshot: &hokan_repo::Snapshot, source: &Path) {
-    let repo = open(store).load_index().unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let r = repo
-        .restore(
-            snapshot,
-            &source.to_string_lossy(),
-            out.path(),
-            Default::default(),
-            &NoProgress,
-        )
-        .unwrap();
-    assert_eq!(r.summary.failed, 0);
-    let diff = std::process::Command::new("diff")
-        .arg("-r")
-        .arg(source)
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(
-        diff.status.success(),
-        "{}",
-        String::from_utf8_lossy(&diff.stdout)
-    );
 }
 
 /// Item 1: a store that fills up (or fails) while many files go through

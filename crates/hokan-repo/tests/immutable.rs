@@ -3,44 +3,29 @@
 //! that deletes whatever it is asked to, where only the configured
 //! retention holds prune back.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
+use common::{check_clean, open, options, restore_equals};
 use hokan_core::fs::NoProgress;
 use hokan_core::sample::{Kind, generate};
 use hokan_repo::config::Immutable;
 use hokan_repo::conformance::{dump_store, test_init_options};
 use hokan_repo::faults::WormStore;
-use hokan_repo::maintenance::{self, PruneOptions, ReadData};
+use hokan_repo::maintenance::{self, PruneOptions};
 use hokan_repo::retention::{Count, GroupBy, Policy};
-use hokan_repo::{
-    CacheMode, Error, FsBackup, InitOptions, OpenOptions, Removal, Repository, RetryPolicy,
-    SnapshotEntry, Store,
-};
+use hokan_repo::{Error, FsBackup, InitOptions, Removal, Repository, SnapshotEntry, Store};
 use object_store::memory::InMemory;
-
-fn options() -> OpenOptions {
-    OpenOptions {
-        cache: CacheMode::Off,
-        retry: RetryPolicy {
-            attempts: 1,
-            first_backoff: Duration::from_millis(1),
-        },
-        ..Default::default()
-    }
-}
 
 fn immutable(retention_secs: u64) -> InitOptions {
     InitOptions {
         immutable: Some(Immutable { retention_secs }),
         ..test_init_options()
     }
-}
-
-fn open(store: &Store) -> Repository {
-    Repository::open_store(store.clone(), b"pw", options()).unwrap()
 }
 
 /// Files of distinct content; `round` changes a third of them.
@@ -61,37 +46,6 @@ fn backup(store: &Store, src: &Path) -> SnapshotEntry {
         .backup_paths(&[src.to_path_buf()], &FsBackup::default(), &NoProgress)
         .unwrap()
         .entry
-}
-
-fn check_clean(store: &Store) {
-    let r = maintenance::check(&open(store), ReadData::All, &()).unwrap();
-    assert!(r.is_ok(), "check: {:#?}", r.problems);
-}
-
-fn restore_equals(store: &Store, entry: &SnapshotEntry, source: &Path) {
-    let repo = open(store).load_index().unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let r = repo
-        .restore(
-            &entry.snapshot,
-            &source.to_string_lossy(),
-            out.path(),
-            Default::default(),
-            &NoProgress,
-        )
-        .unwrap();
-    assert_eq!(r.summary.failed, 0);
-    let diff = std::process::Command::new("diff")
-        .arg("-r")
-        .arg(source)
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(
-        diff.status.success(),
-        "{}",
-        String::from_utf8_lossy(&diff.stdout)
-    );
 }
 
 fn keep_last(n: u32) -> Policy {
@@ -185,7 +139,7 @@ fn a_write_once_store_takes_the_whole_flow() {
     }
     check_clean(&store);
     tree(src.path(), 2);
-    restore_equals(&store, &entries[2], src.path());
+    restore_equals(&store, &entries[2].snapshot, src.path());
 
     // Direct deletes are refused without asking the store.
     let asked = log.deletes.load(SeqCst);
@@ -288,7 +242,7 @@ fn prune_finishes_the_job_once_the_retention_has_passed() {
         "{first:#?}"
     );
     check_clean(&store);
-    restore_equals(&store, &last, src.path());
+    restore_equals(&store, &last.snapshot, src.path());
     std::thread::sleep(Duration::from_millis(2100));
     let second = maintenance::prune(open(&store), &opts).unwrap();
     assert!(second.deleted > 0, "{second:#?}");
@@ -301,7 +255,7 @@ fn prune_finishes_the_job_once_the_retention_has_passed() {
     let third = maintenance::prune(open(&store), &opts).unwrap();
     assert!(third.kept.objects <= 1, "{third:#?}");
     check_clean(&store);
-    restore_equals(&store, &last, src.path());
+    restore_equals(&store, &last.snapshot, src.path());
     eprintln!("prunes:\n{first:?}\n{second:?}\n{third:?}");
     let index_files = store.list("index").unwrap().len();
     assert!(index_files <= 3, "{index_files} index files left");

@@ -1,0 +1,61 @@
+//! What the library tests against in-memory stores share: how they open a
+//! repository, and the checks that nothing was lost.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hokan_core::fs::NoProgress;
+use hokan_repo::maintenance::{self, ReadData};
+use hokan_repo::{CacheMode, OpenOptions, Repository, RetryPolicy, Snapshot, Store};
+
+/// No cache (the store is what is tested) and one attempt per request, so
+/// an injected fault shows at once.
+pub fn options() -> OpenOptions {
+    OpenOptions {
+        cache: CacheMode::Off,
+        retry: RetryPolicy {
+            attempts: 1,
+            first_backoff: Duration::from_millis(1),
+        },
+        ..Default::default()
+    }
+}
+
+/// The repository in `store`, with the tests' password.
+pub fn open(store: &Store) -> Repository {
+    Repository::open_store(store.clone(), b"pw", options()).unwrap()
+}
+
+/// `check --read-data` finds nothing wrong.
+pub fn check_clean(store: &Store) {
+    let r = maintenance::check(&open(store), ReadData::All, &()).unwrap();
+    assert!(r.is_ok(), "check: {:#?}", r.problems);
+}
+
+/// `snapshot` restores `source` (a path it backed up) completely and
+/// exactly.
+pub fn restore_equals(store: &Store, snapshot: &Snapshot, source: &Path) {
+    let repo = open(store).load_index().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = repo
+        .restore(
+            snapshot,
+            &source.to_string_lossy(),
+            out.path(),
+            Default::default(),
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(r.summary.failed, 0);
+    let diff = std::process::Command::new("diff")
+        .arg("-r")
+        .arg(source)
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+}
