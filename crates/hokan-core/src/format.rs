@@ -70,6 +70,15 @@ impl FormatVersion {
         }
     }
 
+    /// Whether this version's repositories may hold trees of encoding
+    /// `version` as written (version 2 writes trees 2 and 3, §8).
+    pub fn writes_tree(self, version: u8) -> bool {
+        match self {
+            FormatVersion::V1 => version == 1,
+            FormatVersion::V2 => version == 2 || version == 3,
+        }
+    }
+
     /// The pack encoding this version writes.
     pub fn pack_version(self) -> u16 {
         self.number()

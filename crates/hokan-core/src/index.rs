@@ -124,6 +124,11 @@ pub struct Index {
     damaged_records: Mutex<std::collections::HashSet<(u32, u32)>>,
     /// Whether anything is damaged: the locks stay off the hot path.
     any_damaged: AtomicBool,
+    /// Trees carried inside other trees (tree version 3), as reads found
+    /// them: tree id → the tree carrying it and its place in that tree's
+    /// list. Kept here, beside the blobs, because every reader of this
+    /// index may be asked for a tree whose carrier another reader read.
+    carried: Mutex<std::collections::HashMap<Id, (Id, u32)>>,
 }
 
 impl Clone for Index {
@@ -137,6 +142,7 @@ impl Clone for Index {
             damaged: Mutex::new(self.damaged.lock().expect("damaged set").clone()),
             damaged_records: Mutex::new(self.damaged_records.lock().expect("damaged set").clone()),
             any_damaged: AtomicBool::new(self.any_damaged.load(Relaxed)),
+            carried: Mutex::new(self.carried.lock().expect("carried trees").clone()),
         }
     }
 }
@@ -288,6 +294,26 @@ impl Index {
     pub fn mark_damaged(&self, id: &Id) {
         self.damaged.lock().expect("damaged set").insert(*id);
         self.any_damaged.store(true, Relaxed);
+    }
+
+    /// Notes that tree `carrier` carries tree `tree` at place `at` of its
+    /// list (tree version 3).
+    pub fn note_carried(&self, tree: Id, carrier: Id, at: u32) {
+        self.carried
+            .lock()
+            .expect("carried trees")
+            .entry(tree)
+            .or_insert((carrier, at));
+    }
+
+    /// The tree carrying tree `tree` and its place there, if a read found
+    /// one.
+    pub fn carried_in(&self, tree: &Id) -> Option<(Id, u32)> {
+        self.carried
+            .lock()
+            .expect("carried trees")
+            .get(tree)
+            .copied()
     }
 
     /// Records that the record holding blob `id` was found damaged (a

@@ -12,6 +12,16 @@
 //! POSIX nodes only; version 2 adds object nodes, typed attributes and holes
 //! (see `docs/FORMAT.md` §8). Readers take both; writers write the version
 //! of their repository's format ([`FormatVersion::tree_version`]).
+//!
+//! Version 3 (written by format-2 repositories) is version 2 carrying the
+//! plaintexts of its small subtrees: `3 || postcard(Vec<Vec<u8>>) ||
+//! postcard(Tree)`. Most directories are small (a locale's two files, a
+//! package's `__init__.py`), and a tree blob of its own costs about 80
+//! bytes of pack header, group header and index entry beside its content;
+//! carried inside the tree that names it, it costs only its compressed
+//! bytes. A carried tree keeps its id (the keyed hash of its own
+//! plaintext), so nodes, dedup and verification see no difference; readers
+//! find it through the tree that carries it ([`carried_trees`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +31,26 @@ use crate::id::TreeId;
 use crate::pipeline::ChunkRef;
 
 /// The newest tree encoding this build reads and writes.
-pub const TREE_VERSION: u8 = 2;
+pub const TREE_VERSION: u8 = 3;
+
+/// Trees whose plaintext is at most this long are carried inside the tree
+/// that names them (version 3) instead of being stored as blobs. Above
+/// ~1 KiB the ~80 bytes a blob of its own costs are under a tenth of the
+/// tree, while a carried tree is stored again with every change of its
+/// parent.
+pub const CARRY_MAX: usize = 1024;
+
+/// The plaintexts of the subtrees a tree blob carries (version 3), in the
+/// order they were written; empty for other versions. Only the framing is
+/// read: each carried tree is checked against its id when it is used.
+pub fn carried_trees(bytes: &[u8]) -> Result<Vec<&[u8]>> {
+    if bytes.first() != Some(&3) {
+        return Ok(Vec::new());
+    }
+    let (carried, _): (Vec<&[u8]>, _) = postcard::take_from_bytes(&bytes[1..])
+        .map_err(|e| Error::corrupted("tree", format!("undecodable carried trees: {e}")))?;
+    Ok(carried)
+}
 
 /// Seconds and nanoseconds since the Unix epoch (negative before 1970).
 #[derive(
@@ -439,6 +468,18 @@ impl Tree {
         }
     }
 
+    /// The blob plaintext carrying `carried` (plaintexts of subtrees this
+    /// tree names): version 3 when there are any and `format` has version-2
+    /// trees, else [`encode`](Self::encode). A tree with nothing to carry
+    /// keeps its version-2 bytes, and so the id it had before version 3.
+    pub fn encode_carrying(&self, format: FormatVersion, carried: &[&[u8]]) -> Result<Vec<u8>> {
+        if carried.is_empty() || format.tree_version() < 2 {
+            return self.encode(format);
+        }
+        let out = postcard::to_extend(&carried, vec![3]).expect("byte strings serialize");
+        Ok(postcard::to_extend(self, out).expect("a tree always serializes"))
+    }
+
     /// Decodes a tree blob's plaintext of either version. `id` names it in
     /// errors.
     pub fn decode(bytes: &[u8], id: &TreeId) -> Result<Self> {
@@ -456,11 +497,16 @@ impl Tree {
                 }
             }
             Some(2) => postcard::from_bytes(&bytes[1..]).map_err(undecodable)?,
+            Some(3) => {
+                let (_, body): (Vec<&[u8]>, _) =
+                    postcard::take_from_bytes(&bytes[1..]).map_err(undecodable)?;
+                postcard::from_bytes(body).map_err(undecodable)?
+            }
             Some(&v) => {
                 return Err(Error::UnsupportedVersion {
                     what: what(),
                     found: v as u32,
-                    supported: "1 and 2",
+                    supported: "1 to 3",
                 });
             }
             None => return Err(Error::corrupted(what(), "empty tree blob")),

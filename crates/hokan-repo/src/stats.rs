@@ -78,7 +78,8 @@ impl Walk<'_> {
             .reader()
             .read_blob(BlobType::Tree, &id.0)
             .map_err(from_core)?;
-        if self.mode == StatsMode::RawData {
+        // A carried tree's bytes are counted in the tree carrying it.
+        if self.mode == StatsMode::RawData && self.repo.index().contains(&id.0) {
             self.blob(&id.0, bytes.len() as u64);
         }
         let tree = Tree::decode(&bytes, id).map_err(from_core)?;

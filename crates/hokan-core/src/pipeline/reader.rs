@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::id::{BlobType, Id, PackId};
 use crate::index::{Index, Location};
 use crate::keys::MasterKey;
+use crate::tree::carried_trees;
 
 /// Where reassembled content goes: data, and holes the writer may skip
 /// over (a restored file seeks past them and stays sparse).
@@ -96,6 +97,19 @@ impl GroupCache {
     }
 }
 
+/// Bytes of carried trees kept for their next read; past this the copies
+/// are dropped and a carried tree is taken out of its carrier again.
+const CARRIED_CACHE_BYTES: usize = 16 << 20;
+
+/// Plaintexts of carried trees (version 3) met in trees this reader read:
+/// most are read right after their carrier. Where they are is in the
+/// index ([`Index::carried_in`]), which every reader shares.
+#[derive(Default)]
+struct CarriedCache {
+    trees: std::collections::HashMap<Id, Arc<Vec<u8>>>,
+    bytes: usize,
+}
+
 /// A piece of reassembled content.
 enum Piece {
     Data(Vec<u8>),
@@ -120,6 +134,7 @@ pub struct BlobReader<'a> {
     source: &'a dyn PackSource,
     window: usize,
     groups: GroupCache,
+    carried: Mutex<CarriedCache>,
 }
 
 impl<'a> BlobReader<'a> {
@@ -131,6 +146,7 @@ impl<'a> BlobReader<'a> {
             source,
             window: 32 << 20,
             groups: GroupCache::default(),
+            carried: Mutex::default(),
         }
     }
 
@@ -194,10 +210,73 @@ impl<'a> BlobReader<'a> {
             .member(self.key, id, &here)
     }
 
+    /// Whether `id` is a tree carried inside a tree read before (version
+    /// 3) rather than a blob of its own.
+    pub fn is_carried(&self, id: &Id) -> bool {
+        self.index.carried_in(id).is_some()
+    }
+
+    /// Notes the trees that tree `id` (its plaintext `bytes`) carries.
+    fn note_carried(&self, id: &Id, bytes: &[u8]) -> Result<()> {
+        if bytes.first() != Some(&3) {
+            return Ok(());
+        }
+        let list = carried_trees(bytes)
+            .map_err(|e| Error::corrupted(format!("tree {}", id.short()), e.to_string()))?;
+        let mut cache = self.carried.lock().expect("carried trees");
+        for (at, t) in list.into_iter().enumerate() {
+            let child = self.key.blob_id(BlobType::Tree, t);
+            self.index.note_carried(child, *id, at as u32);
+            if cache.bytes + t.len() > CARRIED_CACHE_BYTES {
+                *cache = CarriedCache::default();
+            }
+            if !cache.trees.contains_key(&child) {
+                cache.bytes += t.len();
+                cache.trees.insert(child, Arc::new(t.to_vec()));
+            }
+        }
+        Ok(())
+    }
+
+    /// A carried tree: from the cache, or taken out of its carrier again.
+    /// `None` if no tree read so far carries `id`.
+    fn read_carried(&self, id: &Id) -> Option<Result<Vec<u8>>> {
+        let (carrier, at) = self.index.carried_in(id)?;
+        if let Some(b) = self.carried.lock().expect("carried trees").trees.get(id) {
+            return Some(Ok(b.to_vec()));
+        }
+        Some((|| {
+            let parent = self.read_blob(BlobType::Tree, &carrier)?;
+            let list = carried_trees(&parent).map_err(|e| {
+                Error::corrupted(format!("tree {}", carrier.short()), e.to_string())
+            })?;
+            match list.get(at as usize) {
+                Some(t) if self.key.blob_id(BlobType::Tree, t) == *id => Ok(t.to_vec()),
+                _ => Err(Error::corrupted(
+                    format!("tree {}", id.short()),
+                    format!("tree {} no longer carries it", carrier.short()),
+                )),
+            }
+        })())
+    }
+
     /// Reads one blob: located, fetched, authenticated, decompressed and
-    /// checked against its id.
+    /// checked against its id. A tree may also be one carried inside a
+    /// tree read before.
     pub fn read_blob(&self, kind: BlobType, id: &Id) -> Result<Vec<u8>> {
-        let loc = self.locate(kind, id)?;
+        let loc = match self.locate(kind, id) {
+            Ok(loc) => loc,
+            Err(e) => {
+                return match kind {
+                    BlobType::Tree => {
+                        let bytes = self.read_carried(id).unwrap_or(Err(e))?;
+                        self.note_carried(id, &bytes)?;
+                        Ok(bytes)
+                    }
+                    BlobType::Data => Err(e),
+                };
+            }
+        };
         let read = (|| {
             if loc.group
                 && let Some(g) = self.groups.get((loc.pack, loc.offset))
@@ -207,7 +286,11 @@ impl<'a> BlobReader<'a> {
             let sealed = self.source.read_range(&loc.pack, loc.offset, loc.length)?;
             self.decode(kind, id, &loc, &sealed)
         })();
-        self.noting_damage(id, read)
+        let read = self.noting_damage(id, read)?;
+        if kind == BlobType::Tree {
+            self.note_carried(id, &read)?;
+        }
+        Ok(read)
     }
 
     /// Reads many blobs of one kind, planned by pack: records that lie
@@ -218,14 +301,28 @@ impl<'a> BlobReader<'a> {
     pub fn read_blobs(&self, kind: BlobType, ids: &[Id]) -> Result<Vec<Result<Vec<u8>>>> {
         let mut out: Vec<Option<Result<Vec<u8>>>> = (0..ids.len()).map(|_| None).collect();
         let mut located = Vec::new();
+        let mut carried = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             match self.locate(kind, id) {
                 Ok(l) => located.push((i, l)),
+                Err(_) if kind == BlobType::Tree && self.is_carried(id) => carried.push(i),
                 Err(e) => out[i] = Some(Err(e)),
             }
         }
         for (i, r) in self.fetch_decoded(kind, ids, &located)? {
             out[i] = Some(r);
+        }
+        for i in carried {
+            out[i] = Some(self.read_blob(kind, &ids[i]));
+        }
+        if kind == BlobType::Tree {
+            for (i, r) in out.iter_mut().enumerate() {
+                if let Some(Ok(bytes)) = r
+                    && let Err(e) = self.note_carried(&ids[i], bytes)
+                {
+                    *r = Some(Err(e));
+                }
+            }
         }
         Ok(out
             .into_iter()

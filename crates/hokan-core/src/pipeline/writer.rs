@@ -14,7 +14,7 @@ use crate::id::{BlobType, ChunkId, Id, PackId};
 use crate::index::{IdSet, Index};
 use crate::keys::MasterKey;
 use crate::pack::PackWriter;
-use crate::tree::Tree;
+use crate::tree::{CARRY_MAX, Tree};
 
 /// Bytes of chunks waiting for a worker before the reader pauses to help.
 const IN_FLIGHT_LIMIT: usize = 64 << 20;
@@ -113,6 +113,29 @@ pub struct BlobWriter<'a> {
     counters: Counters,
     failed: AtomicBool,
     used: UsedPacks,
+    /// Small trees written in this session, waiting for the tree that
+    /// names them to carry them (tree version 3).
+    small_trees: Mutex<std::collections::HashMap<Id, SmallTree>>,
+}
+
+/// A small tree's plaintext, whether a tree carries it yet, and whether
+/// a tree names it without carrying it (it must then be stored too).
+struct SmallTree {
+    bytes: Vec<u8>,
+    carried: bool,
+    named: bool,
+}
+
+/// The distinct subtrees a tree names.
+fn subtrees_of(tree: &Tree) -> Vec<Id> {
+    let mut ids: Vec<Id> = tree
+        .nodes
+        .iter()
+        .filter_map(|n| n.subtree.map(|t| t.0))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Whether every byte of `data` is zero, compared 16 at a time (the
@@ -161,6 +184,7 @@ impl<'a> BlobWriter<'a> {
             counters: Counters::default(),
             failed: AtomicBool::new(false),
             used: UsedPacks::new(known.pack_count()),
+            small_trees: Default::default(),
         })
     }
 
@@ -287,9 +311,85 @@ impl<'a> BlobWriter<'a> {
     }
 
     /// Encodes a tree in the repository's format and stores it.
+    ///
+    /// In format 2 a tree of at most [`CARRY_MAX`] bytes is not stored
+    /// yet: the tree written later that names it carries it (tree version
+    /// 3), and [`finish`](Self::finish) stores the ones no tree carried
+    /// (a snapshot's root). So every subtree a tree names must be written
+    /// through this writer first, or already be stored; anything else is
+    /// refused rather than written as a dangling reference.
     pub fn write_tree(&self, tree: &Tree) -> Result<crate::TreeId> {
-        let bytes = tree.encode(self.config.format)?;
-        Ok(crate::TreeId(self.write_blob(BlobType::Tree, &bytes)?))
+        if !self.config.format.has_groups() {
+            let bytes = tree.encode(self.config.format)?;
+            return Ok(crate::TreeId(self.write_blob(BlobType::Tree, &bytes)?));
+        }
+        self.check_usable()?;
+        let subtrees = subtrees_of(tree);
+        // Copied out (each at most CARRY_MAX bytes) so that trees of other
+        // directories encode beside this one.
+        let carried: Vec<Vec<u8>> = {
+            let small = self.small_trees.lock().expect("small trees");
+            subtrees
+                .iter()
+                .filter_map(|t| small.get(t).map(|s| s.bytes.clone()))
+                .collect()
+        };
+        let carried: Vec<&[u8]> = carried.iter().map(Vec::as_slice).collect();
+        let bytes = tree.encode_carrying(self.config.format, &carried)?;
+        self.keep_tree(&subtrees, bytes)
+    }
+
+    /// Stores a tree already encoded (`bytes`, a tree blob plaintext this
+    /// repository's format may hold, carrying trees or not), like
+    /// [`write_tree`](Self::write_tree): small, it waits for a tree to
+    /// carry it. What it names without carrying must be stored.
+    pub fn write_tree_encoded(&self, bytes: &[u8]) -> Result<crate::TreeId> {
+        if !self.config.format.has_groups() {
+            return Ok(crate::TreeId(self.write_blob(BlobType::Tree, bytes)?));
+        }
+        self.check_usable()?;
+        let tree = Tree::decode(bytes, &self.key.tree_id(bytes))?;
+        self.keep_tree(&subtrees_of(&tree), bytes.to_vec())
+    }
+
+    /// The common end of [`write_tree`](Self::write_tree) and
+    /// [`write_tree_encoded`](Self::write_tree_encoded): `bytes` is a tree
+    /// naming `subtrees`.
+    fn keep_tree(&self, subtrees: &[Id], bytes: Vec<u8>) -> Result<crate::TreeId> {
+        let inside: Vec<Id> = crate::tree::carried_trees(&bytes)?
+            .iter()
+            .map(|t| self.key.blob_id(BlobType::Tree, t))
+            .collect();
+        let mut small = self.small_trees.lock().expect("small trees");
+        for sub in subtrees {
+            match small.get_mut(sub) {
+                Some(s) if inside.contains(sub) => s.carried = true,
+                Some(s) => s.named = true,
+                None if inside.contains(sub) || self.contains(sub) => {}
+                None => {
+                    return Err(Error::invalid(
+                        "tree",
+                        format!(
+                            "it names subtree {} that is neither stored nor written by this \
+                             session (a bug in the source)",
+                            sub.short()
+                        ),
+                    ));
+                }
+            }
+        }
+        let id = self.key.blob_id(BlobType::Tree, &bytes);
+        if bytes.len() <= CARRY_MAX && !self.contains(&id) {
+            small.entry(id).or_insert(SmallTree {
+                bytes,
+                carried: false,
+                named: false,
+            });
+            return Ok(crate::TreeId(id));
+        }
+        drop(small);
+        self.guard(self.store_one(BlobType::Tree, id, &bytes))?;
+        Ok(crate::TreeId(id))
     }
 
     /// Whether a blob is stored (in a pack not marked for deletion, and not
@@ -321,6 +421,12 @@ impl<'a> BlobWriter<'a> {
     /// statistics. Until this returns, the last blobs are not stored.
     pub fn finish(self) -> Result<WriteStats> {
         self.check_usable()?;
+        // Small trees no tree carries (roots), or that a tree names
+        // without carrying, are stored as blobs.
+        let small = std::mem::take(&mut *self.small_trees.lock().expect("small trees"));
+        for (id, s) in small.into_iter().filter(|(_, s)| !s.carried || s.named) {
+            self.guard(self.store_one(BlobType::Tree, id, &s.bytes))?;
+        }
         for kind in [BlobType::Data, BlobType::Tree] {
             let group = std::mem::take(&mut *self.groups[kind as usize].lock().expect("group"));
             self.seal_group(kind, group)?;

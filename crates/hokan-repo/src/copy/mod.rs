@@ -164,6 +164,10 @@ impl IndexedRepository {
             })?;
             self.check_dependencies(&summary, &lock)?;
             self.record_damage()?;
+            // A tree carried inside another exists only there: the next
+            // snapshot's writer stores it again rather than naming it.
+            let index = self.index();
+            memo.trees.retain(|_, t| index.contains(&t.0));
             let mut copy = e.snapshot.clone();
             copy.tree = tree;
             copy.parent = copy.parent.and_then(|p| copies.get(&p).copied());

@@ -251,7 +251,7 @@ impl Transfer<'_> {
             walked.trees.len() as u64,
             Unit::Items,
         );
-        let version = self.writer.config().format.tree_version();
+        let format = self.writer.config().format;
         let mut stack = vec![(root, false)];
         while let Some((t, children_done)) = stack.pop() {
             if memo.trees.contains_key(&t) {
@@ -288,12 +288,8 @@ impl Transfer<'_> {
             }
             // Unchanged and already in the target's encoding: the same
             // bytes, so (with shared ids) the same id.
-            let new = if !changed && bytes.first() == Some(&version) {
-                TreeId(
-                    self.writer
-                        .write_blob(BlobType::Tree, bytes)
-                        .map_err(from_core)?,
-                )
+            let new = if !changed && bytes.first().is_some_and(|&v| format.writes_tree(v)) {
+                self.writer.write_tree_encoded(bytes).map_err(from_core)?
             } else {
                 self.writer.write_tree(&Tree { nodes }).map_err(from_core)?
             };

@@ -50,13 +50,16 @@ pub(crate) fn used_blobs(
     } else {
         progress.phase("trees of every snapshot", 0, Unit::Items);
     }
+    // Trees carried inside other trees (version 3) are read like any tree
+    // but are no blobs of their own: they go in `seen`, not `used.blobs`.
+    let mut seen: HashSet<Id> = HashSet::new();
     for s in snapshots {
         if tolerate {
             progress.advance(1);
         }
         let mut todo = vec![(s.snapshot.tree, PathBuf::from("/"))];
         while let Some((t, path)) = todo.pop() {
-            if !used.blobs.insert(t.0) {
+            if !seen.insert(t.0) {
                 continue;
             }
             used.trees += 1;
@@ -66,6 +69,7 @@ pub(crate) fn used_blobs(
             let tree = match hokan_core::browse::read_tree(reader, &t) {
                 Ok(tree) => tree,
                 Err(e) if tolerate => {
+                    used.blobs.insert(t.0);
                     used.bad_trees.push(BadTree {
                         tree: t,
                         path,
@@ -99,6 +103,11 @@ pub(crate) fn used_blobs(
                     ));
                 }
             };
+            // A tree both stored and carried (stored before its parent
+            // carried it) keeps its blob: older parents name it.
+            if reader.index().contains(&t.0) || !reader.is_carried(&t.0) {
+                used.blobs.insert(t.0);
+            }
             for n in tree.nodes {
                 let p = path.join(&*n.name_lossy());
                 for c in n.content.iter().filter(|c| !c.is_hole()) {
