@@ -597,6 +597,47 @@ mod tests {
     }
 
     #[test]
+    fn carried_trees_ride_in_version_3() {
+        let leaf = Tree::new(vec![Node::new("f", NodeKind::File)]).unwrap();
+        let leaf_bytes = leaf.encode(FormatVersion::V2).unwrap();
+        let empty = Tree::default().encode(FormatVersion::V2).unwrap();
+        let t = Tree::new(vec![
+            Node::dir("a", TreeId(Id([4; 32]))),
+            Node::dir("b", TreeId(Id([5; 32]))),
+        ])
+        .unwrap();
+        let id = TreeId(Id([0; 32]));
+        let bytes = t
+            .encode_carrying(FormatVersion::V2, &[&leaf_bytes, &empty])
+            .unwrap();
+        assert_eq!(bytes[0], 3);
+        assert_eq!(Tree::decode(&bytes, &id).unwrap(), t);
+        assert_eq!(
+            carried_trees(&bytes).unwrap(),
+            vec![&leaf_bytes[..], &empty[..]]
+        );
+        // The framing is postcard's: a count, then length-prefixed bytes.
+        assert_eq!(&bytes[1..3], &[2, leaf_bytes.len() as u8]);
+        // Nothing to carry, or a version-1 repository: the plain encoding,
+        // so a tree without small subtrees keeps its id.
+        for format in [FormatVersion::V1, FormatVersion::V2] {
+            assert_eq!(
+                t.encode_carrying(format, &[]).unwrap(),
+                t.encode(format).unwrap()
+            );
+        }
+        assert_eq!(
+            t.encode_carrying(FormatVersion::V1, &[&leaf_bytes])
+                .unwrap()[0],
+            1
+        );
+        assert!(carried_trees(&leaf_bytes).unwrap().is_empty());
+        // A frame that runs past the end is damage, not a panic.
+        assert!(carried_trees(&[3, 1, 200, 1]).is_err());
+        assert!(Tree::decode(&[3, 1, 200, 1], &id).is_err());
+    }
+
+    #[test]
     fn bad_trees_are_refused() {
         let n = || Node::new("x", NodeKind::File);
         assert!(Tree::new(vec![n(), n()]).is_err());

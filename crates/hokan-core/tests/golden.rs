@@ -325,6 +325,53 @@ fn tree_v2_encoding_is_pinned() {
     );
 }
 
+/// A version-3 tree (format 2 writes it when small subtrees are carried)
+/// is pinned byte for byte: the carried trees' framing, then the tree as
+/// version 2 encodes it.
+#[test]
+fn tree_v3_encoding_is_pinned() {
+    let key = golden_key();
+    let mut file = Node::new("django.po", NodeKind::File);
+    file.mode = 0o644;
+    file.size = 3;
+    file.mtime = Timestamp {
+        secs: 1_700_000_000,
+        nanos: 0,
+    };
+    file.content = vec![ChunkRef {
+        id: ChunkId(Id([0x11; 32])),
+        len: 3,
+    }];
+    let leaf = Tree::new(vec![file])
+        .unwrap()
+        .encode(FormatVersion::V2)
+        .unwrap();
+    let empty = Tree::default().encode(FormatVersion::V2).unwrap();
+    let mut messages = Node::new("LC_MESSAGES", NodeKind::Dir);
+    messages.mode = 0o755;
+    messages.subtree = Some(key.tree_id(&leaf));
+    let mut none = Node::new("empty", NodeKind::Dir);
+    none.subtree = Some(key.tree_id(&empty));
+    let tree = Tree::new(vec![messages, none]).unwrap();
+    let bytes = tree
+        .encode_carrying(FormatVersion::V2, &[&leaf, &empty])
+        .unwrap();
+    check_golden("tree-v3.bin", &bytes);
+    check_golden(
+        "tree-v3.id",
+        format!("{}\n", key.tree_id(&bytes)).as_bytes(),
+    );
+    let committed = std::fs::read(golden_path("tree-v3.bin")).unwrap();
+    assert_eq!(
+        Tree::decode(&committed, &key.tree_id(&committed)).unwrap(),
+        tree
+    );
+    assert_eq!(
+        hokan_core::tree::carried_trees(&committed).unwrap(),
+        vec![&leaf[..], &empty[..]]
+    );
+}
+
 /// The tree encoding of a node with every field set is pinned byte for
 /// byte: trees that encode differently no longer dedup against old ones.
 /// Version-1 repositories keep writing this encoding.
