@@ -5,17 +5,14 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{check_clean, open, options, restore_equals};
+use common::{backup, check_clean, memory_store, open, options, restore_equals};
 use hokan_core::BlobType;
-use hokan_core::fs::NoProgress;
 use hokan_repo::conformance::test_init_options;
 use hokan_repo::maintenance::{self, PruneOptions};
 use hokan_repo::retention::{Count, GroupBy, Policy};
-use hokan_repo::{FsBackup, Repository, SnapshotEntry, Store};
-use object_store::memory::InMemory;
+use hokan_repo::{Repository, Store};
 
 /// 40 small directories (two files each, like a locale's messages) under
 /// four nested ones; `round` changes the files of every fifth directory.
@@ -31,15 +28,6 @@ fn tree(dir: &Path, round: u32) -> usize {
     4 + 4 + 40 + 40
 }
 
-fn backup(store: &Store, src: &Path) -> SnapshotEntry {
-    open(store)
-        .load_index()
-        .unwrap()
-        .backup_paths(&[src.to_path_buf()], &FsBackup::default(), &NoProgress)
-        .unwrap()
-        .entry
-}
-
 fn tree_blobs(store: &Store) -> usize {
     let repo = open(store).load_index().unwrap();
     repo.index()
@@ -50,11 +38,7 @@ fn tree_blobs(store: &Store) -> usize {
 
 #[test]
 fn carried_directories_live_through_backup_forget_prune_and_check() {
-    let store = Store::from_object_store(
-        Arc::new(InMemory::new()),
-        hokan_repo::Location::Memory("carried".into()),
-        options().retry,
-    );
+    let store = memory_store("carried");
     Repository::init_store(store.clone(), b"pw", test_init_options(), options()).unwrap();
     let src = tempfile::tempdir().unwrap();
     let dirs = tree(src.path(), 0);

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{check_clean, open, options, restore_equals};
+use common::{backup, check_clean, open, options, restore_equals};
 use hokan_core::fs::NoProgress;
 use hokan_core::sample::{Kind, generate};
 use hokan_repo::conformance::{dump_store, test_init_options};
@@ -112,16 +112,7 @@ fn damaged_data_is_healed() {
     let src = tempfile::tempdir().unwrap();
     tree(src.path(), 30, 40_000);
     let (store, _) = faulty_repo("heal");
-    let first = open(&store)
-        .load_index()
-        .unwrap()
-        .backup_paths(
-            &[src.path().to_path_buf()],
-            &FsBackup::default(),
-            &NoProgress,
-        )
-        .unwrap()
-        .entry;
+    let first = backup(&store, src.path());
     // One flipped byte in a data pack.
     let objects = dump_store(&store);
     let repo = open(&store).load_index().unwrap();
@@ -193,16 +184,7 @@ fn a_damaged_tree_is_stored_again() {
     let src = tempfile::tempdir().unwrap();
     tree(src.path(), 10, 1000);
     let (store, _) = faulty_repo("tree");
-    let first = open(&store)
-        .load_index()
-        .unwrap()
-        .backup_paths(
-            &[src.path().to_path_buf()],
-            &FsBackup::default(),
-            &NoProgress,
-        )
-        .unwrap()
-        .entry;
+    let first = backup(&store, src.path());
     let repo = open(&store).load_index().unwrap();
     let loc = repo.index().get(&first.snapshot.tree.0).unwrap();
     let path = hokan_repo::layout::pack(&loc.pack);

@@ -10,15 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use common::{check_clean, open, options, restore_equals};
-use hokan_core::fs::NoProgress;
+use common::{backup, check_clean, memory_store, open, options, restore_equals};
 use hokan_core::sample::{Kind, generate};
 use hokan_repo::config::Immutable;
 use hokan_repo::conformance::{dump_store, test_init_options};
 use hokan_repo::faults::WormStore;
 use hokan_repo::maintenance::{self, PruneOptions};
 use hokan_repo::retention::{Count, GroupBy, Policy};
-use hokan_repo::{Error, FsBackup, InitOptions, Removal, Repository, SnapshotEntry, Store};
+use hokan_repo::{Error, InitOptions, Removal, Repository};
 use object_store::memory::InMemory;
 
 fn immutable(retention_secs: u64) -> InitOptions {
@@ -37,15 +36,6 @@ fn tree(dir: &Path, round: u64) {
         let kind = if i % 2 == 0 { Kind::Random } else { Kind::Text };
         std::fs::write(sub.join(format!("f{i}")), generate(kind, 50_000, seed)).unwrap();
     }
-}
-
-fn backup(store: &Store, src: &Path) -> SnapshotEntry {
-    open(store)
-        .load_index()
-        .unwrap()
-        .backup_paths(&[src.to_path_buf()], &FsBackup::default(), &NoProgress)
-        .unwrap()
-        .entry
 }
 
 fn keep_last(n: u32) -> Policy {
@@ -187,12 +177,7 @@ fn nothing_is_deleted_before_the_retention_ends() {
 /// keeps are still there.
 #[test]
 fn prune_finishes_the_job_once_the_retention_has_passed() {
-    let inner = Arc::new(InMemory::new());
-    let store = Store::from_object_store(
-        inner,
-        hokan_repo::Location::Memory("imm-expiring".into()),
-        options().retry,
-    );
+    let store = memory_store("imm-expiring");
     Repository::init_store(store.clone(), b"pw", immutable(2), options()).unwrap();
     let src = tempfile::tempdir().unwrap();
     let forget = || {
@@ -287,11 +272,7 @@ fn a_kept_key_file_is_an_error_that_says_so() {
 /// repositories without the mode keep the config version they had.
 #[test]
 fn the_mode_is_a_config_version_older_builds_refuse() {
-    let normal = Store::from_object_store(
-        Arc::new(InMemory::new()),
-        hokan_repo::Location::Memory("normal".into()),
-        options().retry,
-    );
+    let normal = memory_store("normal");
     Repository::init_store(normal.clone(), b"pw", test_init_options(), options()).unwrap();
     assert_eq!(&normal.get("config").unwrap()[5..7], &[2, 0]);
     let worm = WormStore::new(Arc::new(InMemory::new()));

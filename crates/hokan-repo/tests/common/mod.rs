@@ -2,11 +2,15 @@
 //! repository, and the checks that nothing was lost.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hokan_core::fs::NoProgress;
 use hokan_repo::maintenance::{self, ReadData};
-use hokan_repo::{CacheMode, OpenOptions, Repository, RetryPolicy, Snapshot, Store};
+use hokan_repo::{
+    CacheMode, FsBackup, OpenOptions, Repository, RetryPolicy, Snapshot, SnapshotEntry, Store,
+};
+use object_store::memory::InMemory;
 
 /// No cache (the store is what is tested) and one attempt per request, so
 /// an injected fault shows at once.
@@ -24,6 +28,27 @@ pub fn options() -> OpenOptions {
 /// The repository in `store`, with the tests' password.
 pub fn open(store: &Store) -> Repository {
     Repository::open_store(store.clone(), b"pw", options()).unwrap()
+}
+
+/// An empty in-memory store called `name`, retried as [`options`] says.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn memory_store(name: &str) -> Store {
+    Store::from_object_store(
+        Arc::new(InMemory::new()),
+        hokan_repo::Location::Memory(name.into()),
+        options().retry,
+    )
+}
+
+/// A backup of `src` with the default options (its parent found as usual).
+#[allow(dead_code)]
+pub fn backup(store: &Store, src: &Path) -> SnapshotEntry {
+    open(store)
+        .load_index()
+        .unwrap()
+        .backup_paths(&[src.to_path_buf()], &FsBackup::default(), &NoProgress)
+        .unwrap()
+        .entry
 }
 
 /// `check --read-data` finds nothing wrong.
