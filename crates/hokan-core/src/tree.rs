@@ -40,15 +40,20 @@ pub const TREE_VERSION: u8 = 3;
 /// parent.
 pub const CARRY_MAX: usize = 1024;
 
-/// The plaintexts of the subtrees a tree blob carries (version 3), in the
-/// order they were written; empty for other versions. Only the framing is
-/// read: each carried tree is checked against its id when it is used.
-pub fn carried_trees(bytes: &[u8]) -> Result<Vec<&[u8]>> {
+/// The plaintexts of the subtrees tree blob `id` (its plaintext `bytes`)
+/// carries (version 3), in the order they were written; empty for other
+/// versions. Only the framing is read: each carried tree is checked
+/// against its id when it is used.
+pub fn carried_trees<'b>(bytes: &'b [u8], id: &TreeId) -> Result<Vec<&'b [u8]>> {
     if bytes.first() != Some(&3) {
         return Ok(Vec::new());
     }
-    let (carried, _): (Vec<&[u8]>, _) = postcard::take_from_bytes(&bytes[1..])
-        .map_err(|e| Error::corrupted("tree", format!("undecodable carried trees: {e}")))?;
+    let (carried, _): (Vec<&[u8]>, _) = postcard::take_from_bytes(&bytes[1..]).map_err(|e| {
+        Error::corrupted(
+            format!("tree {}", id.short()),
+            format!("undecodable carried trees: {e}"),
+        )
+    })?;
     Ok(carried)
 }
 
@@ -613,7 +618,7 @@ mod tests {
         assert_eq!(bytes[0], 3);
         assert_eq!(Tree::decode(&bytes, &id).unwrap(), t);
         assert_eq!(
-            carried_trees(&bytes).unwrap(),
+            carried_trees(&bytes, &id).unwrap(),
             vec![&leaf_bytes[..], &empty[..]]
         );
         // The framing is postcard's: a count, then length-prefixed bytes.
@@ -631,9 +636,9 @@ mod tests {
                 .unwrap()[0],
             1
         );
-        assert!(carried_trees(&leaf_bytes).unwrap().is_empty());
+        assert!(carried_trees(&leaf_bytes, &id).unwrap().is_empty());
         // A frame that runs past the end is damage, not a panic.
-        assert!(carried_trees(&[3, 1, 200, 1]).is_err());
+        assert!(carried_trees(&[3, 1, 200, 1], &id).is_err());
         assert!(Tree::decode(&[3, 1, 200, 1], &id).is_err());
     }
 

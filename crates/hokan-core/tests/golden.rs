@@ -367,7 +367,7 @@ fn tree_v3_encoding_is_pinned() {
         tree
     );
     assert_eq!(
-        hokan_core::tree::carried_trees(&committed).unwrap(),
+        hokan_core::tree::carried_trees(&committed, &key.tree_id(&committed)).unwrap(),
         vec![&leaf[..], &empty[..]]
     );
 }

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::{ChunkRef, PackSource};
 use crate::blob::{self, Group};
 use crate::error::{Error, Result};
-use crate::id::{BlobType, Id, PackId};
+use crate::id::{BlobType, Id, PackId, TreeId};
 use crate::index::{Index, Location};
 use crate::keys::MasterKey;
 use crate::tree::carried_trees;
@@ -221,8 +221,7 @@ impl<'a> BlobReader<'a> {
         if bytes.first() != Some(&3) {
             return Ok(());
         }
-        let list = carried_trees(bytes)
-            .map_err(|e| Error::corrupted(format!("tree {}", id.short()), e.to_string()))?;
+        let list = carried_trees(bytes, &TreeId(*id))?;
         let mut cache = self.carried.lock().expect("carried trees");
         for (at, t) in list.into_iter().enumerate() {
             let child = self.key.blob_id(BlobType::Tree, t);
@@ -247,10 +246,7 @@ impl<'a> BlobReader<'a> {
         }
         Some((|| {
             let parent = self.read_blob(BlobType::Tree, &carrier)?;
-            let list = carried_trees(&parent).map_err(|e| {
-                Error::corrupted(format!("tree {}", carrier.short()), e.to_string())
-            })?;
-            match list.get(at as usize) {
+            match carried_trees(&parent, &TreeId(carrier))?.get(at as usize) {
                 Some(t) if self.key.blob_id(BlobType::Tree, t) == *id => Ok(t.to_vec()),
                 _ => Err(Error::corrupted(
                     format!("tree {}", id.short()),
@@ -310,19 +306,16 @@ impl<'a> BlobReader<'a> {
             }
         }
         for (i, r) in self.fetch_decoded(kind, ids, &located)? {
-            out[i] = Some(r);
+            out[i] = Some(match r {
+                Ok(bytes) if kind == BlobType::Tree => {
+                    self.note_carried(&ids[i], &bytes).map(|()| bytes)
+                }
+                r => r,
+            });
         }
+        // read_blob notes what these carry.
         for i in carried {
             out[i] = Some(self.read_blob(kind, &ids[i]));
-        }
-        if kind == BlobType::Tree {
-            for (i, r) in out.iter_mut().enumerate() {
-                if let Some(Ok(bytes)) = r
-                    && let Err(e) = self.note_carried(&ids[i], bytes)
-                {
-                    *r = Some(Err(e));
-                }
-            }
         }
         Ok(out
             .into_iter()

@@ -327,16 +327,16 @@ impl<'a> BlobWriter<'a> {
         let subtrees = subtrees_of(tree);
         // Copied out (each at most CARRY_MAX bytes) so that trees of other
         // directories encode beside this one.
-        let carried: Vec<Vec<u8>> = {
+        let (inside, carried): (Vec<Id>, Vec<Vec<u8>>) = {
             let small = self.small_trees.lock().expect("small trees");
             subtrees
                 .iter()
-                .filter_map(|t| small.get(t).map(|s| s.bytes.clone()))
-                .collect()
+                .filter_map(|t| small.get(t).map(|s| (*t, s.bytes.clone())))
+                .unzip()
         };
         let carried: Vec<&[u8]> = carried.iter().map(Vec::as_slice).collect();
         let bytes = tree.encode_carrying(self.config.format, &carried)?;
-        self.keep_tree(&subtrees, bytes)
+        self.keep_tree(self.key.tree_id(&bytes), &subtrees, &inside, bytes)
     }
 
     /// Stores a tree already encoded (`bytes`, a tree blob plaintext this
@@ -348,18 +348,25 @@ impl<'a> BlobWriter<'a> {
             return Ok(crate::TreeId(self.write_blob(BlobType::Tree, bytes)?));
         }
         self.check_usable()?;
-        let tree = Tree::decode(bytes, &self.key.tree_id(bytes))?;
-        self.keep_tree(&subtrees_of(&tree), bytes.to_vec())
-    }
-
-    /// The common end of [`write_tree`](Self::write_tree) and
-    /// [`write_tree_encoded`](Self::write_tree_encoded): `bytes` is a tree
-    /// naming `subtrees`.
-    fn keep_tree(&self, subtrees: &[Id], bytes: Vec<u8>) -> Result<crate::TreeId> {
-        let inside: Vec<Id> = crate::tree::carried_trees(&bytes)?
+        let id = self.key.tree_id(bytes);
+        let tree = Tree::decode(bytes, &id)?;
+        let inside: Vec<Id> = crate::tree::carried_trees(bytes, &id)?
             .iter()
             .map(|t| self.key.blob_id(BlobType::Tree, t))
             .collect();
+        self.keep_tree(id, &subtrees_of(&tree), &inside, bytes.to_vec())
+    }
+
+    /// The common end of [`write_tree`](Self::write_tree) and
+    /// [`write_tree_encoded`](Self::write_tree_encoded): `bytes` is tree
+    /// `id`, naming `subtrees` and carrying those of them in `inside`.
+    fn keep_tree(
+        &self,
+        id: crate::TreeId,
+        subtrees: &[Id],
+        inside: &[Id],
+        bytes: Vec<u8>,
+    ) -> Result<crate::TreeId> {
         let mut small = self.small_trees.lock().expect("small trees");
         for sub in subtrees {
             match small.get_mut(sub) {
@@ -378,18 +385,17 @@ impl<'a> BlobWriter<'a> {
                 }
             }
         }
-        let id = self.key.blob_id(BlobType::Tree, &bytes);
-        if bytes.len() <= CARRY_MAX && !self.contains(&id) {
-            small.entry(id).or_insert(SmallTree {
+        if bytes.len() <= CARRY_MAX && !self.contains(&id.0) {
+            small.entry(id.0).or_insert(SmallTree {
                 bytes,
                 carried: false,
                 named: false,
             });
-            return Ok(crate::TreeId(id));
+            return Ok(id);
         }
         drop(small);
-        self.guard(self.store_one(BlobType::Tree, id, &bytes))?;
-        Ok(crate::TreeId(id))
+        self.guard(self.store_one(BlobType::Tree, id.0, &bytes))?;
+        Ok(id)
     }
 
     /// Whether a blob is stored (in a pack not marked for deletion, and not
