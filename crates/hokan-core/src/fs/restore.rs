@@ -135,6 +135,21 @@ const SMALL_BATCH_FILES: usize = 1024;
 /// The least a thread restores of small files in one stretch of the tree.
 const STRETCH_BYTES: u64 = 32 << 20;
 
+/// `items` cut into consecutive runs of at most `files` items, each ended
+/// early by the item that brings its `size` to `bytes`.
+fn runs(items: &[usize], files: usize, bytes: u64, size: impl Fn(usize) -> u64) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let (mut from, mut sum) = (0, 0);
+    for (n, &i) in items.iter().enumerate() {
+        sum += size(i);
+        if sum >= bytes || n + 1 - from == files || n + 1 == items.len() {
+            out.push(&items[from..=n]);
+            (from, sum) = (n + 1, 0);
+        }
+    }
+    out
+}
+
 /// Whether a failure ends the whole restore rather than one file: the store
 /// is unreachable (every other file would fail alike, each after retries),
 /// or the target is full.
@@ -363,33 +378,14 @@ impl<'a> Restorer<'a> {
         // remote store still gets one request per span, not per file; a
         // stretch is at least STRETCH_BYTES, so the groups two stretches
         // share (read by both) stay a small part of what is read.
-        let total: u64 = batched.iter().map(|&i| writes[i].node.size).sum();
+        let size = |i: usize| writes[i].node.size;
+        let total: u64 = batched.iter().map(|&i| size(i)).sum();
         let per = (total / (rayon::current_num_threads() as u64 * 4)).max(STRETCH_BYTES);
-        let mut parts: Vec<&[usize]> = Vec::new();
-        let (mut from, mut bytes) = (0, 0);
-        for (n, &i) in batched.iter().enumerate() {
-            bytes += writes[i].node.size;
-            if bytes >= per || n + 1 == batched.len() {
-                parts.push(&batched[from..=n]);
-                (from, bytes) = (n + 1, 0);
-            }
-        }
-        let done = parts
+        let done = runs(&batched, usize::MAX, per, size)
             .par_iter()
             .map(|part| -> Result<Vec<(usize, bool)>> {
                 let mut out = Vec::with_capacity(part.len());
-                let mut start = 0;
-                while start < part.len() {
-                    let mut end = start;
-                    let mut bytes = 0;
-                    while end < part.len()
-                        && end - start < SMALL_BATCH_FILES
-                        && (end == start || bytes < SMALL_BATCH_BYTES)
-                    {
-                        bytes += writes[part[end]].node.size;
-                        end += 1;
-                    }
-                    let batch = &part[start..end];
+                for batch in runs(part, SMALL_BATCH_FILES, SMALL_BATCH_BYTES, size) {
                     let ids: Vec<_> = batch
                         .iter()
                         .map(|&i| writes[i].node.content[0].id.0)
@@ -398,7 +394,6 @@ impl<'a> Restorer<'a> {
                     for (&i, d) in batch.iter().zip(data) {
                         out.push((i, self.restore_entry(writes[i], Some(d))?));
                     }
-                    start = end;
                 }
                 Ok(out)
             })
