@@ -297,18 +297,7 @@ impl Repository {
         let mut n = 0;
         for (id, obj) in &list.objects {
             let stale = match obj {
-                LockObject::Prune {
-                    created,
-                    hostname,
-                    pid,
-                    ..
-                } => now - created > STALE_AFTER || died_here(hostname, *pid),
-                LockObject::Writer {
-                    refreshed,
-                    hostname,
-                    pid,
-                    ..
-                } => now - refreshed > WRITER_STALE_AFTER || died_here(hostname, *pid),
+                LockObject::Prune { .. } | LockObject::Writer { .. } => is_stale(obj, now),
                 _ => continue,
             };
             if !only_stale || stale {
