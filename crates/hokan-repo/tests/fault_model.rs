@@ -21,7 +21,10 @@ fn no_sequence_of_faults_loses_data() {
         "{} sequences, {} steps, {} faults injected, {} snapshots checked",
         total.sequences, total.steps, total.faults, total.snapshots
     );
-    assert!(total.faults > 10, "the faults happened");
+    // How many armed faults trip depends on how many store calls each step
+    // makes (threads race for the countdown), so the floor is well below
+    // the 10-14 seen on 2 cores: it only proves faults were injected.
+    assert!(total.faults >= 6, "the faults happened");
     assert!(total.snapshots > 5, "there was data to lose");
     assert!(total.violations.is_empty(), "{:#?}", total.violations);
 }
