@@ -184,6 +184,21 @@ fn cat_prints_every_kind_of_object() {
     // The root tree, decoded.
     let t = json_of(&repo, &cache, &["cat", "tree", &tree]);
     assert_eq!(t["nodes"].as_array().unwrap().len(), 1, "{t}");
+    // Its one directory is small, so the root carries it (tree version 3)
+    // and no index lists it; `cat tree` still finds it by a prefix.
+    let sub = t["nodes"][0]["subtree"]
+        .as_str()
+        .expect("a subtree id")
+        .to_string();
+    assert!(
+        !blobs_in_index.iter().any(|(id, _)| *id == sub),
+        "{sub} is carried"
+    );
+    let st = json_of(&repo, &cache, &["cat", "tree", &sub[..12]]);
+    assert_eq!(st["id"], sub.as_str());
+    // The path down to src: the temporary directory's one entry.
+    assert_eq!(st["nodes"].as_array().unwrap().len(), 1, "{st}");
+    assert_eq!(st["nodes"][0]["type"], "dir", "{st}");
 
     // Errors: a missing id, a non-hex id, an id the kind needs.
     for (args, says) in [

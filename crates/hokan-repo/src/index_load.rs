@@ -233,4 +233,14 @@ impl IndexedRepository {
     pub fn read_tree(&self, id: &TreeId) -> Result<Tree> {
         hokan_core::browse::read_tree(&self.reader(), id).map_err(from_core)
     }
+
+    /// The trees that only their parents carry (tree version 3), which no
+    /// index lists: found by walking every snapshot's trees, so a tool
+    /// such as `cat tree` can name one by its id. Once found, each opens
+    /// with [`read_tree`](Self::read_tree).
+    pub fn carried_trees(&self) -> Result<Vec<TreeId>> {
+        let snapshots = self.snapshots()?;
+        let walked = crate::maintenance::walk::used_blobs(&self.reader(), &snapshots, &(), false)?;
+        Ok(walked.carried.into_iter().map(TreeId).collect())
+    }
 }

@@ -135,17 +135,30 @@ pub fn run(g: &Global, a: CatArgs) -> Result<ExitCode> {
         "blob" | "tree" => {
             let repo = repo.load_index()?;
             let index = repo.index();
-            let id = resolve(index.iter().map(|(id, _)| id), need_id()?, "blob")?;
-            let loc = index.get(&id).expect("resolved from the index");
+            let query = need_id()?;
+            let mut ids: Vec<Id> = index.iter().map(|(id, _)| id).collect();
+            // A small tree carried inside its parent is in no index: look
+            // through the snapshots' trees for it, only when the index
+            // has no match (the walk reads every tree).
+            let q = query.to_ascii_lowercase();
+            if a.kind == "tree" && !ids.iter().any(|id| id.to_hex().starts_with(&q)) {
+                ids.extend(repo.carried_trees()?.into_iter().map(|t| t.0));
+            }
+            let id = resolve(ids, query, &a.kind)?;
             if a.kind == "tree" {
                 let tree = repo.read_tree(&TreeId(id))?;
                 serde_json::json!({
                     "id": id.to_hex(),
                     "nodes": tree.nodes.iter().map(|n| {
-                        super::ls::node_json(std::path::Path::new(&*n.name_lossy()), n)
+                        let mut j = super::ls::node_json(std::path::Path::new(&*n.name_lossy()), n);
+                        if let Some(sub) = n.subtree {
+                            j["subtree"] = sub.0.to_hex().into();
+                        }
+                        j
                     }).collect::<Vec<_>>(),
                 })
             } else {
+                let loc = index.get(&id).expect("resolved from the index");
                 let bytes = repo.reader().read_blob(loc.kind, &id)?;
                 let mut out = std::io::stdout().lock();
                 out.write_all(&bytes)

@@ -7,7 +7,7 @@
 mod check;
 mod prune;
 mod repair;
-mod walk;
+pub(crate) mod walk;
 
 pub use crate::locks::{LockObject, MarkedPack, PruneLock, STALE_AFTER};
 pub use check::{CheckReport, Problem, ProblemKind, ReadData, check};

@@ -30,6 +30,8 @@ pub(crate) struct Used {
     pub data: usize,
     /// Trees that could not be read.
     pub bad_trees: Vec<BadTree>,
+    /// Trees read only from inside their parents (version 3): in no index.
+    pub carried: Vec<Id>,
 }
 
 /// Walks every snapshot's trees once (shared subtrees once in all).
@@ -107,6 +109,8 @@ pub(crate) fn used_blobs(
             // carried it) keeps its blob: older parents name it.
             if reader.index().contains(&t.0) || !reader.is_carried(&t.0) {
                 used.blobs.insert(t.0);
+            } else {
+                used.carried.push(t.0);
             }
             for n in tree.nodes {
                 let p = path.join(&*n.name_lossy());
