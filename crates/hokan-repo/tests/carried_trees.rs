@@ -5,12 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
-use common::{backup, check_clean, memory_store, open, options, restore_equals};
+use common::{backup, check_clean, memory_store, open, options, prune_now, restore_equals};
 use hokan_core::BlobType;
 use hokan_repo::conformance::test_init_options;
-use hokan_repo::maintenance::{self, PruneOptions};
 use hokan_repo::retention::{Count, GroupBy, Policy};
 use hokan_repo::{Repository, Store};
 
@@ -72,14 +70,7 @@ fn carried_directories_live_through_backup_forget_prune_and_check() {
         false,
     )
     .unwrap();
-    let report = maintenance::prune(
-        open(&store),
-        &PruneOptions {
-            grace: Duration::ZERO,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let report = prune_now(open(&store));
     assert!(report.used_blobs > 0, "{report:#?}");
     // What the two forgotten snapshots alone used may go (whole packs of
     // it); everything the kept one carries is still there.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use common::{backup, check_clean, memory_store, open, options, restore_equals};
+use common::{backup, check_clean, memory_store, open, options, prune_now, restore_equals};
 use hokan_core::sample::{Kind, generate};
 use hokan_repo::config::Immutable;
 use hokan_repo::conformance::{dump_store, test_init_options};
@@ -97,14 +97,7 @@ fn a_write_once_store_takes_the_whole_flow() {
     assert!(changed);
     assert_eq!(old, Removal::Kept { until: None });
 
-    let report = maintenance::prune(
-        open(&store),
-        &PruneOptions {
-            grace: Duration::ZERO,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let report = prune_now(open(&store));
     // Writer locks of the three backups and the prune lock of ... none yet:
     // released locks are asked to go, and refused.
     assert!(report.kept.refused > 0, "{report:#?}");
@@ -213,13 +206,9 @@ fn prune_finishes_the_job_once_the_retention_has_passed() {
     );
     assert_eq!(open(&store).snapshots().unwrap().len(), 1);
 
-    let opts = PruneOptions {
-        grace: Duration::ZERO,
-        ..Default::default()
-    };
     // The newest backup's index files are too young to delete: they stay,
     // superseded, beside the new ones.
-    let first = maintenance::prune(open(&store), &opts).unwrap();
+    let first = prune_now(open(&store));
     assert!(first.marked > 0, "{first:#?}");
     assert_eq!(first.deleted, 0, "never newly unused and deleted at once");
     assert!(
@@ -229,7 +218,7 @@ fn prune_finishes_the_job_once_the_retention_has_passed() {
     check_clean(&store);
     restore_equals(&store, &last.snapshot, src.path());
     std::thread::sleep(Duration::from_millis(2100));
-    let second = maintenance::prune(open(&store), &opts).unwrap();
+    let second = prune_now(open(&store));
     assert!(second.deleted > 0, "{second:#?}");
     assert!(second.index_files_removed > 0, "{second:#?}");
     assert!(second.locks_removed > 0, "{second:#?}");
@@ -237,7 +226,7 @@ fn prune_finishes_the_job_once_the_retention_has_passed() {
     std::thread::sleep(Duration::from_millis(2100));
     // What the second prune could not yet delete (the marker it wrote, its
     // own released lock) goes now.
-    let third = maintenance::prune(open(&store), &opts).unwrap();
+    let third = prune_now(open(&store));
     assert!(third.kept.objects <= 1, "{third:#?}");
     check_clean(&store);
     restore_equals(&store, &last.snapshot, src.path());

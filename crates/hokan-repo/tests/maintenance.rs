@@ -4,11 +4,14 @@
 //! a repository that check accepts and the next prune finishes; a deleted
 //! index is rebuilt from the packs.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::options;
 use futures::StreamExt;
 use hokan_repo::faults::{Fault, Faults, FaultyStore};
 use object_store::memory::InMemory;
@@ -18,21 +21,7 @@ use hokan_core::sample::{Kind, generate};
 use hokan_repo::conformance::{dump_store, test_init_options, test_open_options};
 use hokan_repo::maintenance::{self, PruneOptions, ReadData};
 use hokan_repo::retention::{Count, GroupBy, Policy};
-use hokan_repo::{
-    CacheMode, Error, OpenOptions, Repository, RetryPolicy, SnapshotEntry, SnapshotFilter,
-    SnapshotSpec, Store,
-};
-
-fn options() -> OpenOptions {
-    OpenOptions {
-        cache: CacheMode::Off,
-        retry: RetryPolicy {
-            attempts: 1,
-            first_backoff: Duration::from_millis(1),
-        },
-        ..Default::default()
-    }
-}
+use hokan_repo::{Error, Repository, SnapshotEntry, SnapshotFilter, SnapshotSpec, Store};
 
 /// A store over `inner` whose writes and deletes fail once `countdown`
 /// of them went through, like a process killed or a disk filling there.
@@ -182,14 +171,7 @@ fn forget_then_prune_shrinks_and_keeps_every_kept_snapshot() {
     );
 
     // Phase two, once the grace period is over, deletes.
-    let r = maintenance::prune(
-        open(),
-        &PruneOptions {
-            grace: Duration::ZERO,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = common::prune_now(open());
     assert!(r.deleted >= 1 && r.waiting == 0, "{r:?}");
     let after = stored_bytes(open().store());
     assert!(
@@ -322,14 +304,7 @@ fn a_backup_during_prune_stays_restorable() {
     check_ok(&open(), ReadData::All);
 
     // After the grace period the marked pack is used again: put back, not deleted.
-    let r = maintenance::prune(
-        open(),
-        &PruneOptions {
-            grace: Duration::ZERO,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = common::prune_now(open());
     assert!(r.resurrected >= 1, "{r:?}");
     restores(open(), &[&s3], &[&old]);
     check_ok(&open(), ReadData::All);
@@ -350,14 +325,7 @@ fn a_backup_during_prune_stays_restorable() {
         s4.snapshot.summary
     );
     // So the marked pack can go: its blobs resolve to the new copy.
-    let r = maintenance::prune(
-        open(),
-        &PruneOptions {
-            grace: Duration::ZERO,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = common::prune_now(open());
     assert!(r.deleted >= 1 && r.resurrected == 0, "{r:?}");
     restores(open(), &[&s4], &[&old]);
     check_ok(&open(), ReadData::All);

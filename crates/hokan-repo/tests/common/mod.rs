@@ -1,12 +1,15 @@
 //! What the library tests against in-memory stores share: how they open a
 //! repository, and the checks that nothing was lost.
 
+// Not every test binary uses every helper.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hokan_core::fs::NoProgress;
-use hokan_repo::maintenance::{self, ReadData};
+use hokan_repo::maintenance::{self, PruneOptions, PruneReport, ReadData};
 use hokan_repo::{
     CacheMode, FsBackup, OpenOptions, Repository, RetryPolicy, Snapshot, SnapshotEntry, Store,
 };
@@ -31,7 +34,6 @@ pub fn open(store: &Store) -> Repository {
 }
 
 /// An empty in-memory store called `name`, retried as [`options`] says.
-#[allow(dead_code)] // not every test binary uses every helper
 pub fn memory_store(name: &str) -> Store {
     Store::from_object_store(
         Arc::new(InMemory::new()),
@@ -41,7 +43,6 @@ pub fn memory_store(name: &str) -> Store {
 }
 
 /// A backup of `src` with the default options (its parent found as usual).
-#[allow(dead_code)]
 pub fn backup(store: &Store, src: &Path) -> SnapshotEntry {
     open(store)
         .load_index()
@@ -49,6 +50,19 @@ pub fn backup(store: &Store, src: &Path) -> SnapshotEntry {
         .backup_paths(&[src.to_path_buf()], &FsBackup::default(), &NoProgress)
         .unwrap()
         .entry
+}
+
+/// A prune with no grace period: packs an earlier run marked unused may
+/// go at once.
+pub fn prune_now(repo: Repository) -> PruneReport {
+    maintenance::prune(
+        repo,
+        &PruneOptions {
+            grace: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 /// `check --read-data` finds nothing wrong.
