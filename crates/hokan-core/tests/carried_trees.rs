@@ -52,6 +52,23 @@ fn big() -> Tree {
     Tree::new(nodes).unwrap()
 }
 
+/// A root naming one small tree (a directory holding one file), written
+/// in `format`: (the root, the small tree).
+fn root_over_leaf(
+    key: &MasterKey,
+    format: FormatVersion,
+    index: &mut Index,
+    store: &mut Store,
+) -> (TreeId, TreeId) {
+    write(key, format, index, store, |w| {
+        let small = w.write_tree(&leaf("f")).unwrap();
+        let root = w
+            .write_tree(&Tree::new(vec![Node::dir("a", small)]).unwrap())
+            .unwrap();
+        (root, small)
+    })
+}
+
 fn stored(index: &Index, id: &TreeId) -> bool {
     index.get(&id.0).is_some_and(|l| l.kind == BlobType::Tree)
 }
@@ -116,13 +133,7 @@ fn small_trees_ride_in_their_parent_and_every_reader_finds_them() {
 fn a_carried_tree_is_checked_against_its_id() {
     let key = MasterKey::generate().unwrap();
     let (mut index, mut store) = (Index::new(), Store::new());
-    let (root, small) = write(&key, FormatVersion::V2, &mut index, &mut store, |w| {
-        let small = w.write_tree(&leaf("f")).unwrap();
-        let root = w
-            .write_tree(&Tree::new(vec![Node::dir("a", small)]).unwrap())
-            .unwrap();
-        (root, small)
-    });
+    let (root, small) = root_over_leaf(&key, FormatVersion::V2, &mut index, &mut store);
     let reader = BlobReader::new(&key, &index, &store);
     reader.read_blob(BlobType::Tree, &root.0).unwrap();
     // A wrong place on record (as if the carrier changed) is damage, found
@@ -172,13 +183,7 @@ fn an_encoded_tree_naming_a_small_tree_it_does_not_carry_keeps_it_stored() {
 fn version_1_repositories_store_every_tree() {
     let key = MasterKey::generate().unwrap();
     let (mut index, mut store) = (Index::new(), Store::new());
-    let (root, small) = write(&key, FormatVersion::V1, &mut index, &mut store, |w| {
-        let small = w.write_tree(&leaf("f")).unwrap();
-        let root = w
-            .write_tree(&Tree::new(vec![Node::dir("a", small)]).unwrap())
-            .unwrap();
-        (root, small)
-    });
+    let (root, small) = root_over_leaf(&key, FormatVersion::V1, &mut index, &mut store);
     assert!(stored(&index, &root) && stored(&index, &small));
     let reader = BlobReader::new(&key, &index, &store);
     assert_eq!(reader.read_blob(BlobType::Tree, &root.0).unwrap()[0], 1);

@@ -312,17 +312,25 @@ fn tree_v2_encoding_is_pinned() {
     assert!(tree.encode(FormatVersion::V1).is_err());
     let bytes = tree.encode(FormatVersion::V2).unwrap();
     assert_eq!(bytes[0], 2);
-    check_golden("tree-v2.bin", &bytes);
+    pin_tree("tree-v2", &bytes, &tree);
+}
+
+/// Pins tree blob `bytes` (the encoding of `tree`) as `<name>.bin`, and its
+/// id under the golden key as `<name>.id`; the committed file must decode
+/// to `tree`. Returns the committed bytes.
+fn pin_tree(name: &str, bytes: &[u8], tree: &Tree) -> Vec<u8> {
     let key = golden_key();
+    check_golden(&format!("{name}.bin"), bytes);
     check_golden(
-        "tree-v2.id",
-        format!("{}\n", key.tree_id(&bytes)).as_bytes(),
+        &format!("{name}.id"),
+        format!("{}\n", key.tree_id(bytes)).as_bytes(),
     );
-    let committed = std::fs::read(golden_path("tree-v2.bin")).unwrap();
+    let committed = std::fs::read(golden_path(&format!("{name}.bin"))).unwrap();
     assert_eq!(
-        Tree::decode(&committed, &key.tree_id(&committed)).unwrap(),
+        &Tree::decode(&committed, &key.tree_id(&committed)).unwrap(),
         tree
     );
+    committed
 }
 
 /// A version-3 tree (format 2 writes it when small subtrees are carried)
@@ -356,16 +364,7 @@ fn tree_v3_encoding_is_pinned() {
     let bytes = tree
         .encode_carrying(FormatVersion::V2, &[&leaf, &empty])
         .unwrap();
-    check_golden("tree-v3.bin", &bytes);
-    check_golden(
-        "tree-v3.id",
-        format!("{}\n", key.tree_id(&bytes)).as_bytes(),
-    );
-    let committed = std::fs::read(golden_path("tree-v3.bin")).unwrap();
-    assert_eq!(
-        Tree::decode(&committed, &key.tree_id(&committed)).unwrap(),
-        tree
-    );
+    let committed = pin_tree("tree-v3", &bytes, &tree);
     assert_eq!(
         hokan_core::tree::carried_trees(&committed, &key.tree_id(&committed)).unwrap(),
         vec![&leaf[..], &empty[..]]
