@@ -241,6 +241,11 @@ impl IndexedRepository {
     pub fn carried_trees(&self) -> Result<Vec<TreeId>> {
         let snapshots = self.snapshots()?;
         let walked = crate::maintenance::walk::used_blobs(&self.reader(), &snapshots, &(), false)?;
-        Ok(walked.carried.into_iter().map(TreeId).collect())
+        Ok(walked
+            .trees
+            .into_iter()
+            .filter(|t| !walked.blobs.contains(t))
+            .map(TreeId)
+            .collect())
     }
 }

@@ -328,7 +328,7 @@ pub fn check(
     }
     r.snapshots = list.entries.len();
     let used = walk::used_blobs(&reader, &list.entries, progress, true)?;
-    r.trees = used.trees;
+    r.trees = used.trees.len();
     r.data_blobs = used.data;
     for t in &used.bad_trees {
         r.problem(

@@ -24,14 +24,13 @@ pub(crate) struct BadTree {
 pub(crate) struct Used {
     /// Every tree and data blob (holes excluded).
     pub blobs: HashSet<Id>,
-    /// Distinct trees read.
-    pub trees: usize,
+    /// Distinct trees read, carried ones (version 3) too: those are in
+    /// `trees` but not in `blobs`.
+    pub trees: HashSet<Id>,
     /// Distinct data blobs.
     pub data: usize,
     /// Trees that could not be read.
     pub bad_trees: Vec<BadTree>,
-    /// Trees read only from inside their parents (version 3): in no index.
-    pub carried: Vec<Id>,
 }
 
 /// Walks every snapshot's trees once (shared subtrees once in all).
@@ -53,18 +52,16 @@ pub(crate) fn used_blobs(
         progress.phase("trees of every snapshot", 0, Unit::Items);
     }
     // Trees carried inside other trees (version 3) are read like any tree
-    // but are no blobs of their own: they go in `seen`, not `used.blobs`.
-    let mut seen: HashSet<Id> = HashSet::new();
+    // but are no blobs of their own: they go in `used.trees` only.
     for s in snapshots {
         if tolerate {
             progress.advance(1);
         }
         let mut todo = vec![(s.snapshot.tree, PathBuf::from("/"))];
         while let Some((t, path)) = todo.pop() {
-            if !seen.insert(t.0) {
+            if !used.trees.insert(t.0) {
                 continue;
             }
-            used.trees += 1;
             if !tolerate {
                 progress.advance(1);
             }
@@ -109,8 +106,6 @@ pub(crate) fn used_blobs(
             // carried it) keeps its blob: older parents name it.
             if reader.index().contains(&t.0) || !reader.is_carried(&t.0) {
                 used.blobs.insert(t.0);
-            } else {
-                used.carried.push(t.0);
             }
             for n in tree.nodes {
                 let p = path.join(&*n.name_lossy());
