@@ -31,6 +31,9 @@
 
 use std::ops::Range;
 
+mod scan;
+pub use scan::{Listed, Scanned, scan};
+
 use crate::blob::{self, EncodedBlob, EncodedGroup, Group};
 use crate::crypto::{NONCE_LEN, OVERHEAD, pack_header_aad};
 use crate::error::{Error, Result};
@@ -557,6 +560,23 @@ impl<'a> PackReader<'a> {
         })
     }
 
+    /// A reader that lays a pack's blobs out from `blobs` (an index's
+    /// entries for it) instead of from its header: for a pack whose header
+    /// or trailer is damaged, or that was cut short. Each blob still
+    /// authenticates and is checked against its id, so a wrong entry reads
+    /// as damage, never as data; a blob past the end reads as damage too.
+    pub fn from_list(bytes: &'a [u8], mut blobs: Vec<PackedBlob>, id: Option<&PackId>) -> Self {
+        // `in_group` finds a record's members by offset; the sort is stable,
+        // so members keep their order.
+        blobs.sort_by_key(|b| b.offset);
+        PackReader {
+            name: pack_name(id),
+            bytes,
+            blobs,
+            open_group: std::sync::Mutex::new(None),
+        }
+    }
+
     /// The blobs, in order, as the header lists them.
     pub fn blobs(&self) -> &[PackedBlob] {
         &self.blobs
@@ -575,9 +595,15 @@ impl<'a> PackReader<'a> {
     pub fn read(&self, key: &MasterKey, blob: &PackedBlob) -> Result<Vec<u8>> {
         let range = blob.offset as usize..blob.offset as usize + blob.length as usize;
         let sealed = self.bytes.get(range).ok_or_else(|| {
-            Error::corrupted(
+            Error::truncated(
                 &self.name,
-                format!("blob {} lies outside the pack", blob.id.short()),
+                format!(
+                    "blob {} at {}..{} lies past its end ({} bytes)",
+                    blob.id.short(),
+                    blob.offset,
+                    blob.offset as u64 + blob.length as u64,
+                    self.bytes.len()
+                ),
             )
         })?;
         let here = || format!("{} at offset {}", self.name, blob.offset);

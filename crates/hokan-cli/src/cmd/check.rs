@@ -44,11 +44,19 @@ pub fn advice(r: &CheckReport) -> Vec<String> {
                 .into(),
         );
     }
-    if r.has(ProblemKind::PackMissing) || (r.has(ProblemKind::BlobMissing) && !lost_index) {
+    if r.has(ProblemKind::PackMissing) {
         out.push(
-            "data is missing: if packs were moved or lost, put them back, then run `hokan \
-             repair index`; otherwise back the affected files up again, and `hokan forget` \
-             the snapshots that cannot be healed"
+            "packs are missing: if they were moved, put them back; otherwise back the affected \
+             files up again (their data is recorded as lost, so the backup stores it afresh, \
+             which heals the older snapshots too), and `hokan forget` the snapshots that cannot \
+             be healed; prune then drops the missing packs from the index"
+                .into(),
+        );
+    }
+    if r.has(ProblemKind::BlobMissing) && !lost_index {
+        out.push(
+            "data is in no index and in no pack: back the affected files up again, and `hokan \
+             forget` the snapshots that cannot be healed"
                 .into(),
         );
     }

@@ -102,6 +102,7 @@ fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> 
             "orphans_deleted": r.orphans_deleted, "orphans_kept": r.orphans_kept,
             "index_files_written": r.index_files_written, "index_files_removed": r.index_files_removed,
             "locks_removed": r.locks_removed,
+            "packs_missing": r.missing.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
             "kept_by_lock": {
                 "objects": r.kept.objects, "bytes": r.kept.bytes, "refused": r.kept.refused,
                 "earliest_deletable": r.kept.earliest,
@@ -150,7 +151,28 @@ fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> 
         }
         println!("done in {:.1} s", start.elapsed().as_secs_f64());
     }
-    Ok(ExitCode::SUCCESS)
+    if !r.missing.is_empty() && !g.quiet {
+        eprintln!(
+            "warning: {} pack(s) the index lists are not in the store ({}), and snapshots need \
+             blobs only they held; they stay in the index and their blobs are recorded as \
+             damaged",
+            r.missing.len(),
+            r.missing
+                .iter()
+                .map(|p| p.short())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        eprintln!(
+            "hint: if the packs were moved, put them back; otherwise back the affected files up \
+             again (`hokan check` names them) and the next prune drops the missing packs"
+        );
+    }
+    Ok(if r.missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Prune's figures for `--metrics-file`: what it deleted, and the size of

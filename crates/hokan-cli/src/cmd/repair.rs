@@ -44,6 +44,7 @@ fn index(g: &Global) -> Result<ExitCode> {
             "message_type": "summary", "packs": r.packs, "blobs": r.blobs,
             "unreadable": r.unreadable.iter().map(|p| serde_json::json!({"object": p.object, "message": p.message})).collect::<Vec<_>>(),
             "index_files_written": r.index_files_written, "index_files_removed": r.index_files_removed,
+            "kept_entries": r.kept_entries,
         }))?;
     } else if !g.quiet {
         for p in &r.unreadable {

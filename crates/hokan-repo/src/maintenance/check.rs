@@ -15,11 +15,11 @@ use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
-use hokan_core::{BlobReader, Id, PackId, PackReader};
+use hokan_core::{BlobReader, Id, PackId};
 
 use super::walk::{self, Affected};
 use super::{PhaseProgress, Unit, readable_index};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, from_core};
 use crate::index_file::{IndexedPack, live_packs};
 use crate::layout;
 use crate::repository::Repository;
@@ -209,37 +209,37 @@ pub fn check(
         .collect();
     r.packs = active.len();
 
-    // Index entries point into existing packs of the recorded size.
+    // Index entries point into existing packs of the recorded size. A pack
+    // that is gone, or shorter than the index says, has lost the blobs it
+    // no longer holds: they count as damaged from here on, and are recorded
+    // so (below), so that no backup deduplicates against them.
     let mut sorted: Vec<&IndexedPack> = active.values().collect();
     sorted.sort_by_key(|p| p.id);
+    let mut lost: Vec<(PackId, Id)> = Vec::new();
     for p in &sorted {
-        let what = format!("pack {}", p.id.short());
         match stored.get(&p.id) {
-            None => r.problem(
-                ProblemKind::PackMissing,
-                &what,
-                "the index lists it, but it is not in the store",
-            ),
-            Some(&size) => {
-                if size != p.size {
-                    r.problem(
-                        ProblemKind::PackMismatch,
-                        &what,
-                        format!("{size} bytes stored, the index says {}", p.size),
-                    );
-                }
-                if let Some(b) = p
+            None => lost.extend(p.blobs.iter().map(|b| (p.id, b.id))),
+            Some(&size) if size != p.size => {
+                let past: Vec<(PackId, Id)> = p
                     .blobs
                     .iter()
-                    .find(|b| b.offset as u64 + b.length as u64 > size)
-                {
-                    r.problem(
-                        ProblemKind::PackMismatch,
-                        &what,
-                        format!("blob {} lies beyond the pack's end", b.id.short()),
-                    );
-                }
+                    .filter(|b| b.offset as u64 + b.length as u64 > size)
+                    .map(|b| (p.id, b.id))
+                    .collect();
+                let cut = match past.len() {
+                    0 => String::new(),
+                    n => format!("; {n} of its {} blobs lie past its end", p.blobs.len()),
+                };
+                // The name is the hash of the bytes the index was written
+                // for: other bytes are damage, not an index mistake.
+                r.problem(
+                    ProblemKind::PackDamaged,
+                    format!("pack {}", p.id.short()),
+                    format!("{size} bytes stored, the index says {}{cut}", p.size),
+                );
+                lost.extend(past);
             }
+            Some(_) => {}
         }
     }
     let mut bad: HashMap<Id, String> = HashMap::new();
@@ -283,19 +283,21 @@ pub fn check(
     }
 
     // Snapshots and every tree and chunk they need.
+    let distrusted: HashSet<(PackId, Id)> = damaged.iter().chain(&lost).copied().collect();
     let index = readable_index(
         sorted.iter().copied(),
         marked.iter().filter(|m| stored.contains_key(&m.pack.id)),
-        &damaged,
+        &distrusted,
     );
-    // Recorded damage matters while no intact copy exists: a backup that
-    // stored the data again healed it.
+    // Damage matters while no intact copy exists: a backup that stored the
+    // data again healed it.
+    let is_healed = |pack: &PackId, blob: &Id| index.get(blob).is_some_and(|l| l.pack != *pack);
     let mut healed = 0;
     for (pack, blob) in &damaged {
         if !stored.contains_key(pack) {
             continue;
         }
-        if index.get(blob).is_some_and(|l| l.pack != *pack) {
+        if is_healed(pack, blob) {
             healed += 1;
             continue;
         }
@@ -316,6 +318,48 @@ pub fn check(
             "{healed} blob(s) found damaged earlier were stored again intact; `repair packs` and \
              prune remove the damaged copies"
         ));
+    }
+    for p in sorted.iter().filter(|p| !stored.contains_key(&p.id)) {
+        let what = format!("pack {}", p.id.short());
+        let gone: Vec<&Id> = p
+            .blobs
+            .iter()
+            .map(|b| &b.id)
+            .filter(|b| !is_healed(&p.id, b))
+            .collect();
+        if gone.is_empty() {
+            r.notes.push(format!(
+                "the index lists {what}, which is not in the store; each of its {} blob(s) is \
+                 stored again elsewhere, and prune drops it from the index",
+                p.blobs.len()
+            ));
+            continue;
+        }
+        r.problem(
+            ProblemKind::PackMissing,
+            &what,
+            format!(
+                "the index lists it, but it is not in the store; {} of its {} blob(s) have no \
+                 other copy",
+                gone.len(),
+                p.blobs.len()
+            ),
+        );
+        for b in gone {
+            bad.entry(*b)
+                .or_insert_with(|| format!("{what} is not in the store"));
+        }
+    }
+    for (pack, blob) in lost.iter().filter(|(p, _)| stored.contains_key(p)) {
+        if !is_healed(pack, blob) {
+            bad.entry(*blob).or_insert_with(|| {
+                format!(
+                    "pack {} was cut short before blob {}",
+                    pack.short(),
+                    blob.short()
+                )
+            });
+        }
     }
     let reader = BlobReader::new(key, &index, repo.store());
     let list = repo.snapshot_list_from(false)?;
@@ -402,24 +446,23 @@ pub fn check(
             found
         })
         .collect();
-    let mut found_damaged: Vec<(PackId, Id)> = Vec::new();
-    for (res, (pack, indexed)) in read_results.into_iter().zip(&to_read) {
+    let mut found_damaged: Vec<(PackId, Id)> = lost
+        .iter()
+        .filter(|b| !damaged.contains(b))
+        .copied()
+        .collect();
+    for (res, (pack, _)) in read_results.into_iter().zip(&to_read) {
         let what = format!("pack {}", pack.short());
         for (blob, message) in res? {
             r.problem(ProblemKind::PackDamaged, &what, message.clone());
-            // A pack that cannot be opened at all damages every blob in it.
-            let blobs: Vec<Id> = match blob {
-                Some(b) => vec![b],
-                None => indexed.iter().map(|b| b.id).collect(),
-            };
-            for b in blobs {
-                if !damaged.contains(&(*pack, b)) {
-                    found_damaged.push((*pack, b));
-                }
-                // Only the copy snapshots read affects them.
-                if used.blobs.contains(&b) && index.get(&b).is_some_and(|l| l.pack == *pack) {
-                    bad.entry(b).or_insert_with(|| format!("{what}: {message}"));
-                }
+            // A problem of the pack as a whole costs no blob by itself.
+            let Some(b) = blob else { continue };
+            if !damaged.contains(&(*pack, b)) {
+                found_damaged.push((*pack, b));
+            }
+            // Only the copy snapshots read affects them.
+            if used.blobs.contains(&b) && index.get(&b).is_some_and(|l| l.pack == *pack) {
+                bad.entry(b).or_insert_with(|| format!("{what}: {message}"));
             }
         }
     }
@@ -452,12 +495,14 @@ pub fn check(
 }
 
 /// What reading a pack found: each problem with the blob it concerns
-/// (`None`: the whole pack).
+/// (`None`: the pack as a whole, no blob lost by it).
 type PackFindings = Vec<(Option<Id>, String)>;
 
 /// Downloads a pack and checks all of it against its name, its header,
-/// its blobs and the index's entries. Returns each problem with the blob
-/// it concerns (`None`: the whole pack); an unreachable store is an error.
+/// its blobs and the index's entries. Every blob that can be read is read,
+/// by the header's list or, where the header cannot be used, by the
+/// index's; only the blobs that fail are damaged. Returns each problem with
+/// the blob it concerns; an unreachable store is an error.
 fn read_pack(
     repo: &Repository,
     id: &PackId,
@@ -466,26 +511,36 @@ fn read_pack(
     let key = repo.master_key();
     let bytes = match repo.store().get(&layout::pack(id)) {
         Ok(b) => b,
-        Err(e) if e.is_damage() => return Ok(vec![(None, e.to_string())]),
+        // Gone since the listing: every blob the index places in it is lost.
+        Err(e) if e.is_damage() => {
+            return Ok(indexed
+                .iter()
+                .map(|b| (Some(b.id), e.to_string()))
+                .collect());
+        }
         Err(e) => return Err(e),
     };
-    let reader = match PackReader::open(&bytes, Some(id), key) {
-        Ok(r) => r,
-        Err(e) => return Ok(vec![(None, e.to_string())]),
-    };
     let mut found = Vec::new();
-    for b in reader.blobs() {
-        if let Err(e) = reader.read(key, b) {
+    let scanned = hokan_core::pack::scan(&bytes, id, indexed, key, |b, r| {
+        if let Err(e) = r {
             found.push((Some(b.id), e.to_string()));
         }
+    })
+    .map_err(from_core)?;
+    if let Some(problem) = &scanned.problem {
+        let outcome = match scanned.damaged {
+            0 => "every blob in it reads back".to_string(),
+            n => format!("{n} of its {} blobs are damaged", scanned.blobs.len()),
+        };
+        found.insert(0, (None, format!("{problem}; {outcome}")));
     }
-    let header: HashSet<(Id, u32, u32)> = reader
-        .blobs()
+    let listed: HashSet<(Id, u32, u32)> = scanned
+        .blobs
         .iter()
         .map(|b| (b.id, b.offset, b.length))
         .collect();
     for b in indexed {
-        if !header.contains(&(b.id, b.offset, b.length)) {
+        if !listed.contains(&(b.id, b.offset, b.length)) {
             found.push((
                 Some(b.id),
                 format!(

@@ -113,6 +113,10 @@ pub struct PruneReport {
     /// Lock objects of finished or crashed processes removed (immutable
     /// mode).
     pub locks_removed: usize,
+    /// Packs the index lists that are not in the store, whose blobs
+    /// snapshots need and no other pack holds: kept in the index (see
+    /// `check`).
+    pub missing: Vec<PackId>,
     /// Packs deleted by this run (internal bookkeeping, empty at the end).
     gone: Vec<PackId>,
 }
@@ -235,11 +239,22 @@ pub fn prune_with(
     report.bytes_before = stored.values().map(|l| l.size).sum();
 
     // Everything readable: live packs first (they win among duplicates),
-    // then marked ones that still exist.
+    // then marked ones that still exist. Blobs of indexed packs that are
+    // gone count as damaged copies: another copy wins wherever one exists.
+    let distrusted: HashSet<(PackId, Id)> = damaged
+        .iter()
+        .copied()
+        .chain(
+            active
+                .iter()
+                .filter(|p| !stored.contains_key(&p.id))
+                .flat_map(|p| p.blobs.iter().map(|b| (p.id, b.id))),
+        )
+        .collect();
     let full = readable_index(
         &active,
         marked.values().filter(|m| stored.contains_key(&m.pack.id)),
-        &damaged,
+        &distrusted,
     );
     let list = repo.snapshot_list()?;
     if let Some(u) = list.unreadable.first() {
@@ -265,12 +280,13 @@ pub fn prune_with(
     }
 
     // A blob counts for the pack the index resolves it to; other copies
-    // (two writers stored it) are dead weight, and so are damaged copies:
-    // they keep no pack alive.
+    // (two writers stored it, or a damaged copy beside an intact one) are
+    // dead weight. A damaged copy with no intact one elsewhere is what
+    // the index resolves to: it keeps its pack, which holds every byte of
+    // that blob that is left, until the data is stored again or no
+    // snapshot needs it.
     let live_in = |p: &IndexedPack, b: &hokan_core::PackedBlob| {
-        used.contains(&b.id)
-            && !damaged.contains(&(p.id, b.id))
-            && full.get(&b.id).is_some_and(|l| l.pack == p.id)
+        used.contains(&b.id) && full.get(&b.id).is_some_and(|l| l.pack == p.id)
     };
     let has_damage = |p: &IndexedPack| p.blobs.iter().any(|b| damaged.contains(&(p.id, b.id)));
 
@@ -280,13 +296,13 @@ pub fn prune_with(
     for (i, p) in active.iter().enumerate() {
         let (live, total) = record_bytes(p, |b| live_in(p, b));
         if !stored.contains_key(&p.id) {
+            // Gone, and snapshots need blobs no other pack holds: it stays
+            // in the index, so check keeps naming what it affects and no
+            // backup trusts its blobs (their damage is recorded).
             if live > 0 {
-                return Err(Error::Missing {
-                    what: format!(
-                        "pack {} (its blobs are in use; nothing was deleted)",
-                        p.id.short()
-                    ),
-                });
+                report.missing.push(p.id);
+                fates.push((i, Fate::Keep));
+                continue;
             }
             // Gone already and unused: the rewritten index simply omits it.
             fates.push((i, Fate::Mark));
@@ -475,6 +491,22 @@ pub fn prune_with(
     let mut live: Vec<IndexedPack> = keep.into_iter().cloned().collect();
     live.extend(resurrect);
     live.extend(new_packs);
+    let indexed_after: HashSet<PackId> = live.iter().map(|p| p.id).collect();
+    // Blobs of a missing pack that snapshots still need are recorded as
+    // damaged (as check records them), so the next backup of the same data
+    // stores it afresh instead of deduplicating against what is gone.
+    let unrecorded: Vec<(PackId, Id)> = active
+        .iter()
+        .filter(|p| report.missing.contains(&p.id))
+        .flat_map(|p| p.blobs.iter().map(|b| (p.id, b.id)))
+        .filter(|b| !damaged.contains(b))
+        .collect();
+    if !unrecorded.is_empty() {
+        repo.save_lock(&LockObject::Damaged {
+            found_at: now,
+            blobs: unrecorded,
+        })?;
+    }
     // Outside immutable mode superseded files left by an interrupted prune
     // are consolidated here; in it they are deleted once the lock allows
     // (below), as rewriting would only add more files the lock holds.
@@ -511,13 +543,15 @@ pub fn prune_with(
     // 4. Delete packs whose time has come.
     delete_packs(&repo, &delete, &stored, &mut report, progress, |_| {})?;
 
-    // 5. Damage records of packs now gone say nothing any more.
+    // 5. Damage records of packs now gone from both the store and the
+    //    index say nothing any more. A record of a pack the index still
+    //    lists (one that is missing but needed) stays: it keeps backups
+    //    from trusting the pack's blobs.
     let gone: HashSet<PackId> = report.gone.iter().copied().collect();
     for (id, blobs) in &damage_records {
-        if blobs
-            .iter()
-            .all(|(p, _)| gone.contains(p) || !stored.contains_key(p))
-        {
+        if blobs.iter().all(|(p, _)| {
+            (gone.contains(p) || !stored.contains_key(p)) && !indexed_after.contains(p)
+        }) {
             let r = repo.delete_lock(id)?;
             report.kept.add(0, r);
         }

@@ -13,7 +13,7 @@
 //!   recorded as damaged. The next backup of the same data stores them
 //!   again, which heals every snapshot that needs them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rayon::prelude::*;
 
@@ -37,8 +37,11 @@ pub struct RepairReport {
     pub packs: usize,
     /// Blobs indexed.
     pub blobs: usize,
-    /// Packs that could not be read (their blobs are lost).
+    /// Packs whose header could not be read: their blobs are lost, unless
+    /// the index listed them before (see `kept_entries`).
     pub unreadable: Vec<Problem>,
+    /// Unreadable packs the index knew: listed by the entries it had.
+    pub kept_entries: usize,
     /// Index files written.
     pub index_files_written: usize,
     /// Index files replaced.
@@ -104,16 +107,35 @@ pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
         .par_iter()
         .map(|(id, size)| list_pack(repo, id, *size))
         .collect();
+    // A pack whose header cannot be read keeps the entries the index has
+    // for it now: its records still authenticate one by one, and dropping
+    // them would lose every blob of a pack that lost a few bytes.
+    let files = repo.index_files()?.files;
+    let known: HashMap<PackId, IndexedPack> = live_packs(&files)
+        .into_iter()
+        .chain(repo.marked_packs()?.into_iter().map(|m| m.pack))
+        .map(|p| (p.id, p))
+        .collect();
     let mut report = RepairReport::default();
     let mut packs = Vec::new();
-    for r in results {
-        match r {
-            Ok(p) => {
-                report.blobs += p.blobs.len();
-                packs.push(p);
+    for (r, (id, size)) in results.into_iter().zip(&listed) {
+        let p = match (r, known.get(id)) {
+            (Ok(p), _) => p,
+            (Err(mut problem), Some(old)) => {
+                problem.message.push_str(
+                    "; its header cannot be read, so the index keeps the entries it had for it",
+                );
+                report.unreadable.push(problem);
+                report.kept_entries += 1;
+                IndexedPack::from_blobs(*id, *size, old.blobs.clone())
             }
-            Err(problem) => report.unreadable.push(problem),
-        }
+            (Err(problem), None) => {
+                report.unreadable.push(problem);
+                continue;
+            }
+        };
+        report.blobs += p.blobs.len();
+        packs.push(p);
     }
     report.packs = packs.len();
     let (written, removed) = replace_index(repo, &packs)?;
@@ -188,6 +210,7 @@ pub fn repair_packs(
         .chain(marked.iter().map(|m| &m.pack))
         .map(|p| (p.id, p))
         .collect();
+    let entries = |id: &PackId| listing.get(id).map_or(&[][..], |p| &p.blobs[..]);
     let mut candidates: Vec<PackId> = match packs {
         Some(p) => p.to_vec(),
         None => listing.keys().copied().collect(),
@@ -197,91 +220,98 @@ pub fn repair_packs(
     candidates.dedup();
     let total: u64 = candidates.iter().map(|p| stored[p].size).sum();
     progress.phase("reading packs", total, Unit::Bytes);
-    // Pass 1: which packs are damaged, and which of their blobs.
-    let found: Vec<(PackId, Result<Damage>)> = candidates
+    // Pass 1: which packs are damaged (read in parallel, nothing kept).
+    let found: Vec<(PackId, Result<Option<String>>)> = candidates
         .par_iter()
         .map(|id| {
-            let r = damage_in(&repo, id, listing.get(id).copied());
+            let r = damage_in(&repo, id, entries(id));
             progress.advance(stored[id].size);
             (*id, r)
         })
         .collect();
     report.packs_read = found.len();
-    let mut damaged: HashMap<PackId, Vec<Id>> = HashMap::new();
+    let mut damaged: Vec<PackId> = Vec::new();
     for (id, r) in found {
-        if let Some((message, bad)) = r? {
+        if let Some(message) = r? {
             report.damaged.push(Problem {
                 kind: ProblemKind::PackDamaged,
                 object: format!("pack {}", id.short()),
                 message,
             });
-            damaged.insert(id, bad);
+            damaged.push(id);
         }
     }
     if damaged.is_empty() {
         return Ok(report);
     }
-    // Pass 2: copy every intact blob of a damaged pack into new packs. The
-    // writer knows only the other packs, so it stores each blob that has
-    // no other copy.
+    // Pass 2: copy every blob of a damaged pack that reads back into new
+    // packs. The writer knows only the other packs, so it stores each blob
+    // that has no other copy.
     let mut others = IndexBuilder::default();
-    for p in live.iter().filter(|p| !damaged.contains_key(&p.id)) {
+    for p in live.iter().filter(|p| !damaged.contains(&p.id)) {
         others.add_pack(p.id, p.kind, &p.blobs);
     }
     let key = repo.master_key().clone();
     let store = repo.store().clone();
     let mut writable = IndexedRepository::from_parts(repo, others.build());
-    let mut lost: Vec<(PackId, Id)> = Vec::new();
     progress.phase("salvaging damaged packs", damaged.len() as u64, Unit::Items);
-    let (salvaged, summary) = writable.write(|w, _| {
+    let ((salvaged, lost), summary) = writable.write(|w, _| {
+        let mut lost: Vec<(PackId, hokan_core::PackedBlob)> = Vec::new();
         let mut salvaged = 0;
-        for (pack, bad) in &damaged {
-            let bad: HashSet<&Id> = bad.iter().collect();
+        for pack in &damaged {
             let bytes = store.get(&layout::pack(pack))?;
-            // A pack whose header cannot be read loses every blob the
-            // index listed for it.
-            let reader = PackReader::open(&bytes, None, &key).ok();
-            let listed = listing
-                .get(pack)
-                .map(|p| p.blobs.clone())
-                .unwrap_or_default();
-            for b in &listed {
-                let data = match &reader {
-                    Some(r) if !bad.contains(&b.id) => r.read(&key, b).ok(),
-                    _ => None,
-                };
-                match data {
-                    Some(d) => {
-                        w.write_blob(b.kind, &d).map_err(from_core)?;
-                        salvaged += 1;
-                    }
-                    None => lost.push((*pack, b.id)),
-                }
+            let mut failed = None;
+            hokan_core::pack::scan(&bytes, pack, entries(pack), &key, |b, r| match r {
+                Ok(d) if failed.is_none() => match w.write_blob(b.kind, &d) {
+                    Ok(_) => salvaged += 1,
+                    Err(e) => failed = Some(e),
+                },
+                Ok(_) => {}
+                Err(_) => lost.push((*pack, *b)),
+            })
+            .map_err(from_core)?;
+            if let Some(e) = failed {
+                return Err(from_core(e));
             }
             progress.advance(1);
         }
-        Ok(salvaged)
+        Ok((salvaged, lost))
     })?;
     let repo = writable.into_inner();
-    report.salvaged = salvaged;
     report.packs_written = summary.packs.len();
-    // The index without the damaged packs, with the new ones; the damaged
-    // packs wait for deletion, and what was lost is recorded.
+    report.salvaged = salvaged;
+    // A damaged pack that still holds the only copy of some blobs stays in
+    // the index with those blobs alone, recorded as damaged: prune keeps it
+    // while a snapshot needs them, and the next backup of the same data
+    // stores them afresh, after which prune removes it. A pack whose every
+    // blob was saved leaves the index and waits for deletion.
+    let now = chrono::Utc::now().timestamp();
     let mut new_live: Vec<IndexedPack> = live
         .iter()
-        .filter(|p| !damaged.contains_key(&p.id))
+        .filter(|p| !damaged.contains(&p.id))
         .cloned()
         .collect();
+    for pack in &damaged {
+        let kept: Vec<hokan_core::PackedBlob> = lost
+            .iter()
+            .filter(|(p, _)| p == pack)
+            .map(|(_, b)| *b)
+            .collect();
+        if !kept.is_empty() {
+            new_live.push(IndexedPack::from_blobs(*pack, stored[pack].size, kept));
+        }
+    }
     new_live.extend(summary.packs);
-    let now = chrono::Utc::now().timestamp();
-    if !lost.is_empty() {
+    report.lost = lost.iter().map(|(p, b)| (*p, b.id)).collect();
+    if !report.lost.is_empty() {
         repo.save_lock(&LockObject::Damaged {
             found_at: now,
-            blobs: lost.clone(),
+            blobs: report.lost.clone(),
         })?;
     }
     let to_mark: Vec<MarkedPack> = damaged
-        .keys()
+        .iter()
+        .filter(|id| !lost.iter().any(|(p, _)| p == *id))
         .filter_map(|id| listing.get(id))
         .filter(|p| live.iter().any(|l| l.id == p.id))
         .map(|p| MarkedPack {
@@ -294,47 +324,40 @@ pub fn repair_packs(
     }
     replace_index(&repo, &new_live)?;
     drop(lock);
-    report.lost = lost;
     Ok(report)
 }
 
-/// What is wrong with a pack, and which of its blobs are damaged.
-type Damage = Option<(String, Vec<Id>)>;
-
-/// Reads a whole pack: `None` if it is intact, else what is wrong and
-/// which blobs (all of them when the pack cannot be opened) are damaged.
-fn damage_in(repo: &Repository, id: &PackId, indexed: Option<&IndexedPack>) -> Result<Damage> {
-    let key = repo.master_key();
-    let all = || {
-        indexed
-            .map(|p| p.blobs.iter().map(|b| b.id).collect())
-            .unwrap_or_default()
-    };
+/// Reads a whole pack: `None` if it is intact, else what is wrong with it.
+fn damage_in(
+    repo: &Repository,
+    id: &PackId,
+    entries: &[hokan_core::PackedBlob],
+) -> Result<Option<String>> {
     let bytes = match repo.store().get(&layout::pack(id)) {
         Ok(b) => b,
-        Err(e) if e.is_damage() => return Ok(Some((e.to_string(), all()))),
+        Err(e) if e.is_damage() => return Ok(Some(e.to_string())),
         Err(e) => return Err(e),
     };
-    // The name does not match the bytes: some blob is damaged, which one
-    // the blobs' own checks tell.
-    let reader = match PackReader::open(&bytes, None, key) {
-        Ok(r) => r,
-        Err(e) => return Ok(Some((e.to_string(), all()))),
-    };
-    let mut bad = Vec::new();
     let mut first = None;
-    for b in reader.blobs() {
-        if let Err(e) = reader.read(key, b) {
+    let scanned = hokan_core::pack::scan(&bytes, id, entries, repo.master_key(), |_, r| {
+        if let Err(e) = r {
             first.get_or_insert_with(|| e.to_string());
-            bad.push(b.id);
         }
-    }
-    Ok(match first {
-        Some(message) => Some((message, bad)),
-        None if hokan_core::PackId::of(&bytes) != *id => Some((
-            "its content does not match its name, though every blob reads back".into(),
-            Vec::new(),
-        )),
-        None => None,
     })
+    .map_err(from_core)?;
+    if !scanned.is_damaged() {
+        return Ok(None);
+    }
+    let damaged = match scanned.damaged {
+        0 => "every blob reads back".to_string(),
+        n => format!(
+            "{n} of its {} blobs are damaged ({})",
+            scanned.blobs.len(),
+            first.unwrap_or_default()
+        ),
+    };
+    Ok(Some(match scanned.problem {
+        Some(p) => format!("{p}; {damaged}"),
+        None => damaged,
+    }))
 }
