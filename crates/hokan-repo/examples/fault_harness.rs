@@ -23,12 +23,14 @@ fn main() {
     let start = Instant::now();
     let r = hokan_repo::fault_model::run_random(seed, u64::MAX, 12, Some(deadline));
     println!(
-        "seed {seed}: {} sequences, {} steps, {} faults injected, {} snapshots checked, {} repairs, {} violations in {:.0} s",
+        "seed {seed}: {} sequences, {} steps, {} faults injected, {} damage steps, {} snapshots checked, {} repairs, {} object restores lost to damage, {} violations in {:.0} s",
         r.sequences,
         r.steps,
         r.faults,
+        r.damage,
         r.snapshots,
         r.repairs,
+        r.lost_to_damage,
         r.violations.len(),
         start.elapsed().as_secs_f64()
     );

@@ -7,6 +7,15 @@
 //! check says so, repaired; then every snapshot of the model must restore bit
 //! for bit. A snapshot of the model that does not is data lost.
 //!
+//! Between steps, damage may strike: a byte of a pack flipped, a pack cut
+//! short or deleted, an index file deleted. A ledger records which copies
+//! of which blobs each destroyed; an object that depends on a blob with no
+//! intact copy left is lost to the damage, and counted. Every other object
+//! must still restore bit for bit, across check, repair, prune and the next
+//! backup (which heals what it stores again): one that does not is lost
+//! beyond the damaged bytes, a violation. No object ever restores to wrong
+//! bytes.
+//!
 //! `tests/fault_model.rs` runs a few sequences in every test run;
 //! `examples/fault_harness.rs` runs them for a stated time.
 
@@ -28,6 +37,9 @@ use crate::retention::{Count, GroupBy, Policy};
 use crate::session::{SnapshotSpec, Staged};
 use crate::snapshot::SourceKind;
 use crate::store::{RetryPolicy, Store};
+
+mod damage;
+pub use damage::DamageKind;
 
 /// One operation of a sequence.
 #[derive(Clone, Debug)]
@@ -67,6 +79,15 @@ pub enum Op {
         /// Whether the prune deletes at once.
         instant: bool,
     },
+    /// Damage to the stored data (never under a fault).
+    Damage {
+        /// What is done.
+        kind: DamageKind,
+        /// Which pack or index file (modulo how many there are).
+        pick: u64,
+        /// Where in it (modulo its length).
+        at: u64,
+    },
 }
 
 /// One step: an operation, and the fault armed while it runs (the number
@@ -79,6 +100,10 @@ pub struct Step {
     pub fault: Option<(i64, Fault)>,
     /// Whether every write is slowed down (1 ms), for interleavings.
     pub slow: bool,
+    /// After the step the operator only checks (which records what it
+    /// finds) and repairs nothing: the next steps, a prune say, meet
+    /// damage that is recorded but not salvaged.
+    pub check_only: bool,
 }
 
 /// What a run of sequences found.
@@ -94,6 +119,12 @@ pub struct Report {
     pub snapshots: u64,
     /// Repairs check asked for and the harness ran.
     pub repairs: u64,
+    /// Damage steps that damaged something.
+    pub damage: u64,
+    /// Object restores that failed because damage took their data (no
+    /// intact copy of a blob they need was left): lost to the damage, as
+    /// expected, not beyond it.
+    pub lost_to_damage: u64,
     /// Every snapshot of the model that did not restore, and every broken
     /// promise (a failed backup that left a snapshot, a check that repairs
     /// could not make clean): the aim is none.
@@ -150,9 +181,35 @@ fn open_options() -> OpenOptions {
 struct World {
     store: Store,
     faults: Arc<Faults>,
-    /// Snapshot id → the seed its objects came from.
-    model: BTreeMap<Id, u64>,
+    /// Snapshot id → what it holds.
+    model: BTreeMap<Id, Saved>,
+    /// What damage destroyed.
+    ledger: damage::Ledger,
     report: Report,
+}
+
+/// A snapshot of the model: the seed its objects came from, and the blobs
+/// each object needs (its chunks and the snapshot's tree).
+#[derive(Clone, Debug)]
+struct Saved {
+    seed: u64,
+    tree: Id,
+    chunks: Vec<Vec<Id>>,
+}
+
+/// Stores the objects of `seed` in a session; returns the chunks of each.
+fn store_objects(
+    s: &crate::session::Session<'_>,
+    seed: u64,
+) -> crate::Result<(Staged, Vec<Vec<Id>>)> {
+    let mut nodes = Vec::new();
+    let mut chunks = Vec::new();
+    for (name, data) in objects(seed) {
+        let content = s.store_bytes(&data)?;
+        chunks.push(content.iter().map(|c| c.id.0).collect());
+        nodes.push(Node::object(name, content, Vec::new()));
+    }
+    Ok((Staged::new(s.store_tree(nodes)?), chunks))
 }
 
 impl World {
@@ -160,33 +217,54 @@ impl World {
         Repository::open_store(self.store.clone(), b"pw", open_options())
     }
 
-    fn backup(&self, seed: u64) -> crate::Result<Id> {
+    fn backup(&self, seed: u64) -> crate::Result<(Id, Saved)> {
         let mut repo = self.open()?.load_index()?;
         let saved = repo.backup(SnapshotSpec::new(SourceKind::STREAM), |s| {
-            let mut nodes = Vec::new();
-            for (name, data) in objects(seed) {
-                nodes.push(Node::object(name, s.store_bytes(&data)?, Vec::new()));
-            }
-            Ok((Staged::new(s.store_tree(nodes)?), ()))
+            store_objects(s, seed)
         })?;
-        Ok(saved.entry.id)
+        let model = Saved {
+            seed,
+            tree: saved.entry.snapshot.tree.0,
+            chunks: saved.value,
+        };
+        Ok((saved.entry.id, model))
     }
 
-    /// Whether snapshot `id` restores to the objects of `seed`.
-    fn restores(&self, id: &Id, seed: u64) -> Result<(), String> {
+    /// Whether snapshot `id` restores to its objects: every object that
+    /// fails must have lost data to damage (those are counted), and none
+    /// may restore to other bytes.
+    fn restores(&mut self, id: &Id, saved: &Saved) -> Result<(), String> {
         let repo = self
             .open()
             .and_then(|r| r.load_index())
             .map_err(|e| format!("opening: {e}"))?;
+        let lost = self
+            .ledger
+            .lost(&repo)
+            .map_err(|e| format!("listing what damage took: {e}"))?;
         let entry = repo
             .find_snapshot(&id.to_hex(), &Default::default())
             .map_err(|e| format!("snapshot {}: {e}", id.short()))?;
-        for (name, want) in objects(seed) {
+        let tree_lost = lost.contains(&saved.tree);
+        for ((name, want), chunks) in objects(saved.seed).into_iter().zip(&saved.chunks) {
             let mut got = Vec::new();
-            repo.dump(&entry.snapshot, &name, &mut got)
-                .map_err(|e| format!("snapshot {} object {name}: {e}", id.short()))?;
-            if got != want {
-                return Err(format!("snapshot {} object {name} differs", id.short()));
+            match repo.dump(&entry.snapshot, &name, &mut got) {
+                Ok(_) if got == want => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "snapshot {} object {name} restores to other bytes",
+                        id.short()
+                    ));
+                }
+                Err(_) if tree_lost || chunks.iter().any(|c| lost.contains(c)) => {
+                    self.report.lost_to_damage += 1;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "snapshot {} object {name} (lost beyond the damaged bytes): {e}",
+                        id.short()
+                    ));
+                }
             }
         }
         Ok(())
@@ -203,8 +281,8 @@ impl World {
         let before: Vec<Id> = self.listed();
         match &step.op {
             Op::Backup { seed } => match self.backup(*seed) {
-                Ok(id) => {
-                    self.model.insert(id, *seed);
+                Ok((id, saved)) => {
+                    self.model.insert(id, saved);
                 }
                 Err(_) => {
                     self.faults.clear();
@@ -263,14 +341,23 @@ impl World {
                     .and_then(|r| maintenance::repair_packs(r, None, &()));
             }
             Op::Restore { n } => {
-                if let Some((id, seed)) = self.model.iter().nth(n % self.model.len().max(1)) {
-                    let (id, seed) = (*id, *seed);
+                if let Some((id, saved)) = self.model.iter().nth(n % self.model.len().max(1)) {
+                    let (id, saved) = (*id, saved.clone());
                     // Under a fault a restore may fail; without one it must not.
-                    if let Err(e) = self.restores(&id, seed)
+                    if let Err(e) = self.restores(&id, &saved)
                         && step.fault.is_none()
                     {
                         self.report.violations.push(format!("restore: {e}"));
                     }
+                }
+            }
+            Op::Damage { kind, pick, at } => {
+                match self
+                    .open()
+                    .and_then(|r| self.ledger.apply(&r, *kind, *pick, *at))
+                {
+                    Ok(done) => self.report.damage += done as u64,
+                    Err(e) => self.report.violations.push(format!("damaging: {e}")),
                 }
             }
             Op::BackupBesidePrune { seed, instant } => {
@@ -293,8 +380,13 @@ impl World {
             self.report.faults += 1;
         }
         self.faults.clear();
-        self.recover();
-        self.verify();
+        self.recover(step.check_only);
+        // Unrepaired, the repository may not restore what a repair would
+        // bring back (a lost index file): the next step's recovery repairs,
+        // and verifies.
+        if !step.check_only {
+            self.verify();
+        }
     }
 
     /// A backup paused after loading its index while a prune runs. Its
@@ -311,11 +403,7 @@ impl World {
                 go.wait();
                 let mut repo = repo?;
                 repo.backup(SnapshotSpec::new(SourceKind::STREAM), |s| {
-                    let mut nodes = Vec::new();
-                    for (name, data) in objects(seed) {
-                        nodes.push(Node::object(name, s.store_bytes(&data)?, Vec::new()));
-                    }
-                    Ok((Staged::new(s.store_tree(nodes)?), ()))
+                    store_objects(s, seed)
                 })
             });
             loaded.wait();
@@ -330,7 +418,12 @@ impl World {
         });
         match result {
             Ok(saved) => {
-                self.model.insert(saved.entry.id, seed);
+                let model = Saved {
+                    seed,
+                    tree: saved.entry.snapshot.tree.0,
+                    chunks: saved.value,
+                };
+                self.model.insert(saved.entry.id, model);
                 Ok(())
             }
             Err(Error::RemovedDuringBackup { .. }) => Ok(()),
@@ -346,8 +439,9 @@ impl World {
     }
 
     /// What an operator would do after a crash: check, and run the repair
-    /// check asks for, until check is clean.
-    fn recover(&mut self) {
+    /// check asks for, until check is clean (or, with `check_only`, only
+    /// check).
+    fn recover(&mut self, check_only: bool) {
         // The process restarted: the locks its operations left (a lock
         // whose removal failed under the fault) belong to no one now.
         if let Ok(repo) = self.open() {
@@ -367,13 +461,19 @@ impl World {
                     return;
                 }
             };
-            if r.is_ok() {
+            if r.is_ok() || check_only {
                 return;
             }
             if round == 2 {
-                self.report
-                    .violations
-                    .push(format!("repairs left problems: {:?}", r.problems));
+                // Damage that took data leaves problems no repair can
+                // clear: until a backup stores the data again, or the
+                // snapshots that need it are forgotten, check names them.
+                let explained = self.ledger.lost(&repo).is_ok_and(|l| !l.is_empty());
+                if !explained {
+                    self.report
+                        .violations
+                        .push(format!("repairs left problems: {:?}", r.problems));
+                }
                 return;
             }
             self.report.repairs += 1;
@@ -407,9 +507,9 @@ impl World {
     }
 
     fn verify(&mut self) {
-        let model: Vec<(Id, u64)> = self.model.iter().map(|(k, v)| (*k, *v)).collect();
-        for (id, seed) in model {
-            if let Err(e) = self.restores(&id, seed) {
+        let model: Vec<(Id, Saved)> = self.model.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for (id, saved) in model {
+            if let Err(e) = self.restores(&id, &saved) {
                 self.report.violations.push(format!("data lost: {e}"));
                 self.model.remove(&id);
             }
@@ -425,6 +525,7 @@ pub fn run_sequence(steps: &[Step]) -> Report {
         store: store.clone(),
         faults,
         model: BTreeMap::new(),
+        ledger: damage::Ledger::default(),
         report: Report {
             sequences: 1,
             ..Default::default()
@@ -439,6 +540,8 @@ pub fn run_sequence(steps: &[Step]) -> Report {
         world.run(step);
         saved.extend(world.model.keys().copied());
     }
+    world.recover(false);
+    world.verify();
     world.report.snapshots = saved.len() as u64;
     world.report
 }
@@ -446,7 +549,7 @@ pub fn run_sequence(steps: &[Step]) -> Report {
 /// A random step.
 pub fn random_step(rng: &mut SplitMix64) -> Step {
     let r = |rng: &mut SplitMix64, n: u64| rng.next_u64() % n;
-    let op = match r(rng, 12) {
+    let op = match r(rng, 14) {
         0..=3 => Op::Backup { seed: r(rng, 24) },
         4 => Op::Forget {
             keep: 1 + r(rng, 3) as u32,
@@ -460,12 +563,24 @@ pub fn random_step(rng: &mut SplitMix64) -> Step {
         10 => Op::Restore {
             n: r(rng, 8) as usize,
         },
-        _ => Op::BackupBesidePrune {
+        11 => Op::BackupBesidePrune {
             seed: r(rng, 24),
             instant: r(rng, 2) == 0,
         },
+        _ => Op::Damage {
+            kind: match r(rng, 4) {
+                0 => DamageKind::Flip,
+                1 => DamageKind::Truncate,
+                2 => DamageKind::DeletePack,
+                _ => DamageKind::DeleteIndexFile,
+            },
+            pick: rng.next_u64(),
+            at: rng.next_u64(),
+        },
     };
-    let fault = (r(rng, 10) < 6).then(|| {
+    // Damage strikes between steps, never under a fault.
+    let damage = matches!(op, Op::Damage { .. });
+    let fault = (!damage && r(rng, 10) < 6).then(|| {
         let kind = match r(rng, 4) {
             0 => Fault::Fail,
             1 => Fault::Tear,
@@ -478,6 +593,7 @@ pub fn random_step(rng: &mut SplitMix64) -> Step {
         op,
         fault,
         slow: r(rng, 20) == 0,
+        check_only: r(rng, 3) == 0,
     }
 }
 
@@ -502,6 +618,8 @@ pub fn run_random(
         total.faults += r.faults;
         total.snapshots += r.snapshots;
         total.repairs += r.repairs;
+        total.damage += r.damage;
+        total.lost_to_damage += r.lost_to_damage;
         total.violations.extend(
             r.violations
                 .into_iter()

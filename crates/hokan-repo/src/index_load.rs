@@ -37,6 +37,9 @@ pub struct IndexedRepository {
     /// When the index was loaded (Unix seconds).
     pub(crate) loaded_at: i64,
     pub(crate) problems: Vec<Unreadable>,
+    /// The damage the index knew when loaded (recorded already): a session
+    /// records only what it finds beyond it.
+    pub(crate) recorded: HashSet<(PackId, Id)>,
 }
 
 impl std::fmt::Debug for IndexedRepository {
@@ -80,6 +83,7 @@ impl Repository {
         let mut problems = built.unreadable;
         problems.extend(locks.unreadable);
         Ok(IndexedRepository {
+            recorded: built.index.damaged().into_iter().collect(),
             index_files: built
                 .present
                 .into_iter()
@@ -174,9 +178,11 @@ impl Repository {
 }
 
 /// Damaged copies of blobs left out of the index: a blob with another copy
-/// resolves to it; one without stays readable where it is, so a read says
-/// it is damaged rather than missing. Either way writers never dedup
-/// against it.
+/// resolves to it, and writers dedup against that intact copy; one without
+/// stays readable where it is, so a read says it is damaged rather than
+/// missing, and is marked damaged, so writers store it afresh. (Marking a
+/// blob that resolves to an intact copy would make a session record that
+/// intact copy as damaged.)
 pub(crate) fn add_damaged_copies(
     index: &mut Index,
     copies: impl IntoIterator<Item = (PackId, BlobType, PackedBlob, bool)>,
@@ -185,8 +191,8 @@ pub(crate) fn add_damaged_copies(
         if !index.contains(&b.id) {
             let p = index.add_pack(pack, kind);
             index.insert_record(b.id, p, b.offset, b.length, group);
+            index.mark_damaged(&b.id);
         }
-        index.mark_damaged(&b.id);
     }
 }
 
@@ -200,6 +206,7 @@ impl IndexedRepository {
             index_files: Vec::new(),
             loaded_at: chrono::Utc::now().timestamp(),
             problems: Vec::new(),
+            recorded: HashSet::new(),
         }
     }
 

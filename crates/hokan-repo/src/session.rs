@@ -535,9 +535,15 @@ impl IndexedRepository {
     }
 
     /// Step 3 of a commit: blobs found damaged while reading are recorded,
-    /// with the pack holding each damaged copy.
+    /// with the pack holding each damaged copy (damage recorded before is
+    /// not recorded again).
     pub(crate) fn record_damage(&self) -> Result<()> {
-        let damaged: Vec<(PackId, Id)> = self.index.damaged();
+        let damaged: Vec<(PackId, Id)> = self
+            .index
+            .damaged()
+            .into_iter()
+            .filter(|d| !self.recorded.contains(d))
+            .collect();
         if damaged.is_empty() {
             return Ok(());
         }

@@ -13,7 +13,7 @@
 //!   recorded as damaged. The next backup of the same data stores them
 //!   again, which heals every snapshot that needs them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
@@ -245,15 +245,20 @@ pub fn repair_packs(
         return Ok(report);
     }
     // Pass 2: copy every blob of a damaged pack that reads back into new
-    // packs. The writer knows only the other packs, so it stores each blob
-    // that has no other copy.
+    // packs. The writer knows only the intact copies in other packs, so it
+    // stores each blob that has no such copy; a blob that fails to read and
+    // has one is not lost.
+    let recorded: HashSet<(PackId, Id)> = repo.locks()?.damaged().copied().collect();
     let mut others = IndexBuilder::default();
     for p in live.iter().filter(|p| !damaged.contains(&p.id)) {
-        others.add_pack(p.id, p.kind, &p.blobs);
+        others.add_pack_filtered(p.id, p.kind, &p.blobs, |b| {
+            !recorded.contains(&(p.id, b.id))
+        });
     }
+    let others = others.build();
     let key = repo.master_key().clone();
     let store = repo.store().clone();
-    let mut writable = IndexedRepository::from_parts(repo, others.build());
+    let mut writable = IndexedRepository::from_parts(repo, others);
     progress.phase("salvaging damaged packs", damaged.len() as u64, Unit::Items);
     let ((salvaged, lost), summary) = writable.write(|w, _| {
         let mut lost: Vec<(PackId, hokan_core::PackedBlob)> = Vec::new();
@@ -275,6 +280,9 @@ pub fn repair_packs(
             }
             progress.advance(1);
         }
+        // A blob that failed here but has an intact copy (in another pack,
+        // or salvaged from another damaged one just now) is not lost.
+        lost.retain(|(_, b)| !w.contains(&b.id));
         Ok((salvaged, lost))
     })?;
     let repo = writable.into_inner();
