@@ -101,9 +101,10 @@ impl Beneath {
                 Ok(fd) => return Ok(fd),
                 // A rename elsewhere on the file system raced the lookup.
                 Err(Errno::AGAIN) if tries < 3 => tries += 1,
-                // Before Linux 5.6, or a path longer than one call takes:
-                // one name at a time.
-                Err(Errno::NOSYS | Errno::AGAIN | Errno::NAMETOOLONG) => {
+                // Before Linux 5.6 (or refused by an old seccomp profile,
+                // EPERM), or a path longer than one call takes: one name
+                // at a time.
+                Err(Errno::NOSYS | Errno::PERM | Errno::AGAIN | Errno::NAMETOOLONG) => {
                     return self.walk(rel);
                 }
                 Err(e) => return Err(e.into()),
