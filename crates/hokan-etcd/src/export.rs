@@ -7,7 +7,9 @@
 //! applied again without restoring etcd.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use hokan_core::fs::beneath::{Beneath, PRIVATE_DIR, PRIVATE_FILE};
 
 use hokan_k8s::restore::{SanitizeOptions, sanitize};
 use hokan_k8s::{GroupResource, ObjectKey, layout};
@@ -62,6 +64,12 @@ pub struct Skipped {
 
 /// Writes the objects `filter` selects into `dir` (created if missing;
 /// existing files of the same objects are replaced).
+///
+/// `dir` is opened once and nothing below it is reached through a symlink:
+/// a symlink in place of a directory or a manifest is replaced, never
+/// followed, as a restore does. Manifests may hold Secrets: they are
+/// written readable by their owner only (0600, as etcdctl writes
+/// snapshots) in directories only the owner may open (0700).
 pub fn export(
     objects: &Objects<'_>,
     filter: &Filter,
@@ -69,6 +77,8 @@ pub fn export(
     options: ExportOptions<'_>,
 ) -> Result<ExportReport> {
     let mut report = ExportReport::default();
+    let base = Beneath::create(dir, PRIVATE_DIR)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let selected: Vec<(ObjectInfo, &Entry)> = objects
         .catalog
         .live()
@@ -85,7 +95,7 @@ pub fn export(
         let entries: Vec<&Entry> = batch.iter().map(|(_, e)| *e).collect();
         let values = objects.values(&entries)?;
         for ((info, entry), value) in batch.iter().zip(values) {
-            let outcome = value.and_then(|v| write_one(info, entry, &v, dir, options));
+            let outcome = value.and_then(|v| write_one(info, entry, &v, &base, options));
             let note = |reason| Skipped {
                 key: info.key.clone(),
                 reason,
@@ -112,7 +122,7 @@ fn write_one(
     info: &ObjectInfo,
     entry: &Entry,
     value: &[u8],
-    dir: &Path,
+    base: &Beneath,
     options: ExportOptions<'_>,
 ) -> Result<Outcome> {
     let Some(group) = &info.group else {
@@ -164,12 +174,8 @@ fn write_one(
     if let Err(e) = layout::parse_path(&path) {
         return Ok(Outcome::Skipped(e.to_string()));
     }
-    let file: PathBuf = dir.join(&path);
-    if let Some(parent) = file.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
-    }
     let json = serde_json::to_vec(&object).expect("JSON values serialize");
-    std::fs::write(&file, json).map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+    base.write_file(Path::new(&path), &json, PRIVATE_FILE)
+        .map_err(|e| Error::io(format!("writing {}", base.path().join(&path).display()), e))?;
     Ok(Outcome::Written(path))
 }

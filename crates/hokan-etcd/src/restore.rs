@@ -117,10 +117,9 @@ pub fn restore_file(
     let mut tmp_name = name.to_os_string();
     tmp_name.push(".hokan-partial");
     let tmp: PathBuf = path.with_file_name(tmp_name);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
+    // Readable by its owner only, as etcdctl writes a snapshot: the
+    // database holds every Secret of the cluster.
+    let file = hokan_core::fs::beneath::create_private(&tmp)
         .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
     let result = (|| {
         progress.totals(1, snap.facts.size);

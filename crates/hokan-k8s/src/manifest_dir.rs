@@ -1,6 +1,10 @@
 //! [`ManifestDir`]: objects as JSON files in a directory, in the tree layout.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use hokan_core::fs::beneath::{Beneath, PRIVATE_DIR, PRIVATE_FILE};
 
 use crate::layout;
 use crate::object::{ObjectAttrs, ObjectEntry, ObjectHead, StoredObject, split_api_version};
@@ -16,15 +20,27 @@ pub const SUMMARY_FILE: &str = "backup-summary.json";
 ///
 /// Files directly in the root (a summary, a restore order, a README) are not
 /// objects and are ignored when listing.
+///
+/// Writing, the directory is opened once and nothing below it is reached
+/// through a symlink: a symlink planted in place of a directory or a file
+/// is replaced, as a restore replaces what is in its way, never followed
+/// (refusing instead would let whoever can plant one stop every restore).
+/// Manifests may hold Secrets: files are written readable by their owner
+/// only (0600) and the directories made for them 0700, as etcdctl writes
+/// its snapshots.
 #[derive(Clone, Debug)]
 pub struct ManifestDir {
     root: PathBuf,
+    opened: OnceLock<Arc<Beneath>>,
 }
 
 impl ManifestDir {
     /// A manifest directory at `root`; it is created on the first write.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        ManifestDir { root: root.into() }
+        ManifestDir {
+            root: root.into(),
+            opened: OnceLock::new(),
+        }
     }
 
     /// The directory.
@@ -32,15 +48,33 @@ impl ManifestDir {
         &self.root
     }
 
+    /// The directory, made if missing and opened on the first write.
+    fn opened(&self) -> Result<&Beneath> {
+        if let Some(b) = self.opened.get() {
+            return Ok(b);
+        }
+        let b = Beneath::create(&self.root, PRIVATE_DIR)
+            .map_err(|e| Error::io("create directory", &self.root, e))?;
+        Ok(self.opened.get_or_init(|| Arc::new(b)))
+    }
+
+    /// Creates (or replaces) the file `name` below the directory, for
+    /// writing; see the type's documentation.
+    pub(crate) fn create(&self, name: &str) -> Result<std::fs::File> {
+        let file = self.root.join(name);
+        self.opened()?
+            .replace_file(Path::new(name), PRIVATE_FILE)
+            .map_err(|e| Error::io("write", &file, e))
+    }
+
     /// Writes one object's bytes at `path` (a [`layout`] path).
     pub(crate) fn write_path(&self, path: &str, json: &[u8]) -> Result<PathBuf> {
         // Parsing refuses names that would leave the directory.
         layout::parse_path(path)?;
         let file = self.root.join(path);
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-        }
-        std::fs::write(&file, json).map_err(|e| Error::io("write", &file, e))?;
+        self.opened()?
+            .write_file(Path::new(path), json, PRIVATE_FILE)
+            .map_err(|e| Error::io("write", &file, e))?;
         Ok(file)
     }
 
@@ -95,12 +129,12 @@ impl ObjectSink for ManifestDir {
     }
 
     async fn finish(&mut self, summary: &BackupSummary) -> Result<()> {
-        let file = self.root.join(SUMMARY_FILE);
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| Error::io("create directory", &self.root, e))?;
         let json =
             serde_json::to_vec_pretty(summary).map_err(|e| Error::bad_object("summary", e))?;
-        std::fs::write(&file, json).map_err(|e| Error::io("write", &file, e))
+        let file = self.root.join(SUMMARY_FILE);
+        self.create(SUMMARY_FILE)?
+            .write_all(&json)
+            .map_err(|e| Error::io("write", &file, e))
     }
 }
 

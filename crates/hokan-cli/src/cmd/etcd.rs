@@ -76,14 +76,16 @@ fn status(g: &Global, a: StatusArgs) -> Result<ExitCode> {
     let st = match snap.facts.status {
         Some(st) => st,
         // Stored without one (a page run past the read-ahead): rebuild.
+        // A directory of its own that only we may open (not a name
+        // anyone could take first in /tmp): the database holds Secrets.
         None => {
-            let dir = tempfile_dir()?;
-            let file = dir.join("snapshot.db");
+            let dir = tempfile::Builder::new()
+                .prefix("hokan-etcd-status-")
+                .tempdir()?;
+            let file = dir.path().join("snapshot.db");
             hokan_etcd::restore_file(&repo, &snap, &file, &hokan_core::fs::NoProgress)
                 .map_err(err)?;
-            let st = hokan_etcd::status_file(&file);
-            let _ = std::fs::remove_dir_all(&dir);
-            st?
+            hokan_etcd::status_file(&file)?
         }
     };
     if g.json {
@@ -101,13 +103,6 @@ fn status(g: &Global, a: StatusArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A scratch directory for a rebuilt file.
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("hokan-etcd-status-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 /// Sizes as etcdctl prints them (go-humanize: powers of 1000).

@@ -4,11 +4,15 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::Metadata;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::sync::Mutex;
 
+use rustix::fs::{AtFlags, Gid, Mode, Uid, XattrFlags};
+
+use super::beneath::{chmod_at, proc_path};
 use crate::tree::{Node, NodeKind, Timestamp, Xattr};
 
 /// A problem with one path that does not stop the whole operation.
@@ -272,12 +276,25 @@ pub fn umask() -> u32 {
         .unwrap_or(0o022)
 }
 
+/// Where metadata is applied: an entry open through its own descriptor
+/// (files and directories), or one named in an open directory (symlinks,
+/// fifos, device nodes, entries left as they were). Neither follows a
+/// symlink or a path that may change underneath.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum At<'a> {
+    /// The entry itself, open.
+    Fd(BorrowedFd<'a>),
+    /// The entry `name` of the open directory.
+    Name(BorrowedFd<'a>, &'a OsStr),
+}
+
 /// Applies ownership, mode, extended attributes and times to a restored
 /// entry, in the order that keeps each from undoing the others (chown
 /// clears setuid bits; every change but the last touches ctime, which
-/// cannot be restored). Failures are returned as warnings.
-pub fn apply(
-    path: &Path,
+/// cannot be restored). Failures are returned as warnings about `shown`.
+pub(crate) fn apply(
+    at: At<'_>,
+    shown: &Path,
     node: &Node,
     options: ApplyOptions,
     names: &NameCache,
@@ -286,7 +303,7 @@ pub fn apply(
     let mut warnings = Vec::new();
     let mut warn = |what: &str, e: io::Error| {
         warnings.push(Warning {
-            path: path.to_path_buf(),
+            path: shown.to_path_buf(),
             message: format!("{what}: {e}"),
         })
     };
@@ -299,55 +316,76 @@ pub fn apply(
             && gid == rustix::process::getegid().as_raw();
         if !ours {
             chowned = true;
-            if let Err(e) = std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
-                warn("setting owner", e);
+            let (u, g) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+            let done = match at {
+                At::Fd(fd) => rustix::fs::fchown(fd, u, g),
+                At::Name(dir, name) => {
+                    rustix::fs::chownat(dir, name, u, g, AtFlags::SYMLINK_NOFOLLOW)
+                }
+            };
+            if let Err(e) = done {
+                warn("setting owner", e.into());
             }
         }
     }
     let mode_right = !chowned && created.is_some_and(|c| c.mode == node.mode & 0o7777);
     if node.kind != NodeKind::Symlink && !mode_right {
-        use std::os::unix::fs::PermissionsExt;
-        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
+        let mode = node.mode & 0o7777;
+        let done = match at {
+            At::Fd(fd) => {
+                rustix::fs::fchmod(fd, Mode::from_raw_mode(mode)).map_err(io::Error::from)
+            }
+            At::Name(dir, name) => chmod_at(dir, name, mode),
+        };
+        if let Err(e) = done {
             warn("setting permissions", e);
         }
     }
     for x in &node.xattrs {
-        if let Err(e) = xattr::set(path, OsStr::from_bytes(&x.name), &x.value) {
+        let name = OsStr::from_bytes(&x.name);
+        let done = match at {
+            At::Fd(fd) => rustix::fs::fsetxattr(fd, name, &x.value, XattrFlags::empty()),
+            // No `*at` form: through the directory's descriptor in /proc,
+            // not following the entry if it is a symlink.
+            At::Name(dir, entry) => {
+                rustix::fs::lsetxattr(proc_path(dir, entry), name, &x.value, XattrFlags::empty())
+            }
+        };
+        if let Err(e) = done {
             warn(
                 &format!(
                     "setting extended attribute {}",
                     String::from_utf8_lossy(&x.name)
                 ),
-                e,
+                e.into(),
             );
         }
     }
-    if let Err(e) = set_times(path, node) {
+    if let Err(e) = set_times(at, node) {
         warn("setting times", e);
     }
     warnings
 }
 
 /// Sets access and modification times without following symlinks.
-pub fn set_times(path: &Path, node: &Node) -> io::Result<()> {
+pub(crate) fn set_times(at: At<'_>, node: &Node) -> io::Result<()> {
     let ts = |t: Timestamp| rustix::fs::Timespec {
         tv_sec: t.secs,
         tv_nsec: t.nanos as _,
     };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &rustix::fs::Timestamps {
-            last_access: ts(node.atime),
-            last_modification: ts(node.mtime),
-        },
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
+    let times = rustix::fs::Timestamps {
+        last_access: ts(node.atime),
+        last_modification: ts(node.mtime),
+    };
+    match at {
+        At::Fd(fd) => rustix::fs::futimens(fd, &times),
+        At::Name(dir, name) => rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW),
+    }
     .map_err(io::Error::from)
 }
 
-/// Creates a fifo or device node.
-pub fn make_special(path: &Path, node: &Node) -> io::Result<()> {
+/// Creates a fifo or device node `name` in `dir`.
+pub(crate) fn make_special(dir: BorrowedFd<'_>, name: &OsStr, node: &Node) -> io::Result<()> {
     let kind = match node.kind {
         NodeKind::Fifo => rustix::fs::FileType::Fifo,
         NodeKind::CharDevice => rustix::fs::FileType::CharacterDevice,
@@ -360,10 +398,10 @@ pub fn make_special(path: &Path, node: &Node) -> io::Result<()> {
         }
     };
     rustix::fs::mknodat(
-        rustix::fs::CWD,
-        path,
+        dir,
+        name,
         kind,
-        rustix::fs::Mode::from_raw_mode(node.mode & 0o777),
+        Mode::from_raw_mode(node.mode & 0o777),
         node.rdev as _,
     )
     .map_err(io::Error::from)

@@ -9,12 +9,15 @@
 //! [`BlobReader`]: crate::BlobReader
 
 mod archive;
+pub mod beneath;
 mod device;
 mod exclude;
 mod meta;
 mod noatime;
 mod prefetch;
 mod restore;
+mod restore_dirs;
+mod sparse;
 
 pub use archive::{ArchiveSummary, Archived, Archiver, NoProgress, Progress, absolute};
 pub use device::{device_with_data, restore_to_device};

@@ -18,21 +18,25 @@
 //! (`--read-special`) as sparse image files.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use globset::GlobSet;
 use rayon::prelude::*;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::archive::{Progress, Warnings};
+use super::beneath::{Beneath, create_new_at, make_dir_at, remove_at};
 use super::device::device_with_data;
 use super::meta::{
-    ApplyOptions, Created, NameCache, Warning, apply, make_special, set_times, umask,
+    ApplyOptions, At, Created, NameCache, Warning, apply, make_special, set_times, umask,
 };
+use super::restore_dirs::{DirCache, Dirs, Lost, ROOT};
+use super::sparse::SparseWriter;
 use crate::error::{Error, Result};
 use crate::glob::compile_patterns;
 use crate::id::{BlobType, TreeId};
@@ -103,12 +107,20 @@ pub struct Restored {
 }
 
 struct Item {
-    /// Its parent directory was created by this restore, so nothing is in
-    /// the way and no existence check is needed.
-    fresh: bool,
-    /// Where it goes.
+    /// Where it goes (for messages: it is reached from its directory's
+    /// handle, by name).
     dest: PathBuf,
+    /// Its directory: the item index, or [`ROOT`].
+    parent: usize,
     node: Node,
+}
+
+/// What a restore would write, in walk order, and the directories whose
+/// trees could not be read (by their paths in the snapshot).
+#[derive(Default)]
+struct Plan {
+    items: Vec<Item>,
+    unreadable: Vec<(PathBuf, Error)>,
 }
 
 /// Restores trees through a [`BlobReader`]; see the module documentation.
@@ -193,8 +205,9 @@ impl<'a> Restorer<'a> {
 
     /// The bytes and entries a restore of `root` would write, for progress.
     pub fn totals(&self, root: &TreeId, snap_root: &Path) -> Result<(u64, u64)> {
-        let mut items = Vec::new();
-        self.plan(root, snap_root, Path::new(""), false, &mut items)?;
+        let mut plan = Plan::default();
+        self.plan(root, snap_root, Path::new(""), ROOT, false, &mut plan)?;
+        let items = plan.items;
         let bytes = items
             .iter()
             .filter(|i| i.node.kind.has_content())
@@ -206,9 +219,13 @@ impl<'a> Restorer<'a> {
     /// The entries other than directories that a restore of `root` would
     /// write, with their paths in the snapshot.
     pub fn selected(&self, root: &TreeId, snap_root: &Path) -> Result<Vec<(PathBuf, Node)>> {
-        let mut items = Vec::new();
-        self.plan(root, snap_root, snap_root, false, &mut items)?;
-        Ok(items
+        let mut plan = Plan::default();
+        self.plan(root, snap_root, snap_root, ROOT, false, &mut plan)?;
+        for (dir, e) in plan.unreadable {
+            self.warn(&dir, format!("directory not looked into: {e}"));
+        }
+        Ok(plan
+            .items
             .into_iter()
             .filter(|i| i.node.kind != NodeKind::Dir)
             .map(|i| (i.dest, i.node))
@@ -218,59 +235,65 @@ impl<'a> Restorer<'a> {
     /// Restores the entries of tree `root` into `target`. `snap_root` is
     /// the path of `root` in the snapshot (`/` for a whole snapshot), which
     /// patterns are matched against.
+    ///
+    /// `target` is opened once; nothing below it is reached through a
+    /// symlink or a path that can change underneath (see
+    /// [`Beneath`]): a directory found replaced while the restore runs is
+    /// reported and nothing more is written into it.
     pub fn restore(&self, root: &TreeId, snap_root: &Path, target: &Path) -> Result<Restored> {
-        let mut items = Vec::new();
-        self.plan(root, snap_root, target, false, &mut items)?;
-        std::fs::create_dir_all(target)
+        let mut plan = Plan::default();
+        self.plan(root, snap_root, target, ROOT, false, &mut plan)?;
+        let items = plan.items;
+        // A directory whose tree cannot be read is damage like a file's.
+        for (dir, e) in plan.unreadable {
+            self.failed.fetch_add(1, Relaxed);
+            self.warn(&dir, format!("directory not restored: {e}"));
+        }
+        let base = Beneath::create(target, 0o777)
             .map_err(|e| Error::io_path("creating the target", target, e))?;
+        let rel: Vec<&Path> = items
+            .iter()
+            .map(|i| i.dest.strip_prefix(target).unwrap_or(&i.dest))
+            .collect();
+        let dirs = Dirs::new(&base, rel, items.iter().map(|i| i.parent).collect());
 
-        // Directories first, in walk order (parents before children),
-        // writable by us until their own metadata is set at the end.
-        let mut fresh_dirs = std::collections::HashSet::new();
-        for i in items.iter().filter(|i| i.node.kind == NodeKind::Dir) {
-            if self.make_dir(&i.dest)? {
-                fresh_dirs.insert(i.dest.clone());
-            }
-        }
-        for i in items.iter_mut() {
-            i.fresh = i.dest.parent().is_some_and(|p| fresh_dirs.contains(p));
-        }
-        let (dirs, others): (Vec<&Item>, Vec<&Item>) =
-            items.iter().partition(|i| i.node.kind == NodeKind::Dir);
+        // Directories first, in walk order (parents before children), only
+        // ours until their own metadata is set at the end.
+        self.make_dirs(&dirs, &items)?;
+        let is_dir = |i: &usize| items[*i].node.kind == NodeKind::Dir;
+        let (dir_items, others): (Vec<usize>, Vec<usize>) = (0..items.len()).partition(is_dir);
         // The first of each set of hard links is written; the rest link to it.
-        let mut leaders: HashMap<(u64, u64), &Path> = HashMap::new();
-        let mut links: Vec<(&Item, &Path)> = Vec::new();
+        let mut leaders: HashMap<(u64, u64), usize> = HashMap::new();
+        let mut links: Vec<(usize, usize)> = Vec::new();
         let mut writes: Vec<&Item> = Vec::new();
         for i in others {
-            if let Some(key) = i.node.hard_link_key() {
+            if let Some(key) = items[i].node.hard_link_key() {
                 match leaders.get(&key) {
-                    Some(first) => {
+                    Some(&first) => {
                         links.push((i, first));
                         continue;
                     }
                     None => {
-                        leaders.insert(key, &i.dest);
+                        leaders.insert(key, i);
                     }
                 }
             }
-            writes.push(i);
+            writes.push(&items[i]);
         }
-        let written = self.write_all(&writes)?;
-        for (item, first) in &links {
-            self.link(item, first);
+        let written = self.write_all(&dirs, &writes)?;
+        let mut cache = DirCache::default();
+        for &(item, first) in &links {
+            self.link(&dirs, &mut cache, &items, item, first);
         }
-        for d in dirs.iter().rev() {
-            for w in apply(&d.dest, &d.node, self.apply_options(), &self.names, None) {
-                self.warn(&w.path, w.message);
-            }
-            self.progress.entry_done(&d.dest, NodeKind::Dir);
+        drop(cache);
+        for &d in dir_items.iter().rev() {
+            self.finish_dir(&dirs, d, &items[d]);
         }
         let mut summary = RestoreSummary {
             files: (written.iter().filter(|w| **w).count() + links.len()) as u64,
-            dirs: dirs.len() as u64,
+            dirs: dir_items.len() as u64,
             bytes: self.bytes.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
-            failed: self.failed.load(Relaxed),
             ..Default::default()
         };
         if self.options.verify {
@@ -278,11 +301,14 @@ impl<'a> Restorer<'a> {
                 .par_iter()
                 .zip(written.par_iter())
                 .filter(|(i, w)| **w && i.node.kind.has_content())
-                .map(|(i, _)| self.verify(i))
+                .map_init(DirCache::default, |cache, (i, _)| {
+                    self.verify(&dirs, cache, i)
+                })
                 .collect();
             summary.verified = checked.iter().filter(|ok| **ok).count() as u64;
             summary.verify_failures = checked.iter().filter(|ok| !**ok).count() as u64;
         }
+        summary.failed = self.failed.load(Relaxed);
         let warnings = self.warnings.take();
         summary.warnings = warnings.len() as u64;
         Ok(Restored { summary, warnings })
@@ -294,18 +320,45 @@ impl<'a> Restorer<'a> {
         }
     }
 
-    /// Walks trees depth first, collecting what to restore.
+    /// Reports a directory found replaced (the first time it is met);
+    /// false, for the entry that needed it.
+    fn report(&self, lost: Lost) -> bool {
+        if let Lost::Report(dir, e) = lost {
+            self.failed.fetch_add(1, Relaxed);
+            self.warn(
+                &dir,
+                format!(
+                    "directory replaced or removed while the restore ran ({e}); \
+                     nothing more was restored into it"
+                ),
+            );
+        }
+        false
+    }
+
+    /// Walks trees depth first, collecting what to restore. A tree that
+    /// cannot be read is noted in `out` with its path in the snapshot,
+    /// unless the failure would stop every other read too.
     fn plan(
         &self,
         tree_id: &TreeId,
         snap_dir: &Path,
         dest_dir: &Path,
+        parent: usize,
         included: bool,
-        out: &mut Vec<Item>,
+        out: &mut Plan,
     ) -> Result<()> {
-        let tree = self.tree(tree_id)?;
+        let tree = match self.tree(tree_id) {
+            Ok(t) => t,
+            // The root is the restore: nothing to go on with.
+            Err(e) if is_fatal(&e) || parent == ROOT => return Err(e),
+            Err(e) => {
+                out.unreadable.push((snap_dir.to_path_buf(), e));
+                return Ok(());
+            }
+        };
         for node in tree.nodes {
-            let name = std::ffi::OsStr::from_bytes(&node.name);
+            let name = OsStr::from_bytes(&node.name);
             let snap = snap_dir.join(name);
             if self.exclude.as_ref().is_some_and(|g| g.is_match(&snap)) {
                 continue;
@@ -314,54 +367,57 @@ impl<'a> Restorer<'a> {
             let dest = dest_dir.join(name);
             if node.kind == NodeKind::Dir {
                 let sub = node.subtree;
-                let mark = out.len();
-                out.push(Item {
-                    fresh: false,
+                let mark = out.items.len();
+                out.items.push(Item {
                     dest: dest.clone(),
+                    parent,
                     node,
                 });
+                let noted = out.unreadable.len();
                 if let Some(sub) = sub {
-                    self.plan(&sub, &snap, &dest, inside, out)?;
+                    self.plan(&sub, &snap, &dest, mark, inside, out)?;
                 }
-                // A directory with nothing included below it is left out.
-                if !inside && out.len() == mark + 1 {
-                    out.pop();
+                // A directory with nothing included below it is left out
+                // (unless it could not be looked into).
+                if !inside && out.items.len() == mark + 1 && out.unreadable.len() == noted {
+                    out.items.pop();
                 }
             } else if inside {
-                out.push(Item {
-                    fresh: false,
-                    dest,
-                    node,
-                });
+                out.items.push(Item { dest, parent, node });
             }
         }
         Ok(())
     }
 
-    /// Makes a directory; true if it did not exist before.
-    fn make_dir(&self, path: &Path) -> Result<bool> {
-        match std::fs::symlink_metadata(path) {
-            Ok(md) if md.is_dir() => Ok(false),
-            Ok(_) => {
-                // Something else is in the way: a directory must replace it
-                // for anything below to be restored.
-                std::fs::remove_file(path).map_err(|e| Error::io_path("replacing", path, e))?;
-                std::fs::create_dir(path)
-                    .map_err(|e| Error::io_path("creating directory", path, e))?;
-                Ok(true)
+    /// Makes or finds every directory, in walk order.
+    fn make_dirs(&self, dirs: &Dirs<'_>, items: &[Item]) -> Result<()> {
+        let mut cache = DirCache::default();
+        for (i, item) in items.iter().enumerate() {
+            if item.node.kind != NodeKind::Dir {
+                continue;
             }
-            Err(_) => {
-                std::fs::create_dir(path)
-                    .map_err(|e| Error::io_path("creating directory", path, e))?;
-                Ok(true)
-            }
+            let parent = match dirs.handle(&mut cache, item.parent) {
+                Ok(fd) => fd,
+                Err(lost) => {
+                    self.report(lost);
+                    continue;
+                }
+            };
+            // Only ours (0700) until the end: nobody else can add or swap
+            // anything inside while the restore runs.
+            let name = OsStr::from_bytes(&item.node.name);
+            let (fd, made) = make_dir_at(parent, name, 0o700)
+                .map_err(|e| Error::io_path("creating directory", &item.dest, e))?;
+            dirs.record(&mut cache, i, fd, made)
+                .map_err(|e| Error::io_path("opening directory", &item.dest, e))?;
         }
+        Ok(())
     }
 
     /// Writes every non-directory entry: single-chunk files in batches read
     /// by pack, the others each on their own, all in parallel. Returns for
     /// each entry whether it was written.
-    fn write_all(&self, writes: &[&Item]) -> Result<Vec<bool>> {
+    fn write_all(&self, dirs: &Dirs<'_>, writes: &[&Item]) -> Result<Vec<bool>> {
         let small = |i: &Item| {
             i.node.kind.has_content()
                 && i.node.kind != NodeKind::BlockDevice
@@ -377,13 +433,15 @@ impl<'a> Restorer<'a> {
         // Each stretch reads its files in batches planned by pack, so a
         // remote store still gets one request per span, not per file; a
         // stretch is at least STRETCH_BYTES, so the groups two stretches
-        // share (read by both) stay a small part of what is read.
+        // share (read by both) stay a small part of what is read. In tree
+        // order, consecutive files share their directory's handle.
         let size = |i: usize| writes[i].node.size;
         let total: u64 = batched.iter().map(|&i| size(i)).sum();
         let per = (total / (rayon::current_num_threads() as u64 * 4)).max(STRETCH_BYTES);
         let done = runs(&batched, usize::MAX, per, size)
             .par_iter()
             .map(|part| -> Result<Vec<(usize, bool)>> {
+                let mut cache = DirCache::default();
                 let mut out = Vec::with_capacity(part.len());
                 for batch in runs(part, SMALL_BATCH_FILES, SMALL_BATCH_BYTES, size) {
                     let ids: Vec<_> = batch
@@ -392,7 +450,7 @@ impl<'a> Restorer<'a> {
                         .collect();
                     let data = self.reader.read_blobs(BlobType::Data, &ids)?;
                     for (&i, d) in batch.iter().zip(data) {
-                        out.push((i, self.restore_entry(writes[i], Some(d))?));
+                        out.push((i, self.restore_entry(dirs, &mut cache, writes[i], Some(d))?));
                     }
                 }
                 Ok(out)
@@ -403,7 +461,9 @@ impl<'a> Restorer<'a> {
         }
         let done = single
             .par_iter()
-            .map(|&i| self.restore_entry(writes[i], None))
+            .map_init(DirCache::default, |cache, &i| {
+                self.restore_entry(dirs, cache, writes[i], None)
+            })
             .collect::<Result<Vec<bool>>>()?;
         for (&i, w) in single.iter().zip(done) {
             written[i] = w;
@@ -422,25 +482,40 @@ impl<'a> Restorer<'a> {
         Ok(false)
     }
 
-    /// Restores one non-directory entry; false if it was skipped or failed.
-    /// `prefetched` is the content of a single-chunk file, already read.
-    fn restore_entry(&self, item: &Item, prefetched: Option<Result<Vec<u8>>>) -> Result<bool> {
+    /// Restores one non-directory entry into its directory (from `cache`);
+    /// false if it was skipped or failed. `prefetched` is the content of a
+    /// single-chunk file, already read.
+    fn restore_entry(
+        &self,
+        dirs: &Dirs<'_>,
+        cache: &mut DirCache,
+        item: &Item,
+        prefetched: Option<Result<Vec<u8>>>,
+    ) -> Result<bool> {
         let (path, node) = (&item.dest, &item.node);
-        let existing = if item.fresh {
+        // In a directory this restore made nothing is in the way.
+        let fresh = dirs.made(item.parent);
+        let dir = match dirs.handle(cache, item.parent) {
+            Ok(fd) => fd,
+            Err(lost) => return Ok(self.report(lost)),
+        };
+        let name = OsStr::from_bytes(&node.name);
+        let existing = if fresh {
             None
         } else {
-            std::fs::symlink_metadata(path).ok()
+            rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()
         };
         if let Some(md) = &existing {
+            let kind = FileType::from_raw_mode(md.st_mode);
             let keep = match self.options.overwrite {
                 Overwrite::Always => false,
                 Overwrite::Never => true,
                 Overwrite::IfChanged => {
                     node.kind == NodeKind::File
-                        && md.is_file()
-                        && md.size() == node.size
-                        && md.mtime() == node.mtime.secs
-                        && md.mtime_nsec() as u32 == node.mtime.nanos
+                        && kind == FileType::RegularFile
+                        && md.st_size as u64 == node.size
+                        && md.st_mtime == node.mtime.secs
+                        && md.st_mtime_nsec as u32 == node.mtime.nanos
                 }
             };
             if keep {
@@ -448,7 +523,8 @@ impl<'a> Restorer<'a> {
                 self.progress.bytes(node.size);
                 // Same content: bring its metadata to the snapshot's.
                 if self.options.overwrite == Overwrite::IfChanged {
-                    for w in apply(path, node, self.apply_options(), &self.names, None) {
+                    let at = At::Name(dir, name);
+                    for w in apply(at, path, node, self.apply_options(), &self.names, None) {
                         self.warn(&w.path, w.message);
                     }
                 }
@@ -457,7 +533,7 @@ impl<'a> Restorer<'a> {
             // A live device node is not replaced by an image of a device
             // (a restore with --target / would otherwise swap /dev/sdb for
             // a file): the content goes onto a device with --to-device.
-            if device_with_data(node) && md.file_type().is_block_device() {
+            if device_with_data(node) && kind == FileType::BlockDevice {
                 self.skipped.fetch_add(1, Relaxed);
                 self.warn(
                     path,
@@ -471,11 +547,10 @@ impl<'a> Restorer<'a> {
                 return Ok(false);
             }
             // Never write through what is there: remove it first.
-            if !md.is_dir() {
-                let _ = std::fs::remove_file(path);
+            if kind != FileType::Directory {
+                let _ = remove_at(dir, name);
             }
         }
-        let mut created = None;
         // A block device read as data becomes an image file: the data is
         // what was backed up, and a device node cannot hold it.
         let kind = if device_with_data(node) {
@@ -483,66 +558,82 @@ impl<'a> Restorer<'a> {
         } else {
             node.kind
         };
-        match kind {
+        let warnings = match kind {
             NodeKind::File | NodeKind::Object => {
-                created = Some(Created {
+                let created = Some(Created {
                     mode: node.mode & 0o777 & !self.umask,
                 });
-                if let Err(e) = self.write_file(path, node, prefetched) {
-                    // A half-written file must not pass for a restored one.
-                    let _ = std::fs::remove_file(path);
-                    return self.failed(path, e);
+                match self.write_file(dir, name, path, node, prefetched) {
+                    Ok(file) => apply(
+                        At::Fd(file.as_fd()),
+                        path,
+                        node,
+                        self.apply_options(),
+                        &self.names,
+                        created,
+                    ),
+                    Err(e) => {
+                        // A half-written file must not pass for a restored one.
+                        if !matches!(&e, Error::Io { source, .. }
+                            if source.kind() == std::io::ErrorKind::AlreadyExists)
+                        {
+                            let _ = remove_at(dir, name);
+                        }
+                        return self.failed(path, e);
+                    }
                 }
             }
             NodeKind::Symlink => {
-                if let Err(e) =
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&node.target), path)
-                {
+                if let Err(e) = rustix::fs::symlinkat(OsStr::from_bytes(&node.target), dir, name) {
                     self.warn(path, format!("creating symlink: {e}"));
                     return Ok(false);
                 }
-                created = Some(Created { mode: 0o777 });
+                let created = Some(Created { mode: 0o777 });
+                let at = At::Name(dir, name);
+                apply(at, path, node, self.apply_options(), &self.names, created)
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                if let Err(e) = make_special(path, node) {
+                if let Err(e) = make_special(dir, name, node) {
                     self.warn(path, format!("creating {}: {e}", node.kind.name()));
                     return Ok(false);
                 }
+                let at = At::Name(dir, name);
+                apply(at, path, node, self.apply_options(), &self.names, None)
             }
             NodeKind::Socket => {
                 // A socket belongs to the process that listened on it.
                 return Ok(false);
             }
             NodeKind::Dir => unreachable!("directories are made separately"),
-        }
-        for w in apply(path, node, self.apply_options(), &self.names, created) {
+        };
+        for w in warnings {
             self.warn(&w.path, w.message);
         }
         self.progress.entry_done(path, node.kind);
         Ok(true)
     }
 
+    /// Creates file `name` in `dir` and writes its content; returns it
+    /// open, for its metadata.
     fn write_file(
         &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
         path: &Path,
         node: &Node,
         prefetched: Option<Result<Vec<u8>>>,
-    ) -> Result<()> {
+    ) -> Result<File> {
         // Read first: a file whose data is lost is not created at all.
         let data = prefetched.transpose()?;
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            // Created with its final permission bits (the umask permitting):
-            // the open descriptor may write whatever the mode says. An
-            // object node has no mode; it is readable by its owner only.
-            .mode(match node.mode & 0o777 {
-                0 => 0o600,
-                m => m,
-            })
-            .open(path)
-            .map_err(|e| Error::io_path("creating", path, e))?;
+        // Created with its final permission bits (the umask permitting):
+        // the open descriptor may write whatever the mode says. An object
+        // node has no mode; it is readable by its owner only.
+        let mode = match node.mode & 0o777 {
+            0 => 0o600,
+            m => m,
+        };
+        let file =
+            create_new_at(dir, name, mode).map_err(|e| Error::io_path("creating", path, e))?;
         let mut out = SparseWriter {
             file,
             sparse: self.options.sparse,
@@ -572,35 +663,80 @@ impl<'a> Restorer<'a> {
                 .map_err(|e| Error::io_path("setting the length of", path, e))?;
         }
         self.bytes.fetch_add(out.written, Relaxed);
-        Ok(())
+        Ok(out.file)
     }
 
-    fn link(&self, item: &Item, first: &Path) {
+    /// Links item `at` to the file written for item `first`, both reached
+    /// from their directories' handles.
+    fn link(&self, dirs: &Dirs<'_>, cache: &mut DirCache, items: &[Item], at: usize, first: usize) {
+        let (item, leader) = (&items[at], &items[first]);
         let path = &item.dest;
-        if std::fs::symlink_metadata(path).is_ok() {
+        let from = match dirs.owned(leader.parent) {
+            Ok(fd) => fd,
+            Err(lost) => {
+                self.report(lost);
+                return;
+            }
+        };
+        let dir = match dirs.handle(cache, item.parent) {
+            Ok(fd) => fd,
+            Err(lost) => {
+                self.report(lost);
+                return;
+            }
+        };
+        let name = OsStr::from_bytes(&item.node.name);
+        if rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
             if self.options.overwrite == Overwrite::Never {
                 self.skipped.fetch_add(1, Relaxed);
                 return;
             }
-            let _ = std::fs::remove_file(path);
+            let _ = remove_at(dir, name);
         }
-        if let Err(e) = std::fs::hard_link(first, path) {
-            self.warn(path, format!("linking to {}: {e}", first.display()));
+        let leader_name = OsStr::from_bytes(&leader.node.name);
+        if let Err(e) = rustix::fs::linkat(&from, leader_name, dir, name, AtFlags::empty()) {
+            self.warn(path, format!("linking to {}: {e}", leader.dest.display()));
             return;
         }
-        if let Err(e) = set_times(path, &item.node) {
+        if let Err(e) = set_times(At::Name(dir, name), &item.node) {
             self.warn(path, format!("setting times: {e}"));
         }
         self.progress.entry_done(path, NodeKind::File);
     }
 
+    /// Sets a directory's own metadata, once everything inside is written.
+    fn finish_dir(&self, dirs: &Dirs<'_>, d: usize, item: &Item) {
+        let fd = match dirs.owned(d) {
+            Ok(fd) => fd,
+            Err(lost) => {
+                self.report(lost);
+                return;
+            }
+        };
+        let at = At::Fd(fd.as_fd());
+        for w in apply(
+            at,
+            &item.dest,
+            &item.node,
+            self.apply_options(),
+            &self.names,
+            None,
+        ) {
+            self.warn(&w.path, w.message);
+        }
+        self.progress.entry_done(&item.dest, NodeKind::Dir);
+    }
+
     /// Reads a restored file back and checks every chunk against its id.
-    fn verify(&self, item: &Item) -> bool {
+    fn verify(&self, dirs: &Dirs<'_>, cache: &mut DirCache, item: &Item) -> bool {
         use std::io::Read;
         let key = self.reader.key();
         let result = (|| -> std::io::Result<bool> {
-            // Reading back must not disturb the access time just restored.
-            let mut f = super::noatime::open(&item.dest)?;
+            let dir = match dirs.handle(cache, item.parent) {
+                Ok(fd) => fd,
+                Err(_) => return Err(std::io::Error::other("its directory was replaced")),
+            };
+            let mut f = open_to_read(dir, OsStr::from_bytes(&item.node.name))?;
             let mut buf = Vec::new();
             for c in &item.node.content {
                 buf.resize(c.len as usize, 0);
@@ -634,129 +770,13 @@ impl<'a> Restorer<'a> {
     }
 }
 
-/// Writes chunks to a file, turning holes and all-zero chunks into holes.
-struct SparseWriter<'a> {
-    file: File,
-    sparse: bool,
-    progress: &'a dyn Progress,
-    written: u64,
-    ends_in_hole: bool,
-}
-
-/// The block size holes are made at: the page size, and the block size of
-/// every common Linux file system.
-const BLOCK: usize = 4096;
-
-impl SparseWriter<'_> {
-    fn run(&mut self, buf: &[u8], zero: bool) -> std::io::Result<()> {
-        match zero {
-            true => self.skip(buf.len() as u64),
-            false => self.write_run(buf),
-        }
-    }
-
-    fn write_run(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(buf)?;
-        self.ends_in_hole = false;
-        self.written += buf.len() as u64;
-        self.progress.bytes(buf.len() as u64);
-        Ok(())
-    }
-
-    fn skip(&mut self, len: u64) -> std::io::Result<()> {
-        self.file.seek(SeekFrom::Current(len as i64))?;
-        self.ends_in_hole = true;
-        self.written += len;
-        self.progress.bytes(len);
-        Ok(())
-    }
-}
-
-impl ChunkWrite for SparseWriter<'_> {
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if !self.sparse {
-            return self.write_run(buf);
-        }
-        // Holes at the file system's block size, not only whole chunks: a
-        // chunk of a disk image or a database file often mixes data with
-        // unused blocks. Blocks are aligned to the file's offset, as the
-        // file system allocates them; only whole blocks of zeros are left
-        // out. A block that is not all zeros is usually told by its first
-        // bytes, so real data costs little.
-        let start = self.written;
-        let mut run = 0; // start of the current run in `buf`
-        let mut run_zero = false;
-        let mut i = 0;
-        while i < buf.len() {
-            let end = (i + BLOCK - ((start + i as u64) % BLOCK as u64) as usize).min(buf.len());
-            let zero = end - i == BLOCK && crate::pipeline::is_zero(&buf[i..end]);
-            if zero != run_zero && i > run {
-                self.run(&buf[run..i], run_zero)?;
-                run = i;
-            }
-            run_zero = zero;
-            i = end;
-        }
-        if run < buf.len() {
-            self.run(&buf[run..], run_zero)?;
-        }
-        Ok(())
-    }
-
-    fn hole(&mut self, len: u64) -> std::io::Result<()> {
-        if self.sparse {
-            return self.skip(len);
-        }
-        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(ZEROS.len() as u64) as usize;
-            self.file.write_all(&ZEROS[..n])?;
-            left -= n as u64;
-        }
-        self.ends_in_hole = false;
-        self.written += len;
-        self.progress.bytes(len);
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::MetadataExt;
-
-    use super::*;
-
-    struct Quiet;
-    impl Progress for Quiet {}
-
-    /// Zero blocks inside one chunk become holes; partial blocks and data
-    /// are written; the content reads back the same.
-    #[test]
-    fn zero_blocks_inside_a_chunk_become_holes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let mut data = vec![7u8; 100]; // a partial first block
-        data.resize(100 + 64 * BLOCK, 0); // 64 blocks of zeros, misaligned
-        data.extend(std::iter::repeat_n(9u8, 3 * BLOCK));
-        data.resize(data.len() + 32 * BLOCK + 5, 0); // a zero tail
-        let mut w = SparseWriter {
-            file: File::create(&path).unwrap(),
-            sparse: true,
-            progress: &Quiet,
-            written: 0,
-            ends_in_hole: false,
-        };
-        // In two calls, the second starting inside a block.
-        w.data(&data[..1000]).unwrap();
-        w.data(&data[1000..]).unwrap();
-        assert_eq!(w.written, data.len() as u64);
-        w.file.set_len(data.len() as u64).unwrap();
-        drop(w);
-        assert_eq!(std::fs::read(&path).unwrap(), data);
-        let allocated = std::fs::metadata(&path).unwrap().blocks() * 512;
-        // The first block, the three data blocks, the block the data's
-        // end straddles and the partial last one: at most seven, of 101.
-        assert!(allocated <= 7 * BLOCK as u64, "{allocated} bytes allocated");
-    }
+/// Opens file `name` of `dir` for reading, not through a symlink, and
+/// without moving its access time (just restored) where the kernel allows.
+fn open_to_read(dir: BorrowedFd<'_>, name: &OsStr) -> std::io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(rustix::io::Errno::PERM) => rustix::fs::openat(dir, name, flags, Mode::empty())?,
+        other => other?,
+    };
+    Ok(File::from(fd))
 }

@@ -360,68 +360,126 @@ impl<'a> BlobReader<'a> {
         let decoded: Vec<Vec<(usize, Result<Vec<u8>>)>> = spans
             .par_iter()
             .map(|span| -> Result<_> {
-                let fetched =
-                    match self
-                        .source
-                        .read_range(&span.pack, span.offset, span.end - span.offset)
-                    {
-                        Ok(f) => f,
-                        Err(e @ Error::MissingPack { .. }) => {
-                            // A lost pack damages its blobs; the store is fine.
-                            let msg = e.to_string();
-                            return Ok(span
-                                .members
-                                .iter()
-                                .map(|&i| {
-                                    let r = Err(Error::MissingPack { what: msg.clone() });
-                                    (i, self.noting_damage(&ids[i], r))
-                                })
-                                .collect());
-                        }
-                        Err(e) => return Err(e),
-                    };
-                // Members of one group share its record: open it once,
-                // then take each member out, records in parallel.
+                // Members of one group share its record.
                 let records: Vec<&[usize]> = span
                     .members
                     .chunk_by(|a, b| loc_of[a].offset == loc_of[b].offset)
                     .collect();
-                Ok(records
-                    .par_iter()
-                    .flat_map_iter(|record| {
-                        let l = loc_of[&record[0]];
-                        let start = (l.offset - span.offset) as usize;
-                        let sealed = fetched.get(start..start + l.length as usize);
-                        // A group that fails to open fails each of its
-                        // members with its reason.
-                        let group = match (sealed, l.group) {
-                            (Some(sealed), true) => Some(
-                                self.group(kind, &ids[record[0]], l, sealed)
-                                    .map_err(|e| e.to_string()),
-                            ),
-                            _ => None,
-                        };
-                        record.iter().map(move |&i| {
-                            let here = || format!("pack {} at offset {}", l.pack.short(), l.offset);
-                            let r = match (sealed, &group) {
-                                (None, _) => Err(Error::truncated(
-                                    format!("pack {}", span.pack.short()),
-                                    format!("wanted {} bytes at {}", l.length, l.offset),
-                                )),
-                                (Some(_), Some(Ok(g))) => g.member(self.key, &ids[i], &here),
-                                (Some(_), Some(Err(why))) => Err(Error::corrupted(
-                                    format!("{kind} blob {} in {}", ids[i].short(), here()),
-                                    why.clone(),
-                                )),
-                                (Some(sealed), None) => self.decode(kind, &ids[i], l, sealed),
-                            };
-                            (i, self.noting_damage(&ids[i], r))
-                        })
-                    })
-                    .collect())
+                let len = span.end - span.offset;
+                match self.source.read_range(&span.pack, span.offset, len) {
+                    Ok(fetched) => Ok(self.decode_records(
+                        kind,
+                        ids,
+                        &records,
+                        &loc_of,
+                        &fetched,
+                        span.offset,
+                    )),
+                    // A pack cut short damages the records past its end,
+                    // not the store: each record is read on its own, and
+                    // those in the intact part are restored.
+                    Err(Error::Truncated { .. }) => records
+                        .iter()
+                        .map(|record| self.fetch_record(kind, ids, record, loc_of[&record[0]]))
+                        .collect::<Result<Vec<_>>>()
+                        .map(|r| r.into_iter().flatten().collect()),
+                    Err(e @ Error::MissingPack { .. }) => Ok(self.lost(ids, &span.members, &e)),
+                    Err(e) => Err(e),
+                }
             })
             .collect::<Result<_>>()?;
         Ok(decoded.into_iter().flatten().collect())
+    }
+
+    /// Every blob of `members` (positions in `ids`) failed with the
+    /// store's answer `e`: a lost pack damages its blobs; the store is fine.
+    fn lost(&self, ids: &[Id], members: &[usize], e: &Error) -> Vec<(usize, Result<Vec<u8>>)> {
+        let msg = match e {
+            Error::MissingPack { what } => what.clone(),
+            other => other.to_string(),
+        };
+        members
+            .iter()
+            .map(|&i| {
+                let r = Err(Error::MissingPack { what: msg.clone() });
+                (i, self.noting_damage(&ids[i], r))
+            })
+            .collect()
+    }
+
+    /// Fetches one record (its members, positions in `ids`) on its own and
+    /// decodes them; a record the pack is too short to hold fails its
+    /// members as damaged.
+    fn fetch_record(
+        &self,
+        kind: BlobType,
+        ids: &[Id],
+        record: &[usize],
+        l: &Location,
+    ) -> Result<Vec<(usize, Result<Vec<u8>>)>> {
+        match self.source.read_range(&l.pack, l.offset, l.length) {
+            Ok(sealed) => {
+                let loc_of = record.iter().map(|&i| (i, l)).collect();
+                Ok(self.decode_records(kind, ids, &[record], &loc_of, &sealed, l.offset))
+            }
+            Err(Error::Truncated { what, reason }) => Ok(record
+                .iter()
+                .map(|&i| {
+                    let r = Err(Error::truncated(what.clone(), reason.clone()));
+                    (i, self.noting_damage(&ids[i], r))
+                })
+                .collect()),
+            Err(e @ Error::MissingPack { .. }) => Ok(self.lost(ids, record, &e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Decodes the wanted blobs of `records` (each the positions in `ids`
+    /// of one record's members) out of `fetched`, bytes of their pack
+    /// from offset `at`, records in parallel. A group record is opened
+    /// once for all its members.
+    fn decode_records(
+        &self,
+        kind: BlobType,
+        ids: &[Id],
+        records: &[&[usize]],
+        loc_of: &std::collections::HashMap<usize, &Location>,
+        fetched: &[u8],
+        at: u32,
+    ) -> Vec<(usize, Result<Vec<u8>>)> {
+        records
+            .par_iter()
+            .flat_map_iter(|record| {
+                let l = loc_of[&record[0]];
+                let start = (l.offset - at) as usize;
+                let sealed = fetched.get(start..start + l.length as usize);
+                // A group that fails to open fails each of its members
+                // with its reason.
+                let group = match (sealed, l.group) {
+                    (Some(sealed), true) => Some(
+                        self.group(kind, &ids[record[0]], l, sealed)
+                            .map_err(|e| e.to_string()),
+                    ),
+                    _ => None,
+                };
+                record.iter().map(move |&i| {
+                    let here = || format!("pack {} at offset {}", l.pack.short(), l.offset);
+                    let r = match (sealed, &group) {
+                        (None, _) => Err(Error::truncated(
+                            format!("pack {}", l.pack.short()),
+                            format!("wanted {} bytes at {}", l.length, l.offset),
+                        )),
+                        (Some(_), Some(Ok(g))) => g.member(self.key, &ids[i], &here),
+                        (Some(_), Some(Err(why))) => Err(Error::corrupted(
+                            format!("{kind} blob {} in {}", ids[i].short(), here()),
+                            why.clone(),
+                        )),
+                        (Some(sealed), None) => self.decode(kind, &ids[i], l, sealed),
+                    };
+                    (i, self.noting_damage(&ids[i], r))
+                })
+            })
+            .collect()
     }
 
     /// Reads a window of chunks, returned in order; holes cost nothing.

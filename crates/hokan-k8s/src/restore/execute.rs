@@ -104,13 +104,7 @@ where
     F: FnMut(&Outcome) + Send,
 {
     let order = match target {
-        Target::Dir(dir) => {
-            std::fs::create_dir_all(dir.root())
-                .map_err(|e| Error::io("create directory", dir.root(), e))?;
-            let file = dir.root().join(ORDER_FILE);
-            let f = std::fs::File::create(&file).map_err(|e| Error::io("write", &file, e))?;
-            Some(std::io::BufWriter::new(f))
-        }
+        Target::Dir(dir) => Some(std::io::BufWriter::new(dir.create(ORDER_FILE)?)),
         _ => None,
     };
     let mut exec = Exec {
