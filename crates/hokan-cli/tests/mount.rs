@@ -524,6 +524,61 @@ fn the_mount_ends_on_sigterm_on_fusermount_and_when_busy() {
     );
 }
 
+/// A mount whose process was killed leaves the kernel's mount behind
+/// (every access: "transport endpoint is not connected"). Mounting there
+/// again says so and names `fusermount -u`, not "give an empty directory"
+/// (issue 22, item 9).
+#[test]
+fn a_stale_mount_point_is_named_with_the_unmount_that_clears_it() {
+    if skip() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (cache, src, mnt) = (
+        t.path().join("cache"),
+        t.path().join("src"),
+        t.path().join("mnt"),
+    );
+    let repo = t.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::write(src.join("f"), b"content").unwrap();
+    init(repo, &cache);
+    let mut c = hokan(repo, &cache);
+    c.arg("backup").arg(&src);
+    ok(&run(c));
+    let mut m = Mounted::start(repo, &cache, &mnt, &[], Duration::from_secs(60));
+    kill(m.child.id(), libc::SIGKILL);
+    let _ = m.child.wait();
+    let e = std::fs::metadata(&mnt).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN), "{e}");
+
+    let mut c = hokan(repo, &cache);
+    c.arg("mount").arg(&mnt);
+    let out = run(c);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not connected"), "{err}");
+    assert!(
+        err.contains(&format!("fusermount -u {}", mnt.display())),
+        "{err}"
+    );
+    assert!(!err.contains("give an empty directory"), "{err}");
+    // What it says clears the mount point.
+    let helper = hokan_mount::helper().unwrap_or_else(|| "fusermount".into());
+    assert!(
+        Command::new(helper)
+            .arg("-u")
+            .arg(&mnt)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(std::fs::metadata(&mnt).unwrap().is_dir());
+    drop(m);
+}
+
 /// On S3 (Garage) every chunk is a ranged GET: read-ahead must still
 /// deliver the right bytes in order and at random offsets.
 #[test]

@@ -69,6 +69,18 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A FUSE file system is still mounted at the mount point, but the
+    /// process that served it is gone (killed, crashed): every access
+    /// fails with "transport endpoint is not connected".
+    #[error(
+        "{path} is still mounted by a FUSE file system whose process is gone (transport \
+         endpoint is not connected, as after a killed mount); unmount it with \
+         `fusermount -u {path}` (or `umount {path}` as root), then mount again"
+    )]
+    StaleMount {
+        /// The mount point as given.
+        path: String,
+    },
     /// No FUSE device on this machine.
     #[error(
         "/dev/fuse does not exist: load the module (modprobe fuse), or in a container \
@@ -164,7 +176,15 @@ pub fn preflight(mountpoint: &Path) -> Result<(), Error> {
         path: mountpoint.display().to_string(),
         reason,
     };
-    let meta = std::fs::metadata(mountpoint).map_err(|e| bad(e.to_string()))?;
+    let meta = std::fs::metadata(mountpoint).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOTCONN) {
+            Error::StaleMount {
+                path: mountpoint.display().to_string(),
+            }
+        } else {
+            bad(e.to_string())
+        }
+    })?;
     if !meta.is_dir() {
         return Err(bad("not a directory".into()));
     }

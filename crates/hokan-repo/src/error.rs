@@ -31,6 +31,21 @@ pub enum Error {
         found: String,
     },
 
+    /// The config object is damaged, though a key file opened with the
+    /// password: the data is intact, and a config rewritten from the key
+    /// file makes it readable again. Nothing was changed.
+    #[error(
+        "the config of the repository at {location} is damaged ({reason}); the key files and \
+         data are not affected, and a new config written from the key files makes them \
+         readable again; nothing was changed"
+    )]
+    ConfigDamaged {
+        /// The location.
+        location: String,
+        /// How the damage showed.
+        reason: String,
+    },
+
     /// `init` on a location that already holds a repository.
     #[error("a repository already exists at {location}; nothing was changed")]
     AlreadyExists {
@@ -237,7 +252,7 @@ impl Error {
     /// opposed to the store being unreachable, a wrong password, bad input).
     pub fn is_damage(&self) -> bool {
         match self {
-            Error::Corrupted { .. } | Error::Missing { .. } => true,
+            Error::Corrupted { .. } | Error::Missing { .. } | Error::ConfigDamaged { .. } => true,
             Error::Core(c) => {
                 c.is_corruption()
                     || matches!(

@@ -79,7 +79,7 @@ pub fn run(g: &Global, a: MountArgs) -> Result<ExitCode> {
     // SAFETY: a valid set; only this thread's mask changes.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) };
 
-    let repo = Repository::open(&location, &password, super::open_options(g))?;
+    let repo = password.open(|pw| Repository::open(&location, pw, super::open_options(g)))?;
     let list = repo.snapshot_list()?;
     super::warn_unreadable(g, "snapshot", &list.unreadable);
     let filter = a.filter.filter();

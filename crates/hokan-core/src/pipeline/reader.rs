@@ -366,14 +366,13 @@ impl<'a> BlobReader<'a> {
                         .read_range(&span.pack, span.offset, span.end - span.offset)
                     {
                         Ok(f) => f,
-                        Err(e @ Error::MissingPack { .. }) => {
+                        Err(Error::MissingPack { what }) => {
                             // A lost pack damages its blobs; the store is fine.
-                            let msg = e.to_string();
                             return Ok(span
                                 .members
                                 .iter()
                                 .map(|&i| {
-                                    let r = Err(Error::MissingPack { what: msg.clone() });
+                                    let r = Err(Error::MissingPack { what: what.clone() });
                                     (i, self.noting_damage(&ids[i], r))
                                 })
                                 .collect());
