@@ -134,6 +134,10 @@ pub struct MountOptions {
     /// Let other users see the mount (`allow_other`; a user who is not
     /// root needs `user_allow_other` in /etc/fuse.conf).
     pub allow_other: bool,
+    /// Show the `latest` links. Off when a snapshot file could not be
+    /// read: that one may be the newest, and a link to an older snapshot
+    /// named `latest` would mislead.
+    pub latest_links: bool,
 }
 
 impl Default for MountOptions {
@@ -143,6 +147,7 @@ impl Default for MountOptions {
             cache: 64 << 20,
             threads: 4,
             allow_other: false,
+            latest_links: true,
         }
     }
 }
@@ -348,7 +353,13 @@ pub fn mount(
         reason: e.to_string(),
     })?;
     let cache = options.cache.max(options.readahead.saturating_mul(3));
-    let fs = fs::HokanFs::new(Arc::new(repo), &snapshots, cache, options.readahead);
+    let fs = fs::HokanFs::new(
+        Arc::new(repo),
+        &snapshots,
+        cache,
+        options.readahead,
+        options.latest_links,
+    );
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::RO,

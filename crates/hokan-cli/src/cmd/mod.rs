@@ -200,6 +200,18 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         }
         RepoError::Locked(_) => "if that process crashed, `hokan unlock` removes its lock".into(),
         RepoError::SnapshotNotFound { .. } => "`hokan snapshots` lists them".into(),
+        RepoError::LatestUnreadable {
+            unreadable,
+            newest_readable,
+        } => {
+            let damaged: Vec<String> = unreadable.iter().map(|u| u.id.short()).collect();
+            let older = newest_readable.map_or("ID".to_string(), |id| id.short());
+            format!(
+                "to use the older snapshot, give its id in place of `latest` ({older}; `hokan \
+                 snapshots` lists them); `hokan forget {}` removes the damaged snapshot file",
+                damaged.join(" ")
+            )
+        }
         RepoError::Unreachable { .. } => {
             "check that the store is running and reachable, then run the command again".into()
         }
