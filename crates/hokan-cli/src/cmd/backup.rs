@@ -201,6 +201,7 @@ fn stdin(g: &Global, a: &BackupArgs, policy: &Policy) -> Result<ExitCode> {
     let mut repo = open_or_init(g, a)?.load_index()?;
     let options = SnapshotSpec {
         tags: tags(a),
+        hostname: a.host.clone(),
         ..Default::default()
     };
     let start = std::time::Instant::now();
