@@ -579,13 +579,14 @@ fn refusals_name_the_resource_and_the_status() {
         "{paths}"
     );
 
-    // A target that refuses: the object FAILED with the status, exit 1.
+    // A target that refuses: the object FAILED with the status, exit 3
+    // (the others were restored).
     let target = rt.block_on(TestServer::start()).unwrap();
     let target_config = kubeconfig_for(&target, &repo, "dr");
     target.forbid("", "configmaps");
     let out = repo.run(&["k8s", "restore", "latest", "--kubeconfig", &target_config]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         text.contains("configmaps shop/web v1: FAILED") && text.contains("403"),
         "{text}"

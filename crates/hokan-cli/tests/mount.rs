@@ -524,6 +524,119 @@ fn the_mount_ends_on_sigterm_on_fusermount_and_when_busy() {
     );
 }
 
+/// A mount whose process was killed leaves the kernel's mount behind
+/// (every access: "transport endpoint is not connected"). Mounting there
+/// again says so and names `fusermount -u`, not "give an empty directory"
+/// (issue 22, item 9).
+#[test]
+fn a_stale_mount_point_is_named_with_the_unmount_that_clears_it() {
+    if skip() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (cache, src, mnt) = (
+        t.path().join("cache"),
+        t.path().join("src"),
+        t.path().join("mnt"),
+    );
+    let repo = t.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::write(src.join("f"), b"content").unwrap();
+    init(repo, &cache);
+    let mut c = hokan(repo, &cache);
+    c.arg("backup").arg(&src);
+    ok(&run(c));
+    let mut m = Mounted::start(repo, &cache, &mnt, &[], Duration::from_secs(60));
+    kill(m.child.id(), libc::SIGKILL);
+    let _ = m.child.wait();
+    let e = std::fs::metadata(&mnt).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN), "{e}");
+
+    let mut c = hokan(repo, &cache);
+    c.arg("mount").arg(&mnt);
+    let out = run(c);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not connected"), "{err}");
+    assert!(
+        err.contains(&format!("fusermount -u {}", mnt.display())),
+        "{err}"
+    );
+    assert!(!err.contains("give an empty directory"), "{err}");
+    // What it says clears the mount point.
+    let helper = hokan_mount::helper().unwrap_or_else(|| "fusermount".into());
+    assert!(
+        Command::new(helper)
+            .arg("-u")
+            .arg(&mnt)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(std::fs::metadata(&mnt).unwrap().is_dir());
+    drop(m);
+}
+
+/// A snapshot file that cannot be read may be the newest: the mount shows
+/// the others but no `latest` link, which would point to an older one
+/// (issue 22, item 5, as `restore latest` refuses).
+#[test]
+fn a_damaged_snapshot_file_leaves_out_the_latest_links() {
+    if skip() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (cache, src, mnt) = (
+        t.path().join("cache"),
+        t.path().join("src"),
+        t.path().join("mnt"),
+    );
+    let repo = t.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    init(repo_s, &cache);
+    for content in ["old", "new"] {
+        std::fs::write(src.join("f"), content).unwrap();
+        let mut c = hokan(repo_s, &cache);
+        c.arg("backup").arg(&src);
+        ok(&run(c));
+    }
+    let newest = walk(&repo.join("snapshots"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap();
+    let mut b = std::fs::read(&newest).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 1;
+    std::fs::write(&newest, b).unwrap();
+
+    let mut m = Mounted::start(
+        repo_s,
+        &cache,
+        &mnt,
+        &["--no-cache"],
+        Duration::from_secs(60),
+    );
+    let names: Vec<String> = std::fs::read_dir(mnt.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(!names.contains(&"latest".to_string()), "{names:?}");
+    for host in std::fs::read_dir(mnt.join("hosts")).unwrap() {
+        assert!(!host.unwrap().path().join("latest").exists());
+    }
+    m.stop(libc::SIGINT);
+    assert!(
+        m.stderr().contains("`latest` links are left out"),
+        "{}",
+        m.stderr()
+    );
+}
+
 /// On S3 (Garage) every chunk is a ranged GET: read-ahead must still
 /// deliver the right bytes in order and at random offsets.
 #[test]

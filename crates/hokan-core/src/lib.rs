@@ -78,6 +78,7 @@ pub mod keys;
 pub mod pack;
 pub mod pipeline;
 pub mod sample;
+pub mod text;
 pub mod tree;
 
 pub use blob::EncodedBlob;

@@ -116,11 +116,7 @@ pub fn import_file(
     progress: &dyn Progress,
 ) -> Result<Backed> {
     let what = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {what}"), e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| Error::io(format!("reading {what}"), e))?
-        .len();
+    let (file, len) = open_input(path, &what)?;
     // Checked through a map first, so a bad file stores nothing at all.
     let members = {
         if len == 0 {
@@ -132,7 +128,7 @@ pub fn import_file(
         // SAFETY: read only; a file shrunk while mapped raises SIGBUS, as
         // documented for `hokan etcd import` (give a copy, not the db of a
         // running member that defragments meanwhile).
-        let map = unsafe { memmap2::Mmap::map(&file) }
+        let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }
             .map_err(|e| Error::io(format!("mapping {what}"), e))?;
         // What `etcdctl snapshot status` refuses is refused here.
         crate::status::status(&map, &what)?;
@@ -161,6 +157,62 @@ pub fn import_file(
         facts,
         options,
     )
+}
+
+/// Opens an import's input and returns it with its length: a regular file,
+/// or a block device (a member's disk, a volume snapshot). Anything else is
+/// refused before it is opened: opening a FIFO with no writer blocks
+/// forever, and opening a character device can act on the device. It is
+/// opened without blocking and its type checked again on the descriptor,
+/// so a path swapped for a FIFO in between cannot block either.
+fn open_input(path: &Path, what: &str) -> Result<(std::fs::File, u64)> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let refuse = |t: std::fs::FileType| -> Result<()> {
+        if t.is_file() || t.is_block_device() {
+            return Ok(());
+        }
+        let kind = if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        Err(Error::NotBbolt {
+            what: what.to_string(),
+            reason: format!(
+                "it is {kind}, not a file or a block device (save a stream to a file first)"
+            ),
+        })
+    };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("reading {what}"), e))?;
+    refuse(meta.file_type())?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {what}"), e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {what}"), e))?;
+    refuse(meta.file_type())?;
+    let len = if meta.file_type().is_block_device() {
+        // A block device's length is not in its metadata.
+        let len = file
+            .seek(SeekFrom::End(0))
+            .map_err(|e| Error::io(format!("reading {what}"), e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(format!("reading {what}"), e))?;
+        len
+    } else {
+        meta.len()
+    };
+    Ok((file, len))
 }
 
 /// The member ids in a database's `members` bucket, sorted.

@@ -49,6 +49,33 @@ pub fn object_path(key: &ObjectKey, version: &str, preferred: bool) -> String {
     }
 }
 
+/// Longest file name most file systems take (ext4, XFS, btrfs: 255 bytes).
+const MAX_FILE_NAME: usize = 255;
+
+/// The path of one object in a manifest directory: [`object_path`], with a
+/// name too long for one file name (Kubernetes allows 253 characters, and
+/// more for some kinds; `.json` makes 258) cut to fit and marked with a
+/// hash of the whole name (`<first 233 bytes>~<16 hex digits>.json`). The
+/// same name always gives the same file; the full name stays in the
+/// manifest's `metadata.name`.
+pub fn file_path(key: &ObjectKey, version: &str, preferred: bool) -> String {
+    const SUFFIX: &str = ".json";
+    const MARK: usize = 1 + 16;
+    if key.name.len() + SUFFIX.len() <= MAX_FILE_NAME {
+        return object_path(key, version, preferred);
+    }
+    let mut cut = MAX_FILE_NAME - SUFFIX.len() - MARK;
+    while !key.name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = blake3::hash(key.name.as_bytes()).to_hex();
+    let short = ObjectKey {
+        name: format!("{}~{}", &key.name[..cut], &hash[..16]),
+        ..key.clone()
+    };
+    object_path(&short, version, preferred)
+}
+
 /// A path split back into its parts. `version` is `None` for the preferred
 /// entry (its version is in the object's `apiVersion`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,6 +192,29 @@ mod tests {
             assert_eq!(parsed.key, k);
             assert_eq!(parsed.version, (!preferred).then(|| version.to_string()));
         }
+    }
+
+    #[test]
+    fn long_names_fit_one_file_name_and_stay_distinct() {
+        let fits = key("", "configmaps", Some("ns"), &"a".repeat(250));
+        assert_eq!(file_path(&fits, "v1", true), object_path(&fits, "v1", true));
+        let long = key("", "configmaps", Some("ns"), &"a".repeat(253));
+        let other = key(
+            "",
+            "configmaps",
+            Some("ns"),
+            &format!("{}b", "a".repeat(252)),
+        );
+        let path = file_path(&long, "v1", true);
+        let file = path.rsplit('/').next().unwrap();
+        assert_eq!(file.len(), 255, "{file}");
+        assert_eq!(path, file_path(&long, "v1", true), "deterministic");
+        assert_ne!(path, file_path(&other, "v1", true));
+        assert!(parse_path(&path).is_ok());
+        // Cut on a character boundary.
+        let wide = key("", "configmaps", Some("ns"), &"é".repeat(200));
+        let path = file_path(&wide, "v1", true);
+        assert!(path.rsplit('/').next().unwrap().len() <= 255);
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub mod filter;
 pub mod layout;
 mod manifest_dir;
 mod memory;
+pub mod names;
 mod object;
 pub mod repository;
 pub mod restore;

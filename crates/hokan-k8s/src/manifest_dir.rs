@@ -7,7 +7,9 @@ use std::sync::{Arc, OnceLock};
 use hokan_core::fs::beneath::{Beneath, PRIVATE_DIR, PRIVATE_FILE};
 
 use crate::layout;
-use crate::object::{ObjectAttrs, ObjectEntry, ObjectHead, StoredObject, split_api_version};
+use crate::object::{
+    ObjectAttrs, ObjectEntry, ObjectHead, ObjectKey, StoredObject, split_api_version,
+};
 use crate::seam::{ObjectSink, ObjectSource};
 use crate::{BackupSummary, Error, Result};
 
@@ -101,9 +103,21 @@ impl ManifestDir {
         let relative = relative.to_str().ok_or_else(|| {
             Error::bad_object(file.display().to_string(), "the path is not UTF-8")
         })?;
-        let parsed = layout::parse_path(relative)?;
+        let mut parsed = layout::parse_path(relative)?;
         let json = std::fs::read(file).map_err(|e| Error::io("read", file, e))?;
         let head = ObjectHead::parse(relative, &json)?;
+        // A name too long for a file name was shortened (layout::file_path):
+        // the manifest holds it whole.
+        let full = ObjectKey {
+            name: head.metadata.name.clone(),
+            ..parsed.key.clone()
+        };
+        let version = parsed.version.as_deref().unwrap_or_default();
+        if full.name != parsed.key.name
+            && layout::file_path(&full, version, parsed.version.is_none()) == relative
+        {
+            parsed.key = full;
+        }
         let (_, version) = split_api_version(&head.api_version);
         if version.is_empty() {
             return Err(Error::bad_object(relative, "the object has no apiVersion"));
@@ -124,8 +138,12 @@ impl ManifestDir {
 
 impl ObjectSink for ManifestDir {
     async fn put(&mut self, object: StoredObject) -> Result<()> {
-        self.write_path(&object.entry.path(), &object.json)
-            .map(|_| ())
+        let e = &object.entry;
+        self.write_path(
+            &layout::file_path(&e.key, &e.version, e.preferred),
+            &object.json,
+        )
+        .map(|_| ())
     }
 
     async fn finish(&mut self, summary: &BackupSummary) -> Result<()> {
@@ -147,7 +165,7 @@ impl ObjectSource for ManifestDir {
     }
 
     async fn fetch(&self, entry: &ObjectEntry) -> Result<Vec<u8>> {
-        let path = entry.path();
+        let path = layout::file_path(&entry.key, &entry.version, entry.preferred);
         let file = self.root.join(&path);
         match std::fs::read(&file) {
             Ok(bytes) => Ok(bytes),

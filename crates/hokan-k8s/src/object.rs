@@ -77,11 +77,15 @@ pub struct ObjectKey {
 }
 
 impl fmt::Display for ObjectKey {
+    /// `configmaps shop/web`, with control characters escaped: names may
+    /// come from a tarball or an old snapshot, and this is what messages
+    /// print.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.namespace {
-            Some(ns) => write!(f, "{} {ns}/{}", self.resource, self.name),
-            None => write!(f, "{} {}", self.resource, self.name),
-        }
+        let text = match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.resource, self.name),
+            None => format!("{} {}", self.resource, self.name),
+        };
+        f.write_str(&hokan_core::text::escape(&text))
     }
 }
 

@@ -18,8 +18,11 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
+use hokan_core::text::escape;
+
 use crate::backup::BackupSummary;
 use crate::layout::check_name;
+use crate::names;
 use crate::object::{
     GroupResource, ObjectAttrs, ObjectEntry, ObjectHead, ObjectKey, StoredObject, split_api_version,
 };
@@ -111,36 +114,42 @@ pub async fn import<R: Read, K: ObjectSink + Send>(
         reason,
     };
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
-    let entries = archive
-        .entries()
-        .map_err(|e| not_velero(format!("not a gzipped tar archive: {e}")))?;
+    let entries = archive.entries().map_err(|e| {
+        not_velero(format!(
+            "not a gzipped tar archive: {}",
+            escape(&e.to_string())
+        ))
+    })?;
     let mut summary = BackupSummary {
         cluster: format!("velero:{}", name.display()),
         ..Default::default()
     };
     let mut version_seen = false;
     for file in entries {
-        let mut file = file.map_err(|e| not_velero(format!("unreadable archive: {e}")))?;
+        let mut file = file
+            .map_err(|e| not_velero(format!("unreadable archive: {}", escape(&e.to_string()))))?;
         if !file.header().entry_type().is_file() {
             continue;
         }
         let path = file
             .path()
-            .map_err(|e| not_velero(e.to_string()))?
+            .map_err(|e| not_velero(escape(&e.to_string()).into_owned()))?
             .to_string_lossy()
             .trim_start_matches("./")
             .to_string();
+        // The path comes from the tarball: shown escaped in every message.
+        let shown = escape(&path).into_owned();
         // etcd refuses values over 1.5 MiB; anything far larger is not an
         // object, and its claimed size must not be trusted for allocation.
         if file.size() > MAX_OBJECT_BYTES {
             return Err(not_velero(format!(
-                "{path} claims {} bytes, more than any Kubernetes object",
+                "{shown} claims {} bytes, more than any Kubernetes object",
                 file.size()
             )));
         }
         let mut bytes = Vec::with_capacity(file.size() as usize);
         file.read_to_end(&mut bytes)
-            .map_err(|e| not_velero(format!("{path}: {e}")))?;
+            .map_err(|e| not_velero(format!("{shown}: {e}")))?;
         if path == "metadata/version" {
             let version = String::from_utf8_lossy(&bytes).trim().to_string();
             if !version.starts_with("1.") {
@@ -152,11 +161,24 @@ pub async fn import<R: Read, K: ObjectSink + Send>(
             continue;
         }
         let Some(parsed) =
-            parse_tar_path(&path).map_err(|reason| not_velero(format!("{path}: {reason}")))?
+            parse_tar_path(&path).map_err(|reason| not_velero(format!("{shown}: {reason}")))?
         else {
             continue;
         };
-        let head = ObjectHead::parse(&path, &bytes)?;
+        // What the API server would refuse, a restore cannot create (nor
+        // write as a manifest): refused here, with the object named.
+        let refuse = |reason: String| Error::BadObject {
+            what: format!("{} ({shown})", parsed.key),
+            reason: format!("{reason}; nothing was imported"),
+        };
+        names::check_key(&parsed.key).map_err(refuse)?;
+        if names::json_depth_exceeds(&bytes, names::MAX_JSON_DEPTH) {
+            return Err(refuse(format!(
+                "its JSON nests deeper than {} levels, which no Kubernetes object does",
+                names::MAX_JSON_DEPTH
+            )));
+        }
+        let head = ObjectHead::parse(&shown, &bytes)?;
         let (_, object_version) = split_api_version(&head.api_version);
         let preferred = parsed.version.is_none();
         let entry = ObjectEntry {

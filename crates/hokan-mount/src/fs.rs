@@ -98,9 +98,10 @@ impl HokanFs {
         entries: &[SnapshotEntry],
         cache_bytes: u64,
         readahead: u64,
+        latest_links: bool,
     ) -> Self {
         HokanFs {
-            table: Table::new(entries),
+            table: Table::new(entries, latest_links),
             trees: Mutex::new(Lru::new(TREES_CACHED)),
             blobs: Blobs::new(repo.clone(), cache_bytes, readahead),
             repo,

@@ -174,9 +174,13 @@ impl Builder {
 
 impl Table {
     /// The virtual top for `entries`:
-    /// `snapshots/`, `ids/`, `hosts/<host>/`, `tags/<tag>/`.
-    pub fn new(entries: &[SnapshotEntry]) -> Table {
-        let layout = Layout::new(entries);
+    /// `snapshots/`, `ids/`, `hosts/<host>/`, `tags/<tag>/`, with the
+    /// `latest` links when `latest_links`.
+    pub fn new(entries: &[SnapshotEntry], latest_links: bool) -> Table {
+        let mut layout = Layout::new(entries);
+        if !latest_links {
+            layout.without_latest();
+        }
         let mut b = Builder {
             entries: Vec::new(),
         };

@@ -44,6 +44,14 @@ pub fn component(s: &str) -> String {
 }
 
 impl Layout {
+    /// Drops every `latest` link.
+    pub fn without_latest(&mut self) {
+        self.all.latest = None;
+        for g in self.hosts.values_mut().chain(self.tags.values_mut()) {
+            g.latest = None;
+        }
+    }
+
     /// The layout of `entries` (any order; they are named in time order,
     /// ties broken by id, so names are the same on every mount).
     pub fn new(entries: &[SnapshotEntry]) -> Layout {

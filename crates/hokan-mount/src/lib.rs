@@ -69,6 +69,18 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A FUSE file system is still mounted at the mount point, but the
+    /// process that served it is gone (killed, crashed): every access
+    /// fails with "transport endpoint is not connected".
+    #[error(
+        "{path} is still mounted by a FUSE file system whose process is gone (transport \
+         endpoint is not connected, as after a killed mount); unmount it with \
+         `fusermount -u {path}` (or `umount {path}` as root), then mount again"
+    )]
+    StaleMount {
+        /// The mount point as given.
+        path: String,
+    },
     /// No FUSE device on this machine.
     #[error(
         "/dev/fuse does not exist: load the module (modprobe fuse), or in a container \
@@ -122,6 +134,10 @@ pub struct MountOptions {
     /// Let other users see the mount (`allow_other`; a user who is not
     /// root needs `user_allow_other` in /etc/fuse.conf).
     pub allow_other: bool,
+    /// Show the `latest` links. Off when a snapshot file could not be
+    /// read: that one may be the newest, and a link to an older snapshot
+    /// named `latest` would mislead.
+    pub latest_links: bool,
 }
 
 impl Default for MountOptions {
@@ -131,6 +147,7 @@ impl Default for MountOptions {
             cache: 64 << 20,
             threads: 4,
             allow_other: false,
+            latest_links: true,
         }
     }
 }
@@ -164,7 +181,15 @@ pub fn preflight(mountpoint: &Path) -> Result<(), Error> {
         path: mountpoint.display().to_string(),
         reason,
     };
-    let meta = std::fs::metadata(mountpoint).map_err(|e| bad(e.to_string()))?;
+    let meta = std::fs::metadata(mountpoint).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOTCONN) {
+            Error::StaleMount {
+                path: mountpoint.display().to_string(),
+            }
+        } else {
+            bad(e.to_string())
+        }
+    })?;
     if !meta.is_dir() {
         return Err(bad("not a directory".into()));
     }
@@ -328,7 +353,13 @@ pub fn mount(
         reason: e.to_string(),
     })?;
     let cache = options.cache.max(options.readahead.saturating_mul(3));
-    let fs = fs::HokanFs::new(Arc::new(repo), &snapshots, cache, options.readahead);
+    let fs = fs::HokanFs::new(
+        Arc::new(repo),
+        &snapshots,
+        cache,
+        options.readahead,
+        options.latest_links,
+    );
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::RO,

@@ -545,7 +545,7 @@ pub fn damage_is_reported(location: &str, cache: &std::path::Path) {
     b[30] ^= 1;
     store.put("config", Bytes::from(b)).unwrap();
     let e = Repository::open(location, b"pw", open.clone()).unwrap_err();
-    assert!(matches!(e, Error::Corrupted { .. }), "{e}");
+    assert!(matches!(e, Error::ConfigDamaged { .. }), "{e}");
     let mut b = objects["config"].to_vec();
     b[5] = 9; // a newer config version
     store.put("config", Bytes::from(b)).unwrap();

@@ -31,6 +31,21 @@ pub enum Error {
         found: String,
     },
 
+    /// The config object is damaged, though a key file opened with the
+    /// password: the data is intact, and a config rewritten from the key
+    /// file makes it readable again. Nothing was changed.
+    #[error(
+        "the config of the repository at {location} is damaged ({reason}); the key files and \
+         data are not affected, and a new config written from the key files makes them \
+         readable again; nothing was changed"
+    )]
+    ConfigDamaged {
+        /// The location.
+        location: String,
+        /// How the damage showed.
+        reason: String,
+    },
+
     /// `init` on a location that already holds a repository.
     #[error("a repository already exists at {location}; nothing was changed")]
     AlreadyExists {
@@ -156,6 +171,24 @@ pub enum Error {
         query: String,
     },
 
+    /// `latest` was asked for while some snapshot files cannot be read.
+    /// A damaged file's time is unknown, so it may be the newest snapshot:
+    /// answering with the newest readable one would silently give an older
+    /// snapshot than asked for. Nothing was read or changed.
+    #[error(
+        "{}, and may be the newest snapshot, so \"latest\" was not resolved past it; name \
+         the snapshot by its id instead{}, or remove the damaged snapshot file",
+        unreadable_list(unreadable),
+        newest_readable.map(|id| format!(" (the newest readable one that matches is {})", id.short())).unwrap_or_default()
+    )]
+    LatestUnreadable {
+        /// The snapshot files that cannot be read.
+        unreadable: Vec<crate::objects::Unreadable>,
+        /// The newest readable snapshot that matches, if any: what
+        /// `latest` would have given before.
+        newest_readable: Option<hokan_core::Id>,
+    },
+
     /// A snapshot id prefix matches more than one snapshot.
     #[error("snapshot id prefix {prefix:?} matches {count} snapshots; give more characters")]
     AmbiguousSnapshot {
@@ -224,6 +257,20 @@ pub enum Error {
     Core(#[from] hokan_core::Error),
 }
 
+/// "snapshot file P cannot be read (R)" for each, at most three named.
+fn unreadable_list(list: &[crate::objects::Unreadable]) -> String {
+    const NAMED: usize = 3;
+    let mut text: Vec<String> = list
+        .iter()
+        .take(NAMED)
+        .map(|u| format!("snapshot file {} cannot be read ({})", u.path, u.reason))
+        .collect();
+    if list.len() > NAMED {
+        text.push(format!("{} more cannot be read", list.len() - NAMED));
+    }
+    text.join("; ")
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -237,7 +284,7 @@ impl Error {
     /// opposed to the store being unreachable, a wrong password, bad input).
     pub fn is_damage(&self) -> bool {
         match self {
-            Error::Corrupted { .. } | Error::Missing { .. } => true,
+            Error::Corrupted { .. } | Error::Missing { .. } | Error::ConfigDamaged { .. } => true,
             Error::Core(c) => {
                 c.is_corruption()
                     || matches!(

@@ -31,6 +31,22 @@ pub struct Unreadable {
     pub reason: String,
 }
 
+/// Refuses `latest` while a snapshot file cannot be read. Its time is
+/// unknown, so it may be the newest: resolving past it would silently give
+/// an older snapshot than asked for (a restore of yesterday's data that
+/// looks like today's). The caller names the snapshot by id instead.
+fn latest_is_known(list: &SnapshotList, query: &str, filter: &SnapshotFilter) -> Result<()> {
+    if query != "latest" || list.unreadable.is_empty() {
+        return Ok(());
+    }
+    Err(Error::LatestUnreadable {
+        unreadable: list.unreadable.clone(),
+        newest_readable: snapshot::find(&list.entries, query, filter)
+            .ok()
+            .map(|e| e.id),
+    })
+}
+
 /// Every index file, and the ones that could not be read.
 #[derive(Clone, Debug, Default)]
 pub struct IndexFiles {
@@ -168,8 +184,11 @@ impl Repository {
     }
 
     /// The snapshot named by `latest`, an id or a unique id prefix.
+    /// `latest` is refused ([`Error::LatestUnreadable`]) while a snapshot
+    /// file cannot be read: that one may be the newest.
     pub fn find_snapshot(&self, query: &str, filter: &SnapshotFilter) -> Result<SnapshotEntry> {
         let list = self.snapshot_list()?;
+        latest_is_known(&list, query, filter)?;
         match snapshot::find(&list.entries, query, filter) {
             Ok(e) => Ok(e.clone()),
             Err(Error::SnapshotNotFound { .. }) => {
@@ -195,6 +214,7 @@ impl Repository {
     pub fn find_snapshot_id(&self, query: &str) -> Result<Id> {
         let list = self.snapshot_list()?;
         if query == "latest" {
+            latest_is_known(&list, query, &Default::default())?;
             return Ok(snapshot::find(&list.entries, query, &Default::default())?.id);
         }
         let q = query.to_ascii_lowercase();

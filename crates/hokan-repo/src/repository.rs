@@ -173,8 +173,9 @@ impl Repository {
     }
 
     /// Writes a new config into a repository whose config was lost
-    /// ([`Error::ConfigLost`]), after checking that `password` opens one
-    /// of its key files. The master key (and with it the chunker seed) is
+    /// ([`Error::ConfigLost`]) or is damaged ([`Error::ConfigDamaged`]),
+    /// after checking that `password` opens one of its key files. A config
+    /// that opens is never replaced. The master key (and with it the chunker seed) is
     /// in the key files, so every stored object stays readable; the chunk
     /// sizes, compression and pack size come from `init` and should match
     /// the lost config's for new data to dedup against old.
@@ -186,11 +187,7 @@ impl Repository {
     ) -> Result<Self> {
         let loc = Location::parse(location)?;
         let store = Store::connect(&loc, false, options.retry)?;
-        if store.exists(layout::CONFIG)? {
-            return Err(Error::AlreadyExists {
-                location: loc.to_string(),
-            });
-        }
+        let existing = store.get_opt(layout::CONFIG)?;
         let mut opened = None;
         for k in store.list(layout::dir(Kind::Key))? {
             let Some(id) = Id::from_hex(&k.name) else {
@@ -212,6 +209,19 @@ impl Repository {
                 keys: store.list(layout::dir(Kind::Key))?.len(),
             });
         };
+        // Only a config whose bytes are damaged is replaced: its settings
+        // are unreadable anyway, and the master key is in the key file.
+        if let Some(bytes) = existing {
+            match read_config(&key, &bytes) {
+                Err(Error::Corrupted { .. }) => {}
+                Err(e) => return Err(e),
+                Ok(_) => {
+                    return Err(Error::AlreadyExists {
+                        location: loc.to_string(),
+                    });
+                }
+            }
+        }
         let config = new_config(&init)?;
         let mut store = store;
         store.set_immutable(config.immutable.map(|m| m.retention_secs));
@@ -326,9 +336,14 @@ impl Repository {
                 keys: key_files.len(),
             });
         };
-        let what = "the repository config";
-        let (version, plain) = object::open_raw(&key, Kind::Config, &config_bytes, what)?;
-        let config = Config::decode(version, &plain, what)?;
+        let config = read_config(&key, &config_bytes).map_err(|e| match e {
+            // The key opened: the data is fine, only the config is not.
+            Error::Corrupted { reason, .. } => Error::ConfigDamaged {
+                location: loc.to_string(),
+                reason,
+            },
+            other => other,
+        })?;
         config.validate()?;
         Ok(Self::assemble(store, key, key_id, config, options))
     }
@@ -536,6 +551,13 @@ fn new_config(init: &InitOptions) -> Result<Config> {
     config.immutable = init.immutable;
     config.validate()?;
     Ok(config)
+}
+
+/// The config in `bytes`, opened with the master key.
+fn read_config(key: &MasterKey, bytes: &[u8]) -> Result<Config> {
+    let what = "the repository config";
+    let (version, plain) = object::open_raw(key, Kind::Config, bytes, what)?;
+    Config::decode(version, &plain, what)
 }
 
 fn seal_config(key: &MasterKey, config: &Config) -> Result<Vec<u8>> {

@@ -133,6 +133,57 @@ impl Policy {
     pub fn is_empty(&self) -> bool {
         *self == Policy::default()
     }
+
+    /// Refuses a policy that keeps nothing: no rule, or only rules that
+    /// keep nothing (a count of 0, tag lists with no tag). "Keep the last
+    /// 0" counts as no rule, as restic's `--keep-last 0` does, rather than
+    /// as an order to forget every snapshot. [`apply`] calls this; callers
+    /// that apply a policy later (after a backup) call it first, so bad
+    /// flags fail before anything is stored.
+    pub fn check(&self) -> Result<()> {
+        if self.is_empty() {
+            return Err(Error::Invalid {
+                what: "retention policy",
+                reason: "no rule given; refusing to forget every snapshot (give --keep-last, \
+                         --keep-daily, ...)"
+                    .into(),
+            });
+        }
+        let counts = [
+            ("last", self.last),
+            ("hourly", self.hourly),
+            ("daily", self.daily),
+            ("weekly", self.weekly),
+            ("monthly", self.monthly),
+            ("yearly", self.yearly),
+        ];
+        let keeps = counts
+            .iter()
+            .any(|(_, c)| matches!(c, Some(Count::All) | Some(Count::Up(1..))))
+            || self.within.is_some()
+            || self.size.is_some()
+            || self
+                .tags
+                .iter()
+                .any(|set| set.split(',').any(|t| !t.trim().is_empty()));
+        if keeps {
+            return Ok(());
+        }
+        let zero: Vec<String> = counts
+            .iter()
+            .filter(|(_, c)| *c == Some(Count::Up(0)))
+            .map(|(name, _)| format!("keep-{name} 0"))
+            .chain((!self.tags.is_empty()).then(|| "keep-tag with no tag".to_string()))
+            .collect();
+        Err(Error::Invalid {
+            what: "retention policy",
+            reason: format!(
+                "{} keeps no snapshot, and a rule of 0 counts as no rule; refusing to forget \
+                 every snapshot, nothing was changed (keep at least 1, or forget snapshots by id)",
+                zero.join(", ")
+            ),
+        })
+    }
 }
 
 /// How snapshots are grouped before the policy is applied.
@@ -245,12 +296,7 @@ pub fn apply(
     policy: &Policy,
     by: GroupBy,
 ) -> Result<Vec<GroupDecisions>> {
-    if policy.is_empty() {
-        return Err(Error::Invalid {
-            what: "retention policy",
-            reason: "no rule given; refusing to forget every snapshot (give --keep-last, --keep-daily, ...)".into(),
-        });
-    }
+    policy.check()?;
     let mut groups: BTreeMap<GroupKey, Vec<SnapshotEntry>> = BTreeMap::new();
     for e in snapshots {
         groups
@@ -440,6 +486,49 @@ mod tests {
             .len(),
             240
         );
+    }
+
+    #[test]
+    fn rules_that_keep_nothing_are_refused() {
+        let zero = Some(Count::Up(0));
+        for p in [
+            Policy::default(),
+            Policy {
+                last: zero,
+                ..Default::default()
+            },
+            Policy {
+                daily: zero,
+                last: zero,
+                ..Default::default()
+            },
+            Policy {
+                tags: vec![" , ".into()],
+                ..Default::default()
+            },
+        ] {
+            let e = apply(&series(), &p, GroupBy::default()).unwrap_err();
+            assert!(matches!(e, Error::Invalid { .. }), "{p:?}: {e}");
+            assert!(
+                e.to_string().contains("refusing to forget every snapshot"),
+                "{e}"
+            );
+        }
+        let e = Policy {
+            last: zero,
+            daily: zero,
+            ..Default::default()
+        }
+        .check()
+        .unwrap_err();
+        assert!(e.to_string().contains("keep-last 0, keep-daily 0"), "{e}");
+        // A zero beside a rule that keeps something is just no rule.
+        let k = run(Policy {
+            last: zero,
+            daily: Some(Count::Up(2)),
+            ..Default::default()
+        });
+        assert_eq!(k.len(), 2);
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn open_or_init(g: &Global, a: &BackupArgs) -> Result<hokan_repo::Repository> {
             let password = crate::password::repository(g.password_file.as_deref())?;
             let repo = hokan_repo::Repository::init(
                 &location,
-                &password,
+                password.bytes(),
                 Default::default(),
                 super::open_options(g),
             )?;
@@ -181,6 +181,19 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::from(3));
     }
+    // Exit 0, not restic's 3: restic reports an unreadable parent tree
+    // through the same channel as unreadable files, but 3 says "the
+    // snapshot lacks files", and this one lacks none (everything below was
+    // read again). The damage is in the repository, and the warning names
+    // the check that finds all of it.
+    if !result.parent_unreadable.is_empty() && !g.json {
+        eprintln!(
+            "warning: {} tree(s) of the parent snapshot could not be read (see above); every \
+             file below them was read again and the snapshot is complete. The repository is \
+             damaged there: `hokan check --read-data` names what else it affects",
+            result.parent_unreadable.len()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -188,6 +201,7 @@ fn stdin(g: &Global, a: &BackupArgs, policy: &Policy) -> Result<ExitCode> {
     let mut repo = open_or_init(g, a)?.load_index()?;
     let options = SnapshotSpec {
         tags: tags(a),
+        hostname: a.host.clone(),
         ..Default::default()
     };
     let start = std::time::Instant::now();

@@ -36,7 +36,8 @@ pub fn run(g: &Global, a: CopyArgs) -> Result<ExitCode> {
     // Both passwords are checked before anything is written.
     let target = super::open(g)?;
     let from_password = crate::password::source(a.from_password_file.as_deref())?;
-    let source = Repository::open(&a.from_repo, &from_password, super::open_options(g))
+    let source = from_password
+        .open(|pw| Repository::open(&a.from_repo, pw, super::open_options(g)))
         .with_context(|| {
             format!(
                 "opening the source repository {} (--from-repo)",

@@ -43,9 +43,11 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
-    /// The policy these flags describe (empty when none was given).
+    /// The policy these flags describe (empty when none was given). Flags
+    /// that keep nothing (`--keep-last 0`) are refused here, before a
+    /// backup that applies them afterwards stores anything.
     pub fn policy(&self) -> Result<Policy> {
-        Ok(Policy {
+        let policy = Policy {
             last: count(self.keep_last, "keep-last")?,
             hourly: count(self.keep_hourly, "keep-hourly")?,
             daily: count(self.keep_daily, "keep-daily")?,
@@ -59,7 +61,11 @@ impl PolicyArgs {
                 .transpose()?,
             tags: self.keep_tags.clone(),
             size: self.keep_size,
-        })
+        };
+        if !policy.is_empty() {
+            policy.check()?;
+        }
+        Ok(policy)
     }
 }
 

@@ -106,23 +106,39 @@ fn duration(secs: u64) -> String {
     }
 }
 
+/// An error from creating a repository. "No repository here" is what
+/// `init` was asked to change, so it is said as why nothing could be
+/// created there, with no hint to run `init` again.
+fn creating(location: &str, e: hokan_repo::Error) -> anyhow::Error {
+    match e {
+        hokan_repo::Error::NotARepository { reason, .. } => anyhow::anyhow!(
+            "cannot create a repository at {location}: {reason}; give a directory that does not \
+             exist yet, or an empty one"
+        ),
+        other => other.into(),
+    }
+}
+
 pub fn run(g: &Global, a: InitCmdArgs) -> Result<ExitCode> {
     let location = super::location(g)?;
     let options = init_options(&a.settings)?;
     let password = crate::password::repository(g.password_file.as_deref())?;
     let repo = match &a.copy_chunker_params_from {
-        None => Repository::init(&location, &password, options, super::open_options(g))?,
+        None => Repository::init(&location, password.bytes(), options, super::open_options(g))
+            .map_err(|e| creating(&location, e))?,
         Some(from) => {
             let from_password = crate::password::source(a.from_password_file.as_deref())?;
-            let source = Repository::open(from, &from_password, super::open_options(g))
+            let source = from_password
+                .open(|pw| Repository::open(from, pw, super::open_options(g)))
                 .with_context(|| format!("opening {from} (--copy-chunker-params-from)"))?;
             Repository::init_sharing_ids(
                 &location,
-                &password,
+                password.bytes(),
                 options,
                 super::open_options(g),
                 &source,
-            )?
+            )
+            .map_err(|e| creating(&location, e))?
         }
     };
     let c = repo.config();

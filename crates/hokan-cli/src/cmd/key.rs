@@ -77,7 +77,7 @@ pub fn run(g: &Global, k: KeyCommand) -> Result<ExitCode> {
         KeyCommand::Add(a) => {
             let pw = crate::password::new_password(a.new_password_file.as_deref())?;
             let id = repo.add_key(
-                &pw,
+                pw.bytes(),
                 super::init::kdf(a.kdf_memory, a.kdf_iterations),
                 &a.label,
             )?;
@@ -89,7 +89,8 @@ pub fn run(g: &Global, k: KeyCommand) -> Result<ExitCode> {
         }
         KeyCommand::Passwd(a) => {
             let pw = crate::password::new_password(a.new_password_file.as_deref())?;
-            let id = repo.change_password(&pw, super::init::kdf(a.kdf_memory, a.kdf_iterations))?;
+            let id =
+                repo.change_password(pw.bytes(), super::init::kdf(a.kdf_memory, a.kdf_iterations))?;
             report(g, "password_changed", &id)?;
         }
     }

@@ -102,7 +102,7 @@ pub fn open_options(g: &Global) -> OpenOptions {
 pub fn open(g: &Global) -> Result<Repository> {
     let location = location(g)?;
     let password = crate::password::repository(g.password_file.as_deref())?;
-    Ok(Repository::open(&location, &password, open_options(g))?)
+    Ok(password.open(|pw| Repository::open(&location, pw, open_options(g)))?)
 }
 
 /// Snapshot selection flags shared by several commands.
@@ -157,6 +157,11 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
     use hokan_core::Error as CoreError;
     let repo = e.downcast_ref::<RepoError>()?;
     Some(match repo {
+        // Where a file stands, init fails the same way: the fix is
+        // another path, which the error says.
+        RepoError::NotARepository { location, .. } if std::path::Path::new(location).is_file() => {
+            return None;
+        }
         RepoError::NotARepository { location, .. } => {
             format!("create one with `hokan -r {location} init`")
         }
@@ -164,14 +169,26 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
             "`hokan -r {location} repair config` writes a new config with the chunk sizes you give \
              (the defaults unless you changed them at init)"
         ),
+        RepoError::ConfigDamaged { location, .. } => format!(
+            "`hokan -r {location} repair config` replaces the damaged config with one written \
+             from the key files, with the chunk sizes you give (the defaults unless you changed \
+             them at init)"
+        ),
         RepoError::NotIndexed { .. } => {
             "`hokan repair index` rebuilds the index from the packs themselves".into()
         }
         RepoError::Corrupted { .. } | RepoError::Missing { .. } => {
             "`hokan check --read-data` finds every damaged object and names what it affects".into()
         }
+        // In no index: an index file is lost or damaged (the pack may be
+        // fine), which `repair index` mends; salvaging packs does not.
+        RepoError::Core(CoreError::BlobNotFound { .. }) => {
+            "`hokan repair index` rebuilds the index from the packs themselves; `hokan check \
+             --read-data` then names any data that is really lost"
+                .into()
+        }
         RepoError::Core(CoreError::Corrupted { .. } | CoreError::Truncated { .. })
-        | RepoError::Core(CoreError::MissingPack { .. } | CoreError::BlobNotFound { .. }) => {
+        | RepoError::Core(CoreError::MissingPack { .. }) => {
             "`hokan check --read-data` names every damaged file; `hokan repair packs` salvages \
              damaged packs"
                 .into()
@@ -183,6 +200,18 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         }
         RepoError::Locked(_) => "if that process crashed, `hokan unlock` removes its lock".into(),
         RepoError::SnapshotNotFound { .. } => "`hokan snapshots` lists them".into(),
+        RepoError::LatestUnreadable {
+            unreadable,
+            newest_readable,
+        } => {
+            let damaged: Vec<String> = unreadable.iter().map(|u| u.id.short()).collect();
+            let older = newest_readable.map_or("ID".to_string(), |id| id.short());
+            format!(
+                "to use the older snapshot, give its id in place of `latest` ({older}; `hokan \
+                 snapshots` lists them); `hokan forget {}` removes the damaged snapshot file",
+                damaged.join(" ")
+            )
+        }
         RepoError::Unreachable { .. } => {
             "check that the store is running and reachable, then run the command again".into()
         }

@@ -79,9 +79,17 @@ pub fn run(g: &Global, a: MountArgs) -> Result<ExitCode> {
     // SAFETY: a valid set; only this thread's mask changes.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) };
 
-    let repo = Repository::open(&location, &password, super::open_options(g))?;
+    let repo = password.open(|pw| Repository::open(&location, pw, super::open_options(g)))?;
     let list = repo.snapshot_list()?;
     super::warn_unreadable(g, "snapshot", &list.unreadable);
+    // As `restore latest` refuses then: a damaged one may be the newest.
+    let latest_links = list.unreadable.is_empty();
+    if !latest_links && !g.quiet {
+        eprintln!(
+            "warning: the `latest` links are left out: a snapshot file that cannot be read may \
+             be the newest"
+        );
+    }
     let filter = a.filter.filter();
     let snapshots: Vec<_> = list
         .entries
@@ -94,6 +102,7 @@ pub fn run(g: &Global, a: MountArgs) -> Result<ExitCode> {
         readahead: a.readahead.max(1),
         cache: a.cache_size,
         allow_other: a.allow_other,
+        latest_links,
         ..MountOptions::default()
     };
     let mounted = hokan_mount::mount(repo, snapshots, &a.mountpoint, &options)?;

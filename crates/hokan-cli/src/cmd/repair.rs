@@ -124,7 +124,9 @@ fn config(g: &Global, a: crate::cmd::init::InitArgs) -> Result<ExitCode> {
     let location = super::location(g)?;
     let options = crate::cmd::init::init_options(&a)?;
     let password = crate::password::repository(g.password_file.as_deref())?;
-    let repo = Repository::recreate_config(&location, &password, options, super::open_options(g))?;
+    let repo = password.open(|pw| {
+        Repository::recreate_config(&location, pw, options.clone(), super::open_options(g))
+    })?;
     if g.json {
         output::json(
             &serde_json::json!({"message_type": "summary", "id": repo.config().repo_id.to_hex()}),

@@ -102,8 +102,12 @@ pub struct Archived {
     pub paths: Vec<PathBuf>,
     /// Figures.
     pub summary: ArchiveSummary,
-    /// Every problem reported, in no particular order.
+    /// Every problem with the files backed up, in no particular order.
     pub warnings: Vec<Warning>,
+    /// Trees of the parent snapshot that could not be read. Every file
+    /// below them was read again, so the new snapshot is complete: this is
+    /// damage in the repository, not a file left out.
+    pub parent_unreadable: Vec<Warning>,
 }
 
 /// Files up to this size are read whole and chunked from memory.
@@ -136,6 +140,7 @@ pub struct Archiver<'a> {
     names: NameCache,
     hardlinks: Mutex<HashMap<(u64, u64), Vec<ChunkRef>>>,
     warnings: Warnings,
+    parent_unreadable: Warnings,
     pub(super) counters: Counters,
     read_special: bool,
 }
@@ -182,6 +187,7 @@ impl<'a> Archiver<'a> {
             names: NameCache::default(),
             hardlinks: Mutex::new(HashMap::new()),
             warnings: Warnings::new(),
+            parent_unreadable: Warnings::new(),
             counters: Counters::default(),
             read_special: false,
         }
@@ -307,6 +313,7 @@ impl<'a> Archiver<'a> {
                 warnings: warnings.len() as u64,
             },
             warnings,
+            parent_unreadable: self.parent_unreadable.take(),
         }
     }
 
@@ -340,9 +347,13 @@ impl<'a> Archiver<'a> {
         match loaded {
             Ok(t) => Some(t),
             Err(e) => {
-                self.warn(
+                self.parent_unreadable.warn(
+                    self.progress,
                     path,
-                    format!("parent snapshot tree unreadable, reading everything below: {e}"),
+                    format!(
+                        "the parent snapshot's tree here cannot be read ({e}); every file below \
+                         was read again, so the new snapshot is complete"
+                    ),
                 );
                 None
             }

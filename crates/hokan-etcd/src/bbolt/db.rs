@@ -262,6 +262,12 @@ impl<'a> Db<'a> {
         let start = id * u64::from(self.meta.page_size);
         let header = PageHeader::parse(&self.data[start as usize..])
             .ok_or_else(|| self.corrupt(format!("page {id} is cut short")))?;
+        // bbolt writes every page with its own index as its id, and its
+        // check walks pages by that id: one that names another page is
+        // damage, which `etcdctl snapshot status` refuses too.
+        if header.id != id {
+            return Err(self.corrupt(format!("page {id}: its header names it page {}", header.id)));
+        }
         let end = start.saturating_add(header.run_len(self.meta.page_size));
         if end > self.meta.db_size() {
             return Err(self.corrupt(format!(

@@ -16,7 +16,7 @@ use crate::discovery::ResourceInfo;
 use crate::manifest_dir::ManifestDir;
 use crate::object::{GroupResource, ObjectEntry, ObjectKey};
 use crate::seam::{FETCH_BATCH, ObjectSource};
-use crate::{Error, Result, layout};
+use crate::{Error, Result, layout, names};
 
 /// Where a restore goes.
 #[derive(Clone, Copy, Debug)]
@@ -184,14 +184,35 @@ impl<F: FnMut(&Outcome) + Send> Exec<'_, F> {
             outcome.action = Action::Failed(format!("its CRD {gr} is not Established"));
             return Ok(outcome);
         }
-        let mut object: Value =
-            serde_json::from_slice(&bytes).map_err(|e| Error::bad_object(step.entry.path(), e))?;
-        if !object.get("metadata").is_some_and(Value::is_object) {
-            return Err(Error::bad_object(
-                step.entry.path(),
-                "the object has no metadata",
-            ));
+        // One bad object (stored before imports checked names and depth)
+        // is named and skipped; the restore goes on with the others. Only
+        // what no target can take is checked here (a control character
+        // would also split restore-order.txt): a cluster applies its own
+        // rules for each kind.
+        let target_key = ObjectKey {
+            resource: gr.clone(),
+            namespace: step.target_namespace.clone(),
+            name: step.target_name.clone(),
+        };
+        if let Err(why) = [&target_key.name]
+            .into_iter()
+            .chain(&target_key.namespace)
+            .try_for_each(|n| names::check_name(n, names::NameRule::PathSegment))
+        {
+            outcome.action = Action::Failed(format!("{why}, which no Kubernetes server accepts"));
+            return Ok(outcome);
         }
+        let mut object: Value = match serde_json::from_slice(&bytes) {
+            Ok(v @ Value::Object(_)) if v.get("metadata").is_some_and(Value::is_object) => v,
+            Ok(_) => {
+                outcome.action = Action::Failed("the stored object has no metadata".into());
+                return Ok(outcome);
+            }
+            Err(e) => {
+                outcome.action = Action::Failed(format!("the stored object is not valid: {e}"));
+                return Ok(outcome);
+            }
+        };
         if let Some(ns) = &step.target_namespace {
             object["metadata"]["namespace"] = json!(ns);
         }
@@ -222,12 +243,7 @@ impl<F: FnMut(&Outcome) + Send> Exec<'_, F> {
         outcome.action = match self.target {
             Target::DryRun => Action::WouldCreate,
             Target::Dir(dir) => {
-                let key = ObjectKey {
-                    resource: gr.clone(),
-                    namespace: step.target_namespace.clone(),
-                    name: step.target_name.clone(),
-                };
-                let path = layout::object_path(&key, &step.entry.version, true);
+                let path = layout::file_path(&target_key, &step.entry.version, true);
                 let json = serde_json::to_vec(&object).map_err(|e| Error::bad_object(&path, e))?;
                 dir.write_path(&path, &json)?;
                 if let Some(order) = self.order.as_mut() {

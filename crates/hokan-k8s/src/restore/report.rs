@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use hokan_core::text::escape;
 use serde::Serialize;
 
 use crate::object::ObjectKey;
@@ -60,10 +61,10 @@ impl fmt::Display for Action {
             Action::Updated => f.write_str("exists, updated"),
             Action::Unchanged => f.write_str("exists, unchanged"),
             Action::LeftAlone => f.write_str("exists with other content, left alone (policy none)"),
-            Action::Written(p) => write!(f, "written to {p}"),
+            Action::Written(p) => write!(f, "written to {}", escape(p)),
             Action::WouldCreate => f.write_str("would be created"),
-            Action::Skipped(why) => write!(f, "skipped: {why}"),
-            Action::Failed(why) => write!(f, "FAILED: {why}"),
+            Action::Skipped(why) => write!(f, "skipped: {}", escape(why)),
+            Action::Failed(why) => write!(f, "FAILED: {}", escape(why)),
             Action::OwnersLinked => f.write_str("owner references set"),
         }
     }
@@ -92,7 +93,7 @@ impl fmt::Display for Outcome {
             f,
             "{:>4}. {} {}: {}",
             self.step + 1,
-            self.target,
+            escape(&self.target),
             self.api_version,
             self.action
         )?;

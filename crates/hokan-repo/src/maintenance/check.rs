@@ -70,8 +70,10 @@ impl ReadData {
             }
             return Ok(ReadData::Share(p / 100.0));
         }
-        let n = crate::parse_size(s).map_err(|e| bad(&e))?;
-        Ok(ReadData::Bytes(n))
+        match crate::parse_size(s).map_err(|e| bad(&e))? {
+            0 => Err(bad("the size must be above 0 (0 would read nothing)")),
+            n => Ok(ReadData::Bytes(n)),
+        }
     }
 }
 

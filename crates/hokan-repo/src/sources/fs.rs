@@ -33,6 +33,10 @@ pub struct FsBackupResult {
     pub entry: SnapshotEntry,
     /// Files that could not be read or changed while read.
     pub warnings: Vec<Warning>,
+    /// Trees of the parent snapshot that could not be read: every file
+    /// below them was read again, so the snapshot is complete, but the
+    /// repository is damaged there.
+    pub parent_unreadable: Vec<Warning>,
 }
 
 impl IndexedRepository {
@@ -126,7 +130,8 @@ impl IndexedRepository {
             .map(|r| {
                 r.map(|done| FsBackupResult {
                     entry: done.entry,
-                    warnings: done.value,
+                    warnings: done.value.warnings,
+                    parent_unreadable: done.value.parent_unreadable,
                 })
             })
             .collect())
@@ -145,9 +150,16 @@ impl IndexedRepository {
         })?;
         Ok(FsBackupResult {
             entry: done.entry,
-            warnings: done.value,
+            warnings: done.value.warnings,
+            parent_unreadable: done.value.parent_unreadable,
         })
     }
+}
+
+/// What a walk reports beside its tree: see [`FsBackupResult`].
+struct Walked {
+    warnings: Vec<Warning>,
+    parent_unreadable: Vec<Warning>,
 }
 
 /// A file-system walk as a session's source: the archiver's tree and
@@ -158,7 +170,7 @@ fn stage_walk(
     read_special: bool,
     progress: &dyn Progress,
     walk: impl FnOnce(&Archiver<'_>, Option<&TreeId>) -> hokan_core::Result<Archived>,
-) -> Result<(Staged, Vec<Warning>)> {
+) -> Result<(Staged, Walked)> {
     let parent = s.parent_tree();
     let archiver =
         Archiver::new(s.writer(), Some(s.reader()), excludes, progress).read_special(read_special);
@@ -176,5 +188,11 @@ fn stage_walk(
             (counts::FILES.into(), a.files),
         ],
     };
-    Ok((staged, archived.warnings))
+    Ok((
+        staged,
+        Walked {
+            warnings: archived.warnings,
+            parent_unreadable: archived.parent_unreadable,
+        },
+    ))
 }

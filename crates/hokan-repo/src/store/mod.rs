@@ -179,7 +179,8 @@ impl Store {
                     Ok(m) if m.is_dir() => {}
                     Ok(_) => {
                         return Err(not_repo(
-                            "it is a file, not a directory; give the repository's directory".into(),
+                            "it is a file, not a directory (a local repository is a directory)"
+                                .into(),
                         ));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {

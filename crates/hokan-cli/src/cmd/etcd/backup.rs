@@ -141,7 +141,8 @@ fn run(
                     .as_deref()
                     .or(g.password_file.as_deref()),
             )?;
-            let r = hokan_repo::Repository::open(loc, &pw, super::super::open_options(g))
+            let r = pw
+                .open(|pw| hokan_repo::Repository::open(loc, pw, super::super::open_options(g)))
                 .with_context(|| format!("opening the static pod repository {loc}"))?;
             Some((loc.clone(), r.load_index()?))
         }
@@ -352,7 +353,8 @@ pub fn restore_static_pods(
     let target = match s.label(STATIC_PODS_REPO_LABEL) {
         Some(loc) => {
             let pw = crate::password::repository(password_file.or(g.password_file.as_deref()))?;
-            other = hokan_repo::Repository::open(loc, &pw, super::super::open_options(g))
+            other = pw
+                .open(|pw| hokan_repo::Repository::open(loc, pw, super::super::open_options(g)))
                 .with_context(|| format!("opening the static pod repository {loc}"))?
                 .load_index()?;
             &other

@@ -128,12 +128,15 @@ pub fn run(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
     })?;
     footer(g, &mut out, &a, &restore_plan, &report, &target, started)?;
     out.flush()?;
+    // As `etcd export` and `backup` do when some items could not be
+    // handled: the rest is done, and exit 3 says it is not all.
     if report.totals.failed > 0 {
-        bail!(
-            "{} object(s) could not be restored (marked FAILED above, with the server's reason); \
-             the others were",
+        eprintln!(
+            "error: {} object(s) could not be restored (marked FAILED above, with the reason: \
+             the server's, or what is wrong with the stored object); the others were",
             report.totals.failed
         );
+        return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
 }
