@@ -548,7 +548,7 @@ impl IndexBuilder {
     /// Adds a pack and its blobs.
     pub fn add_pack(&mut self, id: PackId, kind: BlobType, blobs: &[PackedBlob]) {
         let pack = self.index.add_pack(id, kind).0;
-        self.push(pack, blobs);
+        self.push(pack, blobs, |_| true);
     }
 
     /// Adds a pack and those of its blobs `keep` accepts (known-damaged
@@ -562,33 +562,35 @@ impl IndexBuilder {
         keep: impl Fn(&PackedBlob) -> bool,
     ) {
         let pack = self.index.add_pack(id, kind).0;
-        self.index.sorted.extend(
-            blobs
-                .iter()
-                .zip(group_members(blobs))
-                .filter(|(b, _)| keep(b))
-                .map(|(b, group)| Entry {
-                    id: b.id.0,
-                    pack,
-                    offset: b.offset,
-                    length: stored_length(b.length, group),
-                }),
-        );
+        self.push(pack, blobs, keep);
     }
 
     /// Adds a pack marked for deletion (see [`Index::add_hidden_pack`]).
     /// Add these after the visible packs: among duplicate ids the first
     /// added wins, so a blob stored twice resolves to its live copy.
     pub fn add_hidden_pack(&mut self, id: PackId, kind: BlobType, blobs: &[PackedBlob]) {
-        let pack = self.index.add_hidden_pack(id, kind).0;
-        self.push(pack, blobs);
+        self.add_hidden_pack_filtered(id, kind, blobs, |_| true);
     }
 
-    fn push(&mut self, pack: u32, blobs: &[PackedBlob]) {
+    /// [`add_hidden_pack`](Self::add_hidden_pack) with those of its blobs
+    /// `keep` accepts, as [`add_pack_filtered`](Self::add_pack_filtered).
+    pub fn add_hidden_pack_filtered(
+        &mut self,
+        id: PackId,
+        kind: BlobType,
+        blobs: &[PackedBlob],
+        keep: impl Fn(&PackedBlob) -> bool,
+    ) {
+        let pack = self.index.add_hidden_pack(id, kind).0;
+        self.push(pack, blobs, keep);
+    }
+
+    fn push(&mut self, pack: u32, blobs: &[PackedBlob], keep: impl Fn(&PackedBlob) -> bool) {
         self.index.sorted.extend(
             blobs
                 .iter()
                 .zip(group_members(blobs))
+                .filter(|(b, _)| keep(b))
                 .map(|(b, group)| Entry {
                     id: b.id.0,
                     pack,

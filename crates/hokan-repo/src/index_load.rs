@@ -166,9 +166,18 @@ impl Repository {
             }
         }
         // Packs marked for deletion stay readable but are not deduped
-        // against; added last, so a live copy of a blob wins.
+        // against; added last, so a live copy of a blob wins. Their damaged
+        // copies lose to intact ones too.
         for m in locks.marked() {
-            builder.add_hidden_pack(m.pack.id, m.pack.kind, &m.pack.blobs);
+            let p = &m.pack;
+            for (b, group) in p.blobs.iter().zip(group_members(&p.blobs)) {
+                if damaged.contains(&(p.id, b.id)) {
+                    damaged_at.entry(b.id).or_insert((p.id, p.kind, *b, group));
+                }
+            }
+            builder.add_hidden_pack_filtered(p.id, p.kind, &p.blobs, |b| {
+                !damaged.contains(&(p.id, b.id))
+            });
         }
         let mut index = builder.build();
         add_damaged_copies(&mut index, damaged_at.into_values());

@@ -153,10 +153,33 @@ fn forget_then_prune_shrinks_and_keeps_every_kept_snapshot() {
         .unwrap();
     assert_eq!(open().snapshots().unwrap().len(), 3);
 
+    // A dry run returns the plan and changes nothing; the real run then
+    // does exactly that plan.
+    let dry = maintenance::prune(
+        open(),
+        &PruneOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(stored_bytes(open().store()), before);
+    assert!(!dry.plan.mark.is_empty(), "{:?}", dry.plan);
+
     // Phase one marks (and repacks mostly unused packs): nothing is
     // deleted yet, all still reads.
     let r = maintenance::prune(open(), &PruneOptions::default()).unwrap();
+    assert_eq!(r.plan, dry.plan, "the dry run's plan is what was done");
     assert!(r.marked >= 1 && r.deleted == 0, "{r:?}");
+    let marked: Vec<_> = open()
+        .marked_packs()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.pack.id)
+        .collect();
+    for id in r.plan.mark.iter().chain(&r.plan.repack) {
+        assert!(marked.contains(id), "pack {id:?} was marked as planned");
+    }
     assert!(stored_bytes(open().store()) >= before);
     let c = check_ok(&open(), ReadData::None);
     assert!(

@@ -11,7 +11,7 @@ pub(crate) mod walk;
 
 pub use crate::locks::{LockObject, MarkedPack, PruneLock, STALE_AFTER};
 pub use check::{CheckReport, Problem, ProblemKind, ReadData, check};
-pub use prune::{PruneOptions, PruneReport, prune, prune_with};
+pub use prune::{PruneOptions, PrunePlan, PruneReport, prune, prune_with};
 pub use repair::{RepairPacksReport, RepairReport, repair_index, repair_packs};
 pub use walk::Affected;
 
@@ -57,26 +57,37 @@ impl PhaseProgress for () {}
 
 /// Everything a maintenance command may read: live packs first (they win
 /// among duplicates), then `marked` packs, hidden from dedup. Copies known
-/// to be damaged lose to any intact copy and are marked damaged.
+/// to be damaged lose to any intact copy and are marked damaged; among
+/// damaged copies, those `absent` (in a pack that is gone, or past the end
+/// of one cut short) lose to those whose bytes are still there.
 fn readable_index<'a>(
     live: impl IntoIterator<Item = &'a IndexedPack>,
     marked: impl IntoIterator<Item = &'a MarkedPack>,
     damaged: &HashSet<(PackId, Id)>,
+    absent: &HashSet<(PackId, Id)>,
 ) -> Index {
     let mut builder = IndexBuilder::default();
     let mut copies = Vec::new();
-    for p in live {
+    // Marked packs too: a damaged copy in one must not win over an intact
+    // copy in another.
+    let packs = live
+        .into_iter()
+        .map(|p| (p, false))
+        .chain(marked.into_iter().map(|m| (&m.pack, true)));
+    for (p, hidden) in packs {
         for (b, group) in p.blobs.iter().zip(group_members(&p.blobs)) {
             if damaged.contains(&(p.id, b.id)) {
                 copies.push((p.id, p.kind, *b, group));
             }
         }
-        builder.add_pack_filtered(p.id, p.kind, &p.blobs, |b| !damaged.contains(&(p.id, b.id)));
-    }
-    for m in marked {
-        builder.add_hidden_pack(m.pack.id, m.pack.kind, &m.pack.blobs);
+        let intact = |b: &hokan_core::PackedBlob| !damaged.contains(&(p.id, b.id));
+        match hidden {
+            false => builder.add_pack_filtered(p.id, p.kind, &p.blobs, intact),
+            true => builder.add_hidden_pack_filtered(p.id, p.kind, &p.blobs, intact),
+        }
     }
     let mut index = builder.build();
+    copies.sort_by_key(|(p, _, b, _)| absent.contains(&(*p, b.id)));
     add_damaged_copies(&mut index, copies);
     index
 }

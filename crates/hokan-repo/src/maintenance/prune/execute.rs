@@ -1,0 +1,313 @@
+//! Carrying out prune's plan, in an order that leaves a repository `check`
+//! accepts at every step: objects are only ever added before the objects
+//! that replace them are removed.
+
+use std::collections::HashSet;
+
+use hokan_core::{BlobReader, Id, IndexBuilder, PackId};
+
+use super::super::{PhaseProgress, Unit};
+use super::plan::PrunePlan;
+use super::survey::Survey;
+use super::{PruneOptions, PruneReport, TEMPORARY_AFTER};
+use crate::error::{Result, from_core};
+use crate::index_file::{IndexFile, IndexedPack};
+use crate::index_load::IndexedRepository;
+use crate::layout;
+use crate::locks::{LockObject, MarkedPack, PruneLock};
+use crate::repository::Repository;
+
+/// Does what `plan` says; fills in what `report` learns only by doing it.
+pub(crate) fn execute(
+    repo: Repository,
+    s: &Survey,
+    plan: &PrunePlan,
+    options: &PruneOptions,
+    lock: &PruneLock,
+    report: &mut PruneReport,
+    progress: &dyn PhaseProgress,
+) -> Result<()> {
+    let pack = |id: &PackId| s.active.iter().find(|p| p.id == *id);
+    let keep: Vec<&IndexedPack> = plan.keep.iter().filter_map(pack).collect();
+    let repack: Vec<&IndexedPack> = plan.repack.iter().filter_map(pack).collect();
+    let mut delete = plan.delete.clone();
+    let mut still_marked: Vec<MarkedPack> =
+        plan.wait.iter().map(|id| s.marked[id].clone()).collect();
+
+    // 1. Repack: copy the live blobs of mostly unused packs.
+    let (repo, new_packs, session_files) = repack_live(repo, s, &keep, &repack, report, progress)?;
+    // Immutable: delete what may go first; a pack the lock keeps goes into
+    // the new marker (if it was marked) instead of out of sight.
+    if s.retention.is_some() {
+        delete_packs(&repo, &delete, s, report, progress, |id| {
+            if let Some(m) = s.marked.get(id) {
+                still_marked.push(m.clone());
+            }
+        })?;
+        delete.clear();
+    }
+    // 2. Mark: one marker with every pack waiting, written before the index
+    //    stops listing them.
+    let newly: Vec<&IndexedPack> = plan
+        .mark
+        .iter()
+        .chain(&plan.repack)
+        .filter_map(pack)
+        .filter(|p| s.stored.contains_key(&p.id))
+        .collect();
+    let mut now_marked = still_marked;
+    if options.instant_delete && s.retention.is_none() {
+        delete.extend(newly.iter().map(|p| p.id));
+    } else {
+        now_marked.extend(newly.iter().map(|p| MarkedPack {
+            marked_at: s.now,
+            pack: (*p).clone(),
+        }));
+    }
+    if !now_marked.is_empty() {
+        repo.save_lock(&LockObject::Deletion {
+            marked: now_marked.clone(),
+        })?;
+    }
+    report.waiting = now_marked.len();
+    report.bytes_waiting = now_marked.iter().map(|m| s.size_of(&m.pack.id)).sum();
+
+    // 3. Index: the packs that stay, in new files; then one file naming
+    //    every old file as superseded; then the old files and markers go
+    //    (markers last: a pack taken back into the index must be listed
+    //    somewhere at every moment).
+    let mut live: Vec<IndexedPack> = keep.into_iter().cloned().collect();
+    live.extend(plan.resurrect.iter().map(|id| s.marked[id].pack.clone()));
+    live.extend(new_packs);
+    let indexed_after: HashSet<PackId> = live.iter().map(|p| p.id).collect();
+    // Blobs of a missing pack that snapshots still need are recorded as
+    // damaged (as check records them), so the next backup of the same data
+    // stores it afresh instead of deduplicating against what is gone.
+    if !plan.record_damage.is_empty() {
+        repo.save_lock(&LockObject::Damaged {
+            found_at: s.now,
+            blobs: plan.record_damage.clone(),
+        })?;
+    }
+    rewrite_index(&repo, s, plan, &live, session_files, report)?;
+    for id in &s.markers {
+        let r = repo.delete_lock(id)?;
+        report.kept.add(0, r);
+    }
+
+    // 4. Delete packs whose time has come.
+    delete_packs(&repo, &delete, s, report, progress, |_| {})?;
+
+    // 5. Damage records of packs now gone from both the store and the
+    //    index say nothing any more. A record of a pack the index still
+    //    lists (one that is missing but needed) stays: it keeps backups
+    //    from trusting the pack's blobs.
+    let gone: HashSet<PackId> = report.gone.iter().copied().collect();
+    for (id, blobs) in &s.damage_records {
+        if blobs.iter().all(|(p, _)| {
+            (gone.contains(p) || !s.stored.contains_key(p)) && !indexed_after.contains(p)
+        }) {
+            let r = repo.delete_lock(id)?;
+            report.kept.add(0, r);
+        }
+    }
+
+    // 6. Temporary files of writes that died.
+    for dir in layout::DIRS {
+        for t in repo.store().temporary_files(dir)? {
+            if options.instant_delete || s.now - t.modified >= TEMPORARY_AFTER {
+                let r = repo
+                    .store()
+                    .remove(&format!("{dir}/{}", t.name), Some(t.modified))?;
+                report.kept.add(t.size, r);
+                report.temporary_deleted += r.deleted() as usize;
+            }
+        }
+    }
+
+    // 7. Immutable: locks of finished or crashed processes, which nothing
+    //    deleted when they ended.
+    if s.retention.is_some() {
+        report.locks_removed =
+            crate::locks::expire_locks(&repo, &s.locks, lock.id(), &mut report.kept)?;
+    }
+    Ok(())
+}
+
+/// Copies the live blobs of `repack` into new packs. The writer dedups only
+/// against intact copies in the packs that stay, so a live blob whose other
+/// copy is damaged or gone is copied, not dropped. Returns the repository,
+/// the new packs and the index files their session wrote.
+fn repack_live(
+    repo: Repository,
+    s: &Survey,
+    keep: &[&IndexedPack],
+    repack: &[&IndexedPack],
+    report: &mut PruneReport,
+    progress: &dyn PhaseProgress,
+) -> Result<(Repository, Vec<IndexedPack>, Vec<Id>)> {
+    if repack.is_empty() {
+        return Ok((repo, Vec::new(), Vec::new()));
+    }
+    let mut kept_index = IndexBuilder::default();
+    for p in keep {
+        kept_index.add_pack_filtered(p.id, p.kind, &p.blobs, |b| {
+            !s.distrusted.contains(&(p.id, b.id))
+        });
+    }
+    let (key, store) = (repo.master_key().clone(), repo.store().clone());
+    let reader = BlobReader::new(&key, &s.full, &store);
+    let mut writable = IndexedRepository::from_parts(repo, kept_index.build());
+    let live_bytes: u64 = repack
+        .iter()
+        .flat_map(|p| p.blobs.iter().filter(|b| s.live_in(p, b)))
+        .map(|b| b.raw_len as u64)
+        .sum();
+    progress.phase("repacking", live_bytes, Unit::Bytes);
+    let (_, summary) = writable.write(|w, _| {
+        for p in repack {
+            for b in p.blobs.iter().filter(|b| s.live_in(p, b)) {
+                let data = reader.read_blob(b.kind, &b.id).map_err(from_core)?;
+                w.write_blob(b.kind, &data).map_err(from_core)?;
+                progress.advance(b.raw_len as u64);
+            }
+        }
+        Ok(())
+    })?;
+    report.packs_written = summary.packs.len();
+    Ok((writable.into_inner(), summary.packs, summary.index_files))
+}
+
+/// Step 3: the index files that list `live`, superseding every old one.
+/// Outside immutable mode superseded files left by an interrupted prune
+/// are consolidated here; in it they are deleted once the lock allows, as
+/// rewriting would only add more files the lock holds.
+fn rewrite_index(
+    repo: &Repository,
+    s: &Survey,
+    plan: &PrunePlan,
+    live: &[IndexedPack],
+    session_files: Vec<Id>,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let changed = !(plan.mark.is_empty() && plan.repack.is_empty() && plan.resurrect.is_empty())
+        || (s.retention.is_none() && s.files.iter().any(|(_, f)| !f.supersedes.is_empty()));
+    if !changed {
+        if s.retention.is_some() {
+            remove_superseded(repo, &s.files, report)?;
+        }
+        return Ok(());
+    }
+    let mut written = Vec::new();
+    for batch in live.chunks(256) {
+        written.push(repo.write_index_file(&IndexFile {
+            supersedes: Vec::new(),
+            packs: batch.to_vec(),
+        })?);
+    }
+    let mut old: Vec<Id> = s.files.iter().map(|(id, _)| *id).collect();
+    old.extend(session_files);
+    written.push(repo.write_index_file(&IndexFile {
+        supersedes: old.clone(),
+        packs: Vec::new(),
+    })?);
+    report.index_files_written = written.len();
+    for id in &old {
+        let r = repo.delete_index_file(id)?;
+        report.kept.add(0, r);
+        report.index_files_removed += r.deleted() as usize;
+    }
+    Ok(())
+}
+
+/// Deletes packs (in immutable mode: those the lock lets go; `kept` hears
+/// of each other one).
+fn delete_packs(
+    repo: &Repository,
+    delete: &[PackId],
+    s: &Survey,
+    report: &mut PruneReport,
+    progress: &dyn PhaseProgress,
+    mut kept: impl FnMut(&PackId),
+) -> Result<()> {
+    if delete.is_empty() {
+        return Ok(());
+    }
+    progress.phase("deleting packs", delete.len() as u64, Unit::Items);
+    for id in delete {
+        let listed = s.stored.get(id);
+        let size = listed.map_or(0, |l| l.size);
+        let r = repo
+            .store()
+            .remove(&layout::pack(id), listed.map(|l| l.modified))?;
+        if r.deleted() {
+            report.bytes_deleted += size;
+            report.deleted += 1;
+            report.gone.push(*id);
+        } else {
+            report.kept.add(size, r);
+            kept(id);
+        }
+        progress.advance(1);
+    }
+    Ok(())
+}
+
+/// Immutable mode, nothing else changed: deletes the index files another
+/// file supersedes, then superseding files (which list no packs) whose
+/// every target is gone. The loader ignores superseded files, so each may
+/// go whenever the lock lets it.
+fn remove_superseded(
+    repo: &Repository,
+    files: &[(Id, IndexFile)],
+    report: &mut PruneReport,
+) -> Result<()> {
+    let superseded: HashSet<Id> = files
+        .iter()
+        .flat_map(|(_, f)| f.supersedes.iter().copied())
+        .collect();
+    let present: HashSet<Id> = files.iter().map(|(id, _)| *id).collect();
+    let mut gone = HashSet::new();
+    for id in present.iter().filter(|id| superseded.contains(id)) {
+        let r = repo.delete_index_file(id)?;
+        report.kept.add(0, r);
+        if r.deleted() {
+            gone.insert(*id);
+            report.index_files_removed += 1;
+        }
+    }
+    for (id, f) in files {
+        if f.packs.is_empty()
+            && !f.supersedes.is_empty()
+            && !gone.contains(id)
+            && f.supersedes
+                .iter()
+                .all(|t| gone.contains(t) || !present.contains(t))
+        {
+            let r = repo.delete_index_file(id)?;
+            report.kept.add(0, r);
+            report.index_files_removed += r.deleted() as usize;
+        }
+    }
+    Ok(())
+}
+
+/// The dry run's figures for what the lock keeps: in immutable mode a pack
+/// younger than the retention cannot be deleted yet.
+pub(crate) fn held_by_lock(s: &Survey, plan: &PrunePlan, report: &mut PruneReport) -> Vec<PackId> {
+    let Some(retention) = s.retention else {
+        return plan.delete.clone();
+    };
+    let mut deletable = Vec::new();
+    for id in &plan.delete {
+        let until = s.stored.get(id).map(|l| l.modified + retention as i64);
+        match until.filter(|u| *u > s.now) {
+            Some(until) => report.kept.add(
+                s.size_of(id),
+                crate::store::Removal::Kept { until: Some(until) },
+            ),
+            None => deletable.push(*id),
+        }
+    }
+    deletable
+}
