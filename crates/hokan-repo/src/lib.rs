@@ -68,10 +68,13 @@
 
 pub mod cache;
 pub mod config;
+#[cfg(feature = "test-support")]
 pub mod conformance;
 pub mod copy;
 mod error;
+#[cfg(feature = "test-support")]
 pub mod fault_model;
+#[cfg(feature = "test-support")]
 pub mod faults;
 pub mod immutable;
 pub mod index_file;
