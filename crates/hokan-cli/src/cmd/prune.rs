@@ -103,6 +103,7 @@ fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> 
             "index_files_written": r.index_files_written, "index_files_removed": r.index_files_removed,
             "locks_removed": r.locks_removed,
             "packs_missing": r.missing.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
+            "plan": plan_json(&r.plan),
             "kept_by_lock": {
                 "objects": r.kept.objects, "bytes": r.kept.bytes, "refused": r.kept.refused,
                 "earliest_deletable": r.kept.earliest,
@@ -206,4 +207,15 @@ fn record(store: &hokan_repo::Store, r: &maintenance::PruneReport) -> Result<()>
         r.bytes_waiting as f64,
     );
     Ok(())
+}
+
+/// The plan's pack lists, by fate (the dry run's answer to "what exactly").
+fn plan_json(p: &maintenance::PrunePlan) -> serde_json::Value {
+    let ids = |v: &[hokan_core::PackId]| v.iter().map(|p| p.to_hex()).collect::<Vec<_>>();
+    serde_json::json!({
+        "keep": ids(&p.keep), "mark": ids(&p.mark), "repack": ids(&p.repack),
+        "resurrect": ids(&p.resurrect), "delete": ids(&p.delete), "wait": ids(&p.wait),
+        "orphans_deleted": ids(&p.orphans_deleted), "orphans_kept": ids(&p.orphans_kept),
+        "missing": ids(&p.missing),
+    })
 }
