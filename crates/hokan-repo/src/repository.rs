@@ -168,7 +168,7 @@ impl Repository {
             keys::create(&key, password, init.kdf, &KeyInfo::here(init.key_label))?;
         store.put(&layout::object(Kind::Key, &key_id), Bytes::from(key_bytes))?;
         // The config goes last: until it exists, this is not a repository.
-        store.put(layout::CONFIG, Bytes::from(seal_config(&key, &config)?))?;
+        store.put(layout::CONFIG, Bytes::from(config.seal(&key)?))?;
         Ok(Self::assemble(store, key, key_id, config, options))
     }
 
@@ -215,7 +215,7 @@ impl Repository {
         let config = new_config(&init)?;
         let mut store = store;
         store.set_immutable(config.immutable.map(|m| m.retention_secs));
-        store.put(layout::CONFIG, Bytes::from(seal_config(&key, &config)?))?;
+        store.put(layout::CONFIG, Bytes::from(config.seal(&key)?))?;
         Ok(Self::assemble(store, key, key_id, config, options))
     }
 
@@ -326,10 +326,7 @@ impl Repository {
                 keys: key_files.len(),
             });
         };
-        let what = "the repository config";
-        let (version, plain) = object::open_raw(&key, Kind::Config, &config_bytes, what)?;
-        let config = Config::decode(version, &plain, what)?;
-        config.validate()?;
+        let config = Config::open(&key, &config_bytes, "the repository config")?;
         Ok(Self::assemble(store, key, key_id, config, options))
     }
 
@@ -386,10 +383,8 @@ impl Repository {
         let mut config = Config::new(self.config.base.clone());
         config.format = FormatVersion::CURRENT;
         config.validate()?;
-        self.store.put(
-            layout::CONFIG,
-            Bytes::from(seal_config(&self.key, &config)?),
-        )?;
+        self.store
+            .put(layout::CONFIG, Bytes::from(config.seal(&self.key)?))?;
         self.config = config;
         Ok(old)
     }
@@ -536,13 +531,4 @@ fn new_config(init: &InitOptions) -> Result<Config> {
     config.immutable = init.immutable;
     config.validate()?;
     Ok(config)
-}
-
-fn seal_config(key: &MasterKey, config: &Config) -> Result<Vec<u8>> {
-    object::seal_plain(
-        key,
-        Kind::Config,
-        config.object_version(),
-        &config.encode()?,
-    )
 }
