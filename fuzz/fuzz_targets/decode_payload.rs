@@ -5,6 +5,8 @@
 use hokan_core::compress::{self, Compression};
 use libfuzzer_sys::fuzz_target;
 
+use hokan_fuzz as _;
+
 fuzz_target!(|input: (Vec<u8>, i8)| {
     let (data, level) = input;
     let _ = compress::decode(data.clone());

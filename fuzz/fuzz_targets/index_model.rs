@@ -7,6 +7,8 @@ use arbitrary::Arbitrary;
 use hokan_core::{BlobType, Id, Index, PackId, PackedBlob};
 use libfuzzer_sys::fuzz_target;
 
+use hokan_fuzz as _;
+
 #[derive(Arbitrary, Debug)]
 enum Op {
     Insert(u8, u32),
@@ -29,7 +31,10 @@ fuzz_target!(|ops: Vec<Op>| {
     for op in ops {
         match op {
             Op::Insert(k, v) => {
-                assert_eq!(ix.insert(id(k as u32), pack, v, 1), !model.contains_key(&id(k as u32)));
+                assert_eq!(
+                    ix.insert(id(k as u32), pack, v, 1),
+                    !model.contains_key(&id(k as u32))
+                );
                 model.entry(id(k as u32)).or_insert(v);
             }
             Op::InsertMany(start, n) => {
@@ -41,7 +46,13 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Bulk(entries) => {
                 let blobs: Vec<_> = entries
                     .iter()
-                    .map(|&(k, v)| PackedBlob { kind: BlobType::Data, id: id(k as u32), offset: v, length: 1, raw_len: 1 })
+                    .map(|&(k, v)| PackedBlob {
+                        kind: BlobType::Data,
+                        id: id(k as u32),
+                        offset: v,
+                        length: 1,
+                        raw_len: 1,
+                    })
                     .collect();
                 ix.extend_packs([(PackId(id(7)), BlobType::Data, &blobs[..])]);
                 for (k, v) in entries {
@@ -49,7 +60,10 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
             }
             Op::Get(k) => {
-                assert_eq!(ix.get(&id(k as u32)).map(|l| l.offset), model.get(&id(k as u32)).copied());
+                assert_eq!(
+                    ix.get(&id(k as u32)).map(|l| l.offset),
+                    model.get(&id(k as u32)).copied()
+                );
             }
         }
     }

@@ -9,7 +9,13 @@ use hokan_core::sample::golden_key;
 use hokan_core::{BlobType, Compression, MasterKey, PackReader, PackWriter, blob};
 use libfuzzer_sys::fuzz_target;
 
-const INPUTS: [&[u8]; 3] = [b"first blob of the pack", b"", b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"];
+use hokan_fuzz as _;
+
+const INPUTS: [&[u8]; 3] = [
+    b"first blob of the pack",
+    b"",
+    b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+];
 
 fn pack() -> &'static (MasterKey, Vec<u8>) {
     static PACK: OnceLock<(MasterKey, Vec<u8>)> = OnceLock::new();
@@ -17,7 +23,8 @@ fn pack() -> &'static (MasterKey, Vec<u8>) {
         let key = golden_key();
         let mut w = PackWriter::new(BlobType::Data, 0);
         for d in INPUTS {
-            w.add(&blob::encode_new(&key, BlobType::Data, d, Compression::default()).unwrap()).unwrap();
+            w.add(&blob::encode_new(&key, BlobType::Data, d, Compression::default()).unwrap())
+                .unwrap();
         }
         let bytes = w.finish(&key).unwrap().bytes;
         (key, bytes)

@@ -412,39 +412,38 @@ impl NodeV1 {
     }
 }
 
+/// What a tree's nodes, sorted by name, must hold: names a directory can
+/// hold (not empty, `.` or `..`, no `/` or NUL), each once, and each
+/// node's attributes sorted and unique. `Err` says which rule broke.
+fn check_sorted(nodes: &[Node]) -> std::result::Result<(), String> {
+    for n in nodes {
+        if n.name.is_empty()
+            || n.name.contains(&b'/')
+            || n.name.contains(&0)
+            || n.name == b"."
+            || n.name == b".."
+        {
+            return Err(format!("bad entry name {:?}", n.name_lossy()));
+        }
+        if n.attrs.windows(2).any(|w| w[0].key >= w[1].key) {
+            return Err(format!(
+                "attributes of {:?} are not sorted and unique (use Node::set_attrs)",
+                n.name_lossy()
+            ));
+        }
+    }
+    match nodes.windows(2).find(|w| w[0].name == w[1].name) {
+        Some(w) => Err(format!("duplicate entry {:?}", w[0].name_lossy())),
+        None => Ok(()),
+    }
+}
+
 impl Tree {
     /// A tree of these nodes, sorted by name. Refuses duplicate or empty
     /// names, and names containing `/` or NUL, which no directory can hold.
     pub fn new(mut nodes: Vec<Node>) -> Result<Self> {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        for n in &nodes {
-            if n.name.is_empty()
-                || n.name.contains(&b'/')
-                || n.name.contains(&0)
-                || n.name == b"."
-                || n.name == b".."
-            {
-                return Err(Error::invalid(
-                    "tree",
-                    format!("bad entry name {:?}", n.name_lossy()),
-                ));
-            }
-            if n.attrs.windows(2).any(|w| w[0].key >= w[1].key) {
-                return Err(Error::invalid(
-                    "tree",
-                    format!(
-                        "attributes of {:?} are not sorted and unique (use Node::set_attrs)",
-                        n.name_lossy()
-                    ),
-                ));
-            }
-        }
-        if let Some(w) = nodes.windows(2).find(|w| w[0].name == w[1].name) {
-            return Err(Error::invalid(
-                "tree",
-                format!("duplicate entry {:?}", w[0].name_lossy()),
-            ));
-        }
+        check_sorted(&nodes).map_err(|reason| Error::invalid("tree", reason))?;
         Ok(Tree { nodes })
     }
 
@@ -522,6 +521,9 @@ impl Tree {
                 "entries are not sorted and unique",
             ));
         }
+        // What no writer could make (a name such as `..` or `a/b`) would
+        // lead a restore or a mount astray: refused here, once, for all.
+        check_sorted(&tree.nodes).map_err(|reason| Error::corrupted(what(), reason))?;
         Ok(tree)
     }
 
@@ -675,5 +677,45 @@ mod tests {
             ],
         };
         assert!(Tree::decode(&bad.encode(FormatVersion::V2).unwrap(), &id).is_err());
+    }
+
+    /// A tree blob holds only what `Tree::new` lets a writer make: a name
+    /// no directory can hold (`..`, `a/b`, NUL, empty) or unsorted
+    /// attributes, written by some other program into a repository, is
+    /// refused on read, so no restore or mount ever meets it (the fuzzer's
+    /// first find: a name with a NUL decoded as a file).
+    #[test]
+    fn trees_no_writer_could_make_are_refused_on_read() {
+        let id = TreeId(Id([0; 32]));
+        let mut unsorted = Node::new("u", NodeKind::Object);
+        unsorted.attrs = vec![
+            Attr {
+                key: "b".into(),
+                value: AttrValue::Bool(true),
+            },
+            Attr {
+                key: "a".into(),
+                value: AttrValue::Bool(true),
+            },
+        ];
+        let bad = [
+            Node::new("..", NodeKind::Dir),
+            Node::new(".", NodeKind::Dir),
+            Node::new("a/b", NodeKind::File),
+            Node::new(&b"x\0y"[..], NodeKind::File),
+            Node::new("", NodeKind::File),
+            unsorted,
+        ];
+        for node in bad {
+            let name = node.name_lossy().into_owned();
+            let tree = Tree { nodes: vec![node] };
+            for format in [FormatVersion::V1, FormatVersion::V2] {
+                let Ok(bytes) = tree.encode(format) else {
+                    continue;
+                };
+                let e = Tree::decode(&bytes, &id).unwrap_err();
+                assert!(matches!(e, Error::Corrupted { .. }), "{name:?}: {e}");
+            }
+        }
     }
 }

@@ -389,6 +389,37 @@ fn bucket_root(value: &[u8]) -> Root {
     }
 }
 
+/// The status a backup records for `data`, learned while the pages stream
+/// past the splitter as [`crate::import_file`] learns it, without a
+/// repository: `Err` when the split refuses the input, `Ok(Err(why))` when
+/// the inventory cannot walk the tree. For tests and fuzzing, which hold it
+/// against [`crate::status()`], the same figures read another way.
+#[doc(hidden)]
+pub fn streamed_status(
+    data: &[u8],
+    what: &str,
+) -> crate::Result<std::result::Result<Status, String>> {
+    struct Pages(Inventory);
+    impl crate::RecordSink for Pages {
+        fn layout(&mut self, _: &[u8]) -> crate::Result<()> {
+            Ok(())
+        }
+        fn record(&mut self, _: &[u8]) -> crate::Result<()> {
+            Ok(())
+        }
+        fn page(&mut self, offset: u64, bytes: &[u8], first: Option<u64>) -> crate::Result<()> {
+            self.0.page(offset, bytes, first);
+            Ok(())
+        }
+    }
+    let mut pages = Pages(Inventory::default());
+    let summary = crate::split(data, &mut pages, &crate::SplitOptions::bbolt(what))?;
+    let Some(meta) = summary.meta else {
+        return Ok(Err("no bbolt meta".into()));
+    };
+    Ok(pages.0.finish(&meta).map(|f| f.status))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,6 +115,8 @@ pub use bbolt::Db;
 pub use catalog::Catalog;
 pub use error::{Error, Result};
 pub use export::{ExportOptions, ExportReport, export};
+#[doc(hidden)]
+pub use inventory::streamed_status;
 pub use live::{ClusterIdentity, EtcdEndpoint, LiveSnapshot};
 pub use objects::{Decoded, Filter, ObjectInfo, Objects};
 pub use rebuild::{IterSource, RebuildSummary, RecordSource, rebuild};

@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use hokan_core::pack::DEFAULT_PACK_SIZE;
 use hokan_core::pipeline::{DEFAULT_GROUP_SIZE, DEFAULT_SMALL_BLOB};
-use hokan_core::{ChunkerParams, Compression, FormatVersion, Id, WriterConfig};
+use hokan_core::{ChunkerParams, Compression, FormatVersion, Id, MasterKey, WriterConfig};
 
 use crate::error::{Error, Result};
 use crate::keys::KdfParams;
+use crate::object::Kind;
 
 /// The `config` object's content. Its presence makes a repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,7 +103,7 @@ impl Config {
     pub(crate) fn object_version(&self) -> u16 {
         match self.immutable {
             Some(_) => IMMUTABLE_CONFIG_VERSION,
-            None => crate::object::Kind::Config.version_for(self.format),
+            None => Kind::Config.version_for(self.format),
         }
     }
 
@@ -167,6 +168,22 @@ impl Config {
             group_size: self.group_size,
             ..WriterConfig::default()
         })
+    }
+
+    /// The config object (`config`): the plain header of its version, then
+    /// the settings sealed under `key`.
+    pub fn seal(&self, key: &MasterKey) -> Result<Vec<u8>> {
+        crate::object::seal_plain(key, Kind::Config, self.object_version(), &self.encode()?)
+    }
+
+    /// Reads a config object: the plain header first (so a newer format is
+    /// named, not reported as damage), then the sealed settings, checked.
+    /// `what` names it in errors.
+    pub fn open(key: &MasterKey, bytes: &[u8], what: &str) -> Result<Self> {
+        let (version, plain) = crate::object::open_raw(key, Kind::Config, bytes, what)?;
+        let config = Config::decode(version, &plain, what)?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// The postcard encoding for the config object of this format.

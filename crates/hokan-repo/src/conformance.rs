@@ -119,6 +119,51 @@ pub fn test_open_options(cache: &std::path::Path) -> OpenOptions {
     }
 }
 
+/// Every node of the tree `root` and its subtrees, one line each in tree
+/// order, with what does not depend on the repository's key: path, kind,
+/// mode, size, times, the number and total length of its chunks, and its
+/// typed attributes. Golden tests of a source's snapshot tree compare it
+/// with a committed listing, so a change to what the source writes shows
+/// as a readable difference.
+pub fn tree_listing(repo: &crate::IndexedRepository, root: &hokan_core::TreeId) -> String {
+    fn walk(
+        repo: &crate::IndexedRepository,
+        id: &hokan_core::TreeId,
+        prefix: &str,
+        out: &mut String,
+    ) {
+        use std::fmt::Write;
+        let tree = repo.read_tree(id).expect("the tree reads");
+        for n in &tree.nodes {
+            let path = format!("{prefix}{}", n.name_lossy());
+            let _ = write!(
+                out,
+                "{path} {} mode={:o} size={}",
+                n.kind.name(),
+                n.mode,
+                n.size
+            );
+            if n.mtime != Default::default() {
+                let _ = write!(out, " mtime={}.{:09}", n.mtime.secs, n.mtime.nanos);
+            }
+            if !n.content.is_empty() {
+                let total: u64 = n.content.iter().map(|c| u64::from(c.len)).sum();
+                let _ = write!(out, " chunks={}/{total}", n.content.len());
+            }
+            for a in &n.attrs {
+                let _ = write!(out, " {}={:?}", a.key, a.value);
+            }
+            out.push('\n');
+            if let Some(sub) = &n.subtree {
+                walk(repo, sub, &format!("{path}/"), out);
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(repo, root, "", &mut out);
+    out
+}
+
 /// Every object under a store, with its bytes: for "nothing changed" checks
 /// and for scanning what a repository stored.
 pub fn dump_store(store: &Store) -> BTreeMap<String, Bytes> {

@@ -168,7 +168,7 @@ impl Repository {
             keys::create(&key, password, init.kdf, &KeyInfo::here(init.key_label))?;
         store.put(&layout::object(Kind::Key, &key_id), Bytes::from(key_bytes))?;
         // The config goes last: until it exists, this is not a repository.
-        store.put(layout::CONFIG, Bytes::from(seal_config(&key, &config)?))?;
+        store.put(layout::CONFIG, Bytes::from(config.seal(&key)?))?;
         Ok(Self::assemble(store, key, key_id, config, options))
     }
 
@@ -212,7 +212,7 @@ impl Repository {
         // Only a config whose bytes are damaged is replaced: its settings
         // are unreadable anyway, and the master key is in the key file.
         if let Some(bytes) = existing {
-            match read_config(&key, &bytes) {
+            match Config::open(&key, &bytes, "the repository config") {
                 Err(Error::Corrupted { .. }) => {}
                 Err(e) => return Err(e),
                 Ok(_) => {
@@ -225,7 +225,7 @@ impl Repository {
         let config = new_config(&init)?;
         let mut store = store;
         store.set_immutable(config.immutable.map(|m| m.retention_secs));
-        store.put(layout::CONFIG, Bytes::from(seal_config(&key, &config)?))?;
+        store.put(layout::CONFIG, Bytes::from(config.seal(&key)?))?;
         Ok(Self::assemble(store, key, key_id, config, options))
     }
 
@@ -336,15 +336,16 @@ impl Repository {
                 keys: key_files.len(),
             });
         };
-        let config = read_config(&key, &config_bytes).map_err(|e| match e {
-            // The key opened: the data is fine, only the config is not.
-            Error::Corrupted { reason, .. } => Error::ConfigDamaged {
-                location: loc.to_string(),
-                reason,
-            },
-            other => other,
+        let config = Config::open(&key, &config_bytes, "the repository config").map_err(|e| {
+            match e {
+                // The key opened: the data is fine, only the config is not.
+                Error::Corrupted { reason, .. } => Error::ConfigDamaged {
+                    location: loc.to_string(),
+                    reason,
+                },
+                other => other,
+            }
         })?;
-        config.validate()?;
         Ok(Self::assemble(store, key, key_id, config, options))
     }
 
@@ -401,10 +402,8 @@ impl Repository {
         let mut config = Config::new(self.config.base.clone());
         config.format = FormatVersion::CURRENT;
         config.validate()?;
-        self.store.put(
-            layout::CONFIG,
-            Bytes::from(seal_config(&self.key, &config)?),
-        )?;
+        self.store
+            .put(layout::CONFIG, Bytes::from(config.seal(&self.key)?))?;
         self.config = config;
         Ok(old)
     }
@@ -551,20 +550,4 @@ fn new_config(init: &InitOptions) -> Result<Config> {
     config.immutable = init.immutable;
     config.validate()?;
     Ok(config)
-}
-
-/// The config in `bytes`, opened with the master key.
-fn read_config(key: &MasterKey, bytes: &[u8]) -> Result<Config> {
-    let what = "the repository config";
-    let (version, plain) = object::open_raw(key, Kind::Config, bytes, what)?;
-    Config::decode(version, &plain, what)
-}
-
-fn seal_config(key: &MasterKey, config: &Config) -> Result<Vec<u8>> {
-    object::seal_plain(
-        key,
-        Kind::Config,
-        config.object_version(),
-        &config.encode()?,
-    )
 }

@@ -5,6 +5,11 @@
 //!
 //! `HOKAN_BLESS=1` writes a missing golden repository (never an existing
 //! one): a committed repository is a promise.
+//!
+//! The objects of later encodings that these repositories do not hold are
+//! pinned beside them: config version 3 and lock objects in
+//! `tests/golden_objects.rs`, the etcd and Kubernetes snapshot trees in
+//! hokan-etcd's and hokan-k8s's `tests/golden.rs`.
 
 use std::path::{Path, PathBuf};
 
@@ -233,7 +238,11 @@ fn repository_v1_upgrades_to_version_2() {
 
 /// The objects of the version-2 golden repository: a stream, a file tree
 /// with small files (groups) and a sparse file (holes), and objects with
-/// typed attributes.
+/// typed attributes. The objects' snapshot is built by hand through the
+/// generic session and only labelled `k8s`: flat `default/cm-N.json` paths
+/// and an integer `resourceVersion` pin the tree encoding of object nodes
+/// and typed attributes, not what the Kubernetes source writes (its paths
+/// and string attributes are pinned by hokan-k8s's `tests/golden.rs`).
 fn v2_tree(root: &Path) {
     std::fs::create_dir_all(root.join("src")).unwrap();
     for i in 0..40u64 {
