@@ -77,36 +77,11 @@ impl Repo {
 }
 
 fn put_all(url: &str, pairs: Vec<(String, Vec<u8>)>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = etcd_client::Client::connect([url], None).await.unwrap();
-        for batch in pairs.chunks(64) {
-            let ops: Vec<_> = batch
-                .iter()
-                .map(|(k, v)| etcd_client::TxnOp::put(k.as_str(), v.clone(), None))
-                .collect();
-            c.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
-        }
-    });
+    hokan_etcd::testing::KvClient::connect(url).put_all(pairs)
 }
 
 fn all_kvs(url: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = etcd_client::Client::connect([url], None).await.unwrap();
-        let opts = etcd_client::GetOptions::new().with_from_key();
-        let r = c.get("\0", Some(opts)).await.unwrap();
-        r.kvs()
-            .iter()
-            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
-            .collect()
-    })
+    hokan_etcd::testing::KvClient::connect(url).all()
 }
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -294,18 +294,9 @@ fn a_damaged_tree_costs_only_its_directory() {
     }
 }
 
-/// Puts `pairs` into the etcd at `url` with etcd's own client.
+/// Puts `pairs` into the etcd at `url`.
 fn put_all(url: &str, pairs: Vec<(String, Vec<u8>)>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = etcd_client::Client::connect([url], None).await.unwrap();
-        for (k, v) in pairs {
-            c.put(k, v, None).await.unwrap();
-        }
-    });
+    hokan_etcd::testing::KvClient::connect(url).put_all(pairs)
 }
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -14,7 +14,7 @@
 #
 # Environment: OBJECTS (default 100000), WORK (scratch, default target/etcd-compare),
 # CARGO_TARGET_DIR. Needs Debian's etcd-server, etcd-client and restic (apt-get install
-# etcd-server etcd-client restic), protobuf-compiler to build, and GNU time (/usr/bin/time).
+# etcd-server etcd-client restic) and GNU time (/usr/bin/time).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 series=${1:-target/etcd-series}

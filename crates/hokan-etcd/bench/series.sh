@@ -8,7 +8,7 @@
 # Defaults: DIR=target/etcd-series, 40000 keys of ~3000-byte ConfigMap JSON,
 # 6 snapshots; between two snapshots 2% of the keys are rewritten and 1%
 # added, then `etcdctl compact` + `etcdctl defrag` + `etcdctl snapshot save`.
-# Needs Debian's etcd-server and etcd-client (and protobuf-compiler to build).
+# Needs Debian's etcd-server and etcd-client.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 dir=${1:-target/etcd-series}

@@ -18,27 +18,12 @@ fn snapshot() -> Option<Vec<u8>> {
         return Some(std::fs::read(path).expect("HOKAN_ETCD_BENCH_DB names a readable file"));
     }
     let etcd = EtcdProcess::start()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = etcd_client::Client::connect([etcd.url.as_str()], None)
-            .await
-            .unwrap();
-        for batch in 0..125u64 {
-            let ops: Vec<_> = (batch * 64..batch * 64 + 64)
-                .map(|i| {
-                    etcd_client::TxnOp::put(
-                        format!("/registry/configmaps/bench/cm-{i}"),
-                        configmap_json(i, 0, 3000),
-                        None,
-                    )
-                })
-                .collect();
-            c.txn(etcd_client::Txn::new().and_then(ops)).await.unwrap();
-        }
-    });
+    etcd.client().put_all((0..125 * 64u64).map(|i| {
+        (
+            format!("/registry/configmaps/bench/cm-{i}"),
+            configmap_json(i, 0, 3000),
+        )
+    }));
     let path = etcd.scratch().join("bench.db");
     etcd.etcdctl_ok(&["snapshot", "save", path.to_str().unwrap()]);
     std::fs::read(path).ok()

@@ -65,13 +65,7 @@ fn objects(file: &Path, n: u64) {
         ("services/specs", testdata("core.v1.Service.pb")),
         ("pods", testdata("core.v1.Pod.pb")),
     ];
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut client = rt
-        .block_on(etcd_client::Client::connect([etcd.url.as_str()], None))
-        .expect("connect");
+    let mut client = etcd.client();
     let t = std::time::Instant::now();
     let mut batch = Vec::with_capacity(64);
     for i in 0..n {
@@ -89,11 +83,9 @@ fn objects(file: &Path, n: u64) {
                 (format!("/registry/{resource}/{ns}/obj-{i}"), renamed(value, i))
             }
         };
-        batch.push(etcd_client::TxnOp::put(key, value, None));
+        batch.push((key, value));
         if batch.len() == 64 || i + 1 == n {
-            let ops = std::mem::take(&mut batch);
-            rt.block_on(client.txn(etcd_client::Txn::new().and_then(ops)))
-                .expect("txn");
+            client.put_all(std::mem::take(&mut batch));
         }
     }
     let _ = std::fs::remove_file(file);

@@ -57,34 +57,9 @@ fn build(dir: &Path, keys: u64, snapshots: u64, size: usize) {
     std::fs::create_dir_all(dir).expect("output directory");
     let etcd =
         EtcdProcess::start().expect("etcd is installed (apt-get install etcd-server etcd-client)");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut client = rt
-        .block_on(etcd_client::Client::connect([etcd.url.as_str()], None))
-        .expect("connect");
+    let mut client = etcd.client();
     let key = |i: u64| format!("/registry/configmaps/team-{}/app-{i}-config", i % 97);
-    let put = |client: &mut etcd_client::Client, items: Vec<(String, Vec<u8>)>| {
-        rt.block_on(async {
-            for batch in items.chunks(64) {
-                let ops: Vec<_> = batch
-                    .iter()
-                    .map(|(k, v)| etcd_client::TxnOp::put(k.as_str(), v.clone(), None))
-                    .collect();
-                client
-                    .txn(etcd_client::Txn::new().and_then(ops))
-                    .await
-                    .expect("txn");
-            }
-        })
-    };
-    put(
-        &mut client,
-        (0..keys)
-            .map(|i| (key(i), configmap_json(i, 0, size)))
-            .collect(),
-    );
+    client.put_all((0..keys).map(|i| (key(i), configmap_json(i, 0, size))));
     let mut total = keys;
     // A fixed sequence of "random" keys to rewrite: xorshift.
     let mut x = 0x2545_F491_4F6C_DD1Du64;
@@ -99,26 +74,15 @@ fn build(dir: &Path, keys: u64, snapshots: u64, size: usize) {
                     (key(i), configmap_json(i, s, size))
                 })
                 .collect();
-            put(&mut client, rewrite);
+            client.put_all(rewrite);
             let added = total / 100;
-            put(
-                &mut client,
-                (total..total + added)
-                    .map(|i| (key(i), configmap_json(i, 0, size)))
-                    .collect(),
-            );
+            client.put_all((total..total + added).map(|i| (key(i), configmap_json(i, 0, size))));
             total += added;
         }
-        let rev = rt
-            .block_on(client.status())
-            .expect("status")
-            .header()
-            .unwrap()
-            .revision();
-        let opts = etcd_client::CompactionOptions::new().with_physical();
-        rt.block_on(client.compact(rev, Some(opts)))
-            .expect("compact");
-        rt.block_on(client.defragment()).expect("defrag");
+        // Compacted and defragmented, as a cluster's maintenance leaves it.
+        let rev = client.revision().to_string();
+        etcd.etcdctl_ok(&["compact", &rev, "--physical"]);
+        etcd.etcdctl_ok(&["defrag"]);
         let file = dir.join(format!("snapshot-{s}.db"));
         let _ = std::fs::remove_file(&file);
         etcd.etcdctl_ok(&["snapshot", "save", file.to_str().unwrap()]);

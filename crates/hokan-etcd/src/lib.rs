@@ -22,7 +22,7 @@
 //! | `etcdctl snapshot status`    | [`status()`]      | [`Status`]                                        |
 //! | live snapshots               | [`live`]          | [`EtcdEndpoint`], [`LiveSnapshot`], [`ClusterIdentity`] |
 //! | cluster-backup.sh's extras   | [`static_pods`]   | [`latest_static_pod_resources`], [`static_pods::backup_static_pods`] |
-//! | a real etcd for tests        | [`testing`]       | [`testing::EtcdProcess`]                          |
+//! | a real etcd for tests        | [`testing`]       | [`testing::EtcdProcess`], [`testing::KvClient`]   |
 //!
 //! The seam to the repository is two small traits: a split sends layout
 //! bytes (cut by the repository's chunker) and records (each stored as
@@ -96,6 +96,7 @@ pub mod catalog;
 mod crc;
 mod error;
 mod export;
+mod grpc;
 mod inventory;
 pub mod kv;
 pub mod layout;

@@ -16,12 +16,15 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::error::{Error, Result};
+use crate::grpc::etcdserverpb::cluster_client::ClusterClient;
+use crate::grpc::etcdserverpb::maintenance_client::MaintenanceClient;
+use crate::grpc::etcdserverpb::{MemberListRequest, SnapshotRequest, StatusRequest};
 use crate::split::hex;
 
 /// How to reach one etcd member.
@@ -84,15 +87,15 @@ impl EtcdEndpoint {
         self
     }
 
-    fn options(&self) -> Result<ConnectOptions> {
+    /// The TLS settings the files ask for; `None` without files.
+    fn tls(&self) -> Result<Option<ClientTlsConfig>> {
         let read = |p: &PathBuf, what: &str| {
             std::fs::read(p)
                 .map_err(|e| Error::io(format!("reading the {what} {}", p.display()), e))
         };
-        let mut opts = ConnectOptions::new().with_connect_timeout(self.connect_timeout);
         let tls_wanted = self.ca_cert.is_some() || self.cert.is_some() || self.key.is_some();
         if !tls_wanted {
-            return Ok(opts);
+            return Ok(None);
         }
         if !self.url.starts_with("https://") {
             return Err(Error::invalid(
@@ -103,7 +106,7 @@ impl EtcdEndpoint {
                 ),
             ));
         }
-        let mut tls = TlsOptions::new();
+        let mut tls = ClientTlsConfig::new();
         if let Some(ca) = &self.ca_cert {
             tls = tls.ca_certificate(Certificate::from_pem(read(ca, "CA certificate")?));
         }
@@ -122,8 +125,7 @@ impl EtcdEndpoint {
                 ));
             }
         }
-        opts = opts.with_tls(tls);
-        Ok(opts)
+        Ok(Some(tls))
     }
 
     fn error(&self, reason: impl Into<String>) -> Error {
@@ -202,7 +204,7 @@ impl LiveSnapshot {
     /// snapshot. Blocking: call it (and read) outside async tasks, e.g. in
     /// `tokio::task::spawn_blocking`.
     pub fn start(endpoint: &EtcdEndpoint) -> Result<LiveSnapshot> {
-        let options = endpoint.options()?;
+        let tls = endpoint.tls()?;
         let (tx, mut rx) = mpsc::channel::<Result<Msg>>(CHANNEL_MESSAGES);
         let ep = endpoint.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -213,7 +215,7 @@ impl LiveSnapshot {
             .name("hokan-etcd-snapshot".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    if let Err(e) = pump(&ep, options, &tx).await {
+                    if let Err(e) = pump(&ep, tls, &tx).await {
                         let _ = tx.send(Err(e)).await;
                     }
                 })
@@ -367,18 +369,33 @@ fn recv<T>(rx: &mut mpsc::Receiver<T>) -> Result<Option<T>> {
 
 /// An error and its causes on one line, with the fix for the usual ones.
 fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
+    let mut s = String::new();
+    let mut cur = Some(e);
     while let Some(c) = cur {
-        let text = c.to_string();
+        // A gRPC status's Display repeats its cause in Debug form; its
+        // message, and the causes below it, say the same in words.
+        let text = match c.downcast_ref::<tonic::Status>() {
+            Some(st) if c.source().is_some() => st.message().to_string(),
+            Some(st) if st.message().is_empty() => st.code().description().to_string(),
+            Some(st) => format!("{} ({})", st.message(), st.code().description()),
+            None => c.to_string(),
+        };
         if !s.contains(&text) {
-            s.push_str(": ");
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
             s.push_str(&text);
         }
         cur = c.source();
     }
     let lower = s.to_lowercase();
-    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
+    // An alert etcd sent is its refusal of the client's side of the
+    // handshake, which the caller names; anything else about certificates
+    // is most likely the server's certificate failing the check here.
+    let server_refused = lower.contains("received fatal alert");
+    let certificates =
+        lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls");
+    if certificates && !server_refused {
         s.push_str(
             "; check that --cacert is the CA that signed etcd's server certificate, that the \
              certificate names this host, and that --cert/--key are a client certificate etcd trusts",
@@ -390,7 +407,7 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 /// Runs the RPCs on the snapshot thread and forwards what arrives.
 async fn pump(
     ep: &EtcdEndpoint,
-    options: ConnectOptions,
+    tls: Option<ClientTlsConfig>,
     tx: &mpsc::Sender<Result<Msg>>,
 ) -> Result<()> {
     use tokio::time::timeout;
@@ -402,7 +419,7 @@ async fn pump(
     };
     // Before the first answer, a TLS endpoint that drops the connection has
     // most likely refused the handshake: say which files to check.
-    let refused = |e: &etcd_client::Error| {
+    let refused = |e: &(dyn std::error::Error + 'static)| {
         let mut s = describe(e);
         if ep.url.starts_with("https://") {
             if ep.cert.is_none() {
@@ -436,43 +453,51 @@ async fn pump(
         }
         Ok(Ok(_)) => {}
     }
-    let mut client = timeout(wait, Client::connect([ep.url.as_str()], Some(options)))
+    let endpoint = crate::grpc::endpoint(&ep.url, tls, wait).map_err(|e| ep.error(describe(&e)))?;
+    let channel = timeout(wait, endpoint.connect())
         .await
         .map_err(|_| late("the connection"))?
         .map_err(|e| refused(&e))?;
-    let status = timeout(wait, client.status())
+    let mut maintenance = MaintenanceClient::new(channel.clone());
+    let status = timeout(wait, maintenance.status(StatusRequest {}))
         .await
         .map_err(|_| late("Status"))?
-        .map_err(|e| refused(&e))?;
-    let members = timeout(wait, client.member_list())
-        .await
-        .map_err(|_| late("MemberList"))?
-        .map_err(|e| ep.error(describe(&e)))?;
+        .map_err(|e| refused(&e))?
+        .into_inner();
+    let members = timeout(
+        wait,
+        ClusterClient::new(channel).member_list(MemberListRequest::default()),
+    )
+    .await
+    .map_err(|_| late("MemberList"))?
+    .map_err(|e| ep.error(describe(&e)))?
+    .into_inner();
     let header = status
-        .header()
+        .header
         .ok_or_else(|| ep.error("the Status answer has no header"))?;
-    let member_id = header.member_id();
+    let member_id = header.member_id;
     let identity = ClusterIdentity {
-        cluster_id: header.cluster_id(),
+        cluster_id: header.cluster_id,
         member_id,
         member_name: members
-            .members()
-            .iter()
-            .find(|m| m.id() == member_id)
-            .map(|m| m.name().to_string())
+            .members
+            .into_iter()
+            .find(|m| m.id == member_id)
+            .map(|m| m.name)
             .unwrap_or_default(),
-        revision: header.revision(),
-        raft_term: header.raft_term(),
-        version: status.version().to_string(),
-        db_size: status.db_size(),
+        revision: header.revision,
+        raft_term: header.raft_term,
+        version: status.version,
+        db_size: status.db_size,
     };
     if tx.send(Ok(Msg::Identity(identity))).await.is_err() {
         return Ok(());
     }
-    let mut stream = timeout(wait, client.snapshot())
+    let mut stream = timeout(wait, maintenance.snapshot(SnapshotRequest {}))
         .await
         .map_err(|_| late("Snapshot"))?
-        .map_err(|e| ep.error(describe(&e)))?;
+        .map_err(|e| ep.error(describe(&e)))?
+        .into_inner();
     let idle = ep.idle_timeout;
     loop {
         let msg = timeout(idle, stream.message()).await.map_err(|_| {
@@ -484,7 +509,7 @@ async fn pump(
             // The channel closing tells the reader the stream ended.
             None => return Ok(()),
             Some(m) => {
-                let chunk = Msg::Chunk(m.blob().to_vec(), m.remaining_bytes());
+                let chunk = Msg::Chunk(m.blob, m.remaining_bytes);
                 if tx.send(Ok(chunk)).await.is_err() {
                     // The reader was dropped: stop asking etcd for more.
                     return Ok(());

@@ -6,13 +6,19 @@
 //! and removes the directory on drop. When `etcd` is not installed it
 //! returns `None` after printing why, or panics with the fix when
 //! `HOKAN_REQUIRE_ETCD=1` (CI sets it, so a missing package fails the run
-//! instead of skipping every test).
+//! instead of skipping every test). [`KvClient`] loads keys into it and
+//! reads them back.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+
+use crate::grpc::etcdserverpb::kv_client::KvClient as Kv;
+use crate::grpc::etcdserverpb::{PutRequest, RangeRequest, RequestOp, TxnRequest, request_op};
 
 /// Server TLS settings: PEM files for the server and the CA it trusts for
 /// client certificates.
@@ -217,6 +223,11 @@ impl EtcdProcess {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A client for loading keys into this server and reading them back.
+    pub fn client(&self) -> KvClient {
+        KvClient::connect(&self.url)
+    }
+
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -235,5 +246,107 @@ impl Drop for EtcdProcess {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Keys into a running etcd and back out, through etcd's KV API (`Txn`,
+/// `Range`) over plain HTTP: what tests load before they take a snapshot
+/// and compare after a restore. Blocking (it runs its own runtime): call it
+/// from a test's thread, not from an async task. It panics with etcd's
+/// answer when a call fails, as test support does.
+#[derive(Debug)]
+pub struct KvClient {
+    runtime: tokio::runtime::Runtime,
+    kv: Kv<Channel>,
+    url: String,
+}
+
+/// Puts per transaction: etcd allows 128 operations in one.
+const PUTS_PER_TXN: usize = 64;
+
+impl KvClient {
+    /// Connects to the etcd at `url` (`http://127.0.0.1:PORT`).
+    pub fn connect(url: &str) -> KvClient {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let endpoint = crate::grpc::endpoint(url, None, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("etcd endpoint {url}: {e}"));
+        let channel = runtime
+            .block_on(endpoint.connect())
+            .unwrap_or_else(|e| panic!("connecting to etcd at {url}: {e:?}"));
+        // A test may read back more than gRPC's default 4 MiB in one answer.
+        let kv = Kv::new(channel).max_decoding_message_size(usize::MAX);
+        KvClient {
+            runtime,
+            kv,
+            url: url.to_string(),
+        }
+    }
+
+    /// Puts `pairs` in order, 64 keys to a transaction (one revision each).
+    pub fn put_all<K, V>(&mut self, pairs: impl IntoIterator<Item = (K, V)>)
+    where
+        K: Into<Vec<u8>>,
+        V: Into<Vec<u8>>,
+    {
+        let ops: Vec<RequestOp> = pairs
+            .into_iter()
+            .map(|(key, value)| RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: key.into(),
+                    value: value.into(),
+                    ..Default::default()
+                })),
+            })
+            .collect();
+        for batch in ops.chunks(PUTS_PER_TXN) {
+            let txn = TxnRequest {
+                success: batch.to_vec(),
+                ..Default::default()
+            };
+            self.runtime
+                .block_on(self.kv.txn(txn))
+                .unwrap_or_else(|e| panic!("putting keys into etcd at {}: {e}", self.url));
+        }
+    }
+
+    /// Every key and its value, sorted by key.
+    pub fn all(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        // Key "\0" and range end "\0": every key from the smallest on.
+        let range = RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            ..Default::default()
+        };
+        let answer = self
+            .runtime
+            .block_on(self.kv.range(range))
+            .unwrap_or_else(|e| panic!("reading keys from etcd at {}: {e}", self.url));
+        answer
+            .into_inner()
+            .kvs
+            .into_iter()
+            .map(|kv| (kv.key, kv.value))
+            .collect()
+    }
+
+    /// The store's current revision.
+    pub fn revision(&mut self) -> i64 {
+        let range = RangeRequest {
+            key: b"/".to_vec(),
+            count_only: true,
+            ..Default::default()
+        };
+        let answer = self
+            .runtime
+            .block_on(self.kv.range(range))
+            .unwrap_or_else(|e| panic!("reading the revision of etcd at {}: {e}", self.url));
+        answer
+            .into_inner()
+            .header
+            .unwrap_or_else(|| panic!("etcd at {} answered without a header", self.url))
+            .revision
     }
 }

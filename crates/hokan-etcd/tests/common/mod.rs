@@ -4,34 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp};
-use hokan_etcd::testing::EtcdProcess;
+use hokan_etcd::testing::{EtcdProcess, KvClient};
 
 /// Puts `pairs` into etcd in transactions of 64 keys (one revision each).
 pub fn put_all(etcd: &EtcdProcess, pairs: impl IntoIterator<Item = (String, Vec<u8>)>) {
-    put_all_tls(&etcd.url, None, pairs)
-}
-
-pub fn put_all_tls(
-    url: &str,
-    options: Option<ConnectOptions>,
-    pairs: impl IntoIterator<Item = (String, Vec<u8>)>,
-) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let pairs: Vec<_> = pairs.into_iter().collect();
-    rt.block_on(async {
-        let mut c = Client::connect([url], options).await.unwrap();
-        for batch in pairs.chunks(64) {
-            let ops: Vec<TxnOp> = batch
-                .iter()
-                .map(|(k, v)| TxnOp::put(k.as_str(), v.clone(), None))
-                .collect();
-            c.txn(Txn::new().and_then(ops)).await.unwrap();
-        }
-    });
+    etcd.client().put_all(pairs)
 }
 
 /// `etcdctl snapshot save` into `path` (a fresh file).
@@ -117,21 +94,7 @@ pub fn pki(dir: &Path) -> Pki {
 
 /// Every key and value in etcd, sorted by key.
 pub fn all_kvs(url: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = Client::connect([url], None).await.unwrap();
-        let r = c
-            .get("\0", Some(GetOptions::new().with_from_key()))
-            .await
-            .unwrap();
-        r.kvs()
-            .iter()
-            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
-            .collect()
-    })
+    KvClient::connect(url).all()
 }
 
 /// A fresh repository with cheap key stretching, index loaded.
@@ -166,12 +129,5 @@ pub fn reopen(dir: &Path) -> hokan_repo::IndexedRepository {
 
 /// The store's current revision.
 pub fn revision(url: &str) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = Client::connect([url], None).await.unwrap();
-        c.get("/", None).await.unwrap().header().unwrap().revision()
-    })
+    KvClient::connect(url).revision()
 }
