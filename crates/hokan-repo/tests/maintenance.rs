@@ -158,6 +158,8 @@ fn forget_then_prune_shrinks_and_keeps_every_kept_snapshot() {
     let r = maintenance::prune(open(), &PruneOptions::default()).unwrap();
     assert!(r.marked >= 1 && r.deleted == 0, "{r:?}");
     assert!(stored_bytes(open().store()) >= before);
+    // The report measures the store it leaves (marked packs take space).
+    assert_eq!(r.repository_bytes, stored_bytes(open().store()));
     let c = check_ok(&open(), ReadData::None);
     assert!(
         c.notes.iter().any(|n| n.contains("marked for deletion")),
@@ -174,6 +176,7 @@ fn forget_then_prune_shrinks_and_keeps_every_kept_snapshot() {
     let r = common::prune_now(open());
     assert!(r.deleted >= 1 && r.waiting == 0, "{r:?}");
     let after = stored_bytes(open().store());
+    assert_eq!(r.repository_bytes, after);
     assert!(
         after < before * 3 / 4,
         "{before} bytes before, {after} after"

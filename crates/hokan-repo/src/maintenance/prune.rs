@@ -117,6 +117,10 @@ pub struct PruneReport {
     /// snapshots need and no other pack holds: kept in the index (see
     /// `check`).
     pub missing: Vec<PackId>,
+    /// Bytes of the packs in the store when prune finished (packs waiting
+    /// for their grace period included: they still take space; after a
+    /// dry run, the size as it is).
+    pub repository_bytes: u64,
     /// Packs deleted by this run (internal bookkeeping, empty at the end).
     gone: Vec<PackId>,
 }
@@ -398,6 +402,7 @@ pub fn prune_with(
         report.deleted = delete.len();
         report.bytes_deleted = delete.iter().map(size_of).sum();
         report.waiting = still_marked.len() + report.marked + report.repacked;
+        report.repository_bytes = pack_bytes(&repo)?;
         return Ok(report);
     }
 
@@ -577,7 +582,18 @@ pub fn prune_with(
             crate::locks::expire_locks(&repo, &locks, lock.id(), &mut report.kept)?;
     }
     report.gone.clear();
+    report.repository_bytes = pack_bytes(&repo)?;
     Ok(report)
+}
+
+/// Bytes of the packs in the store, as listed.
+fn pack_bytes(repo: &Repository) -> Result<u64> {
+    Ok(repo
+        .store()
+        .list(layout::DATA)?
+        .iter()
+        .map(|l| l.size)
+        .sum())
 }
 
 /// Deletes packs (in immutable mode: those the lock lets go; `kept` hears
