@@ -265,21 +265,8 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 /// URL-safe base64 with padding, for grouping labels in a Pushgateway URL
 /// (a repository location holds slashes).
 fn base64url(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = ((c[0] as u32) << 16)
-            | ((*c.get(1).unwrap_or(&0) as u32) << 8)
-            | (*c.get(2).unwrap_or(&0) as u32);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
 }
 
 /// The Pushgateway URL for this command's group: one group per command

@@ -400,7 +400,7 @@ fn retention_leaves_exactly_n_and_takes_the_static_pods_along() {
         .collect();
     assert_eq!(fs.len(), 2);
     for s in &left {
-        let linked = s["labels"]["static-pods"].as_str().unwrap();
+        let linked = s["labels"]["link:static-pods"].as_str().unwrap();
         assert!(
             fs.iter().any(|f| f["id"] == linked),
             "{linked} was forgotten"
@@ -421,6 +421,71 @@ fn retention_leaves_exactly_n_and_takes_the_static_pods_along() {
     ]);
     assert_eq!(s["forget"]["keep"].as_array().unwrap().len(), 2, "{s}");
     assert_eq!(repo.etcd_snapshots().len(), 2);
+}
+
+/// Plain `forget`, by id or by a policy, takes an etcd snapshot's static
+/// pod resources along, as `etcd backup --keep-last` does (they were left
+/// behind: a snapshot of encryption keys nothing restores any more).
+#[test]
+fn forget_by_id_or_policy_takes_the_static_pods_along() {
+    let Some(etcd) = EtcdProcess::start() else {
+        return;
+    };
+    let repo = Repo::new();
+    let pods = static_pod_tree(&repo.root);
+    for round in 0..3u64 {
+        load(&etcd.url, round);
+        repo.ok(&[
+            "etcd",
+            "backup",
+            "--endpoints",
+            &etcd.url,
+            "--static-pod-resources",
+            pods.to_str().unwrap(),
+        ]);
+    }
+    let fs = || -> Vec<Value> {
+        snapshots(&repo.path, &repo.cache)
+            .into_iter()
+            .filter(|s| s["source"] == "fs")
+            .collect()
+    };
+    // Each etcd snapshot's static pods: the fs snapshot with its token.
+    let pods_of = |s: &Value| -> Option<String> {
+        let token = &s["labels"]["etcd-backup"];
+        fs().iter()
+            .find(|f| &f["labels"]["etcd-backup"] == token)
+            .map(|f| f["id"].as_str().unwrap().to_string())
+    };
+    let etcd_snaps = repo.etcd_snapshots();
+    assert_eq!((etcd_snaps.len(), fs().len()), (3, 3));
+    let linked: Vec<Option<String>> = etcd_snaps.iter().map(pods_of).collect();
+    assert!(linked.iter().all(Option::is_some));
+
+    // By id: the oldest etcd snapshot, and its static pods with it.
+    let oldest = etcd_snaps[0]["id"].as_str().unwrap();
+    let out = repo.ok(&["forget", &oldest[..12]]);
+    assert!(out.contains("static pod"), "{out}");
+    let left: Vec<String> = fs().iter().map(|f| f["id"].to_string()).collect();
+    assert_eq!(
+        left.len(),
+        2,
+        "the static pods of {oldest} were left behind"
+    );
+    assert!(!left.iter().any(|f| f.contains(linked[0].as_ref().unwrap())));
+
+    // By policy, over the etcd snapshots only (their path is the endpoint).
+    let out = repo.json(&["forget", "--keep-last", "1", "--path", &etcd.url]);
+    let removed = &out[0]["remove"];
+    assert_eq!(removed.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(repo.etcd_snapshots().len(), 1);
+    let left = fs();
+    assert_eq!(
+        left.len(),
+        1,
+        "the static pods of the forgotten snapshot stay"
+    );
+    assert_eq!(left[0]["id"].as_str(), linked[2].as_deref());
 }
 
 /// `/etc/kubernetes/static-pod-resources` as a node has it: two revisions
@@ -465,7 +530,10 @@ fn static_pod_resources_in_another_repository_restore_beside_the_snapshot() {
         &keys.path,
     ]);
     assert_eq!(s["static_pods"]["repository"], keys.path.as_str());
-    assert_eq!(s["labels"]["static-pods-repo"], keys.path.as_str());
+    assert_eq!(
+        s["labels"]["link-repository:static-pods"],
+        keys.path.as_str()
+    );
     // The keys are not in the etcd snapshot's repository.
     assert!(
         snapshots(&repo.path, &repo.cache)
@@ -518,6 +586,18 @@ fn static_pod_resources_in_another_repository_restore_beside_the_snapshot() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("kube-scheduler"), "{}", stderr(&out));
     assert_eq!(repo.etcd_snapshots().len(), 1);
+
+    // Forgetting the snapshot cannot reach into the other repository: it
+    // says where its static pods are instead of leaving them silently.
+    let id = s["snapshot_id"].as_str().unwrap();
+    let out = repo.run(&["forget", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&keys.path) && err.contains("forget it there"),
+        "{err}"
+    );
+    assert_eq!(snapshots(&keys.path, &keys.cache).len(), 1);
 }
 
 #[test]

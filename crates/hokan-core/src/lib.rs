@@ -68,6 +68,7 @@ pub mod browse;
 pub mod chunker;
 pub mod compress;
 pub mod crypto;
+pub mod dump;
 mod error;
 pub mod format;
 pub mod fs;

@@ -234,6 +234,17 @@ impl Node {
             .then_some((self.device, self.inode))
     }
 
+    /// The major and minor number of a device node's [`rdev`](Node::rdev),
+    /// which holds Linux's 64-bit `st_rdev` (glibc's `major()` and
+    /// `minor()`: 12 + 20 bits of major, 20 + 12 bits of minor). Archives
+    /// and mounts that carry the two apart read them here.
+    pub fn device_numbers(&self) -> (u32, u32) {
+        let r = self.rdev;
+        let major = ((r >> 8) & 0xfff) | ((r >> 32) & !0xfff);
+        let minor = (r & 0xff) | ((r >> 12) & !0xff);
+        (major as u32, minor as u32)
+    }
+
     /// A node of `kind` named `name` with every other field empty.
     pub fn new(name: impl Into<Vec<u8>>, kind: NodeKind) -> Self {
         Node {
@@ -540,6 +551,16 @@ impl Tree {
 mod tests {
     use super::*;
     use crate::id::{ChunkId, Id};
+
+    #[test]
+    fn device_numbers_are_glibcs_major_and_minor() {
+        // /dev/sda1, and numbers that need the high bits of each.
+        for (major, minor) in [(8, 1), (259, 70000), (4095, 1 << 19), (1 << 20, 3)] {
+            let mut n = Node::new("dev", NodeKind::BlockDevice);
+            n.rdev = libc::makedev(major, minor);
+            assert_eq!(n.device_numbers(), (major, minor));
+        }
+    }
 
     #[test]
     fn encode_decode_and_order() {

@@ -22,6 +22,7 @@
 //! | `etcdctl snapshot status`    | [`status()`]      | [`Status`]                                        |
 //! | live snapshots               | [`live`]          | [`EtcdEndpoint`], [`LiveSnapshot`], [`ClusterIdentity`] |
 //! | cluster-backup.sh's extras   | [`static_pods`]   | [`latest_static_pod_resources`], [`static_pods::backup_static_pods`] |
+//! | both, linked, with retention | [`cluster_backup()`] | [`EtcdSource`], [`StaticPods`], [`ClusterBackup`] |
 //! | a real etcd for tests        | [`testing`]       | [`testing::EtcdProcess`], [`testing::KvClient`]   |
 //!
 //! The seam to the repository is two small traits: a split sends layout
@@ -93,6 +94,7 @@
 mod backup;
 pub mod bbolt;
 pub mod catalog;
+pub mod cluster_backup;
 mod crc;
 mod error;
 mod export;
@@ -114,6 +116,7 @@ pub mod testing;
 pub use backup::{Backed, BackupOptions, backup_live, cluster_id, import_file};
 pub use bbolt::Db;
 pub use catalog::Catalog;
+pub use cluster_backup::{ClusterBackup, EtcdSource, StaticPods, cluster_backup};
 pub use error::{Error, Result};
 pub use export::{ExportOptions, ExportReport, export};
 #[doc(hidden)]
@@ -124,5 +127,5 @@ pub use rebuild::{IterSource, RebuildSummary, RecordSource, rebuild};
 pub use restore::{read_file_range, restore_file, restore_to};
 pub use split::{MemorySink, RecordSink, SplitOptions, SplitSummary, Trailer, split};
 pub use static_pods::{StaticPodResource, latest_static_pod_resources};
-pub use status::{Status, status, status_file};
+pub use status::{Status, status, status_file, stored_status};
 pub use stored::{DbFacts, EtcdSnapshot};

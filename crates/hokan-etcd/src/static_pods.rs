@@ -15,6 +15,8 @@
 
 use std::path::{Path, PathBuf};
 
+use hokan_repo::Link;
+
 use crate::error::{Error, Result};
 
 /// The components whose latest revision is kept, in the script's order.
@@ -142,14 +144,32 @@ fn leading_number(s: &str) -> Option<u64> {
 /// Label on both snapshots of one backup run: the etcd snapshot and its
 /// static pod resources share its value.
 pub const LINK_LABEL: &str = "etcd-backup";
-/// Label on the etcd snapshot: the static pod resources' snapshot id.
+/// The name of the etcd snapshot's link to its static pod resources
+/// ([`hokan_repo::links`]: labels `link:static-pods` and, when they are in
+/// another repository, `link-repository:static-pods`). Forgetting the
+/// snapshot forgets them.
+pub const STATIC_PODS_LINK: &str = "static-pods";
+/// Label on an etcd snapshot taken before links: the static pod
+/// resources' snapshot id. Still read, never written.
 pub const STATIC_PODS_LABEL: &str = "static-pods";
-/// Label on the etcd snapshot: the repository holding them, when it is
-/// another one.
+/// Label on an etcd snapshot taken before links: the repository holding
+/// its static pod resources, when another one. Still read, never written.
 pub const STATIC_PODS_REPO_LABEL: &str = "static-pods-repo";
 /// Label on the static pod resources' snapshot: the directory they came
 /// from (restored relative to it).
 pub const RESOURCES_DIR_LABEL: &str = "static-pod-resources";
+
+/// Where an etcd snapshot's static pod resources are: its link, or the
+/// labels of a snapshot taken before links.
+pub fn static_pods_link(snapshot: &hokan_repo::Snapshot) -> Option<Link> {
+    snapshot.link(STATIC_PODS_LINK).or_else(|| {
+        Some(Link {
+            name: STATIC_PODS_LINK.into(),
+            snapshot: snapshot.label(STATIC_PODS_LABEL)?.to_string(),
+            repository: snapshot.label(STATIC_PODS_REPO_LABEL).map(str::to_string),
+        })
+    })
+}
 
 /// A fresh value for [`LINK_LABEL`]: time and process, unique per run.
 pub fn link_token() -> String {
@@ -233,6 +253,22 @@ pub fn restore_static_pods(
         )
     })?;
     Ok(repo.restore(snapshot, dir, target, Default::default(), progress)?)
+}
+
+/// Restores the static pod resources `link` names ([`static_pods_link`]
+/// of an etcd snapshot) from `holder` (the snapshot's own repository, or
+/// the one [`Link::repository`] names, opened by the caller) into
+/// `target`. Returns their snapshot and what was restored; files that
+/// could not be restored are counted there.
+pub fn restore_linked_static_pods(
+    holder: &hokan_repo::IndexedRepository,
+    link: &Link,
+    target: &Path,
+    progress: &dyn hokan_core::fs::Progress,
+) -> Result<(hokan_repo::SnapshotEntry, hokan_core::fs::Restored)> {
+    let entry = holder.find_snapshot(&link.snapshot, &Default::default())?;
+    let restored = restore_static_pods(holder, &entry.snapshot, target, progress)?;
+    Ok((entry, restored))
 }
 
 #[cfg(test)]

@@ -12,8 +12,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use hokan_repo::IndexedRepository;
+
 use crate::bbolt::{Db, key_revision};
 use crate::error::{Error, Result};
+use crate::stored::EtcdSnapshot;
 
 /// The four figures `etcdctl snapshot status -w json` prints, with its
 /// field names.
@@ -75,4 +78,17 @@ pub fn status_file(path: &Path) -> Result<Status> {
     let what = path.display().to_string();
     let data = std::fs::read(path).map_err(|e| Error::io(format!("reading {what}"), e))?;
     status(&data, &what)
+}
+
+/// The status of a stored snapshot: the one recorded when it was stored,
+/// or, for a snapshot stored without it (a page ran past the read-ahead),
+/// the status of the snapshot rebuilt in memory, as [`status_file`] reads
+/// a file. Nothing is written to disk: the database holds Secrets.
+pub fn stored_status(repo: &IndexedRepository, snap: &EtcdSnapshot) -> Result<Status> {
+    if let Some(st) = snap.facts.status {
+        return Ok(st);
+    }
+    let mut data = Vec::with_capacity(usize::try_from(snap.facts.size).unwrap_or(0));
+    crate::restore::restore_to(repo, snap, &mut data, &hokan_core::fs::NoProgress)?;
+    status(&data, &format!("etcd snapshot {}", snap.short_id()))
 }

@@ -226,15 +226,7 @@ impl EtcdSnapshot {
     /// Finds a snapshot by id, prefix or `latest` (the newest etcd
     /// snapshot) and opens it.
     pub fn find(repo: &IndexedRepository, query: &str) -> Result<EtcdSnapshot> {
-        let filter = hokan_repo::SnapshotFilter {
-            sources: if query == "latest" {
-                vec![SourceKind::ETCD]
-            } else {
-                Vec::new()
-            },
-            ..Default::default()
-        };
-        let entry = repo.find_snapshot(query, &filter)?;
+        let entry = repo.find_snapshot_of(&SourceKind::ETCD, query, &Default::default())?;
         EtcdSnapshot::open(repo, entry)
     }
 

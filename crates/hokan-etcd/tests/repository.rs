@@ -262,3 +262,20 @@ fn a_stream_cut_short_commits_nothing() {
     assert!(killer.killed.load(Ordering::Relaxed));
     assert!(common::reopen(tmp.path()).snapshots().unwrap().is_empty());
 }
+
+/// A stored snapshot's status without a live etcd or a file: the recorded
+/// one, or, when none was recorded, the rebuilt database's, which is the
+/// same.
+#[test]
+fn a_stored_snapshot_has_its_status_recorded_or_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = common::repo(dir.path());
+    let file = dir.path().join("tiny.db");
+    std::fs::write(&file, hokan_etcd::testdata::tiny_db()).unwrap();
+    import_file(&mut repo, &file, &BackupOptions::default(), &NoProgress).unwrap();
+    let mut snap = EtcdSnapshot::find(&repo, "latest").unwrap();
+    let recorded = hokan_etcd::stored_status(&repo, &snap).unwrap();
+    assert_eq!(recorded, status_file(&file).unwrap());
+    snap.facts.status = None;
+    assert_eq!(hokan_etcd::stored_status(&repo, &snap).unwrap(), recorded);
+}

@@ -268,6 +268,83 @@ fn owners_in_the_source_range_move_to_the_target_range() {
     assert_eq!(owner("link"), (1000780007, 1000780007));
 }
 
+/// A volume restored into another namespace: its files back, their owners
+/// moved from the snapshot's namespace's UID range into the target's, both
+/// read from the namespaces' annotations.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_volume_restores_into_another_namespace_with_its_uid_range() {
+    use std::os::unix::fs::MetadataExt;
+    let server = TestServer::start().await.unwrap();
+    seed(&server);
+    let range = |name: &str, r: &str| {
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name,
+            "annotations": {uid::UID_RANGE_ANNOTATION: r}}})
+    };
+    server
+        .seed([
+            range("shop", "1000650000/10000"),
+            range("shop-dr", "1000780000/10000"),
+            range("tiny", "2000000000/10"),
+        ])
+        .unwrap();
+    let cluster = server.cluster().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubelet = dir.path().join("kubelet");
+    kubelet_pod(&kubelet, &uid_of(&server, "web-0"));
+    let found = volumes::node_volumes(&cluster, "node-1", &kubelet, false)
+        .await
+        .unwrap();
+    let data = &found.found[0];
+    let chown = |p: &Path, id: u32| std::os::unix::fs::lchown(p, Some(id), Some(id)).unwrap();
+    chown(&data.path, 1000650000);
+    chown(&data.path.join("a.txt"), 1000650042);
+    let mut repo = repository(dir.path());
+    let saved = volumes::backup_volume(&mut repo, data, "node-1", &[], &NoProgress)
+        .unwrap()
+        .entry;
+
+    let from = volumes::snapshot_namespace(&saved.snapshot).unwrap();
+    assert_eq!(from, "shop");
+    let shift = volumes::UidShift::between_namespaces(&cluster, from, "shop-dr")
+        .await
+        .unwrap();
+    assert_eq!(shift.to_string(), "1000650000/10000:1000780000/10000");
+    // A target range smaller than the source's would leave owners outside.
+    let small = volumes::UidShift::between_namespaces(&cluster, from, "tiny").await;
+    assert!(small.unwrap_err().to_string().contains("smaller"));
+
+    let target = dir.path().join("restored");
+    let done = volumes::restore_volume(&repo, &saved, &target, Some(shift), &NoProgress).unwrap();
+    assert_eq!(done.restored.summary.files, 2);
+    assert_eq!(done.restored.summary.failed, 0);
+    // a.txt; sub and b.txt belong to root, outside the range.
+    assert_eq!(
+        done.shifted.as_ref().unwrap().shifted,
+        1,
+        "{:?}",
+        done.shifted
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("a.txt")).unwrap(),
+        "alpha"
+    );
+    let md = target.join("a.txt").symlink_metadata().unwrap();
+    assert_eq!((md.uid(), md.gid()), (1000780042, 1000780042));
+
+    // Only volume snapshots restore as volumes.
+    let other = repo.snapshots().unwrap();
+    let fs_like = hokan_repo::SnapshotEntry {
+        snapshot: hokan_repo::Snapshot {
+            source: SourceKind::K8S,
+            ..saved.snapshot.clone()
+        },
+        ..other[0].clone()
+    };
+    let err = volumes::restore_volume(&repo, &fs_like, &dir.path().join("no"), None, &NoProgress)
+        .unwrap_err();
+    assert!(err.to_string().contains("not a volume one"), "{err}");
+}
+
 /// Many volumes on one node, backed up four at a time: each snapshot holds
 /// its own volume's files, the parents chain per claim, and a claim that
 /// two pods mount is backed up once.

@@ -56,12 +56,11 @@ fn system_time(t: Timestamp) -> SystemTime {
     }
 }
 
-/// glibc's 64-bit `st_rdev` as the kernel's 32-bit FUSE encoding
-/// (`new_encode_dev`): major and minor split the same way `dump` does.
-fn fuse_rdev(r: u64) -> u32 {
-    let major = ((r >> 8) & 0xfff) | ((r >> 32) & !0xfff);
-    let minor = (r & 0xff) | ((r >> 12) & !0xff);
-    ((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)) as u32
+/// A device node's numbers in the kernel's 32-bit FUSE encoding
+/// (`new_encode_dev`).
+fn fuse_rdev(node: &Node) -> u32 {
+    let (major, minor) = node.device_numbers();
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
 }
 
 /// How a node shows: a block device read as data (`--read-special`) is
@@ -278,7 +277,7 @@ fn node_attr(ino: Ino, node: &Node) -> FileAttr {
         },
         uid: node.uid,
         gid: node.gid,
-        rdev: fuse_rdev(node.rdev),
+        rdev: fuse_rdev(node),
         // Chunks average 512 KiB: tools that size their reads by it
         // (cp, rsync) then ask for whole chunks' worth.
         blksize: 512 * 1024,
@@ -491,8 +490,12 @@ mod tests {
                 | ((minor & !0xff) << 12)
                 | ((major & !0xfff) << 32)
         };
-        assert_eq!(fuse_rdev(glibc(8, 1)), (8 << 8) | 1);
-        let r = fuse_rdev(glibc(259, 70000));
+        let dev = |rdev| Node {
+            rdev,
+            ..Node::new("dev", NodeKind::CharDevice)
+        };
+        assert_eq!(fuse_rdev(&dev(glibc(8, 1))), (8 << 8) | 1);
+        let r = fuse_rdev(&dev(glibc(259, 70000)));
         assert_eq!((r & 0xfff00) >> 8, 259);
         assert_eq!((r & 0xff) | ((r >> 12) & 0xfff00), 70000);
     }

@@ -198,6 +198,31 @@ pub enum Error {
         count: usize,
     },
 
+    /// No snapshot of the kind asked for matches the query (`latest` of a
+    /// kind, among the snapshots a filter admits).
+    #[error("no {kind} snapshot matches {query:?} (among the snapshots the filter admits)")]
+    NoSnapshotOfKind {
+        /// The source kind asked for.
+        kind: String,
+        /// What was asked for.
+        query: String,
+    },
+
+    /// A snapshot of another source kind was named where one kind is needed.
+    #[error(
+        "snapshot {snapshot} is {} snapshot, not {} one",
+        with_article(found),
+        with_article(wanted)
+    )]
+    OtherKind {
+        /// The snapshot's short id.
+        snapshot: String,
+        /// Its source kind.
+        found: String,
+        /// The kind needed.
+        wanted: String,
+    },
+
     /// A key operation that would lock everyone out, or names no key.
     #[error("{0}")]
     Key(String),
@@ -269,6 +294,14 @@ fn unreadable_list(list: &[crate::objects::Unreadable]) -> String {
         text.push(format!("{} more cannot be read", list.len() - NAMED));
     }
     text.join("; ")
+}
+
+/// "an etcd", "a volume": a kind name with its article.
+fn with_article(kind: &str) -> String {
+    match kind.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => format!("an {kind}"),
+        _ => format!("a {kind}"),
+    }
 }
 
 /// The crate's result type.

@@ -12,6 +12,7 @@
 //! | [`FsBackup`]              | a file-system backup ([`IndexedRepository::backup_paths`]) |
 //! | [`keys`]                  | key files wrapping the master key (Argon2id)              |
 //! | [`retention`]             | which snapshots `forget` keeps, and why                   |
+//! | [`links`]                 | snapshots that belong to another, forgotten with it       |
 //! | [`copy`]                  | snapshots copied into another repository, re-encrypted    |
 //! | [`maintenance`]           | `prune` (two-phase), `check`, `repair`                    |
 //!
@@ -81,6 +82,7 @@ pub mod index_file;
 pub mod index_load;
 pub mod keys;
 pub mod layout;
+pub mod links;
 pub mod locks;
 pub mod maintenance;
 pub mod object;
@@ -99,6 +101,7 @@ pub use config::{Config, InitOptions};
 pub use error::{Error, Result};
 pub use index_load::IndexedRepository;
 pub use keys::{KdfParams, KeyInfo};
+pub use links::{Link, LinkFate, Linked};
 pub use objects::{IndexFiles, SnapshotList, Unreadable};
 pub use repository::{CacheMode, KeyDescription, OpenOptions, Repository};
 pub use session::{Committed, ParentChoice, Session, SnapshotSpec, Staged, WriteSummary};

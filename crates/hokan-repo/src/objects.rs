@@ -17,7 +17,7 @@ use crate::index_file::IndexFile;
 use crate::layout;
 use crate::object::{self, Kind};
 use crate::repository::Repository;
-use crate::snapshot::{self, Snapshot, SnapshotEntry, SnapshotFilter, SnapshotV1};
+use crate::snapshot::{self, Snapshot, SnapshotEntry, SnapshotFilter, SnapshotV1, SourceKind};
 use crate::store::{Listed, Removal};
 
 /// An object that could not be read, and why.
@@ -207,6 +207,38 @@ impl Repository {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The snapshot `query` names among the snapshots of one source kind:
+    /// `latest` is the newest of `kind` the filter admits (narrowed to one
+    /// identity by [`SnapshotFilter::identity`]), not the newest of any
+    /// kind; an id or prefix naming a snapshot of another kind is refused
+    /// ([`Error::OtherKind`]). What every source's "latest" goes through.
+    pub fn find_snapshot_of(
+        &self,
+        kind: &SourceKind,
+        query: &str,
+        filter: &SnapshotFilter,
+    ) -> Result<SnapshotEntry> {
+        let mut filter = filter.clone();
+        if query == "latest" {
+            filter.sources = vec![kind.clone()];
+        }
+        let entry = self.find_snapshot(query, &filter).map_err(|e| match e {
+            Error::SnapshotNotFound { query } if query == "latest" => Error::NoSnapshotOfKind {
+                kind: kind.name().to_string(),
+                query,
+            },
+            other => other,
+        })?;
+        if entry.snapshot.source != *kind {
+            return Err(Error::OtherKind {
+                snapshot: entry.id.short(),
+                found: entry.snapshot.source.name().to_string(),
+                wanted: kind.name().to_string(),
+            });
+        }
+        Ok(entry)
     }
 
     /// The id of the snapshot `query` names (`latest`, an id or a unique

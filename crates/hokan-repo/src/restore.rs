@@ -120,6 +120,31 @@ impl IndexedRepository {
         Ok((snap_path.clone(), written))
     }
 
+    /// Writes `path` of a snapshot to `out` as a tar archive
+    /// ([`hokan_core::dump`]): for `/` or an empty path the whole snapshot,
+    /// with paths relative to its root; otherwise the entry at `path`
+    /// under its name, with everything below it for a directory.
+    pub fn dump_tar(
+        &self,
+        snapshot: &Snapshot,
+        path: &str,
+        out: &mut (dyn Write + Send),
+    ) -> Result<()> {
+        let reader = self.reader();
+        let wanted = snapshot_path(path);
+        let Some(name) = wanted.file_name() else {
+            return hokan_core::dump::tar_tree(&reader, &snapshot.tree, Path::new(""), out)
+                .map_err(from_core);
+        };
+        let node = browse::find_node(&reader, &snapshot.tree, &wanted)
+            .map_err(from_core)?
+            .ok_or_else(|| Error::Invalid {
+                what: "path",
+                reason: format!("{} is not in the snapshot", wanted.display()),
+            })?;
+        hokan_core::dump::tar_node(&reader, &node, Path::new(name), out).map_err(from_core)
+    }
+
     /// The node at `path` in a snapshot; for an empty path or `/`, the
     /// snapshot's only entry (a stream's file).
     pub fn node(&self, snapshot: &Snapshot, path: &str) -> Result<Node> {

@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Months, TimeDelta, Timelike, Utc};
 
+use hokan_core::Id;
+
 use crate::error::{Error, Result};
+use crate::links::Linked;
 use crate::snapshot::{Snapshot, SnapshotEntry};
 
 /// A duration for `keep_within`, in calendar units (restic's `2y5m7d3h`).
@@ -256,6 +259,12 @@ pub struct Decision {
     /// the store refused the delete). It stays listed until a later
     /// `forget` or `prune` can delete it.
     pub kept_by_lock: Option<Option<i64>>,
+    /// For a forgotten snapshot: the snapshots it links to, and what
+    /// became of each (see [`crate::links`]).
+    pub linked: Vec<Linked>,
+    /// For a snapshot forgotten only because the snapshot linking to it
+    /// was: that snapshot (its own rules would have kept it).
+    pub forgotten_with: Option<Id>,
 }
 
 impl Decision {
@@ -408,6 +417,8 @@ fn judge(list: Vec<SnapshotEntry>, p: &Policy) -> Vec<Decision> {
                 entry,
                 reasons,
                 kept_by_lock: None,
+                linked: Vec::new(),
+                forgotten_with: None,
             }
         })
         .collect()

@@ -181,6 +181,8 @@ fn forget_then_prune_shrinks_and_keeps_every_kept_snapshot() {
         assert!(marked.contains(id), "pack {id:?} was marked as planned");
     }
     assert!(stored_bytes(open().store()) >= before);
+    // The report measures the store it leaves (marked packs take space).
+    assert_eq!(r.repository_bytes, stored_bytes(open().store()));
     let c = check_ok(&open(), ReadData::None);
     assert!(
         c.notes.iter().any(|n| n.contains("marked for deletion")),
@@ -197,6 +199,7 @@ fn forget_then_prune_shrinks_and_keeps_every_kept_snapshot() {
     let r = common::prune_now(open());
     assert!(r.deleted >= 1 && r.waiting == 0, "{r:?}");
     let after = stored_bytes(open().store());
+    assert_eq!(r.repository_bytes, after);
     assert!(
         after < before * 3 / 4,
         "{before} bytes before, {after} after"

@@ -2,10 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
-use hokan_core::fs::Excludes;
+use hokan_core::fs::{Excludes, with_totals};
 use hokan_repo::retention::{GroupDecisions, Policy};
 use hokan_repo::snapshot::counts;
 use hokan_repo::{FsBackup, ParentChoice, Repository, SnapshotEntry, SnapshotSpec};
@@ -148,8 +147,6 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     };
     let mut repo = repo.load_index()?;
     let progress = CliProgress::start(super::progress_mode(g));
-    // Count what is ahead while the backup runs, for the ETA.
-    let stop = AtomicBool::new(false);
     let options = FsBackup {
         excludes,
         tags: tags(&a),
@@ -157,18 +154,13 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         hostname: a.host.clone(),
         read_special: a.read_special,
     };
-    let result = std::thread::scope(|s| {
-        s.spawn(|| {
-            let (files, bytes) =
-                hokan_core::fs::scan(&a.paths, &options.excludes, a.read_special, &stop);
-            if !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                progress.set_totals(files, bytes);
-            }
-        });
-        let r = repo.backup_paths(&a.paths, &options, &progress);
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        r
-    });
+    let result = with_totals(
+        &a.paths,
+        &options.excludes,
+        a.read_special,
+        &progress,
+        || repo.backup_paths(&a.paths, &options, &progress),
+    );
     progress.finish();
     let result = result?;
     retain_and_report(g, &repo, &result.entry, progress.elapsed(), &policy)?;

@@ -73,21 +73,7 @@ pub struct StatusArgs {
 
 fn status(g: &Global, a: StatusArgs) -> Result<ExitCode> {
     let (repo, snap) = open_snapshot(g, &a.snapshot)?;
-    let st = match snap.facts.status {
-        Some(st) => st,
-        // Stored without one (a page run past the read-ahead): rebuild.
-        // A directory of its own that only we may open (not a name
-        // anyone could take first in /tmp): the database holds Secrets.
-        None => {
-            let dir = tempfile::Builder::new()
-                .prefix("hokan-etcd-status-")
-                .tempdir()?;
-            let file = dir.path().join("snapshot.db");
-            hokan_etcd::restore_file(&repo, &snap, &file, &hokan_core::fs::NoProgress)
-                .map_err(err)?;
-            hokan_etcd::status_file(&file)?
-        }
-    };
+    let st = hokan_etcd::stored_status(&repo, &snap).map_err(err)?;
     if g.json {
         // etcdctl snapshot status -w json, field for field.
         output::json(&st)?;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use hokan_repo::retention::{CalendarDuration, Count, GroupBy, GroupDecisions, Policy};
+use hokan_repo::{LinkFate, Linked};
 
 use crate::Global;
 use crate::cmd::FilterArgs;
@@ -102,37 +103,35 @@ fn count(v: Option<i64>, flag: &str) -> Result<Option<Count>> {
 pub fn run(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
     let repo = super::open(g)?;
     if !a.snapshots.is_empty() {
-        let mut gone = Vec::new();
-        let mut kept = Vec::new();
         // By id, damaged snapshot files included: that is how one goes.
-        for q in &a.snapshots {
-            let id = repo.find_snapshot_id(q)?;
-            if !a.dry_run
-                && let hokan_repo::Removal::Kept { until } = repo.delete_snapshot(&id)?
-            {
-                kept.push((id, until));
-                continue;
-            }
-            gone.push(id);
-        }
+        let ids = a
+            .snapshots
+            .iter()
+            .map(|q| repo.find_snapshot_id(q))
+            .collect::<Result<Vec<_>, _>>()?;
+        let done = repo.forget_snapshots(&ids, a.dry_run)?;
         if g.json {
+            let (kept, gone): (Vec<_>, Vec<_>) =
+                done.iter().partition(|f| f.kept_by_lock.is_some());
             output::json(&serde_json::json!({
-                "removed": gone.iter().map(|id| id.to_hex()).collect::<Vec<_>>(),
-                "kept_by_lock": kept.iter().map(|(id, until)| serde_json::json!({
-                    "id": id.to_hex(), "deletable_from": until,
+                "removed": gone.iter().map(|f| f.id.to_hex()).collect::<Vec<_>>(),
+                "kept_by_lock": kept.iter().map(|f| serde_json::json!({
+                    "id": f.id.to_hex(), "deletable_from": f.kept_by_lock.flatten(),
                 })).collect::<Vec<_>>(),
+                "linked": done.iter().flat_map(|f| linked_json(&f.linked)).collect::<Vec<_>>(),
                 "dry_run": a.dry_run,
             }))?;
         } else if !g.quiet {
-            for id in &gone {
-                println!(
-                    "{} snapshot {}",
-                    if a.dry_run { "would remove" } else { "removed" },
-                    id.short()
-                );
-            }
-            for (id, until) in &kept {
-                println!("kept snapshot {}: {}", id.short(), lock_note(*until));
+            for f in &done {
+                match f.kept_by_lock {
+                    Some(until) => println!("kept snapshot {}: {}", f.id.short(), lock_note(until)),
+                    None => println!(
+                        "{} snapshot {}",
+                        if a.dry_run { "would remove" } else { "removed" },
+                        f.id.short()
+                    ),
+                }
+                print_linked(&f.id, &f.linked, a.dry_run);
             }
         }
     } else {
@@ -170,6 +169,9 @@ pub fn group_json(gr: &GroupDecisions, dry_run: bool) -> serde_json::Value {
                 if let Some(until) = d.kept_by_lock {
                     v["kept_by_lock"] = serde_json::json!(true);
                     v["deletable_from"] = serde_json::json!(until);
+                }
+                if !d.linked.is_empty() {
+                    v["linked"] = linked_json(&d.linked).into();
                 }
                 v
             })
@@ -216,14 +218,18 @@ pub fn print_group(gr: &GroupDecisions, dry_run: bool) {
                     "remove".into()
                 },
                 output::size(d.entry.snapshot.summary.bytes),
-                match d.kept_by_lock {
-                    Some(until) => lock_note(until),
-                    None => d.reasons.join(", "),
+                match (d.kept_by_lock, d.forgotten_with) {
+                    (Some(until), _) => lock_note(until),
+                    (None, Some(by)) => format!("linked from {}, which goes", by.short()),
+                    (None, None) => d.reasons.join(", "),
                 },
             ]
         })
         .collect();
     output::table(&["ID", "Time", "Action", "Size", "Reasons"], &rows);
+    for d in &gr.decisions {
+        print_linked(&d.entry.id, &d.linked, dry_run);
+    }
     let kept = gr.decisions.iter().filter(|d| d.keep()).count();
     let locked = gr
         .decisions
@@ -246,6 +252,56 @@ pub fn print_group(gr: &GroupDecisions, dry_run: bool) {
             String::new()
         }
     );
+}
+
+/// What became of the snapshots a forgotten snapshot links to, as JSON.
+fn linked_json(linked: &[Linked]) -> Vec<serde_json::Value> {
+    linked
+        .iter()
+        .map(|l| {
+            let (fate, by) = match &l.fate {
+                LinkFate::Forgotten => ("removed", None),
+                LinkFate::KeptByLock(_) => ("kept_by_lock", None),
+                LinkFate::Kept { by } => ("kept", Some(by.to_hex())),
+                LinkFate::Missing => ("missing", None),
+                LinkFate::Elsewhere => ("elsewhere", None),
+                _ => ("unknown", None),
+            };
+            serde_json::json!({
+                "name": l.link.name, "snapshot_id": l.link.snapshot,
+                "repository": l.link.repository, "fate": fate, "kept_by": by,
+            })
+        })
+        .collect()
+}
+
+/// One line per snapshot `owner` (forgotten) links to: what became of it.
+fn print_linked(owner: &hokan_core::Id, linked: &[Linked], dry_run: bool) {
+    let owner = owner.short();
+    for l in linked {
+        let id = l.link.snapshot.get(..8).unwrap_or(&l.link.snapshot);
+        let what = format!("{} snapshot {id}", l.link.name.replace('-', " "));
+        match &l.fate {
+            LinkFate::Forgotten if dry_run => println!("  {owner}: would remove its {what}"),
+            LinkFate::Forgotten => println!("  {owner}: removed its {what}"),
+            LinkFate::KeptByLock(until) => {
+                println!("  {owner}: kept its {what}: {}", lock_note(*until))
+            }
+            LinkFate::Kept { by } => println!(
+                "  {owner}: kept its {what}: snapshot {} links to it too",
+                by.short()
+            ),
+            LinkFate::Missing => println!("  {owner}: its {what} was already gone"),
+            LinkFate::Elsewhere => {
+                let there = l.link.repository.as_deref().unwrap_or("?");
+                eprintln!(
+                    "warning: the {what} of snapshot {owner} is in the repository {there}; \
+                     forget it there (`hokan -r {there} forget {id}`)"
+                )
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Why an immutable repository kept an object: until when the lock holds

@@ -200,6 +200,20 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         }
         RepoError::Locked(_) => "if that process crashed, `hokan unlock` removes its lock".into(),
         RepoError::SnapshotNotFound { .. } => "`hokan snapshots` lists them".into(),
+        RepoError::NoSnapshotOfKind { kind, .. } => {
+            let takes = match kind.as_str() {
+                "k8s" => "`hokan k8s backup` takes one, ",
+                "etcd" => "`hokan etcd backup` takes one, ",
+                "volume" => "`hokan k8s volumes backup` takes one, ",
+                _ => "",
+            };
+            format!("{takes}`hokan snapshots` lists what there is")
+        }
+        RepoError::OtherKind { .. } => {
+            "`hokan snapshots` lists every snapshot with its kind; `hokan restore` restores any \
+             snapshot"
+                .into()
+        }
         RepoError::LatestUnreadable {
             unreadable,
             newest_readable,

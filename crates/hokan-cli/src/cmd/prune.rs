@@ -85,12 +85,10 @@ fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> 
     let start = std::time::Instant::now();
     let dry = opts.dry_run;
     let progress = PhaseBar::start(super::progress_mode(g));
-    // Prune consumes the repository; keep the store to measure it after.
-    let store = crate::metrics::enabled().then(|| repo.store().clone());
     let r = maintenance::prune_with(repo, &opts, &progress)?;
     progress.finish();
-    if let Some(store) = store {
-        record(&store, &r)?;
+    if crate::metrics::enabled() {
+        record(&r);
     }
     if g.json {
         output::json(&serde_json::json!({
@@ -101,7 +99,7 @@ fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> 
             "bytes_deleted": r.bytes_deleted, "packs_waiting": r.waiting, "bytes_waiting": r.bytes_waiting,
             "orphans_deleted": r.orphans_deleted, "orphans_kept": r.orphans_kept,
             "index_files_written": r.index_files_written, "index_files_removed": r.index_files_removed,
-            "locks_removed": r.locks_removed,
+            "locks_removed": r.locks_removed, "repository_bytes": r.repository_bytes,
             "packs_missing": r.missing.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
             "plan": plan_json(&r.plan),
             "kept_by_lock": {
@@ -179,17 +177,12 @@ fn report(g: &Global, repo: Repository, opts: PruneOptions) -> Result<ExitCode> 
 /// Prune's figures for `--metrics-file`: what it deleted, and the size of
 /// the repository's packs afterwards (packs waiting for their grace period
 /// included: they still take space).
-fn record(store: &hokan_repo::Store, r: &maintenance::PruneReport) -> Result<()> {
-    let size: u64 = store
-        .list(hokan_repo::layout::DATA)?
-        .iter()
-        .map(|l| l.size)
-        .sum();
+fn record(r: &maintenance::PruneReport) {
     use crate::metrics::gauge;
     gauge(
         "hokan_prune_repository_bytes",
         "Bytes of packs in the repository after prune.",
-        size as f64,
+        r.repository_bytes as f64,
     );
     gauge(
         "hokan_prune_bytes_deleted",
@@ -206,7 +199,6 @@ fn record(store: &hokan_repo::Store, r: &maintenance::PruneReport) -> Result<()>
         "Bytes of unused packs waiting for their grace period.",
         r.bytes_waiting as f64,
     );
-    Ok(())
 }
 
 /// The plan's pack lists, by fate (the dry run's answer to "what exactly").

@@ -23,5 +23,5 @@ pub use archive::{ArchiveSummary, Archived, Archiver, NoProgress, Progress, abso
 pub use device::{device_with_data, restore_to_device};
 pub use exclude::{CACHEDIR_SIGNATURE, Excludes};
 pub use meta::{NameCache, Warning, is_root};
-pub use prefetch::scan;
+pub use prefetch::{scan, with_totals};
 pub use restore::{Overwrite, RestoreOptions, RestoreSummary, Restored, Restorer};

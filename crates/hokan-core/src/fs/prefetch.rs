@@ -6,7 +6,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use super::archive::{Archiver, absolute, root_device, unchanged};
+use super::archive::{Archiver, Progress, absolute, root_device, unchanged};
 use super::exclude::Excludes;
 use crate::id::BlobType;
 use crate::tree::{Node, Tree};
@@ -185,4 +185,74 @@ pub fn scan(
         );
     }
     acc
+}
+
+/// Runs `work` (a backup of `paths`) while [`scan`] counts on another
+/// thread what lies below them, and hands the count to `progress`
+/// ([`Progress::totals`]) if `work` is still running then: the backup gets
+/// an end to show (and an ETA) without waiting for the count first.
+pub fn with_totals<T>(
+    paths: &[PathBuf],
+    excludes: &Excludes,
+    read_special: bool,
+    progress: &dyn Progress,
+    work: impl FnOnce() -> T,
+) -> T {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let (files, bytes) = scan(paths, excludes, read_special, &stop);
+            if !stop.load(Relaxed) {
+                progress.totals(files, bytes);
+            }
+        });
+        let done = work();
+        // The count is moot now; it stops at its next step.
+        stop.store(true, Relaxed);
+        done
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+
+    use super::*;
+
+    /// Progress that waits for the totals.
+    #[derive(Default)]
+    struct Totals(Mutex<Option<(u64, u64)>>, Condvar);
+
+    impl Progress for Totals {
+        fn totals(&self, entries: u64, bytes: u64) {
+            *self.0.lock().unwrap() = Some((entries, bytes));
+            self.1.notify_all();
+        }
+    }
+
+    #[test]
+    fn the_totals_reach_the_progress_of_the_work_they_count() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("a"), [1u8; 1000]).unwrap();
+        std::fs::write(dir.path().join("sub/b"), [2u8; 24]).unwrap();
+        std::fs::write(dir.path().join("sub/skip.o"), [3u8; 5]).unwrap();
+        let excludes = Excludes::new(&["*.o".into()], &[], false, &[], false).unwrap();
+        let progress = Totals::default();
+        // The work waits for the count, as a long backup would still run.
+        let seen = with_totals(
+            &[dir.path().to_path_buf()],
+            &excludes,
+            false,
+            &progress,
+            || {
+                let mut got = progress.0.lock().unwrap();
+                while got.is_none() {
+                    got = progress.1.wait(got).unwrap();
+                }
+                *got
+            },
+        );
+        assert_eq!(seen, Some((2, 1024)));
+    }
 }

@@ -5,9 +5,11 @@
 //! backs it up as a snapshot of its own ([`backup_volume`], several at
 //! once with [`backup_volumes`]), whose
 //! identity is the claim, so the next backup finds its parent even after
-//! the pod moved to another node or UID. [`uid`] moves restored files
-//! between OpenShift namespaces' UID ranges.
+//! the pod moved to another node or UID. [`restore_volume`] puts one back
+//! into a directory, its owners moved into another namespace's UID range
+//! ([`UidShift`], [`uid`]).
 
+mod restore;
 mod select;
 pub mod uid;
 
@@ -18,6 +20,9 @@ use hokan_repo::{FsBackupResult, IndexedRepository, SnapshotSpec, SourceKind};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use restore::{
+    NAMESPACE_LABEL, RestoredVolume, UidShift, can_shift_owners, restore_volume, snapshot_namespace,
+};
 pub use select::{
     BACKUP_VOLUMES, BACKUP_VOLUMES_EXCLUDES, PodVolume, Selection, SkippedVolume, VolumeKind,
     select,
@@ -222,7 +227,7 @@ pub fn backup_volumes(
 fn volume_spec(found: &FoundVolume, node: &str, tags: &[String]) -> SnapshotSpec {
     let v = &found.volume;
     let mut labels = vec![
-        ("namespace".to_string(), v.namespace.clone()),
+        (NAMESPACE_LABEL.to_string(), v.namespace.clone()),
         ("pod".to_string(), v.pod.clone()),
         ("volume".to_string(), v.volume.clone()),
         ("node".to_string(), node.to_string()),

@@ -64,11 +64,16 @@ pub fn parse_mapping(s: &str) -> Result<(UidRange, UidRange)> {
         value: s.into(),
         reason: "expected FROM:TO, e.g. 1000650000/10000:1000780000/10000".into(),
     })?;
-    let (from, to) = (UidRange::parse(from)?, UidRange::parse(to)?);
+    checked_mapping(UidRange::parse(from)?, UidRange::parse(to)?)
+}
+
+/// `from` and `to`, unless `to` is smaller: shifted owners would fall
+/// outside it.
+pub fn checked_mapping(from: UidRange, to: UidRange) -> Result<(UidRange, UidRange)> {
     if to.size < from.size {
         return Err(Error::InvalidOption {
-            option: "--uid-range",
-            value: s.into(),
+            option: "UID ranges",
+            value: format!("{}/{}:{}/{}", from.start, from.size, to.start, to.size),
             reason: format!(
                 "the target range ({} UIDs) is smaller than the source range ({}): shifted owners would fall outside it",
                 to.size, from.size

@@ -5,12 +5,14 @@
 //! packs).
 
 mod check;
+mod forget;
 mod prune;
 mod repair;
 pub(crate) mod walk;
 
 pub use crate::locks::{LockObject, MarkedPack, PruneLock, STALE_AFTER};
 pub use check::{CheckReport, Problem, ProblemKind, ReadData, check};
+pub use forget::Forgotten;
 pub use prune::{PruneOptions, PrunePlan, PruneReport, prune, prune_with};
 pub use repair::{RepairPacksReport, RepairReport, repair_index, repair_packs};
 pub use walk::Affected;
@@ -22,12 +24,7 @@ use hokan_core::{Id, Index, IndexBuilder, PackId};
 
 use crate::index_load::add_damaged_copies;
 
-use crate::error::Result;
 use crate::index_file::IndexedPack;
-use crate::repository::Repository;
-use crate::retention::{GroupBy, GroupDecisions, GroupKey, Policy, apply};
-use crate::snapshot::{SnapshotEntry, SnapshotFilter};
-use crate::store::Removal;
 
 /// What a step of a phase counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,87 +87,4 @@ fn readable_index<'a>(
     copies.sort_by_key(|(p, _, b, _)| absent.contains(&(*p, b.id)));
     add_damaged_copies(&mut index, copies);
     index
-}
-
-impl Repository {
-    /// Applies a retention policy to the snapshots the filter admits and,
-    /// unless `dry_run`, deletes the snapshots it does not keep. Their data
-    /// stays until [`prune`] removes it. Returns every decision with its
-    /// reasons.
-    pub fn forget(
-        &self,
-        policy: &Policy,
-        by: GroupBy,
-        filter: &SnapshotFilter,
-        dry_run: bool,
-    ) -> Result<Vec<GroupDecisions>> {
-        let snapshots: Vec<_> = self
-            .snapshots()?
-            .into_iter()
-            .filter(|e| filter.matches(&e.snapshot))
-            .collect();
-        let mut decisions = apply(&snapshots, policy, by)?;
-        if !dry_run {
-            for d in decisions
-                .iter_mut()
-                .flat_map(|g| &mut g.decisions)
-                .filter(|d| !d.keep())
-            {
-                if let Removal::Kept { until } = self.delete_snapshot(&d.entry.id)? {
-                    d.kept_by_lock = Some(until);
-                }
-            }
-        }
-        Ok(decisions)
-    }
-
-    /// Applies a retention policy right after a backup, to the snapshots of
-    /// the same source and identity as `saved` (the one just stored; for
-    /// file systems: the same host and paths), and deletes the ones it does
-    /// not keep. Because `saved` is
-    /// already in the repository, "keep the last N" leaves exactly N, as an
-    /// `etcdctl snapshot save` rotation would. `saved` itself is always
-    /// kept, even if no rule keeps it (a tag rule it lacks, say).
-    pub fn forget_after_backup(
-        &self,
-        saved: &SnapshotEntry,
-        policy: &Policy,
-    ) -> Result<GroupDecisions> {
-        let mut paths = saved.snapshot.paths.clone();
-        paths.sort();
-        let lineage = saved.snapshot.lineage();
-        let same: Vec<_> = self
-            .snapshots()?
-            .into_iter()
-            .filter(|e| e.snapshot.lineage() == lineage)
-            .collect();
-        let one_group = GroupBy {
-            host: false,
-            paths: false,
-            tags: false,
-        };
-        // One group, unless the listing missed `saved` and found nothing.
-        let mut group = apply(&same, policy, one_group)?
-            .pop()
-            .unwrap_or(GroupDecisions {
-                key: Default::default(),
-                decisions: Vec::new(),
-            });
-        group.key = GroupKey {
-            host: Some(saved.snapshot.hostname.clone()),
-            paths: Some(paths),
-            tags: None,
-        };
-        for d in &mut group.decisions {
-            if d.entry.id == saved.id && !d.keep() {
-                d.reasons.push("the snapshot just saved".to_string());
-            }
-        }
-        for d in group.decisions.iter_mut().filter(|d| !d.keep()) {
-            if let Removal::Kept { until } = self.delete_snapshot(&d.entry.id)? {
-                d.kept_by_lock = Some(until);
-            }
-        }
-        Ok(group)
-    }
 }

@@ -121,6 +121,10 @@ pub struct PruneReport {
     /// What was decided for every pack (in a dry run: what would be
     /// done).
     pub plan: PrunePlan,
+    /// Bytes of the packs in the store when prune finished (packs waiting
+    /// for their grace period included: they still take space; after a
+    /// dry run, the size as it is).
+    pub repository_bytes: u64,
     /// Packs deleted by this run (internal bookkeeping, empty at the end).
     gone: Vec<hokan_core::PackId>,
 }
@@ -181,6 +185,7 @@ pub fn prune_with(
         report.deleted = deletable.len();
         report.bytes_deleted = deletable.iter().map(|id| survey.size_of(id)).sum();
         report.waiting = plan.wait.len() + plan.mark.len() + plan.repack.len();
+        report.repository_bytes = report.bytes_before;
         report.plan = plan;
         return Ok(report);
     }

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use hokan_etcd::static_pods::{self, LINK_LABEL, STATIC_PODS_LABEL, STATIC_PODS_REPO_LABEL};
-use hokan_etcd::{Backed, BackupOptions, EtcdEndpoint, EtcdSnapshot};
-use hokan_repo::retention::{GroupDecisions, Policy};
-use hokan_repo::{IndexedRepository, SnapshotEntry};
+use hokan_etcd::static_pods;
+use hokan_etcd::{
+    BackupOptions, ClusterBackup, EtcdEndpoint, EtcdSnapshot, EtcdSource, StaticPods,
+    cluster_backup,
+};
+use hokan_repo::IndexedRepository;
+use hokan_repo::retention::GroupDecisions;
 
 use super::err;
 use crate::Global;
@@ -86,9 +89,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         (None, None) => {}
         _ => bail!("--cert and --key go together: give both or neither"),
     }
-    run(g, &a.common, |repo, options, progress| {
-        hokan_etcd::backup_live(repo, &endpoint, options, progress)
-    })
+    run(g, &a.common, EtcdSource::Live(&endpoint), None)
 }
 
 pub fn import(g: &Global, a: ImportArgs) -> Result<ExitCode> {
@@ -97,40 +98,28 @@ pub fn import(g: &Global, a: ImportArgs) -> Result<ExitCode> {
     {
         bail!("--cluster-id {id:?} is not a hex number (etcdctl prints cluster ids in hex)");
     }
-    let file = a.file.clone();
-    let cluster_id = a.cluster_id.clone();
-    run(g, &a.common, move |repo, options, progress| {
-        let options = BackupOptions {
-            cluster_id,
-            ..options.clone()
-        };
-        hokan_etcd::import_file(repo, &file, &options, progress)
-    })
-}
-
-/// The static pod resources stored for this run, and where.
-struct StaticPods {
-    entry: SnapshotEntry,
-    /// The other repository, when it is one.
-    repo: Option<(String, IndexedRepository)>,
+    run(
+        g,
+        &a.common,
+        EtcdSource::File(&a.file),
+        a.cluster_id.clone(),
+    )
 }
 
 fn run(
     g: &Global,
     a: &CommonArgs,
-    take: impl FnOnce(
-        &mut IndexedRepository,
-        &BackupOptions,
-        &CliProgress,
-    ) -> hokan_etcd::Result<Backed>,
+    source: EtcdSource<'_>,
+    cluster_id: Option<String>,
 ) -> Result<ExitCode> {
     // Everything that can be refused is refused before anything is stored.
     let policy = a.retention.policy()?;
     let chosen = match &a.static_pod_resources {
-        Some(dir) => Some(
+        Some(dir) => Some((
+            dir.clone(),
             static_pods::latest_static_pod_resources(dir, a.static_pod_manifests.as_deref())
                 .map_err(err)?,
-        ),
+        )),
         None => None,
     };
     let mut repo = super::super::open(g)?.load_index()?;
@@ -148,109 +137,51 @@ fn run(
         }
         None => None,
     };
+    let pods = chosen.map(|(resources, chosen)| StaticPods {
+        resources,
+        chosen,
+        elsewhere: pod_repo.as_mut().map(|(l, r)| (l.clone(), r)),
+    });
     let tags: Vec<String> = a
         .tags
         .iter()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
         .collect();
-    let token = static_pods::link_token();
-    let mut options = BackupOptions {
-        tags: tags.clone(),
+    let options = BackupOptions {
+        tags,
         hostname: a.host.clone(),
+        cluster_id,
         ..Default::default()
     };
     let progress = CliProgress::start(super::super::progress_mode(g));
-    let pods = match (&chosen, &a.static_pod_resources) {
-        (Some(chosen), Some(dir)) => {
-            let target = pod_repo.as_mut().map_or(&mut repo, |(_, r)| r);
-            let entry =
-                static_pods::backup_static_pods(target, dir, chosen, &token, &tags, &progress)
-                    .map_err(err)
-                    .context("storing the static pod resources; no etcd snapshot was taken")?;
-            options.labels.push((LINK_LABEL.into(), token.clone()));
-            options
-                .labels
-                .push((STATIC_PODS_LABEL.into(), entry.id.to_hex()));
-            if let Some((loc, _)) = &pod_repo {
-                options
-                    .labels
-                    .push((STATIC_PODS_REPO_LABEL.into(), loc.clone()));
-            }
-            Some(StaticPods {
-                entry,
-                repo: pod_repo.take(),
-            })
-        }
-        _ => None,
-    };
-    let taken = take(&mut repo, &options, &progress);
+    let done = cluster_backup(&mut repo, source, &options, pods, &policy, &progress);
     progress.finish();
-    let backed = match taken {
-        Ok(b) => b,
-        Err(e) => {
-            // The run failed: its static pod resources go too, so nothing
-            // half-done is left behind.
-            if let Some(p) = &pods {
-                let r = p.repo.as_ref().map_or(&repo, |(_, r)| r);
-                let _ = r.delete_snapshot(&p.entry.id);
-            }
-            return Err(err(e));
-        }
-    };
-    let retained = retain(&repo, &backed.entry, &policy, pods.as_ref());
+    let mut done = done.map_err(err)?;
+    let retained = done.retention.take().transpose().context(
+        "the snapshot is saved, but applying the retention policy failed; run `hokan forget` \
+         with the same --keep flags",
+    );
+    let pods_in = a.static_pod_repo.as_deref();
     report(
         g,
-        &backed,
-        pods.as_ref(),
+        &done,
+        pods_in,
         progress.elapsed(),
         retained.as_ref().ok().and_then(Option::as_ref),
     )?;
     retained.map(|_| ExitCode::SUCCESS)
 }
 
-/// Applies the retention flags to the new snapshot's cluster, and forgets
-/// the static pod resources of every etcd snapshot it forgets.
-fn retain(
-    repo: &IndexedRepository,
-    saved: &SnapshotEntry,
-    policy: &Policy,
-    pods: Option<&StaticPods>,
-) -> Result<Option<GroupDecisions>> {
-    if policy.is_empty() {
-        return Ok(None);
-    }
-    let group = repo.forget_after_backup(saved, policy).context(
-        "the snapshot is saved, but applying the retention policy failed; run `hokan forget` \
-         with the same --keep flags",
-    )?;
-    for d in group.decisions.iter().filter(|d| !d.keep()) {
-        let Some(id) = d.entry.snapshot.label(STATIC_PODS_LABEL) else {
-            continue;
-        };
-        let same_repo = d.entry.snapshot.label(STATIC_PODS_REPO_LABEL).is_none();
-        let target = match pods.and_then(|p| p.repo.as_ref()) {
-            Some((_, other)) if !same_repo => other,
-            _ if same_repo => repo,
-            // In another repository this run did not open: left to its own forget.
-            _ => continue,
-        };
-        if let Ok(found) = target.find_snapshot_id(id) {
-            target
-                .delete_snapshot(&found)
-                .context("forgetting the static pod resources of a forgotten etcd snapshot")?;
-        }
-    }
-    Ok(Some(group))
-}
-
 fn report(
     g: &Global,
-    backed: &Backed,
-    pods: Option<&StaticPods>,
+    done: &ClusterBackup,
+    pods_in: Option<&str>,
     seconds: f64,
     retained: Option<&GroupDecisions>,
 ) -> Result<()> {
+    let backed = &done.backed;
+    let pods = done.static_pods.as_ref();
     let saved = &backed.entry;
     let s = &saved.snapshot.summary;
     crate::metrics::record_backup(saved);
@@ -264,9 +195,9 @@ fn report(
         v["etcd"]["keys"] = backed.keys.into();
         if let Some(p) = pods {
             v["static_pods"] = serde_json::json!({
-                "snapshot_id": p.entry.id.to_hex(),
-                "repository": p.repo.as_ref().map(|(l, _)| l.clone()),
-                "paths": p.entry.snapshot.paths,
+                "snapshot_id": p.id.to_hex(),
+                "repository": pods_in,
+                "paths": p.snapshot.paths,
             });
         }
         if let Some(gr) = retained {
@@ -312,12 +243,9 @@ fn report(
     if let Some(p) = pods {
         println!(
             "Static pods: snapshot {}{} ({})",
-            p.entry.id.short(),
-            p.repo
-                .as_ref()
-                .map(|(l, _)| format!(" in {l}"))
-                .unwrap_or_default(),
-            p.entry.snapshot.paths.join(", ")
+            p.id.short(),
+            pods_in.map(|l| format!(" in {l}")).unwrap_or_default(),
+            p.snapshot.paths.join(", ")
         );
     }
     println!(
@@ -342,15 +270,14 @@ pub fn restore_static_pods(
     dir: &Path,
     password_file: Option<&Path>,
 ) -> Result<(String, u64)> {
-    let s = &snap.entry.snapshot;
-    let Some(id) = s.label(STATIC_PODS_LABEL) else {
+    let Some(link) = static_pods::static_pods_link(&snap.entry.snapshot) else {
         bail!(
             "snapshot {} has no static pod resources (it was taken without --static-pod-resources)",
             snap.short_id()
         );
     };
     let other;
-    let target = match s.label(STATIC_PODS_REPO_LABEL) {
+    let holder = match &link.repository {
         Some(loc) => {
             let pw = crate::password::repository(password_file.or(g.password_file.as_deref()))?;
             other = pw
@@ -361,12 +288,10 @@ pub fn restore_static_pods(
         }
         None => repo,
     };
-    let entry = target
-        .find_snapshot(id, &Default::default())
-        .with_context(|| format!("finding the static pod resources {id}"))?;
-    let restored =
-        static_pods::restore_static_pods(target, &entry.snapshot, dir, &hokan_core::fs::NoProgress)
-            .map_err(err)?;
+    let (entry, restored) =
+        static_pods::restore_linked_static_pods(holder, &link, dir, &hokan_core::fs::NoProgress)
+            .map_err(err)
+            .with_context(|| format!("restoring the static pod resources {}", link.snapshot))?;
     if restored.summary.failed > 0 {
         bail!(
             "{} static pod resource file(s) could not be restored; `hokan check --read-data` names them",

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use hokan_k8s::repository::counts;
 use hokan_k8s::{BackupOptions, BackupSummary, SnapshotOptions, backup_to_repository};
 use hokan_repo::Committed;
@@ -163,24 +163,4 @@ pub fn report(g: &Global, saved: &Committed<BackupSummary>, seconds: f64) -> Res
     );
     println!("snapshot {} saved", entry.id.short());
     Ok(())
-}
-
-/// A snapshot query, with a clear error when it names no resource snapshot.
-pub fn find_resource_snapshot(
-    repo: &hokan_repo::Repository,
-    query: &str,
-    filter: &hokan_repo::SnapshotFilter,
-) -> Result<hokan_repo::SnapshotEntry> {
-    let mut filter = filter.clone();
-    // "latest" means the newest resource snapshot, not the newest of any kind.
-    if query == "latest" {
-        filter.sources = vec![hokan_repo::SourceKind::K8S];
-    }
-    repo.find_snapshot(query, &filter).map_err(|e| match e {
-        hokan_repo::Error::SnapshotNotFound { .. } if query == "latest" => anyhow!(
-            "no Kubernetes resource snapshot in the repository (matching the filters); \
-             `hokan k8s backup` takes one, `hokan snapshots` lists what there is"
-        ),
-        other => other.into(),
-    })
 }

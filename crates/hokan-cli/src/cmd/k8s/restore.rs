@@ -14,7 +14,6 @@ use hokan_k8s::{
 };
 use serde_json::json;
 
-use super::backup::find_resource_snapshot;
 use super::{ClusterArgs, ScopeArgs, k8s_error, runtime};
 use crate::Global;
 
@@ -79,7 +78,11 @@ impl RestoreArgs {
 pub fn run(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
     let options = a.options()?;
     let repo = super::super::open(g)?;
-    let entry = find_resource_snapshot(&repo, &a.snapshot, &a.snapshots.filter())?;
+    let entry = repo.find_snapshot_of(
+        &hokan_repo::SourceKind::K8S,
+        &a.snapshot,
+        &a.snapshots.filter(),
+    )?;
     let repo = repo.load_index()?;
     let rt = runtime()?;
     let started = Instant::now();

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hokan_k8s::{SnapshotOptions, SnapshotSource, import_velero_to_repository};
 
-use super::backup::find_resource_snapshot;
 use super::{k8s_error, runtime, tags};
 use crate::Global;
 use crate::output;
@@ -43,7 +42,11 @@ pub struct ImportArgs {
 
 pub fn export(g: &Global, a: ExportArgs) -> Result<ExitCode> {
     let repo = super::super::open(g)?;
-    let entry = find_resource_snapshot(&repo, &a.snapshot, &a.snapshots.filter())?;
+    let entry = repo.find_snapshot_of(
+        &hokan_repo::SourceKind::K8S,
+        &a.snapshot,
+        &a.snapshots.filter(),
+    )?;
     let repo = repo.load_index()?;
     let rt = runtime()?;
     let to_stdout = a.file == Path::new("-");

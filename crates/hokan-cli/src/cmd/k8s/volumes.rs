@@ -3,13 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use hokan_core::fs::{Excludes, RestoreOptions};
-use hokan_k8s::volumes::{self, uid};
+use hokan_core::fs::{Excludes, with_totals};
+use hokan_k8s::volumes::{self, UidShift};
+use hokan_repo::SourceKind;
 use hokan_repo::snapshot::counts;
 use serde_json::json;
 
@@ -80,20 +79,9 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let progress = CliProgress::start(super::super::progress_mode(g));
-    // Count what is ahead while the backups run, for the ETA.
-    let stop = AtomicBool::new(false);
     let dirs: Vec<PathBuf> = found.found.iter().map(|f| f.path.clone()).collect();
-    let outcomes = std::thread::scope(|s| {
-        s.spawn(|| {
-            let (files, bytes) = hokan_core::fs::scan(&dirs, &Excludes::default(), false, &stop);
-            if !stop.load(Relaxed) {
-                progress.set_totals(files, bytes);
-            }
-        });
-        let r =
-            volumes::backup_volumes(&mut repo, &found.found, &a.node, &tags, &progress, threads);
-        stop.store(true, Relaxed);
-        r
+    let outcomes = with_totals(&dirs, &Excludes::default(), false, &progress, || {
+        volumes::backup_volumes(&mut repo, &found.found, &a.node, &tags, &progress, threads)
     });
     progress.finish();
     let outcomes = outcomes.map_err(k8s_error)?;
@@ -219,77 +207,42 @@ pub struct RestoreArgs {
 }
 
 fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
-    let mut mapping = a
+    let mut shift = a
         .uid_range
         .as_deref()
-        .map(uid::parse_mapping)
+        .map(UidShift::parse)
         .transpose()
         .map_err(k8s_error)?;
-    let root = hokan_core::fs::is_root();
-    if (mapping.is_some() || a.target_namespace.is_some()) && !root {
-        bail!(
-            "--uid-range changes files' owners, which needs root: run the restore as root (in a Job: runAsUser: 0)"
-        );
+    if shift.is_some() || a.target_namespace.is_some() {
+        volumes::can_shift_owners().map_err(k8s_error)?;
     }
     let repo = super::super::open(g)?;
-    let mut filter = a.filter.filter();
-    // "latest" means the newest volume snapshot, not the newest of any kind.
-    if a.snapshot == "latest" {
-        filter.sources = vec![hokan_repo::SourceKind::VOLUME];
-    }
-    let entry = repo.find_snapshot(&a.snapshot, &filter)?;
-    if entry.snapshot.source != hokan_repo::SourceKind::VOLUME {
-        bail!(
-            "snapshot {} is a {} snapshot, not a volume's; `hokan snapshots` lists every snapshot with its kind; `hokan restore` restores any snapshot",
-            entry.id.short(),
-            entry.snapshot.source
-        );
-    }
+    let entry = repo.find_snapshot_of(&SourceKind::VOLUME, &a.snapshot, &a.filter.filter())?;
     if let Some(target) = &a.target_namespace {
-        let source = match &a.source_namespace {
-            Some(s) => s.clone(),
-            None => entry
-                .snapshot
-                .labels
-                .iter()
-                .find(|(k, _)| k == "namespace")
-                .map(|(_, v)| v.clone())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "snapshot {} has no namespace label; name the namespace its files came from with --source-namespace",
-                        entry.id.short()
-                    )
-                })?,
+        let source = match a.source_namespace.as_deref() {
+            Some(s) => s,
+            None => volumes::snapshot_namespace(&entry.snapshot).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "snapshot {} has no namespace label; name the namespace its files came from with --source-namespace",
+                    entry.id.short()
+                )
+            })?,
         };
         let rt = runtime()?;
-        mapping = Some(rt.block_on(async {
+        shift = Some(rt.block_on(async {
             let cluster = a.cluster.connect().await?;
-            let from = uid::namespace_range(&cluster, &source)
+            UidShift::between_namespaces(&cluster, source, target)
                 .await
-                .map_err(k8s_error)?;
-            let to = uid::namespace_range(&cluster, target)
-                .await
-                .map_err(k8s_error)?;
-            uid::parse_mapping(&format!(
-                "{}/{}:{}/{}",
-                from.start, from.size, to.start, to.size
-            ))
-            .map_err(k8s_error)
+                .map_err(k8s_error)
         })?);
     }
     let repo = repo.load_index()?;
-    let options = RestoreOptions {
-        owners: root,
-        ..Default::default()
-    };
     let progress = CliProgress::start(super::super::progress_mode(g));
-    let restored = repo.restore(&entry.snapshot, "/", &a.target, options, &progress);
+    let done = volumes::restore_volume(&repo, &entry, &a.target, shift, &progress);
     progress.finish();
-    let s = restored?.summary;
-    let shifted = match mapping {
-        Some((from, to)) => Some(uid::shift_owners(&a.target, from, to).map_err(k8s_error)?),
-        None => None,
-    };
+    let done = done.map_err(k8s_error)?;
+    let s = done.restored.summary;
+    let shifted = done.shifted.map(|sh| (shift.expect("asked for"), sh));
     if g.json {
         output::json(&json!({
             "message_type": "summary",
@@ -298,8 +251,8 @@ fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
             "target": a.target,
             "files_restored": s.files, "dirs_restored": s.dirs, "bytes_restored": s.bytes,
             "files_failed": s.failed, "warnings": s.warnings,
-            "uid_shift": shifted.as_ref().map(|sh| json!({
-                "from": mapping.map(|m| m.0), "to": mapping.map(|m| m.1),
+            "uid_shift": shifted.as_ref().map(|(m, sh)| json!({
+                "from": m.from, "to": m.to,
                 "shifted": sh.shifted, "outside": sh.outside, "entries": sh.entries,
             })),
         }))?;
@@ -313,7 +266,7 @@ fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
             s.dirs,
             output::size(s.bytes)
         );
-        if let (Some(sh), Some((from, to))) = (&shifted, mapping) {
+        if let Some((UidShift { from, to }, sh)) = &shifted {
             println!(
                 "owners: {} entries moved from {}/{} to {}/{}, {} owned outside {}/{} left as they were",
                 sh.shifted,

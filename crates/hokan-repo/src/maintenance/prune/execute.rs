@@ -131,6 +131,13 @@ pub(crate) fn execute(
         report.locks_removed =
             crate::locks::expire_locks(&repo, &s.locks, lock.id(), &mut report.kept)?;
     }
+    // The size the repository is left with, for the report.
+    report.repository_bytes = repo
+        .store()
+        .list(layout::DATA)?
+        .iter()
+        .map(|l| l.size)
+        .sum();
     Ok(())
 }
 
