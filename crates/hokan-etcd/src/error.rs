@@ -204,14 +204,11 @@ impl Error {
     }
 }
 
-/// A data-path error, with a repository error it carries unwrapped.
-pub(crate) fn from_core(e: hokan_core::Error) -> Error {
-    match e {
-        hokan_core::Error::Storage(boxed) => match boxed.downcast::<hokan_repo::Error>() {
-            Ok(repo) => Error::Repo(*repo),
-            Err(other) => Error::Repo(hokan_repo::Error::Core(hokan_core::Error::Storage(other))),
-        },
-        other => Error::Repo(hokan_repo::Error::Core(other)),
+impl From<hokan_core::Error> for Error {
+    /// A data-path error, as the repository reports it (a repository error
+    /// it carried comes back as itself).
+    fn from(e: hokan_core::Error) -> Self {
+        Error::Repo(e.into())
     }
 }
 

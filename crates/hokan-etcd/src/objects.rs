@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::catalog::{Catalog, Entry, ValueAt, ValueType};
-use crate::error::{Error, Result, from_core};
+use crate::error::{Error, Result};
 use crate::stored::{EtcdSnapshot, RECORDS_PER_PART};
 
 /// Which objects a listing or an export takes.
@@ -292,10 +292,12 @@ impl<'r> Objects<'r> {
                 })?;
                 ids.push(r.id.0);
             }
-            let blobs = reader.read_blobs(BlobType::Data, &ids).map_err(from_core)?;
+            let blobs = reader
+                .read_blobs(BlobType::Data, &ids)
+                .map_err(Error::from)?;
             for (&i, blob) in members.iter().zip(blobs) {
                 out[i] = Some(
-                    blob.map_err(from_core)
+                    blob.map_err(Error::from)
                         .and_then(|r| value_of(entries[i], r)),
                 );
             }

@@ -201,10 +201,10 @@ pub fn backup_static_pods(
                 .archive(&paths, parent.as_ref())?;
         if let Some(w) = archived.warnings.first() {
             // Keys and certificates left out would make the backup useless.
-            return Err(hokan_repo::Error::Invalid {
-                what: "static pod resources",
-                reason: format!("{w}; nothing was saved"),
-            });
+            return Err(Error::invalid(
+                "static pod resources",
+                format!("{w}; nothing was saved"),
+            ));
         }
         let mut staged = Staged::new(archived.tree);
         staged.bytes = archived.summary.bytes;

@@ -152,6 +152,14 @@ pub enum Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<hokan_core::Error> for Error {
+    /// The data path's error, as the repository reports it (a repository
+    /// error it carried comes back as itself).
+    fn from(e: hokan_core::Error) -> Self {
+        Error::Repository(e.into())
+    }
+}
+
 impl Error {
     /// The HTTP status of an [`Error::Api`], if this is one.
     pub fn status(&self) -> Option<u16> {

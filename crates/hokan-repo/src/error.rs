@@ -254,7 +254,7 @@ pub enum Error {
 
     /// An error from the data path.
     #[error(transparent)]
-    Core(#[from] hokan_core::Error),
+    Core(hokan_core::Error),
 }
 
 /// "snapshot file P cannot be read (R)" for each, at most three named.
@@ -326,13 +326,22 @@ impl From<Error> for hokan_core::Error {
     }
 }
 
-/// Turns a core error that carries a boxed repository error back into it.
-pub(crate) fn from_core(e: hokan_core::Error) -> Error {
-    match e {
-        hokan_core::Error::Storage(boxed) => match boxed.downcast::<Error>() {
-            Ok(repo) => *repo,
-            Err(other) => Error::Core(hokan_core::Error::Storage(other)),
-        },
-        other => Error::Core(other),
+impl From<hokan_core::Error> for Error {
+    /// The data path's error; a repository error that crossed the core's
+    /// storage traits boxed (see the conversion the other way) comes back
+    /// as itself, so callers match on it as on any other.
+    fn from(e: hokan_core::Error) -> Self {
+        match e {
+            hokan_core::Error::Storage(boxed) => match boxed.downcast::<Error>() {
+                Ok(repo) => *repo,
+                Err(other) => Error::Core(hokan_core::Error::Storage(other)),
+            },
+            other => Error::Core(other),
+        }
     }
+}
+
+/// [`Error::from`] a core error, for `map_err`.
+pub(crate) fn from_core(e: hokan_core::Error) -> Error {
+    Error::from(e)
 }

@@ -245,8 +245,9 @@ impl Repository {
         Ok(self.locks()?.marked().cloned().collect())
     }
 
-    /// Stores a lock object; returns its id.
-    pub fn save_lock(&self, obj: &LockObject) -> Result<Id> {
+    /// Stores a lock object; returns its id. Locks, deletion marks and
+    /// damage records are written by the operations that hold them.
+    pub(crate) fn save_lock(&self, obj: &LockObject) -> Result<Id> {
         save_lock(
             self.store(),
             self.master_key(),

@@ -103,14 +103,6 @@ pub fn k8s_error(e: hokan_k8s::Error) -> anyhow::Error {
     }
 }
 
-/// Tags given as `--tag a,b --tag c`, trimmed.
-fn tags(raw: &[String]) -> Vec<String> {
-    raw.iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

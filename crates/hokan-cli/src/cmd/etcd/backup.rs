@@ -148,12 +148,8 @@ fn run(
         }
         None => None,
     };
-    let tags: Vec<String> = a
-        .tags
-        .iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect();
+    // As given: the snapshot spec normalises them for every source.
+    let tags = a.tags.clone();
     let token = static_pods::link_token();
     let mut options = BackupOptions {
         tags: tags.clone(),

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use hokan_k8s::{SnapshotOptions, SnapshotSource, import_velero_to_repository};
 
 use super::backup::find_resource_snapshot;
-use super::{k8s_error, runtime, tags};
+use super::{k8s_error, runtime};
 use crate::Global;
 use crate::output;
 use crate::progress::CliProgress;
@@ -103,7 +103,7 @@ pub fn import(g: &Global, a: ImportArgs) -> Result<ExitCode> {
         format!("velero:{}", name.trim_end_matches(".tar.gz"))
     });
     let snapshot = SnapshotOptions {
-        tags: tags(&a.tags),
+        tags: a.tags.clone(),
         hostname: a.host.clone(),
         ..Default::default()
     };

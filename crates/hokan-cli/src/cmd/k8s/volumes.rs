@@ -13,7 +13,7 @@ use hokan_k8s::volumes::{self, uid};
 use hokan_repo::snapshot::counts;
 use serde_json::json;
 
-use super::{ClusterArgs, k8s_error, runtime, tags};
+use super::{ClusterArgs, k8s_error, runtime};
 use crate::Global;
 use crate::cmd::FilterArgs;
 use crate::output;
@@ -74,7 +74,7 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         .map_err(k8s_error)
     })?;
     let mut repo = super::super::open(g)?.load_index()?;
-    let tags = tags(&a.tags);
+    let tags = &a.tags;
     let threads = a
         .parallel
         .map(usize::from)
@@ -90,8 +90,7 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
                 progress.set_totals(files, bytes);
             }
         });
-        let r =
-            volumes::backup_volumes(&mut repo, &found.found, &a.node, &tags, &progress, threads);
+        let r = volumes::backup_volumes(&mut repo, &found.found, &a.node, tags, &progress, threads);
         stop.store(true, Relaxed);
         r
     });
