@@ -229,7 +229,7 @@ pub fn restore_static_pods(
     let dir = snapshot.label(RESOURCES_DIR_LABEL).ok_or_else(|| {
         Error::invalid(
             "static pod resources",
-            format!("the snapshot has no {RESOURCES_DIR_LABEL} label: it was not made by `hokan etcd backup`"),
+            format!("the snapshot has no {RESOURCES_DIR_LABEL} label: it was not made by an etcd backup that stored them"),
         )
     })?;
     Ok(repo.restore(snapshot, dir, target, Default::default(), progress)?)

@@ -281,7 +281,7 @@ async fn a_failing_source_commits_nothing_and_says_why() {
         matches!(
             err,
             Error::InvalidOption {
-                option: "--selector",
+                option: "label selector",
                 ..
             }
         ),

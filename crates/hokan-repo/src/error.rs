@@ -146,6 +146,23 @@ pub enum Error {
         detail: String,
     },
 
+    /// The store refused to delete an object in a repository that is not
+    /// immutable: a missing permission, or a bucket whose object lock
+    /// (S3 Object Lock) still holds it.
+    #[error(
+        "storage at {location} denied access: {detail}; if the bucket has S3 Object Lock, its \
+         retention still holds {path}: such a bucket needs an immutable repository whose lock \
+         retention is the bucket's default retention"
+    )]
+    DeleteDenied {
+        /// The store.
+        location: String,
+        /// The object.
+        path: String,
+        /// The store's answer.
+        detail: String,
+    },
+
     /// Any other permanent storage failure.
     #[error("storage error at {location}: {detail}")]
     Storage {
@@ -198,9 +215,42 @@ pub enum Error {
         count: usize,
     },
 
-    /// A key operation that would lock everyone out, or names no key.
+    /// A key operation that would lock everyone out, or is ambiguous.
     #[error("{0}")]
     Key(String),
+
+    /// No key file matches an id or prefix.
+    #[error("no key file matches {query:?}")]
+    KeyNotFound {
+        /// What was asked for.
+        query: String,
+    },
+
+    /// The key file the repository was opened with cannot be removed
+    /// through it: that would leave this handle without a key.
+    #[error(
+        "key {} is the one this repository was opened with; open the repository with another \
+         key to remove this one, or change this key's password instead",
+        id.short()
+    )]
+    KeyInUse {
+        /// The key file.
+        id: hokan_core::Id,
+    },
+
+    /// A restore onto a device selected other than one file or device
+    /// with content; nothing was written.
+    #[error(
+        "a restore onto a device writes one file or device with content; the patterns select \
+         {selected}{}; narrow them to one",
+        if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }
+    )]
+    NotOneFile {
+        /// How many files with content were selected.
+        selected: usize,
+        /// The first few of them.
+        names: Vec<String>,
+    },
 
     /// An overwrite or deletion that the repository's immutable mode
     /// forbids, or that the store refused (object lock, a policy that

@@ -35,12 +35,9 @@ impl<'r> SnapshotSource<'r> {
     pub fn new(repo: &'r IndexedRepository, snapshot: &SnapshotEntry) -> Result<Self> {
         let short_id = snapshot.id.short();
         if snapshot.snapshot.source != SourceKind::K8S {
-            return Err(Error::NotResources {
+            return Err(Error::NotK8s {
                 snapshot: short_id,
-                reason: format!(
-                    "is a {} snapshot, not a Kubernetes resource (k8s) snapshot; `hokan snapshots` shows each one's source",
-                    snapshot.snapshot.source.name()
-                ),
+                source_kind: snapshot.snapshot.source.name().to_string(),
             });
         }
         Ok(SnapshotSource {
