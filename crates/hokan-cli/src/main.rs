@@ -12,6 +12,8 @@
 //! but some files could not be read, 10 no repository, 12 wrong password.
 
 mod cmd;
+#[cfg(test)]
+mod library_messages;
 mod metrics;
 mod output;
 mod password;

@@ -17,13 +17,14 @@ pub fn read_tree(reader: &BlobReader<'_>, id: &TreeId) -> Result<Tree> {
 }
 
 /// Visits every node below `root` depth first, in name order, with its
-/// path under `base`. The visitor returns whether to enter a directory.
-pub fn walk(
+/// path under `base`. The visitor returns whether to enter a directory;
+/// its error, of its own type, ends the walk and comes back unchanged.
+pub fn walk<E: From<crate::Error>>(
     reader: &BlobReader<'_>,
     root: &TreeId,
     base: &Path,
-    visit: &mut dyn FnMut(&Path, &Node) -> Result<bool>,
-) -> Result<()> {
+    visit: &mut dyn FnMut(&Path, &Node) -> std::result::Result<bool, E>,
+) -> std::result::Result<(), E> {
     let tree = read_tree(reader, root)?;
     for node in &tree.nodes {
         let path = base.join(std::ffi::OsStr::from_bytes(&node.name));

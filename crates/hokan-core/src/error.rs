@@ -84,6 +84,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// A restore onto a device was given something that is not a block
+    /// device; nothing was written.
+    #[error("{} is not a block device; restore to a directory instead", path.display())]
+    NotADevice {
+        /// The path given.
+        path: std::path::PathBuf,
+    },
+
     /// A pack grew beyond what its 32-bit offsets can address.
     #[error("pack would exceed {limit} bytes; lower the pack target size")]
     PackTooLarge {

@@ -284,12 +284,9 @@ fn store<R: Read + Send>(
         parent: options.parent.clone(),
         ..SnapshotSpec::new(SourceKind::ETCD)
     };
-    let committed = repo
-        .backup(spec, |s| {
-            let (staged, facts, keys) = stage(s, reader, what, facts)?;
-            Ok((staged, (facts, keys)))
-        })
-        .map_err(unboxed)?;
+    let committed = repo.backup(spec, |s| {
+        stage(s, reader, what, facts).map(|(staged, facts, keys)| (staged, (facts, keys)))
+    })?;
     let (facts, keys) = committed.value;
     Ok(Backed {
         entry: committed.entry,
@@ -298,29 +295,13 @@ fn store<R: Read + Send>(
     })
 }
 
-/// The crate's own error, if it travelled through the session boxed.
-pub(crate) fn unboxed(e: hokan_repo::Error) -> Error {
-    match e {
-        hokan_repo::Error::Core(hokan_core::Error::Storage(b)) => match b.downcast::<Error>() {
-            Ok(mine) => *mine,
-            Err(other) => match other.downcast::<hokan_repo::Error>() {
-                Ok(repo) => Error::Repo(*repo),
-                Err(other) => {
-                    Error::Repo(hokan_repo::Error::Core(hokan_core::Error::Storage(other)))
-                }
-            },
-        },
-        other => Error::Repo(other),
-    }
-}
-
 /// Stores the data and the tree inside the session.
 fn stage<R: Read + Send>(
     s: &Session<'_>,
     reader: R,
     what: &str,
     mut facts: DbFacts,
-) -> hokan_repo::Result<(Staged, DbFacts, u64)> {
+) -> Result<(Staged, DbFacts, u64)> {
     // Refused before any data moves: object nodes and snapshot identities
     // need format 2.
     s.require(hokan_core::FormatVersion::V2, "an etcd snapshot")?;
@@ -339,8 +320,8 @@ fn stage<R: Read + Send>(
         (Ok(r), Ok(p)) => (r, p),
         // The splitter stopped because the session did: the session's
         // error is the cause.
-        (Err(e), Err(Error::Sink(_))) | (Err(e), Ok(_)) => return Err(e),
-        (_, Err(e)) => return Err(boxed(e)),
+        (Err(e), Err(Error::Sink(_))) | (Err(e), Ok(_)) => return Err(e.into()),
+        (_, Err(e)) => return Err(e),
     };
     let (mut layout, mut records) = (Vec::new(), Vec::with_capacity(summary.records as usize));
     for (r, l) in refs.into_iter().zip(is_layout) {
@@ -348,7 +329,7 @@ fn stage<R: Read + Send>(
     }
     let meta = summary
         .meta
-        .ok_or_else(|| boxed(Error::invalid("input", "no bbolt meta")))?;
+        .ok_or_else(|| Error::invalid("input", "no bbolt meta"))?;
     facts.size = summary.total_bytes;
     facts.sha256 = hex_of(&summary.sha256);
     facts.page_size = summary.page_size;
@@ -378,10 +359,6 @@ fn stage<R: Read + Send>(
         staged.counts.push(("total_key".into(), st.total_key));
     }
     Ok((staged, facts, keys))
-}
-
-fn boxed(e: Error) -> hokan_repo::Error {
-    hokan_repo::Error::Core(hokan_core::Error::Storage(Box::new(e)))
 }
 
 /// The records directory: parts of [`RECORDS_PER_PART`] records, each a

@@ -64,8 +64,8 @@ pub enum Error {
     /// A split layout (hokan's description of the page structure) that
     /// cannot be rebuilt: damaged, or a record of the wrong length.
     #[error(
-        "the stored etcd page layout is damaged: {reason}; run `hokan check \
-         --read-data` to find the damaged object"
+        "the stored etcd page layout is damaged: {reason}; a check that reads the repository's \
+         data finds the damaged object"
     )]
     BadLayout {
         /// What did not fit.
@@ -94,14 +94,37 @@ pub enum Error {
         reason: String,
     },
 
-    /// etcd could not be reached or refused the request (TLS handshake,
-    /// connection refused, timeout, RPC error).
+    /// etcd could not be reached or refused the request (connection
+    /// refused, timeout, RPC error).
     #[error("etcd at {endpoint}: {reason}")]
     Etcd {
         /// The endpoint that was asked.
         endpoint: String,
         /// What went wrong, with the fix when known.
         reason: String,
+    },
+
+    /// The TLS connection to etcd failed: a CA that did not sign etcd's
+    /// certificate, a certificate for another host, or a client
+    /// certificate etcd does not trust or was not given.
+    #[error(
+        "etcd at {endpoint}: {reason}; {}",
+        if *client_certificate {
+            "check that the CA certificate is the one that signed etcd's server certificate, \
+             that this certificate names the host, and that etcd trusts the client certificate"
+        } else {
+            "check that the CA certificate is the one that signed etcd's server certificate \
+             and that this certificate names the host; etcd may also require a client \
+             certificate and key (etcd's --client-cert-auth)"
+        }
+    )]
+    Tls {
+        /// The endpoint that was asked.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+        /// Whether a client certificate was given.
+        client_certificate: bool,
     },
 
     /// Reading input or writing output failed.
@@ -123,10 +146,7 @@ pub enum Error {
     Repo(#[from] hokan_repo::Error),
 
     /// A snapshot that is not an etcd snapshot was named.
-    #[error(
-        "snapshot {snapshot} is a {source_kind} snapshot, not an etcd one; `hokan snapshots` \
-         lists the snapshots with their source"
-    )]
+    #[error("snapshot {snapshot} is a {source_kind} snapshot, not an etcd one")]
     NotEtcd {
         /// The snapshot's short id.
         snapshot: String,
@@ -143,10 +163,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// An etcd snapshot stored without its object catalog (the inventory
+    /// failed while it was stored): its objects cannot be listed or read
+    /// from the repository, but the snapshot restores whole.
+    #[error(
+        "etcd snapshot {snapshot} has no object catalog: {reason}; restore it to a database \
+         file and read that with etcd's tools"
+    )]
+    NoCatalog {
+        /// The snapshot's short id.
+        snapshot: String,
+        /// Why it has none.
+        reason: String,
+    },
+
     /// The stored object catalog cannot be read.
     #[error(
-        "the stored etcd object catalog is damaged: {reason}; run `hokan check --read-data` \
-         to find the damaged object"
+        "the stored etcd object catalog is damaged: {reason}; a check that reads the \
+         repository's data finds the damaged object"
     )]
     BadCatalog {
         /// What did not fit.
@@ -154,14 +188,30 @@ pub enum Error {
     },
 
     /// No object or key of that name in the snapshot.
-    #[error("{what} is not in snapshot {snapshot}{hint}")]
+    #[error("{what} is not in snapshot {snapshot}")]
     NotFound {
         /// What was looked for.
         what: String,
         /// The snapshot's short id.
         snapshot: String,
-        /// What would help (starts with "; ").
-        hint: String,
+        /// The resource it was looked for among, when it was named by
+        /// resource and name: listing that resource shows what is there.
+        resource: Option<String>,
+    },
+
+    /// A name that matches objects of several resources (`pods` of two
+    /// API groups, say).
+    #[error(
+        "{spec} names {} objects ({}); give the resource with its group, or name the object \
+         by its etcd key",
+        keys.len(),
+        keys.join(", ")
+    )]
+    AmbiguousObject {
+        /// The name given.
+        spec: String,
+        /// The etcd keys it matches.
+        keys: Vec<String>,
     },
 
     /// A value could not be decoded or decrypted as a Kubernetes object.
@@ -204,14 +254,11 @@ impl Error {
     }
 }
 
-/// A data-path error, with a repository error it carries unwrapped.
-pub(crate) fn from_core(e: hokan_core::Error) -> Error {
-    match e {
-        hokan_core::Error::Storage(boxed) => match boxed.downcast::<hokan_repo::Error>() {
-            Ok(repo) => Error::Repo(*repo),
-            Err(other) => Error::Repo(hokan_repo::Error::Core(hokan_core::Error::Storage(other))),
-        },
-        other => Error::Repo(hokan_repo::Error::Core(other)),
+impl From<hokan_core::Error> for Error {
+    /// A data-path error, as the repository reports it (a repository error
+    /// it carried comes back as itself).
+    fn from(e: hokan_core::Error) -> Self {
+        Error::Repo(e.into())
     }
 }
 

@@ -121,7 +121,7 @@ impl EtcdEndpoint {
             _ => {
                 return Err(Error::invalid(
                     "client certificate",
-                    "--cert and --key go together: give both or neither",
+                    "a client certificate and its key go together: give both or neither",
                 ));
             }
         }
@@ -132,6 +132,25 @@ impl EtcdEndpoint {
         Error::Etcd {
             endpoint: self.url.clone(),
             reason: reason.into(),
+        }
+    }
+
+    /// A failed request: a TLS problem when `reason` reads like one (the
+    /// error then says which files to check), else [`Error::Etcd`].
+    fn failure(&self, reason: String) -> Error {
+        let lower = reason.to_lowercase();
+        if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls")
+        {
+            return self.tls_failure(reason);
+        }
+        self.error(reason)
+    }
+
+    fn tls_failure(&self, reason: String) -> Error {
+        Error::Tls {
+            endpoint: self.url.clone(),
+            reason,
+            client_certificate: self.cert.is_some(),
         }
     }
 
@@ -367,7 +386,7 @@ fn recv<T>(rx: &mut mpsc::Receiver<T>) -> Result<Option<T>> {
     Ok(rx.blocking_recv())
 }
 
-/// An error and its causes on one line, with the fix for the usual ones.
+/// An error and its causes on one line.
 fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = String::new();
     let mut cur = Some(e);
@@ -388,19 +407,6 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = c.source();
     }
-    let lower = s.to_lowercase();
-    // An alert etcd sent is its refusal of the client's side of the
-    // handshake, which the caller names; anything else about certificates
-    // is most likely the server's certificate failing the check here.
-    let server_refused = lower.contains("received fatal alert");
-    let certificates =
-        lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls");
-    if certificates && !server_refused {
-        s.push_str(
-            "; check that --cacert is the CA that signed etcd's server certificate, that the \
-             certificate names this host, and that --cert/--key are a client certificate etcd trusts",
-        );
-    }
     s
 }
 
@@ -418,25 +424,14 @@ async fn pump(
         ))
     };
     // Before the first answer, a TLS endpoint that drops the connection has
-    // most likely refused the handshake: say which files to check.
+    // most likely refused the handshake (the server's alert for a missing
+    // client certificate reads like any other): say which files to check.
     let refused = |e: &(dyn std::error::Error + 'static)| {
-        let mut s = describe(e);
+        let s = describe(e);
         if ep.url.starts_with("https://") {
-            if ep.cert.is_none() {
-                // The server's alert for a missing client certificate reads
-                // like any other certificate problem: name this cause too.
-                s.push_str(
-                    "; with --client-cert-auth etcd needs a client certificate: give --cert and \
-                     --key",
-                );
-            } else if !s.contains("--cacert") {
-                s.push_str(
-                    "; etcd closed the TLS connection: check that --cert/--key are signed by the \
-                     CA etcd trusts (--trusted-ca-file)",
-                );
-            }
+            return ep.tls_failure(s);
         }
-        ep.error(s)
+        ep.failure(s)
     };
     // A plain TCP connect first: it tells "refused" and "unreachable" apart,
     // which the gRPC channel reports only as a timeout.
@@ -470,7 +465,7 @@ async fn pump(
     )
     .await
     .map_err(|_| late("MemberList"))?
-    .map_err(|e| ep.error(describe(&e)))?
+    .map_err(|e| ep.failure(describe(&e)))?
     .into_inner();
     let header = status
         .header
@@ -496,7 +491,7 @@ async fn pump(
     let mut stream = timeout(wait, maintenance.snapshot(SnapshotRequest {}))
         .await
         .map_err(|_| late("Snapshot"))?
-        .map_err(|e| ep.error(describe(&e)))?
+        .map_err(|e| ep.failure(describe(&e)))?
         .into_inner();
     let idle = ep.idle_timeout;
     loop {
@@ -505,7 +500,7 @@ async fn pump(
                 "no snapshot data for {idle:?}; the member stopped sending"
             ))
         })?;
-        match msg.map_err(|e| ep.error(format!("the snapshot stream broke: {}", describe(&e))))? {
+        match msg.map_err(|e| ep.failure(format!("the snapshot stream broke: {}", describe(&e))))? {
             // The channel closing tells the reader the stream ended.
             None => return Ok(()),
             Some(m) => {

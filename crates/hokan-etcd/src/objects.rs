@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::catalog::{Catalog, Entry, ValueAt, ValueType};
-use crate::error::{Error, Result, from_core};
+use crate::error::{Error, Result};
 use crate::stored::{EtcdSnapshot, RECORDS_PER_PART};
 
 /// Which objects a listing or an export takes.
@@ -184,7 +184,7 @@ impl<'r> Objects<'r> {
     pub fn by_key(&self, key: &str) -> Result<&Entry> {
         self.catalog
             .get(key.as_bytes())
-            .ok_or_else(|| self.not_found(format!("key {key:?}"), String::new()))
+            .ok_or_else(|| self.not_found(format!("key {key:?}"), None))
     }
 
     /// The live entry named `RESOURCE/NAMESPACE/NAME` (or `RESOURCE/NAME`
@@ -222,32 +222,22 @@ impl<'r> Objects<'r> {
             .collect();
         match found.as_slice() {
             [one] => Ok(one),
-            [] => Err(self.not_found(
-                spec.to_string(),
-                format!(
-                    "; `hokan etcd ls {} --resource {resource}` lists them",
-                    self.snap.short_id()
-                ),
-            )),
-            many => Err(Error::invalid(
-                "object",
-                format!(
-                    "{spec} names {} objects ({}); give the resource with its group, or use --key",
-                    many.len(),
-                    many.iter()
-                        .map(|e| String::from_utf8_lossy(&e.key).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )),
+            [] => Err(self.not_found(spec.to_string(), Some(resource.to_string()))),
+            many => Err(Error::AmbiguousObject {
+                spec: spec.to_string(),
+                keys: many
+                    .iter()
+                    .map(|e| String::from_utf8_lossy(&e.key).into_owned())
+                    .collect(),
+            }),
         }
     }
 
-    fn not_found(&self, what: String, hint: String) -> Error {
+    fn not_found(&self, what: String, resource: Option<String>) -> Error {
         Error::NotFound {
             what,
             snapshot: self.snap.short_id(),
-            hint,
+            resource,
         }
     }
 
@@ -292,10 +282,12 @@ impl<'r> Objects<'r> {
                 })?;
                 ids.push(r.id.0);
             }
-            let blobs = reader.read_blobs(BlobType::Data, &ids).map_err(from_core)?;
+            let blobs = reader
+                .read_blobs(BlobType::Data, &ids)
+                .map_err(Error::from)?;
             for (&i, blob) in members.iter().zip(blobs) {
                 out[i] = Some(
-                    blob.map_err(from_core)
+                    blob.map_err(Error::from)
                         .and_then(|r| value_of(entries[i], r)),
                 );
             }

@@ -16,7 +16,7 @@ use hokan_core::fs::Progress;
 use hokan_core::{BlobType, ChunkRef};
 use hokan_repo::IndexedRepository;
 
-use crate::error::{Error, Result, from_core};
+use crate::error::{Error, Result};
 use crate::rebuild::{RebuildSummary, RecordSource, rebuild};
 use crate::stored::{EtcdSnapshot, hex_of};
 
@@ -50,7 +50,7 @@ pub fn restore_to(
             match read {
                 _ if pipe.closed => Err(Error::Sink(CLOSED.into())),
                 Ok(_) => Ok(()),
-                Err(e) => Err(from_core(e)),
+                Err(e) => Err(Error::from(e)),
             }
         });
         let prefetch = s.spawn(move || prefetch(reader, &records, rec_tx));
@@ -222,11 +222,11 @@ fn prefetch(
         let ids: Vec<_> = records[at..end].iter().map(|c| c.id.0).collect();
         let batch = reader
             .read_blobs(BlobType::Data, &ids)
-            .map_err(from_core)
+            .map_err(Error::from)
             .and_then(|blobs| {
                 blobs
                     .into_iter()
-                    .map(|b| b.map_err(from_core))
+                    .map(|b| b.map_err(Error::from))
                     .collect::<Result<Vec<_>>>()
             });
         let failed = batch.is_err();

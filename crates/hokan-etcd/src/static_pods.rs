@@ -221,10 +221,10 @@ pub fn backup_static_pods(
                 .archive(&paths, parent.as_ref())?;
         if let Some(w) = archived.warnings.first() {
             // Keys and certificates left out would make the backup useless.
-            return Err(hokan_repo::Error::Invalid {
-                what: "static pod resources",
-                reason: format!("{w}; nothing was saved"),
-            });
+            return Err(Error::invalid(
+                "static pod resources",
+                format!("{w}; nothing was saved"),
+            ));
         }
         let mut staged = Staged::new(archived.tree);
         staged.bytes = archived.summary.bytes;
@@ -249,7 +249,7 @@ pub fn restore_static_pods(
     let dir = snapshot.label(RESOURCES_DIR_LABEL).ok_or_else(|| {
         Error::invalid(
             "static pod resources",
-            format!("the snapshot has no {RESOURCES_DIR_LABEL} label: it was not made by `hokan etcd backup`"),
+            format!("the snapshot has no {RESOURCES_DIR_LABEL} label: it was not made by an etcd backup that stored them"),
         )
     })?;
     Ok(repo.restore(snapshot, dir, target, Default::default(), progress)?)

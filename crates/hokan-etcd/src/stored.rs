@@ -197,8 +197,8 @@ impl EtcdSnapshot {
         let incomplete = |what: &str| Error::Incomplete {
             snapshot: short.clone(),
             reason: format!(
-                "its tree has no {what}; it was not written by `hokan etcd`, or its tree is \
-                 damaged (`hokan check` tells)"
+                "its tree has no {what}; it was not written by hokan's etcd backup, or its tree \
+                 is damaged"
             ),
         };
         let layout = tree
@@ -309,29 +309,26 @@ impl EtcdSnapshot {
         let mut out = Vec::with_capacity(r.len as usize);
         repo.reader()
             .read_chunks(std::slice::from_ref(r), &mut out)
-            .map_err(hokan_repo::Error::Core)?;
+            .map_err(Error::from)?;
         Ok(out)
     }
 
     /// The catalog of the `key` bucket.
     pub fn catalog(&self, repo: &IndexedRepository) -> Result<Catalog> {
         let Some(node) = &self.objects else {
-            let why = self
-                .facts
-                .inventory_error
-                .clone()
-                .unwrap_or_else(|| "it has no object catalog".into());
-            return Err(Error::Incomplete {
+            return Err(Error::NoCatalog {
                 snapshot: self.short_id(),
-                reason: format!(
-                    "{why}; restore it with `hokan etcd restore` and read the file with etcd tools"
-                ),
+                reason: self
+                    .facts
+                    .inventory_error
+                    .clone()
+                    .unwrap_or_else(|| "it was stored without one".into()),
             });
         };
         let mut bytes = Vec::with_capacity(node.size as usize);
         repo.reader()
             .read_chunks(&node.content, &mut bytes)
-            .map_err(hokan_repo::Error::Core)?;
+            .map_err(Error::from)?;
         Catalog::decode(&bytes)
     }
 

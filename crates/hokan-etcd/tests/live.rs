@@ -168,9 +168,19 @@ fn tls_with_client_certificates_and_a_wrong_ca() {
         .with_ca_cert(&pki.other_ca)
         .with_client_cert(&pki.client_cert, &pki.client_key);
     let t = Instant::now();
-    let err = LiveSnapshot::start(&wrong).unwrap_err().to_string();
+    let err = LiveSnapshot::start(&wrong).unwrap_err();
     eprintln!("wrong CA: {err}");
-    assert!(err.contains("--cacert"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Tls {
+                client_certificate: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("CA certificate"), "{err}");
     assert!(
         t.elapsed() < Duration::from_secs(15),
         "took {:?}",
@@ -179,9 +189,22 @@ fn tls_with_client_certificates_and_a_wrong_ca() {
 
     // No client certificate: etcd refuses the handshake.
     let anonymous = EtcdEndpoint::new(&etcd.url).unwrap().with_ca_cert(&pki.ca);
-    let err = LiveSnapshot::start(&anonymous).unwrap_err().to_string();
+    let err = LiveSnapshot::start(&anonymous).unwrap_err();
     eprintln!("no client certificate: {err}");
-    assert!(err.contains("give --cert and --key"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Tls {
+                client_certificate: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("client certificate and key"),
+        "{err}"
+    );
 
     // A key without a certificate is a usage error, found before connecting.
     let mut half = ep.clone();

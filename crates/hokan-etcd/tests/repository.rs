@@ -279,3 +279,44 @@ fn a_stored_snapshot_has_its_status_recorded_or_rebuilt() {
     snap.facts.status = None;
     assert_eq!(hokan_etcd::stored_status(&repo, &snap).unwrap(), recorded);
 }
+
+/// A file whose SHA-256 trailer does not match passes the status check
+/// (as `etcdctl snapshot status` does) and fails only while the session
+/// splits it: the splitter's own error comes back from the session as it
+/// was, nothing is committed, and what was uploaded is indexed.
+#[test]
+fn an_error_found_inside_the_session_comes_back_as_the_etcd_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut repo = common::repo(tmp.path());
+    let mut db = hokan_etcd::testdata::tiny_db();
+    db.extend([0xAB; 32]);
+    let file = tmp.path().join("bad-trailer.db");
+    std::fs::write(&file, &db).unwrap();
+    let err = import_file(&mut repo, &file, &BackupOptions::default(), &NoProgress).unwrap_err();
+    match &err {
+        Error::HashMismatch { what, .. } => {
+            assert!(what.starts_with(&file.display().to_string()), "{what}")
+        }
+        other => panic!("expected the splitter's HashMismatch, got {other:?}"),
+    }
+    assert!(common::reopen(tmp.path()).snapshots().unwrap().is_empty());
+}
+
+#[test]
+fn tags_are_recorded_as_every_source_records_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut repo = common::repo(tmp.path());
+    let file = tmp.path().join("tiny.db");
+    std::fs::write(&file, hokan_etcd::testdata::tiny_db()).unwrap();
+    let options = BackupOptions {
+        tags: vec![
+            "hourly ".into(),
+            String::new(),
+            " hourly".into(),
+            "dr".into(),
+        ],
+        ..Default::default()
+    };
+    let backed = import_file(&mut repo, &file, &options, &NoProgress).unwrap();
+    assert_eq!(backed.entry.snapshot.tags, ["dr", "hourly"]);
+}

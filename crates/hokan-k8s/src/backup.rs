@@ -106,7 +106,7 @@ pub async fn backup<S: ObjectSink + Send>(
     let discovery = cluster.discover().await?;
     let selector = match &options.selector {
         Some(s) => Some(Selector::parse(s).map_err(|reason| Error::InvalidOption {
-            option: "--selector",
+            option: "label selector",
             value: s.clone(),
             reason,
         })?),
@@ -114,7 +114,7 @@ pub async fn backup<S: ObjectSink + Send>(
     };
     let filter = ScopeFilter {
         namespaces: IncludesExcludes::new(
-            "--include/--exclude-namespaces",
+            "namespace filter",
             &options.include_namespaces,
             &options.exclude_namespaces,
         )?,

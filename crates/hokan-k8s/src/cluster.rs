@@ -91,7 +91,7 @@ impl Cluster {
             let file = Kubeconfig::read_from(path).map_err(|e| {
                 config_error(
                     format!("reading {}: {e}", path.display()),
-                    "give --kubeconfig a readable kubeconfig file",
+                    "give a readable kubeconfig file",
                 )
             })?;
             let context = options
@@ -104,7 +104,7 @@ impl Cluster {
                 .map_err(|e| {
                     config_error(
                         e.to_string(),
-                        "check --context against `kubectl config get-contexts`",
+                        "check the context's name against `kubectl config get-contexts`",
                     )
                 })?;
             (config, context)
@@ -114,7 +114,7 @@ impl Cluster {
                 .map_err(|e| {
                     config_error(
                         e.to_string(),
-                        "check --context against `kubectl config get-contexts`",
+                        "check the context's name against `kubectl config get-contexts`",
                     )
                 })?;
             (config, options.context.clone().unwrap_or_default())
@@ -122,7 +122,7 @@ impl Cluster {
             let config = kube::Config::infer().await.map_err(|e| {
                 config_error(
                     e.to_string(),
-                    "pass --kubeconfig, set KUBECONFIG, or run inside a pod",
+                    "give a kubeconfig file, set KUBECONFIG, or run inside a pod",
                 )
             })?;
             let identity = config.cluster_url.to_string();

@@ -73,7 +73,7 @@ pub enum Error {
     /// malformed.
     #[error("invalid {option} {value:?}: {reason}")]
     InvalidOption {
-        /// The option, e.g. `--namespace-mapping`.
+        /// The option, in words (`namespace mapping`, `label selector`).
         option: &'static str,
         /// The value given.
         value: String,
@@ -123,8 +123,32 @@ pub enum Error {
         source: hokan_repo::Error,
     },
 
-    /// A snapshot is not a Kubernetes resource snapshot, or its tree is not
-    /// laid out as [`crate::layout`] says.
+    /// A snapshot of another source was given where a Kubernetes resource
+    /// snapshot belongs.
+    #[error(
+        "snapshot {snapshot} is a {source_kind} snapshot, not a Kubernetes resource (k8s) snapshot"
+    )]
+    NotK8s {
+        /// The snapshot's short id.
+        snapshot: String,
+        /// Its source kind.
+        source_kind: String,
+    },
+
+    /// A namespace without OpenShift's UID range annotation, so the range
+    /// its volumes' owners should be shifted into is unknown.
+    #[error(
+        "namespace {namespace} has no openshift.io/sa.scc.uid-range annotation (not an OpenShift \
+         cluster?), so the UID range to shift owners into is unknown; give the source and \
+         target ranges explicitly"
+    )]
+    NoUidRange {
+        /// The namespace.
+        namespace: String,
+    },
+
+    /// A resource snapshot's tree is not laid out as [`crate::layout`]
+    /// says.
     #[error("snapshot {snapshot} {reason}")]
     NotResources {
         /// The snapshot's short id.
@@ -151,6 +175,14 @@ pub enum Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<hokan_core::Error> for Error {
+    /// The data path's error, as the repository reports it (a repository
+    /// error it carried comes back as itself).
+    fn from(e: hokan_core::Error) -> Self {
+        Error::Repository(e.into())
+    }
+}
 
 impl Error {
     /// The HTTP status of an [`Error::Api`], if this is one.

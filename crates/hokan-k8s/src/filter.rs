@@ -120,7 +120,7 @@ impl std::str::FromStr for ClusterResources {
             "false" => Ok(ClusterResources::Exclude),
             "auto" | "" => Ok(ClusterResources::Auto),
             _ => Err(Error::InvalidOption {
-                option: "--include-cluster-resources",
+                option: "cluster-resources choice",
                 value: s.to_string(),
                 reason: "expected true, false or auto".into(),
             }),

@@ -72,16 +72,16 @@ async fn a_backup_is_a_tree_of_objects_and_an_unchanged_one_stores_nothing() {
         include_namespaces: vec![ns.clone()],
         ..Default::default()
     };
-    let first = backup_to_repository(
-        cluster.cluster(),
-        &options,
-        &mut repo,
-        &SnapshotOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    // Tags as typed: the snapshot spec normalises them.
+    let tagged = SnapshotOptions {
+        tags: vec![" nightly".into(), String::new(), "nightly ".into()],
+        ..Default::default()
+    };
+    let first = backup_to_repository(cluster.cluster(), &options, &mut repo, &tagged, &NoProgress)
+        .await
+        .unwrap();
     let snap = &first.entry.snapshot;
+    assert_eq!(snap.tags, ["nightly"]);
     assert_eq!(snap.source, hokan_repo::SourceKind::K8S);
     assert_eq!(snap.identity, cluster.cluster().identity());
     assert!(first.value.errors.is_empty(), "{:?}", first.value.errors);
@@ -281,7 +281,7 @@ async fn a_failing_source_commits_nothing_and_says_why() {
         matches!(
             err,
             Error::InvalidOption {
-                option: "--selector",
+                option: "label selector",
                 ..
             }
         ),
@@ -458,12 +458,12 @@ async fn objects_in_any_order_make_the_same_tree_and_late_ones_are_refused() {
     let tree = repo
         .backup(
             hokan_repo::SnapshotSpec::new(hokan_repo::SourceKind::K8S),
-            |session| {
+            |session| -> hokan_k8s::Result<_> {
                 let mut builder = hokan_k8s::repository::TreeBuilder::new(session, &NoProgress);
                 for (ns, resource, name) in &sorted {
-                    builder.put(stored(ns, resource, name)).unwrap();
+                    builder.put(stored(ns, resource, name))?;
                 }
-                let (tree, _) = builder.finish().unwrap();
+                let (tree, _) = builder.finish()?;
                 Ok((hokan_repo::Staged::new(tree), tree))
             },
         )
@@ -475,7 +475,7 @@ async fn objects_in_any_order_make_the_same_tree_and_late_ones_are_refused() {
     // could not hold them, so the builder says so instead.
     let late = repo.backup(
         hokan_repo::SnapshotSpec::new(hokan_repo::SourceKind::K8S),
-        |session| {
+        |session| -> hokan_k8s::Result<_> {
             let mut builder = hokan_k8s::repository::TreeBuilder::new(session, &NoProgress);
             builder.put(stored("a", "configmaps", "one")).unwrap();
             builder
@@ -499,4 +499,60 @@ async fn objects_in_any_order_make_the_same_tree_and_late_ones_are_refused() {
         },
     );
     assert!(late.is_ok());
+
+    // An object the builder refuses, its error returned with `?` from the
+    // session's closure: it comes back as the builder's own error, naming
+    // the object, and nothing is saved.
+    let before = repo.snapshots().unwrap().len();
+    let refused = repo.backup(
+        hokan_repo::SnapshotSpec::new(hokan_repo::SourceKind::K8S),
+        |session| {
+            let mut builder = hokan_k8s::repository::TreeBuilder::new(session, &NoProgress);
+            builder.put(stored("a", "configmaps", "one"))?;
+            builder.put(stored("Not_A_Namespace", "secrets", "x"))?;
+            let (tree, _) = builder.finish()?;
+            Ok::<_, Error>((hokan_repo::Staged::new(tree), ()))
+        },
+    );
+    match refused {
+        Err(Error::BadObject { what, reason }) => {
+            assert_eq!(what, "core/secrets/Not_A_Namespace/x.json");
+            assert!(reason.contains("not a namespace name"), "{reason}");
+        }
+        other => panic!("expected the builder's BadObject, got {other:?}"),
+    }
+    assert_eq!(repo.snapshots().unwrap().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_holding_something_else_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = repository(dir.path());
+    // A resource snapshot with a plain file where only objects belong.
+    let saved = repo
+        .backup(
+            hokan_repo::SnapshotSpec::new(hokan_repo::SourceKind::K8S),
+            |s| -> hokan_repo::Result<_> {
+                let content = s.store_bytes(b"{}")?;
+                let mut file = hokan_core::Node::new("stray.txt", hokan_core::NodeKind::File);
+                file.content = content;
+                let ns = s.store_tree(vec![file])?;
+                let res = s.store_tree(vec![hokan_core::Node::dir("shop", ns)])?;
+                let group = s.store_tree(vec![hokan_core::Node::dir("configmaps", res)])?;
+                let root = s.store_tree(vec![hokan_core::Node::dir("core", group)])?;
+                Ok((hokan_repo::Staged::new(root), ()))
+            },
+        )
+        .unwrap();
+    let source = SnapshotSource::new(&repo, &saved.entry).unwrap();
+    match source.list().await {
+        Err(Error::NotResources { snapshot, reason }) => {
+            assert_eq!(snapshot, saved.entry.id.short());
+            assert!(
+                reason.contains("core/configmaps/shop/stray.txt"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected NotResources, got {other:?}"),
+    }
 }

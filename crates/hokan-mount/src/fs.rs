@@ -85,8 +85,8 @@ fn readable(node: &Node) -> bool {
 
 fn errno(what: &str, e: impl std::fmt::Display) -> Errno {
     // The kernel passes on only the number; the reason goes to the log of
-    // the `hokan mount` process, where whoever mounted can see it.
-    eprintln!("hokan mount: {what}: {e}");
+    // the process that mounted, where whoever mounted can see it.
+    eprintln!("hokan-mount: {what}: {e}");
     Errno::EIO
 }
 

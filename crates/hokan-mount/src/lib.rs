@@ -90,7 +90,7 @@ pub enum Error {
     /// /dev/fuse exists but this user may not open it.
     #[error(
         "/dev/fuse may be opened only by root here (Debian's default is mode 0666: \
-         chmod 0666 /dev/fuse), or run hokan mount as root"
+         chmod 0666 /dev/fuse), or mount as root"
     )]
     NoFuseAccess,
     /// Not root, and no helper that mounts for ordinary users.

@@ -313,11 +313,11 @@ pub fn key_management(location: &str, cache: &std::path::Path) {
     // The key in use and unknown keys cannot be removed.
     assert!(matches!(
         repo.remove_key(&repo.key_id().to_hex()),
-        Err(Error::Key(_))
+        Err(Error::KeyInUse { .. })
     ));
     assert!(matches!(
         repo.remove_key("ffffffffffff"),
-        Err(Error::Key(_))
+        Err(Error::KeyNotFound { .. })
     ));
     assert_eq!(repo.remove_key(&second.short()).unwrap(), second);
     assert!(matches!(

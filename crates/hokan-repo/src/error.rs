@@ -146,6 +146,23 @@ pub enum Error {
         detail: String,
     },
 
+    /// The store refused to delete an object in a repository that is not
+    /// immutable: a missing permission, or a bucket whose object lock
+    /// (S3 Object Lock) still holds it.
+    #[error(
+        "storage at {location} denied access: {detail}; if the bucket has S3 Object Lock, its \
+         retention still holds {path}: such a bucket needs an immutable repository whose lock \
+         retention is the bucket's default retention"
+    )]
+    DeleteDenied {
+        /// The store.
+        location: String,
+        /// The object.
+        path: String,
+        /// The store's answer.
+        detail: String,
+    },
+
     /// Any other permanent storage failure.
     #[error("storage error at {location}: {detail}")]
     Storage {
@@ -223,9 +240,42 @@ pub enum Error {
         wanted: String,
     },
 
-    /// A key operation that would lock everyone out, or names no key.
+    /// A key operation that would lock everyone out, or is ambiguous.
     #[error("{0}")]
     Key(String),
+
+    /// No key file matches an id or prefix.
+    #[error("no key file matches {query:?}")]
+    KeyNotFound {
+        /// What was asked for.
+        query: String,
+    },
+
+    /// The key file the repository was opened with cannot be removed
+    /// through it: that would leave this handle without a key.
+    #[error(
+        "key {} is the one this repository was opened with; open the repository with another \
+         key to remove this one, or change this key's password instead",
+        id.short()
+    )]
+    KeyInUse {
+        /// The key file.
+        id: hokan_core::Id,
+    },
+
+    /// A restore onto a device selected other than one file or device
+    /// with content; nothing was written.
+    #[error(
+        "a restore onto a device writes one file or device with content; the patterns select \
+         {selected}{}; narrow them to one",
+        if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }
+    )]
+    NotOneFile {
+        /// How many files with content were selected.
+        selected: usize,
+        /// The first few of them.
+        names: Vec<String>,
+    },
 
     /// An overwrite or deletion that the repository's immutable mode
     /// forbids, or that the store refused (object lock, a policy that
@@ -279,7 +329,7 @@ pub enum Error {
 
     /// An error from the data path.
     #[error(transparent)]
-    Core(#[from] hokan_core::Error),
+    Core(hokan_core::Error),
 }
 
 /// "snapshot file P cannot be read (R)" for each, at most three named.
@@ -359,13 +409,22 @@ impl From<Error> for hokan_core::Error {
     }
 }
 
-/// Turns a core error that carries a boxed repository error back into it.
-pub(crate) fn from_core(e: hokan_core::Error) -> Error {
-    match e {
-        hokan_core::Error::Storage(boxed) => match boxed.downcast::<Error>() {
-            Ok(repo) => *repo,
-            Err(other) => Error::Core(hokan_core::Error::Storage(other)),
-        },
-        other => Error::Core(other),
+impl From<hokan_core::Error> for Error {
+    /// The data path's error; a repository error that crossed the core's
+    /// storage traits boxed (see the conversion the other way) comes back
+    /// as itself, so callers match on it as on any other.
+    fn from(e: hokan_core::Error) -> Self {
+        match e {
+            hokan_core::Error::Storage(boxed) => match boxed.downcast::<Error>() {
+                Ok(repo) => *repo,
+                Err(other) => Error::Core(hokan_core::Error::Storage(other)),
+            },
+            other => Error::Core(other),
+        }
     }
+}
+
+/// [`Error::from`] a core error, for `map_err`.
+pub(crate) fn from_core(e: hokan_core::Error) -> Error {
+    Error::from(e)
 }

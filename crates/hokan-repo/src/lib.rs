@@ -45,7 +45,8 @@
 //!
 //! let mut repo = Repository::open(location, b"correct horse", OpenOptions::default())?.load_index()?;
 //! let spec = SnapshotSpec { identity: "cluster-a".into(), ..SnapshotSpec::new(SourceKind::new("records")?) };
-//! let saved = repo.backup(spec, |s| {
+//! // The closure returns its own error type; here the repository's.
+//! let saved = repo.backup(spec, |s| -> hokan_repo::Result<_> {
 //!     let mut nodes = Vec::new();
 //!     for i in 0..100 {
 //!         let body = format!("{{\"name\": \"cm-{i}\"}}");
@@ -105,7 +106,9 @@ pub use links::{Link, LinkFate, Linked};
 pub use objects::{IndexFiles, SnapshotList, Unreadable};
 pub use repository::{CacheMode, KeyDescription, OpenOptions, Repository};
 pub use session::{Committed, ParentChoice, Session, SnapshotSpec, Staged, WriteSummary};
-pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SourceKind, Summary, TagChange};
+pub use snapshot::{
+    Snapshot, SnapshotEntry, SnapshotFilter, SourceKind, Summary, TagChange, normalize_tags,
+};
 pub use sources::{FsBackup, FsBackupResult};
 pub use stats::{Stats, StatsMode};
 pub use store::{Location, Removal, RetryPolicy, Store};

@@ -271,8 +271,10 @@ impl Repository {
     }
 
     /// Stores a snapshot in this repository's format; returns its id. Call
-    /// only after the data it names is stored and indexed.
-    pub fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
+    /// only after the data it names is stored and indexed: new snapshots
+    /// go through the session's commit ([`crate::session`]), which checks
+    /// that.
+    pub(crate) fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
         let version = self.object_version(Kind::Snapshot);
         let bytes = match version {
             1 => object::seal(&self.key, Kind::Snapshot, 1, &s.to_v1()?)?,
@@ -356,7 +358,9 @@ impl Repository {
     }
 
     /// Writes an index file for packs already stored; returns its id.
-    pub fn write_index_file(&self, file: &IndexFile) -> Result<Id> {
+    /// Writers index their own packs ([`crate::session`]); maintenance
+    /// rewrites index files.
+    pub(crate) fn write_index_file(&self, file: &IndexFile) -> Result<Id> {
         let bytes = object::seal(&self.key, Kind::Index, 1, file)?;
         let id = object::object_id(&bytes);
         self.store.put(

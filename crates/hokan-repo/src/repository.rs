@@ -457,9 +457,9 @@ impl Repository {
         let k = match matching.as_slice() {
             [k] => *k,
             [] => {
-                return Err(Error::Key(format!(
-                    "no key file matches {id_or_prefix:?}; see `hokan key list`"
-                )));
+                return Err(Error::KeyNotFound {
+                    query: id_or_prefix.to_string(),
+                });
             }
             _ => {
                 return Err(Error::Key(format!(
@@ -469,11 +469,7 @@ impl Repository {
             }
         };
         if k.current {
-            return Err(Error::Key(format!(
-                "key {} is the one this repository was opened with; open it with another key to remove this one, \
-                 or use `hokan key passwd` to replace it",
-                k.id.short()
-            )));
+            return Err(Error::KeyInUse { id: k.id });
         }
         if keys.len() == 1 {
             return Err(Error::Key(
@@ -526,7 +522,7 @@ fn kept_key(store: &Store, id: &Id, until: Option<i64>) -> Error {
         action: "deleted",
         reason: format!(
             "the repository is immutable and {when}; its password still opens the repository \
-             until then. Run `hokan key remove {}` after that date",
+             until then: remove key {} again after that date",
             id.short()
         ),
     }

@@ -101,17 +101,9 @@ impl IndexedRepository {
                 .take(5)
                 .map(|(p, _)| p.display().to_string())
                 .collect();
-            return Err(Error::Invalid {
-                what: "include",
-                reason: format!(
-                    "--to-device writes one file or device with content; the patterns select {}{}; narrow them with --include",
-                    with_data.len(),
-                    if names.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", names.join(", "))
-                    }
-                ),
+            return Err(Error::NotOneFile {
+                selected: with_data.len(),
+                names,
             });
         };
         progress.totals(1, node.size);

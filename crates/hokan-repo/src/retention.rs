@@ -147,8 +147,8 @@ impl Policy {
         if self.is_empty() {
             return Err(Error::Invalid {
                 what: "retention policy",
-                reason: "no rule given; refusing to forget every snapshot (give --keep-last, \
-                         --keep-daily, ...)"
+                reason: "no rule given; refusing to forget every snapshot (give a rule: keep \
+                         the last n, the daily ones, ...)"
                     .into(),
             });
         }

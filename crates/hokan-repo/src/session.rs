@@ -19,6 +19,16 @@
 //!
 //! If the source fails, or any step fails, no snapshot is saved; the packs
 //! that landed are indexed, so the next run does not upload them again.
+//!
+//! The source's closure returns its own error type, any `E` that a
+//! repository [`Error`] converts into: its errors come back from
+//! [`IndexedRepository::backup`] as it returned them, and the session's
+//! own errors arrive converted. A closure that only uses `?` on the
+//! session's methods names its type, `|s| -> hokan_repo::Result<_> { … }`.
+//!
+//! Every snapshot is saved by one commit (steps 2 to 4): the sources'
+//! through [`IndexedRepository::backup`], and copies of snapshots from
+//! another repository ([`crate::copy`]) the same way.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -35,7 +45,7 @@ use crate::layout;
 use crate::locks::{LockObject, WriterLock};
 use crate::object::Kind;
 use crate::packs::Uploader;
-use crate::snapshot::{Snapshot, SnapshotEntry, SourceKind, Summary};
+use crate::snapshot::{Snapshot, SnapshotEntry, SourceKind, Summary, normalize_tags};
 
 /// Which snapshot a backup compares with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -60,7 +70,8 @@ pub struct SnapshotSpec {
     pub identity: String,
     /// The paths or names backed up.
     pub paths: Vec<String>,
-    /// Tags.
+    /// Tags, as given: the snapshot records them trimmed, without empty
+    /// ones, sorted and each once ([`normalize_tags`]).
     pub tags: Vec<String>,
     /// Record this host name instead of the machine's.
     pub hostname: Option<String>,
@@ -149,6 +160,33 @@ struct Opened {
     snapshot: Snapshot,
     parent: Option<SnapshotEntry>,
     start: std::time::Instant,
+}
+
+impl Opened {
+    /// The snapshot to save: the described one with the staged tree, its
+    /// parent, and the figures of the source and of the write path.
+    fn finish(self, staged: Staged, summary: &WriteSummary) -> Snapshot {
+        let Opened {
+            mut snapshot,
+            parent,
+            start,
+        } = self;
+        snapshot.tree = staged.tree;
+        snapshot.parent = parent.map(|p| p.id);
+        let mut counts = staged.counts;
+        counts.sort();
+        snapshot.summary = Summary {
+            bytes: staged.bytes,
+            blobs_added: summary.stats.new_blobs,
+            bytes_added: summary.stats.new_bytes,
+            bytes_stored: summary.stats.stored_bytes,
+            packs_added: summary.packs.len() as u64,
+            errors: staged.errors,
+            duration_ms: start.elapsed().as_millis() as u64,
+            counts,
+        };
+        snapshot
+    }
 }
 
 /// An open write session; see the module documentation.
@@ -274,17 +312,19 @@ impl IndexedRepository {
     /// Runs a backup: opens a [`Session`] for `spec`, lets `source` store
     /// its data and return its root tree, and commits the snapshot (see
     /// the module documentation). Returns the snapshot and the source's
-    /// own result.
-    pub fn backup<T>(
+    /// own result; an error the source returned comes back unchanged.
+    pub fn backup<T, E: From<Error>>(
         &mut self,
         spec: SnapshotSpec,
-        source: impl FnOnce(&Session<'_>) -> Result<(Staged, T)>,
-    ) -> Result<Committed<T>> {
+        source: impl FnOnce(&Session<'_>) -> Result<(Staged, T), E>,
+    ) -> Result<Committed<T>, E> {
         let opened = self.open_snapshot(spec, &mut None)?;
         let lock = WriterLock::acquire(&self.repo, self.loaded_at)?;
         let ((staged, value), summary) = self.stage(&opened, source)?;
         self.index_written(&summary);
-        self.commit(opened, staged, value, &summary, &lock)
+        let snapshot = opened.finish(staged, &summary);
+        let entry = self.commit(snapshot, &summary, &lock)?;
+        Ok(Committed { entry, value })
     }
 
     /// Runs several backups side by side, at most `threads` at a time,
@@ -295,14 +335,16 @@ impl IndexedRepository {
     /// same time may both keep it; prune removes the spare). Results come
     /// back in the jobs' order; a failed job saves no snapshot and stops
     /// no other. The outer error is the batch's: the lock was refused.
-    pub fn backup_each<T, F>(
+    /// Each job's error comes back as its source returned it.
+    pub fn backup_each<T, E, F>(
         &mut self,
         jobs: Vec<(SnapshotSpec, F)>,
         threads: usize,
-    ) -> Result<Vec<Result<Committed<T>>>>
+    ) -> Result<Vec<Result<Committed<T>, E>>>
     where
         T: Send,
-        F: FnOnce(&Session<'_>) -> Result<(Staged, T)> + Send,
+        E: From<Error> + Send,
+        F: FnOnce(&Session<'_>) -> Result<(Staged, T), E> + Send,
     {
         let n = jobs.len();
         let lock = WriterLock::acquire(&self.repo, self.loaded_at)?;
@@ -322,8 +364,8 @@ impl IndexedRepository {
                 .rev()
                 .collect::<Vec<_>>(),
         );
-        type Done<T> = Result<(Opened, (Staged, T), WriteSummary)>;
-        let done: std::sync::Mutex<Vec<Option<Done<T>>>> =
+        type Done<T, E> = Result<(Opened, (Staged, T), WriteSummary), E>;
+        let done: std::sync::Mutex<Vec<Option<Done<T, E>>>> =
             std::sync::Mutex::new((0..n).map(|_| None).collect());
         let this = &*self;
         std::thread::scope(|s| {
@@ -334,7 +376,7 @@ impl IndexedRepository {
                         let Some((i, ((_, source), opened))) = next else {
                             break;
                         };
-                        let result = opened.and_then(|o| {
+                        let result = opened.map_err(E::from).and_then(|o| {
                             let (value, summary) = this.stage(&o, source)?;
                             Ok((o, value, summary))
                         });
@@ -343,7 +385,7 @@ impl IndexedRepository {
                 });
             }
         });
-        let done: Vec<Done<T>> = done
+        let done: Vec<Done<T, E>> = done
             .into_inner()
             .expect("results")
             .into_iter()
@@ -358,7 +400,9 @@ impl IndexedRepository {
             .into_iter()
             .map(|d| {
                 let (opened, (staged, value), summary) = d?;
-                self.commit(opened, staged, value, &summary, &lock)
+                let snapshot = opened.finish(staged, &summary);
+                let entry = self.commit(snapshot, &summary, &lock)?;
+                Ok(Committed { entry, value })
             })
             .collect())
     }
@@ -375,9 +419,7 @@ impl IndexedRepository {
             Snapshot::new(spec.source.clone(), spec.paths.clone(), TreeId::default());
         snapshot.hostname = spec.hostname();
         snapshot.identity = spec.identity.clone();
-        spec.tags.sort();
-        spec.tags.dedup();
-        snapshot.tags = spec.tags.clone();
+        snapshot.tags = normalize_tags(std::mem::take(&mut spec.tags));
         spec.labels.sort();
         snapshot.labels = spec.labels.clone();
         let parent = self.parent_of(&spec, &snapshot, listed)?;
@@ -389,11 +431,11 @@ impl IndexedRepository {
     }
 
     /// Step 1: the source stores its data through a session.
-    fn stage<T>(
+    fn stage<T, E: From<Error>>(
         &self,
         opened: &Opened,
-        source: impl FnOnce(&Session<'_>) -> Result<(Staged, T)>,
-    ) -> Result<((Staged, T), WriteSummary)> {
+        source: impl FnOnce(&Session<'_>) -> Result<(Staged, T), E>,
+    ) -> Result<((Staged, T), WriteSummary), E> {
         let format = self.repo.config.format;
         self.write_detached(|writer, reader| {
             let session = Session {
@@ -406,41 +448,22 @@ impl IndexedRepository {
         })
     }
 
-    /// Steps 2 to 4: dependencies, damage, the snapshot object.
-    fn commit<T>(
+    /// Steps 2 to 4, the one commit of every snapshot: the packs
+    /// `summary` lists (stored and indexed in step 1) and the ones it
+    /// deduplicated against are still there, damage found is recorded,
+    /// and `snapshot` is saved. Sources come here through
+    /// [`backup`](Self::backup), copies through
+    /// [`copy_from`](Self::copy_from).
+    pub(crate) fn commit(
         &mut self,
-        opened: Opened,
-        staged: Staged,
-        value: T,
+        snapshot: Snapshot,
         summary: &WriteSummary,
         lock: &WriterLock,
-    ) -> Result<Committed<T>> {
+    ) -> Result<SnapshotEntry> {
         self.check_dependencies(summary, lock)?;
         self.record_damage()?;
-        let Opened {
-            mut snapshot,
-            parent,
-            start,
-        } = opened;
-        snapshot.tree = staged.tree;
-        snapshot.parent = parent.map(|p| p.id);
-        let mut counts = staged.counts;
-        counts.sort();
-        snapshot.summary = Summary {
-            bytes: staged.bytes,
-            blobs_added: summary.stats.new_blobs,
-            bytes_added: summary.stats.new_bytes,
-            bytes_stored: summary.stats.stored_bytes,
-            packs_added: summary.packs.len() as u64,
-            errors: staged.errors,
-            duration_ms: start.elapsed().as_millis() as u64,
-            counts,
-        };
         let id = self.save_snapshot(&snapshot)?;
-        Ok(Committed {
-            entry: SnapshotEntry { id, snapshot },
-            value,
-        })
+        Ok(SnapshotEntry { id, snapshot })
     }
 
     /// Runs `f` with a [`BlobWriter`] whose packs are uploaded as they fill;
@@ -460,15 +483,17 @@ impl IndexedRepository {
     }
 
     /// [`write`](Self::write) without adding the new packs to the
-    /// in-memory index, so several can run at once on a shared handle.
-    fn write_detached<T>(
+    /// in-memory index, so several can run at once on a shared handle;
+    /// `f`'s error comes back as it returned it.
+    fn write_detached<T, E: From<Error>>(
         &self,
-        f: impl FnOnce(&BlobWriter<'_>, &BlobReader<'_>) -> Result<T>,
-    ) -> Result<(T, WriteSummary)> {
+        f: impl FnOnce(&BlobWriter<'_>, &BlobReader<'_>) -> Result<T, E>,
+    ) -> Result<(T, WriteSummary), E> {
         let uploader = Uploader::new(&self.repo);
-        let outcome = (|| {
+        let outcome = (|| -> Result<_, E> {
             let config = self.repo.config.writer_config()?;
-            let writer = BlobWriter::new(&self.repo.key, config, &self.index, &uploader)?;
+            let writer = BlobWriter::new(&self.repo.key, config, &self.index, &uploader)
+                .map_err(from_core)?;
             let reader = BlobReader::new(&self.repo.key, &self.index, &self.repo.store);
             let value = f(&writer, &reader)?;
             let used = writer.used_packs();
@@ -480,7 +505,8 @@ impl IndexedRepository {
         // fail, the upload's error is the cause of the other.
         let uploaded = match (uploader.finish(), outcome) {
             (Ok(u), Ok(o)) => (u, o),
-            (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
+            (Err(e), _) => return Err(e.into()),
+            (Ok(_), Err(e)) => return Err(e),
         };
         let (done, (value, stats, used_packs)) = uploaded;
         Ok((
@@ -504,11 +530,7 @@ impl IndexedRepository {
 
     /// Step 2 of a commit: if a prune may have run beside this session,
     /// every pack the snapshot will depend on must still be there.
-    pub(crate) fn check_dependencies(
-        &self,
-        summary: &WriteSummary,
-        lock: &WriterLock,
-    ) -> Result<()> {
+    fn check_dependencies(&self, summary: &WriteSummary, lock: &WriterLock) -> Result<()> {
         let listed: HashSet<Id> = self.repo.list_ids(Kind::Index)?.into_iter().collect();
         let undisturbed = lock.held()?
             && self
@@ -537,7 +559,7 @@ impl IndexedRepository {
     /// Step 3 of a commit: blobs found damaged while reading are recorded,
     /// with the pack holding each damaged copy (damage recorded before is
     /// not recorded again).
-    pub(crate) fn record_damage(&self) -> Result<()> {
+    fn record_damage(&self) -> Result<()> {
         let damaged: Vec<(PackId, Id)> = self
             .index
             .damaged()

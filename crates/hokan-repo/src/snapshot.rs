@@ -376,18 +376,38 @@ pub struct TagChange {
 }
 
 impl TagChange {
-    /// Applies the change to `tags`, keeping them sorted and each once (as
-    /// snapshots store them); returns whether anything changed.
+    /// Applies the change to `tags`, the tags it names normalised as a
+    /// backup's are ([`normalize_tags`]); returns whether anything changed.
     pub fn apply(&self, tags: &mut Vec<String>) -> bool {
+        let remove = normalize_tags(self.remove.iter().cloned());
         let mut next = self.set.clone().unwrap_or_else(|| tags.clone());
         next.extend(self.add.iter().cloned());
-        next.retain(|t| !self.remove.contains(t) && !t.is_empty());
-        next.sort();
-        next.dedup();
+        let next: Vec<String> = normalize_tags(next)
+            .into_iter()
+            .filter(|t| !remove.contains(t))
+            .collect();
         let changed = next != *tags;
         *tags = next;
         changed
     }
+}
+
+/// Tags as a snapshot records them: trimmed, empty ones dropped, sorted,
+/// each once. Every source's [`SnapshotSpec`](crate::SnapshotSpec) and
+/// every [`TagChange`] pass through here, so `--tag " daily"` from one
+/// command and `daily` from another are one tag.
+pub fn normalize_tags(tags: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = tags
+        .into_iter()
+        .map(|t| match t.trim() {
+            trimmed if trimmed.len() == t.len() => t,
+            trimmed => trimmed.to_string(),
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A stored snapshot and its id.

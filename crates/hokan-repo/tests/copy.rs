@@ -55,7 +55,7 @@ fn objects(repo: &mut IndexedRepository, n: usize, extra: &[u8]) {
         identity: "cluster-a".into(),
         ..SnapshotSpec::new(SourceKind::new("records").unwrap())
     };
-    repo.backup(spec, |s| {
+    repo.backup(spec, |s| -> hokan_repo::Result<_> {
         let mut nodes = Vec::new();
         for i in 0..n {
             let body = generate(Kind::Text, 20_000 + i, i as u64);

@@ -280,13 +280,16 @@ fn a_prune_cannot_silently_destroy_a_running_backup() {
     let outcome = std::thread::scope(|s| {
         let backup = s.spawn(|| {
             let mut repo = open(&store).load_index().unwrap();
-            repo.backup(SnapshotSpec::default(), |session| {
-                started.wait();
-                go.wait();
-                let content = session.store_bytes(&data)?;
-                let node = hokan_core::Node::object("a", content, Vec::new());
-                Ok((hokan_repo::Staged::new(session.store_tree(vec![node])?), ()))
-            })
+            repo.backup(
+                SnapshotSpec::default(),
+                |session| -> hokan_repo::Result<_> {
+                    started.wait();
+                    go.wait();
+                    let content = session.store_bytes(&data)?;
+                    let node = hokan_core::Node::object("a", content, Vec::new());
+                    Ok((hokan_repo::Staged::new(session.store_tree(vec![node])?), ()))
+                },
+            )
         });
         started.wait();
         let instant = PruneOptions {

@@ -152,11 +152,14 @@ fn repository_v1_takes_backups_in_version_1() {
     let stream = repo
         .backup_stream(&b"a second stream"[..], "second.bin", Default::default())
         .unwrap();
-    let objects = repo.backup(SnapshotSpec::new(SourceKind::K8S), |s| {
-        let content = s.store_bytes(b"{}")?;
-        let node = Node::object("cm.json", content, Vec::new());
-        Ok((Staged::new(s.store_tree(vec![node])?), ()))
-    });
+    let objects = repo.backup(
+        SnapshotSpec::new(SourceKind::K8S),
+        |s| -> hokan_repo::Result<_> {
+            let content = s.store_bytes(b"{}")?;
+            let node = Node::object("cm.json", content, Vec::new());
+            Ok((Staged::new(s.store_tree(vec![node])?), ()))
+        },
+    );
     let e = objects.unwrap_err();
     assert!(e.to_string().contains("format 2"), "{e}");
 
@@ -220,11 +223,14 @@ fn repository_v1_upgrades_to_version_2() {
         .unwrap();
     assert_eq!(repo.format(), FormatVersion::V2);
     let saved = repo
-        .backup(SnapshotSpec::new(SourceKind::K8S), |s| {
-            let content = s.store_bytes(b"{\"kind\":\"ConfigMap\"}")?;
-            let node = Node::object("cm.json", content, Vec::new());
-            Ok((Staged::new(s.store_tree(vec![node])?), ()))
-        })
+        .backup(
+            SnapshotSpec::new(SourceKind::K8S),
+            |s| -> hokan_repo::Result<_> {
+                let content = s.store_bytes(b"{\"kind\":\"ConfigMap\"}")?;
+                let node = Node::object("cm.json", content, Vec::new());
+                Ok((Staged::new(s.store_tree(vec![node])?), ()))
+            },
+        )
         .unwrap();
     let mut out = Vec::new();
     repo.dump(&saved.entry.snapshot, "cm.json", &mut out)
@@ -300,7 +306,7 @@ fn repository_v2_stays_readable() {
             labels: vec![("format".into(), "2".into())],
             ..SnapshotSpec::new(SourceKind::K8S)
         };
-        repo.backup(spec, |s| {
+        repo.backup(spec, |s| -> hokan_repo::Result<_> {
             let mut nodes = Vec::new();
             for (name, body, rv) in v2_objects() {
                 let attrs = vec![

@@ -247,10 +247,18 @@ fn a_kept_key_file_is_an_error_that_says_so() {
         .add_key(b"other", test_init_options().kdf, "second")
         .unwrap();
     let e = repo.remove_key(&second.to_hex()).unwrap_err();
-    assert!(matches!(e, Error::Immutable { .. }), "{e}");
+    match &e {
+        Error::Immutable { path, .. } => {
+            assert_eq!(
+                path,
+                &hokan_repo::layout::object(hokan_repo::object::Kind::Key, &second)
+            )
+        }
+        other => panic!("expected Immutable, got {other:?}"),
+    }
     let msg = e.to_string();
     assert!(
-        msg.contains("still opens") && msg.contains("hokan key remove"),
+        msg.contains("still opens") && msg.contains(&format!("remove key {}", second.short())),
         "{msg}"
     );
     assert_eq!(worm.log().deletes.load(SeqCst), 0);

@@ -29,9 +29,11 @@ fn snap(repo: &mut IndexedRepository, kind: SourceKind, identity: &str) -> Snaps
         identity: identity.into(),
         ..SnapshotSpec::new(kind)
     };
-    repo.backup(spec, |s| Ok((Staged::new(s.store_tree(Vec::new())?), ())))
-        .unwrap()
-        .entry
+    repo.backup(spec, |s| {
+        Ok::<_, hokan_repo::Error>((Staged::new(s.store_tree(Vec::new())?), ()))
+    })
+    .unwrap()
+    .entry
 }
 
 #[test]

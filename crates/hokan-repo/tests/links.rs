@@ -39,9 +39,11 @@ fn snap(repo: &mut IndexedRepository, kind: &str, path: &str, links: &[Link]) ->
         labels: links.iter().flat_map(Link::labels).collect(),
         ..SnapshotSpec::new(SourceKind::new(kind).unwrap())
     };
-    repo.backup(spec, |s| Ok((Staged::new(s.store_tree(Vec::new())?), ())))
-        .unwrap()
-        .entry
+    repo.backup(spec, |s| {
+        Ok::<_, hokan_repo::Error>((Staged::new(s.store_tree(Vec::new())?), ()))
+    })
+    .unwrap()
+    .entry
 }
 
 /// A run of a source that stores its keys first and links them.

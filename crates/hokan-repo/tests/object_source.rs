@@ -45,7 +45,7 @@ fn back_up(repo: &mut IndexedRepository, records: &Inventory) -> SnapshotEntry {
         ..SnapshotSpec::new(SourceKind::new("inventory").unwrap())
     };
     let committed = repo
-        .backup(spec, |s| {
+        .backup(spec, |s| -> hokan_repo::Result<_> {
             let mut shelves: BTreeMap<&str, Vec<Node>> = BTreeMap::new();
             for (path, (body, revision)) in records {
                 let (shelf, name) = path.split_once('/').unwrap();
@@ -97,7 +97,7 @@ fn listing(repo: &IndexedRepository, entry: &SnapshotEntry) -> BTreeMap<PathBuf,
         &repo.reader(),
         &entry.snapshot.tree,
         Path::new("/"),
-        &mut |path, node| {
+        &mut |path, node| -> hokan_core::Result<bool> {
             if node.kind == NodeKind::Object {
                 let Some(AttrValue::Int(r)) = node.attr("revision") else {
                     panic!("{} has no revision", path.display());

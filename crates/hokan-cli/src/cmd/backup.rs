@@ -94,14 +94,6 @@ fn open_or_init(g: &Global, a: &BackupArgs) -> Result<hokan_repo::Repository> {
     }
 }
 
-fn tags(a: &BackupArgs) -> Vec<String> {
-    a.tags
-        .iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
 /// Applies the retention flags, if any, to the new snapshot's group.
 fn retain(
     repo: &Repository,
@@ -149,7 +141,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     let progress = CliProgress::start(super::progress_mode(g));
     let options = FsBackup {
         excludes,
-        tags: tags(&a),
+        tags: a.tags.clone(),
         parent,
         hostname: a.host.clone(),
         read_special: a.read_special,
@@ -192,7 +184,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
 fn stdin(g: &Global, a: &BackupArgs, policy: &Policy) -> Result<ExitCode> {
     let mut repo = open_or_init(g, a)?.load_index()?;
     let options = SnapshotSpec {
-        tags: tags(a),
+        tags: a.tags.clone(),
         hostname: a.host.clone(),
         ..Default::default()
     };

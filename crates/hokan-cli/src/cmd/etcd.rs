@@ -58,6 +58,43 @@ pub(crate) fn err(e: hokan_etcd::Error) -> anyhow::Error {
     }
 }
 
+/// The command or flag that helps with an etcd error, where one does.
+pub(crate) fn hint(e: &hokan_etcd::Error) -> Option<String> {
+    use hokan_etcd::Error as E;
+    Some(match e {
+        E::BadLayout { .. } | E::BadCatalog { .. } => {
+            "`hokan check --read-data` finds the damaged object".into()
+        }
+        E::NotEtcd { .. } => "`hokan snapshots` lists each snapshot with its source".into(),
+        E::Incomplete { .. } => "`hokan check` tells whether its tree is damaged".into(),
+        E::NoCatalog { snapshot, .. } => {
+            format!("`hokan etcd restore {snapshot} --output FILE.db` writes it as a database file")
+        }
+        E::NotFound {
+            snapshot,
+            resource: Some(resource),
+            ..
+        } => format!("`hokan etcd ls {snapshot} --resource {resource}` lists them"),
+        E::AmbiguousObject { keys, .. } => format!(
+            "`--key {}` names one by its etcd key",
+            keys.first().map_or("KEY", String::as_str)
+        ),
+        E::Tls {
+            client_certificate: false,
+            ..
+        } => "with --client-cert-auth etcd needs a client certificate: give --cert and --key \
+              (and --cacert, the CA that signed etcd's certificate)"
+            .into(),
+        E::Tls { .. } => "check that --cacert is the CA that signed etcd's server certificate \
+              and that --cert and --key are a client certificate etcd trusts"
+            .into(),
+        E::Invalid { what, .. } if what == "client certificate" => {
+            "--cert and --key go together: give both or neither".into()
+        }
+        _ => return None,
+    })
+}
+
 /// Opens the repository and the etcd snapshot `query` names.
 fn open_snapshot(g: &Global, query: &str) -> Result<(IndexedRepository, EtcdSnapshot)> {
     let repo = super::open(g)?.load_index()?;

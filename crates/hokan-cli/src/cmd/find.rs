@@ -53,7 +53,7 @@ pub fn run(g: &Global, a: FindArgs) -> Result<ExitCode> {
             &reader,
             &e.snapshot.tree,
             Path::new("/"),
-            &mut |path, node| {
+            &mut |path, node| -> hokan_core::Result<bool> {
                 if matcher.is_match(path) {
                     hits.push((path.to_path_buf(), node.clone()));
                 }

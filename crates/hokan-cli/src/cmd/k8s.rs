@@ -103,12 +103,17 @@ pub fn k8s_error(e: hokan_k8s::Error) -> anyhow::Error {
     }
 }
 
-/// Tags given as `--tag a,b --tag c`, trimmed.
-fn tags(raw: &[String]) -> Vec<String> {
-    raw.iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect()
+/// The command or flag that helps with a Kubernetes error, where one does.
+pub(crate) fn hint(e: &hokan_k8s::Error) -> Option<String> {
+    use hokan_k8s::Error as E;
+    Some(match e {
+        E::NotK8s { .. } => "`hokan snapshots` lists each snapshot with its source".into(),
+        E::Config { .. } => "--kubeconfig FILE and --context NAME choose the cluster".into(),
+        E::NoUidRange { .. } => "--uid-range FROM:TO gives the ranges (start/size each, as in \
+             openshift.io/sa.scc.uid-range)"
+            .into(),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -140,46 +140,51 @@ pub fn run(g: &Global, a: LsArgs) -> Result<ExitCode> {
         println!("{head}");
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    browse::walk(&reader, &root, &base, &mut |path, node| {
-        use std::io::Write;
-        let line = if g.json {
-            node_json(path, node).to_string()
-        } else if a.long && node.kind == NodeKind::Object {
-            format!(
-                "{} {:>12} {} {}",
-                permissions(node),
-                node.size,
-                path.display(),
-                attrs_text(node)
-            )
-        } else if a.long {
-            format!(
-                "{} {:>8} {:>8} {:>12} {} {}{}",
-                permissions(node),
-                if node.user.is_empty() {
-                    node.uid.to_string()
-                } else {
-                    node.user.clone()
-                },
-                if node.group.is_empty() {
-                    node.gid.to_string()
-                } else {
-                    node.group.clone()
-                },
-                node.size,
-                output::local_time(node.mtime.secs),
-                path.display(),
-                if node.kind == NodeKind::Symlink {
-                    format!(" -> {}", String::from_utf8_lossy(&node.target))
-                } else {
-                    String::new()
-                }
-            )
-        } else {
-            path.display().to_string()
-        };
-        writeln!(out, "{line}").map_err(|e| hokan_core::Error::io("writing the listing", e))?;
-        Ok(recursive)
-    })?;
+    browse::walk(
+        &reader,
+        &root,
+        &base,
+        &mut |path, node| -> hokan_core::Result<bool> {
+            use std::io::Write;
+            let line = if g.json {
+                node_json(path, node).to_string()
+            } else if a.long && node.kind == NodeKind::Object {
+                format!(
+                    "{} {:>12} {} {}",
+                    permissions(node),
+                    node.size,
+                    path.display(),
+                    attrs_text(node)
+                )
+            } else if a.long {
+                format!(
+                    "{} {:>8} {:>8} {:>12} {} {}{}",
+                    permissions(node),
+                    if node.user.is_empty() {
+                        node.uid.to_string()
+                    } else {
+                        node.user.clone()
+                    },
+                    if node.group.is_empty() {
+                        node.gid.to_string()
+                    } else {
+                        node.group.clone()
+                    },
+                    node.size,
+                    output::local_time(node.mtime.secs),
+                    path.display(),
+                    if node.kind == NodeKind::Symlink {
+                        format!(" -> {}", String::from_utf8_lossy(&node.target))
+                    } else {
+                        String::new()
+                    }
+                )
+            } else {
+                path.display().to_string()
+            };
+            writeln!(out, "{line}").map_err(|e| hokan_core::Error::io("writing the listing", e))?;
+            Ok(recursive)
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -152,10 +152,53 @@ pub fn warn_unreadable(g: &Global, what: &str, list: &[hokan_repo::Unreadable]) 
 }
 
 /// The command that helps with an error, where one does. The library's
-/// errors say what happened; which command to run is the CLI's to say.
+/// errors say what happened and what helps in words; which command or flag
+/// does it is the CLI's to say. The first error in the chain that has a
+/// hint gives it (a repository error inside a Kubernetes one, say).
 pub fn hint(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|cause| {
+        if let Some(r) = cause.downcast_ref::<RepoError>() {
+            repo_hint(r)
+        } else if let Some(c) = cause.downcast_ref::<hokan_core::Error>() {
+            core_hint(c)
+        } else if let Some(etcd) = cause.downcast_ref::<hokan_etcd::Error>() {
+            etcd::hint(etcd)
+        } else if let Some(k) = cause.downcast_ref::<hokan_k8s::Error>() {
+            k8s::hint(k)
+        } else {
+            None
+        }
+    })
+}
+
+fn core_hint(e: &hokan_core::Error) -> Option<String> {
     use hokan_core::Error as CoreError;
-    let repo = e.downcast_ref::<RepoError>()?;
+    Some(match e {
+        // In no index: an index file is lost or damaged (the pack may be
+        // fine), which `repair index` mends; salvaging packs does not.
+        CoreError::BlobNotFound { .. } => {
+            "`hokan repair index` rebuilds the index from the packs themselves; `hokan check \
+             --read-data` then names any data that is really lost"
+                .into()
+        }
+        CoreError::Corrupted { .. }
+        | CoreError::Truncated { .. }
+        | CoreError::MissingPack { .. } => {
+            "`hokan check --read-data` names every damaged file; `hokan repair packs` salvages \
+             damaged packs"
+                .into()
+        }
+        CoreError::NeedsFormat { .. } => {
+            "`hokan migrate` upgrades the repository (releases that read only the old format \
+             can then no longer open it)"
+                .into()
+        }
+        CoreError::NotADevice { .. } => "`--target DIR` restores to a directory".into(),
+        _ => return None,
+    })
+}
+
+fn repo_hint(repo: &RepoError) -> Option<String> {
     Some(match repo {
         // Where a file stands, init fails the same way: the fix is
         // another path, which the error says.
@@ -180,24 +223,7 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         RepoError::Corrupted { .. } | RepoError::Missing { .. } => {
             "`hokan check --read-data` finds every damaged object and names what it affects".into()
         }
-        // In no index: an index file is lost or damaged (the pack may be
-        // fine), which `repair index` mends; salvaging packs does not.
-        RepoError::Core(CoreError::BlobNotFound { .. }) => {
-            "`hokan repair index` rebuilds the index from the packs themselves; `hokan check \
-             --read-data` then names any data that is really lost"
-                .into()
-        }
-        RepoError::Core(CoreError::Corrupted { .. } | CoreError::Truncated { .. })
-        | RepoError::Core(CoreError::MissingPack { .. }) => {
-            "`hokan check --read-data` names every damaged file; `hokan repair packs` salvages \
-             damaged packs"
-                .into()
-        }
-        RepoError::Core(CoreError::NeedsFormat { .. }) => {
-            "`hokan migrate` upgrades the repository (releases that read only the old format \
-             can then no longer open it)"
-                .into()
-        }
+        RepoError::Core(c) => return core_hint(c),
         RepoError::Locked(_) => "if that process crashed, `hokan unlock` removes its lock".into(),
         RepoError::SnapshotNotFound { .. } => "`hokan snapshots` lists them".into(),
         RepoError::NoSnapshotOfKind { kind, .. } => {
@@ -229,8 +255,42 @@ pub fn hint(e: &anyhow::Error) -> Option<String> {
         RepoError::Unreachable { .. } => {
             "check that the store is running and reachable, then run the command again".into()
         }
+        RepoError::KeyNotFound { .. } => "`hokan key list` lists the key files".into(),
+        RepoError::KeyInUse { .. } => "`hokan key passwd` replaces this key's password; to \
+             remove the key, run `hokan key remove` with another key's password (--password-file)"
+            .into(),
+        // A key file the object lock keeps: removing it again later works.
+        RepoError::Immutable { path, .. } if key_file_id(path).is_some() => format!(
+            "`hokan key remove {}` removes it once the lock has expired",
+            key_file_id(path).map(|id| id.short()).unwrap_or_default()
+        ),
+        RepoError::Immutable {
+            action: "overwritten",
+            ..
+        } => "`hokan check --read-data` finds the damaged object".into(),
+        RepoError::DeleteDenied { .. } => "on such a bucket, use a repository made with `hokan \
+             init --immutable --lock-retention <the bucket's default retention>`"
+            .into(),
+        RepoError::NotOneFile { .. } => {
+            "`--include PATH` narrows the selection to the one file to write".into()
+        }
+        RepoError::Invalid {
+            what: "retention policy",
+            ..
+        } => "give a rule that keeps snapshots: --keep-last N, --keep-daily N, ... (`hokan \
+             forget --help` lists them all)"
+            .into(),
         _ => return None,
     })
+}
+
+/// The id of the key file at `path`, if that is where key files live.
+fn key_file_id(path: &str) -> Option<hokan_core::Id> {
+    use hokan_repo::{layout, object::Kind};
+    let name = path
+        .strip_prefix(layout::dir(Kind::Key))?
+        .strip_prefix('/')?;
+    hokan_core::Id::from_hex(name)
 }
 
 /// Exit code for an error, as restic's.

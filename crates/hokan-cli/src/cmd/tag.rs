@@ -30,13 +30,12 @@ pub struct TagArgs {
     pub filter: FilterArgs,
 }
 
-/// `--add a,b --add c` as `[a, b, c]`.
+/// `--add a,b --add c` as `[a, b, c]`; [`TagChange`] trims them and drops
+/// empty ones, as a backup's snapshot spec does.
 fn split(values: &[String]) -> Vec<String> {
     values
         .iter()
         .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
         .map(String::from)
         .collect()
 }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use rayon::prelude::*;
 
 use super::exclude::Excludes;
-use super::meta::{NameCache, Warning, node_from};
+use super::meta::{NameCache, Warning, WarningKind, node_from};
 use super::prefetch::Prefetch;
 use crate::error::{Error, Result};
 use crate::id::{BlobType, TreeId};
@@ -54,9 +54,21 @@ impl Warnings {
     }
 
     pub(crate) fn warn(&self, progress: &dyn Progress, path: &Path, message: impl Into<String>) {
+        self.warn_as(progress, path, WarningKind::Other, message);
+    }
+
+    /// [`warn`](Self::warn) of a kind a caller may act on.
+    pub(crate) fn warn_as(
+        &self,
+        progress: &dyn Progress,
+        path: &Path,
+        kind: WarningKind,
+        message: impl Into<String>,
+    ) {
         let w = Warning {
             path: path.to_path_buf(),
             message: message.into(),
+            kind,
         };
         progress.warning(&w);
         self.list.lock().expect("warnings").push(w);

@@ -104,13 +104,9 @@ pub fn restore_to_device(
 ) -> Result<u64> {
     let md = std::fs::metadata(device).map_err(|e| Error::io_path("reading", device, e))?;
     if !md.file_type().is_block_device() {
-        return Err(Error::invalid(
-            "device",
-            format!(
-                "{} is not a block device; restore to a directory with --target instead",
-                device.display()
-            ),
-        ));
+        return Err(Error::NotADevice {
+            path: device.to_path_buf(),
+        });
     }
     let mut file = File::options()
         .write(true)

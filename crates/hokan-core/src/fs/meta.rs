@@ -22,6 +22,22 @@ pub struct Warning {
     pub path: std::path::PathBuf,
     /// What happened.
     pub message: String,
+    /// Which problem it is, where a caller may act on it.
+    pub kind: WarningKind,
+}
+
+/// The problems a [`Warning`] names that a caller may want to tell apart
+/// (a command-line tool adds the command that helps).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WarningKind {
+    /// Any other problem.
+    #[default]
+    Other,
+    /// A restore found a block device where a device's content was to be
+    /// written as an image file, and left the device alone: restoring to
+    /// the device itself writes the content onto it.
+    DeviceKept,
 }
 
 impl std::fmt::Display for Warning {
@@ -225,6 +241,7 @@ fn read_xattrs(path: &Path, warnings: &mut Vec<Warning>) -> Vec<Xattr> {
             warnings.push(Warning {
                 path: path.to_path_buf(),
                 message: format!("listing extended attributes: {e}"),
+                kind: WarningKind::Other,
             });
             return Vec::new();
         }
@@ -240,6 +257,7 @@ fn read_xattrs(path: &Path, warnings: &mut Vec<Warning>) -> Vec<Xattr> {
             Err(e) => warnings.push(Warning {
                 path: path.to_path_buf(),
                 message: format!("reading extended attribute {}: {e}", name.to_string_lossy()),
+                kind: WarningKind::Other,
             }),
         }
     }
@@ -305,6 +323,7 @@ pub(crate) fn apply(
         warnings.push(Warning {
             path: shown.to_path_buf(),
             message: format!("{what}: {e}"),
+            kind: WarningKind::Other,
         })
     };
     let mut chowned = false;

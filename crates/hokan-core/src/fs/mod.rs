@@ -22,6 +22,6 @@ mod sparse;
 pub use archive::{ArchiveSummary, Archived, Archiver, NoProgress, Progress, absolute};
 pub use device::{device_with_data, restore_to_device};
 pub use exclude::{CACHEDIR_SIGNATURE, Excludes};
-pub use meta::{NameCache, Warning, is_root};
+pub use meta::{NameCache, Warning, WarningKind, is_root};
 pub use prefetch::{scan, with_totals};
 pub use restore::{Overwrite, RestoreOptions, RestoreSummary, Restored, Restorer};

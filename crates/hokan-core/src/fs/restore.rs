@@ -33,7 +33,8 @@ use super::archive::{Progress, Warnings};
 use super::beneath::{Beneath, create_new_at, make_dir_at, remove_at};
 use super::device::device_with_data;
 use super::meta::{
-    ApplyOptions, At, Created, NameCache, Warning, apply, make_special, set_times, umask,
+    ApplyOptions, At, Created, NameCache, Warning, WarningKind, apply, make_special, set_times,
+    umask,
 };
 use super::restore_dirs::{DirCache, Dirs, Lost, ROOT};
 use super::sparse::SparseWriter;
@@ -535,14 +536,13 @@ impl<'a> Restorer<'a> {
             // a file): the content goes onto a device with --to-device.
             if device_with_data(node) && kind == FileType::BlockDevice {
                 self.skipped.fetch_add(1, Relaxed);
-                self.warn(
+                self.warnings.warn_as(
+                    self.progress,
                     path,
-                    format!(
-                        "not restored: a block device is there, and an image file will not \
-                         replace it; to write the content onto it: hokan restore SNAPSHOT \
-                         --include PATH --to-device {}",
-                        path.display()
-                    ),
+                    WarningKind::DeviceKept,
+                    "not restored: a block device is there, and an image file will not \
+                     replace it; restoring this file to the device itself writes its content \
+                     onto it",
                 );
                 return Ok(false);
             }

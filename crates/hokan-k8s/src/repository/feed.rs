@@ -18,9 +18,6 @@ use crate::object::StoredObject;
 use crate::seam::{Completed, ObjectSink};
 use crate::{Error, Result};
 
-/// What the session's error says when the producer stopped first.
-const ABANDONED: &str = "Kubernetes backup";
-
 /// Messages in flight between the producer and the session.
 const CAPACITY: usize = 256;
 
@@ -64,6 +61,25 @@ pub(crate) fn channel() -> (FeedSink, mpsc::Receiver<Feed>) {
     (FeedSink { tx }, rx)
 }
 
+/// Why a session stopped without a snapshot: the producer stopped before
+/// it finished (its own error says why), or storing failed.
+enum Stopped {
+    Abandoned,
+    Failed(Error),
+}
+
+impl From<hokan_repo::Error> for Stopped {
+    fn from(e: hokan_repo::Error) -> Self {
+        Stopped::Failed(e.into())
+    }
+}
+
+impl From<Error> for Stopped {
+    fn from(e: Error) -> Self {
+        Stopped::Failed(e)
+    }
+}
+
 /// Runs a backup session on the calling thread (which must not be driving
 /// async tasks: see [`super::off_runtime`]), storing what arrives on `rx`
 /// until the producer finishes, and commits the snapshot. If the producer
@@ -75,13 +91,6 @@ pub(crate) fn store(
     mut rx: mpsc::Receiver<Feed>,
     progress: &dyn Progress,
 ) -> Result<Option<Committed<BackupSummary>>> {
-    // The session's closure returns the repository's error type; ours is
-    // kept here and returned in its place.
-    let mut failure: Option<Error> = None;
-    let abandoned = || hokan_repo::Error::Invalid {
-        what: ABANDONED,
-        reason: "the source stopped before it finished".into(),
-    };
     let committed = repo.backup(spec, |session| {
         let mut builder = TreeBuilder::new(session, progress);
         let fed = (|| -> Result<Option<BackupSummary>> {
@@ -96,21 +105,8 @@ pub(crate) fn store(
         })();
         // Stop the producer at once whatever happened here.
         rx.close();
-        let summary = match fed {
-            Ok(Some(summary)) => summary,
-            Ok(None) => return Err(abandoned()),
-            Err(e) => {
-                failure = Some(e);
-                return Err(abandoned());
-            }
-        };
-        let (tree, counts) = match builder.finish() {
-            Ok(done) => done,
-            Err(e) => {
-                failure = Some(e);
-                return Err(abandoned());
-            }
-        };
+        let summary = fed?.ok_or(Stopped::Abandoned)?;
+        let (tree, counts) = builder.finish()?;
         let staged = Staged {
             tree,
             bytes: summary.bytes,
@@ -119,15 +115,9 @@ pub(crate) fn store(
         };
         Ok((staged, summary))
     });
-    match (committed, failure) {
-        (_, Some(e)) => Err(e),
-        (Ok(c), None) => Ok(Some(c)),
-        (
-            Err(hokan_repo::Error::Invalid {
-                what: ABANDONED, ..
-            }),
-            None,
-        ) => Ok(None),
-        (Err(e), None) => Err(e.into()),
+    match committed {
+        Ok(c) => Ok(Some(c)),
+        Err(Stopped::Abandoned) => Ok(None),
+        Err(Stopped::Failed(e)) => Err(e),
     }
 }

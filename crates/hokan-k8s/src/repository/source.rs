@@ -35,12 +35,9 @@ impl<'r> SnapshotSource<'r> {
     pub fn new(repo: &'r IndexedRepository, snapshot: &SnapshotEntry) -> Result<Self> {
         let short_id = snapshot.id.short();
         if snapshot.snapshot.source != SourceKind::K8S {
-            return Err(Error::NotResources {
+            return Err(Error::NotK8s {
                 snapshot: short_id,
-                reason: format!(
-                    "is a {} snapshot, not a Kubernetes resource (k8s) snapshot; `hokan snapshots` shows each one's source",
-                    snapshot.snapshot.source.name()
-                ),
+                source_kind: snapshot.snapshot.source.name().to_string(),
             });
         }
         Ok(SnapshotSource {
@@ -61,28 +58,17 @@ impl<'r> SnapshotSource<'r> {
     fn list_blocking(&self) -> Result<Vec<ObjectEntry>> {
         let reader = self.repo.reader();
         let mut out = Vec::new();
-        let mut failure: Option<Error> = None;
-        let walked = browse::walk(
+        browse::walk(
             &reader,
             &self.root,
             std::path::Path::new(""),
-            &mut |path, node| {
-                if node.kind == NodeKind::Dir {
-                    return Ok(true);
+            &mut |path, node| -> Result<bool> {
+                if node.kind != NodeKind::Dir {
+                    out.push(self.entry(&path.to_string_lossy(), node)?);
                 }
-                match self.entry(&path.to_string_lossy(), node) {
-                    Ok(e) => out.push(e),
-                    Err(e) => {
-                        failure.get_or_insert(e);
-                    }
-                }
-                Ok(failure.is_none())
+                Ok(true)
             },
-        );
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        walked.map_err(hokan_repo::Error::from)?;
+        )?;
         Ok(out)
     }
 
@@ -146,7 +132,7 @@ impl<'r> SnapshotSource<'r> {
     fn read_dir(&self, dir: &str) -> Result<Tree> {
         let reader = self.repo.reader();
         let wanted = std::path::Path::new("/").join(dir);
-        match browse::locate(&reader, &self.root, &wanted).map_err(hokan_repo::Error::from)? {
+        match browse::locate(&reader, &self.root, &wanted)? {
             Some(browse::Located::Tree(id)) => Ok(self.repo.read_tree(&id)?),
             _ => Err(Error::NotFound {
                 path: dir.to_string(),
@@ -169,8 +155,7 @@ impl<'r> SnapshotSource<'r> {
         let mut read = self
             .repo
             .reader()
-            .read_blobs(BlobType::Data, &ids)
-            .map_err(hokan_repo::Error::from)?
+            .read_blobs(BlobType::Data, &ids)?
             .into_iter();
         let mut out = Vec::with_capacity(chunks.len());
         for (path, refs) in chunks {
@@ -180,13 +165,11 @@ impl<'r> SnapshotSource<'r> {
                     bytes.resize(bytes.len() + chunk.len as usize, 0);
                     continue;
                 }
-                let blob = read.next().ok_or_else(|| Error::Unreadable {
-                    path: path.clone(),
-                    source: hokan_repo::Error::Invalid {
-                        what: "blob read",
-                        reason: "fewer blobs came back than were asked for".into(),
-                    },
-                })?;
+                // One result per id asked for: a missing one is a blob
+                // the reader did not find.
+                let blob = read
+                    .next()
+                    .unwrap_or_else(|| Err(hokan_core::Error::BlobNotFound { id: chunk.id.0 }));
                 let blob = blob.map_err(|e| Error::Unreadable {
                     path: path.clone(),
                     source: e.into(),

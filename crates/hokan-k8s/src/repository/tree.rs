@@ -223,7 +223,7 @@ impl<'a, 's> TreeBuilder<'a, 's> {
             return Err(late(&dir));
         }
         let nodes: Vec<Node> = pending.into_iter().map(object_node).collect();
-        let tree = Tree::new(nodes).map_err(hokan_repo::Error::from)?;
+        let tree = Tree::new(nodes)?;
         if let Some(parent) = self.parent.as_mut() {
             let before = parent.dir(&dir)?;
             compare(&before, &tree, &mut self.counts);

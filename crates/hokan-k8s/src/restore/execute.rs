@@ -618,7 +618,7 @@ impl<F: FnMut(&Outcome) + Send> Exec<'_, F> {
             let name = desired["metadata"]["name"].as_str().unwrap_or_default();
             self.warnings.push(format!(
                 "namespace {name} exists with UID range {} but the backup's is {wanted}: files restored into its volumes keep the backup's owners; \
-                 shift them with `--uid-range {wanted}:{}` or restore into a new namespace",
+                 shift them from {wanted} to {} when restoring the volumes, or restore into a new namespace",
                 have.unwrap_or_default(),
                 have.unwrap_or_default()
             ));

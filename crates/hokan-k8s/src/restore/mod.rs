@@ -38,7 +38,7 @@ impl std::str::FromStr for ExistingPolicy {
             "none" => Ok(ExistingPolicy::None),
             "update" => Ok(ExistingPolicy::Update),
             _ => Err(Error::InvalidOption {
-                option: "--existing-resource-policy",
+                option: "existing-resource policy",
                 value: s.to_string(),
                 reason: "expected none or update".into(),
             }),
@@ -99,7 +99,7 @@ pub fn parse_namespace_mapping(text: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = |reason: &str| Error::InvalidOption {
-            option: "--namespace-mapping",
+            option: "namespace mapping",
             value: pair.to_string(),
             reason: format!("{reason}; expected SOURCE:TARGET[,SOURCE:TARGET…]"),
         };

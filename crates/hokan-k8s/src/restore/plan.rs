@@ -237,7 +237,7 @@ pub async fn plan<S: ObjectSource + Sync>(
         &options.exclude_resources,
     )?;
     let namespaces = IncludesExcludes::new(
-        "--include/--exclude-namespaces",
+        "namespace filter",
         &options.include_namespaces,
         &options.exclude_namespaces,
     )?;
@@ -430,7 +430,7 @@ fn choose_version(
     match common.into_iter().next() {
         Some(v) => Ok((v, VersionChoice::HighestCommon)),
         None => Err(format!(
-            "no common version: backed up in {}, the target serves {}; back up with --all-api-versions",
+            "no common version: backed up in {}, the target serves {}; back up every API version the source serves",
             backed.join(", "),
             served.join(", ")
         )),
@@ -574,7 +574,7 @@ mod tests {
             ("v1beta1".into(), VersionChoice::HighestCommon)
         );
         let err = choose(&["v3"], "v2", &["v2"]).unwrap_err();
-        assert!(err.contains("--all-api-versions"), "{err}");
+        assert!(err.contains("back up every API version"), "{err}");
         assert!(
             choose(&[], "v1", &["v1"])
                 .unwrap_err()

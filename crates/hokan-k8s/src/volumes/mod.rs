@@ -145,7 +145,7 @@ pub async fn node_volumes(
                     pod: volume.pod.clone(),
                     volume: volume.volume.clone(),
                     reason: format!(
-                        "no directory {}/pods/{}/volumes/*/{} on this node: not mounted yet, or pass the kubelet's directory (--kubelet-dir)",
+                        "no directory {}/pods/{}/volumes/*/{} on this node: not mounted yet, or the kubelet's directory is elsewhere",
                         kubelet_dir.display(),
                         volume.pod_uid,
                         names.join("|")

@@ -60,7 +60,7 @@ impl UidRange {
 /// `FROM:TO`, each `start/size`.
 pub fn parse_mapping(s: &str) -> Result<(UidRange, UidRange)> {
     let (from, to) = s.split_once(':').ok_or_else(|| Error::InvalidOption {
-        option: "--uid-range",
+        option: "UID range mapping",
         value: s.into(),
         reason: "expected FROM:TO, e.g. 1000650000/10000:1000780000/10000".into(),
     })?;
@@ -72,7 +72,7 @@ pub fn parse_mapping(s: &str) -> Result<(UidRange, UidRange)> {
 pub fn checked_mapping(from: UidRange, to: UidRange) -> Result<(UidRange, UidRange)> {
     if to.size < from.size {
         return Err(Error::InvalidOption {
-            option: "UID ranges",
+            option: "UID range mapping",
             value: format!("{}/{}:{}/{}", from.start, from.size, to.start, to.size),
             reason: format!(
                 "the target range ({} UIDs) is smaller than the source range ({}): shifted owners would fall outside it",
@@ -98,12 +98,8 @@ pub async fn namespace_range(cluster: &crate::Cluster, namespace: &str) -> Resul
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(UID_RANGE_ANNOTATION))
         .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| Error::InvalidOption {
-            option: "namespace",
-            value: namespace.into(),
-            reason: format!(
-                "it has no {UID_RANGE_ANNOTATION} annotation (not an OpenShift cluster?); give the ranges with --uid-range FROM:TO"
-            ),
+        .ok_or_else(|| Error::NoUidRange {
+            namespace: namespace.into(),
         })?;
     UidRange::parse(range)
 }

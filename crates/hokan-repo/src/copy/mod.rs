@@ -2,9 +2,10 @@
 //! an off-site copy, S3 → local), re-encrypted under the target's keys and
 //! deduplicated against what the target holds.
 //!
-//! Each snapshot is one write session of the target, committed as a
-//! backup is ([`crate::session`]): packs, then index files, then the
-//! snapshot object, so a copy that fails leaves the snapshots it finished
+//! Each snapshot is one write session of the target, committed by the
+//! commit every backup goes through ([`crate::session`]): packs, then
+//! index files, then the dependencies checked and damage recorded, then
+//! the snapshot object, so a copy that fails leaves the snapshots it finished
 //! and no snapshot whose blobs are not all stored. The blobs move as
 //! [`transfer`] describes.
 //!
@@ -162,12 +163,6 @@ impl IndexedRepository {
                 }
                 .run(e.snapshot.tree, &mut memo)
             })?;
-            self.check_dependencies(&summary, &lock)?;
-            self.record_damage()?;
-            // A tree carried inside another exists only there: the next
-            // snapshot's writer stores it again rather than naming it.
-            let index = self.index();
-            memo.trees.retain(|_, t| index.contains(&t.0));
             let mut copy = e.snapshot.clone();
             copy.tree = tree;
             copy.parent = copy.parent.and_then(|p| copies.get(&p).copied());
@@ -176,8 +171,13 @@ impl IndexedRepository {
                     .push((ORIGINAL_LABEL.to_string(), e.id.to_hex()));
                 copy.labels.sort();
             }
-            let id = self.save_snapshot(&copy)?;
-            held.insert(CopyKey::of(&copy), id);
+            let entry = self.commit(copy, &summary, &lock)?;
+            // A tree carried inside another exists only there: the next
+            // snapshot's writer stores it again rather than naming it.
+            let index = self.index();
+            memo.trees.retain(|_, t| index.contains(&t.0));
+            let id = entry.id;
+            held.insert(CopyKey::of(&entry.snapshot), id);
             copies.insert(e.id, id);
             let s = &summary.stats;
             report.blobs_added += s.new_blobs;
@@ -189,7 +189,7 @@ impl IndexedRepository {
             report.bytes_copied += bytes;
             report.copied.push(CopiedSnapshot {
                 source: e.id,
-                entry: SnapshotEntry { id, snapshot: copy },
+                entry,
                 blobs,
                 bytes,
             });

@@ -28,7 +28,7 @@ impl IndexedRepository {
             });
         }
         spec.paths = vec![name.to_string()];
-        let done = self.backup(spec, |s| {
+        let done = self.backup(spec, |s| -> Result<_> {
             let chunks = s.store_stream(reader)?;
             let mut node = Node::new(name, NodeKind::File);
             node.size = chunks.iter().map(|c| c.len as u64).sum();

@@ -454,8 +454,8 @@ impl Store {
                 action: "overwritten",
                 reason: format!(
                     "the repository is immutable and an object of {size} bytes already has this \
-                     name, where {len} were to be written; the stored one is damaged or foreign: \
-                     run `hokan check --read-data`"
+                     name, where {len} were to be written; the stored one is damaged or foreign \
+                     (a check that reads the data finds which)"
                 ),
             }),
             _ => Ok(()),
@@ -471,7 +471,7 @@ impl Store {
                 location: self.location.to_string(),
                 path: path.to_string(),
                 action: "deleted",
-                reason: "the repository is immutable; only `prune` deletes, once the object \
+                reason: "the repository is immutable; only a prune deletes, once the object \
                          lock's retention has passed"
                     .into(),
             });
@@ -492,13 +492,10 @@ impl Store {
             // Outside immutable mode a refused delete may be a bucket's
             // object lock, not a missing permission: say both.
             Err(Failure::Other(Error::Denied { location, detail })) if self.immutable.is_none() => {
-                Err(Error::Denied {
+                Err(Error::DeleteDenied {
                     location,
-                    detail: format!(
-                        "{detail}; if the bucket has S3 Object Lock, its retention still holds \
-                         {path}: on such a bucket use a repository made with `hokan init \
-                         --immutable --lock-retention <the bucket's default retention>`"
-                    ),
+                    path: path.to_string(),
+                    detail,
                 })
             }
             Err(Failure::Other(e)) => Err(e),
@@ -652,7 +649,7 @@ fn s3_builder_from_env() -> object_store::aws::AmazonS3Builder {
 /// retention, a policy without delete permission), not a fault.
 fn refused(e: &Error) -> bool {
     match e {
-        Error::Denied { .. } => true,
+        Error::Denied { .. } | Error::DeleteDenied { .. } => true,
         Error::Storage { detail, .. } => {
             let d = detail.to_ascii_lowercase();
             [

@@ -142,12 +142,8 @@ fn run(
         chosen,
         elsewhere: pod_repo.as_mut().map(|(l, r)| (l.clone(), r)),
     });
-    let tags: Vec<String> = a
-        .tags
-        .iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect();
+    // As given: the snapshot spec normalises them for every source.
+    let tags = a.tags.clone();
     let options = BackupOptions {
         tags,
         hostname: a.host.clone(),

@@ -7,7 +7,7 @@ use hokan_k8s::repository::counts;
 use hokan_k8s::{BackupOptions, BackupSummary, SnapshotOptions, backup_to_repository};
 use hokan_repo::Committed;
 
-use super::{ClusterArgs, ScopeArgs, k8s_error, runtime, tags};
+use super::{ClusterArgs, ScopeArgs, k8s_error, runtime};
 use crate::Global;
 use crate::output;
 use crate::progress::CliProgress;
@@ -65,7 +65,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         page_size: a.page_size.clamp(1, 10_000),
     };
     let snapshot = SnapshotOptions {
-        tags: tags(&a.tags),
+        tags: a.tags.clone(),
         hostname: a.host.clone(),
         ..Default::default()
     };

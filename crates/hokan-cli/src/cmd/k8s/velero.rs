@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hokan_k8s::{SnapshotOptions, SnapshotSource, import_velero_to_repository};
 
-use super::{k8s_error, runtime, tags};
+use super::{k8s_error, runtime};
 use crate::Global;
 use crate::output;
 use crate::progress::CliProgress;
@@ -106,7 +106,7 @@ pub fn import(g: &Global, a: ImportArgs) -> Result<ExitCode> {
         format!("velero:{}", name.trim_end_matches(".tar.gz"))
     });
     let snapshot = SnapshotOptions {
-        tags: tags(&a.tags),
+        tags: a.tags.clone(),
         hostname: a.host.clone(),
         ..Default::default()
     };

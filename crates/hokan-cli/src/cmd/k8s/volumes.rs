@@ -12,7 +12,7 @@ use hokan_repo::SourceKind;
 use hokan_repo::snapshot::counts;
 use serde_json::json;
 
-use super::{ClusterArgs, k8s_error, runtime, tags};
+use super::{ClusterArgs, k8s_error, runtime};
 use crate::Global;
 use crate::cmd::FilterArgs;
 use crate::output;
@@ -73,7 +73,7 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         .map_err(k8s_error)
     })?;
     let mut repo = super::super::open(g)?.load_index()?;
-    let tags = tags(&a.tags);
+    let tags = &a.tags;
     let threads = a
         .parallel
         .map(usize::from)
@@ -81,7 +81,7 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     let progress = CliProgress::start(super::super::progress_mode(g));
     let dirs: Vec<PathBuf> = found.found.iter().map(|f| f.path.clone()).collect();
     let outcomes = with_totals(&dirs, &Excludes::default(), false, &progress, || {
-        volumes::backup_volumes(&mut repo, &found.found, &a.node, &tags, &progress, threads)
+        volumes::backup_volumes(&mut repo, &found.found, &a.node, tags, &progress, threads)
     });
     progress.finish();
     let outcomes = outcomes.map_err(k8s_error)?;
