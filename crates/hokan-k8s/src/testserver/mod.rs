@@ -19,17 +19,24 @@
 //! `None` conversion strategy), no watch, no garbage collection, and a
 //! continued list reads the current state rather than a snapshot.
 
+mod crd;
+mod delete;
 mod docs;
 mod fixtures;
 mod harness;
+mod patch;
 mod routes;
+mod services;
 mod state;
+mod table;
+mod watch;
 mod write;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -198,6 +205,13 @@ impl TestServer {
         std::fs::write(path, text).map_err(|e| Error::io("write", path, e))
     }
 
+    /// Keeps only the last `events` changes for watches (10 000 unless
+    /// set): a watch from an older resourceVersion gets `410 Expired`, so a
+    /// test can make a client relist.
+    pub fn set_watch_history(&self, events: usize) {
+        lock(&self.inner.state).set_history_limit(events);
+    }
+
     /// Serves legacy discovery only, as servers before 1.26 do (`true`
     /// restores aggregated discovery).
     pub fn set_aggregated_discovery(&self, on: bool) {
@@ -264,28 +278,40 @@ impl TestServer {
     }
 }
 
+type Body = UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
 async fn handle(
     inner: Arc<Inner>,
     req: hyper::Request<Incoming>,
-) -> std::result::Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+) -> std::result::Result<hyper::Response<Body>, hyper::Error> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
-    let accept = req
-        .headers()
-        .get(http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let header = |name: http::header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let accept = header(http::header::ACCEPT);
+    let content_type = header(http::header::CONTENT_TYPE);
     let body = req.into_body().collect().await?.to_bytes();
     let reply = {
         let mut state = lock(&inner.state);
-        let accept = if state.aggregated {
+        let accept = if state.aggregated || !accept.contains("apidiscovery") {
             accept
         } else {
             String::new()
         };
-        routes::route(&mut state, &method, &path, &query, &accept, &body)
+        let request = routes::Request {
+            method: &method,
+            query: &query,
+            accept: &accept,
+            content_type: &content_type,
+            body: &body,
+        };
+        routes::route(&mut state, &path, &request)
     };
     let recorded_body =
         (!body.is_empty()).then(|| serde_json::from_slice(&body).unwrap_or(Value::Null));
@@ -296,10 +322,23 @@ async fn handle(
         body: recorded_body,
         status: reply.status,
     });
+    let response_body: Body = match reply.watch {
+        Some(spec) => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+            tokio::spawn(watch::serve(inner.clone(), spec, tx));
+            let frames = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|b| (Ok(hyper::body::Frame::data(b)), rx))
+            });
+            StreamBody::new(frames).boxed_unsync()
+        }
+        None => Full::new(Bytes::from(reply.body)).boxed_unsync(),
+    };
     let response = hyper::Response::builder()
         .status(reply.status)
         .header(http::header::CONTENT_TYPE, reply.content_type)
-        .body(Full::new(Bytes::from(reply.body)))
-        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())));
+        .body(response_body)
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new()).boxed_unsync()));
     Ok(response)
 }

@@ -92,11 +92,18 @@ fn details(r: &ResourceInfo, name: &str) -> Value {
 }
 
 /// One stored object: its JSON without `apiVersion`/`kind` (it is served in
-/// whatever version is asked for) and its labels for selectors.
+/// whatever version is asked for), and what selectors and the garbage
+/// collector look at, read once.
 #[derive(Clone, Debug)]
 pub struct Stored {
     pub body: Vec<u8>,
     pub labels: BTreeMap<String, String>,
+    pub uid: String,
+    /// `(uid, blockOwnerDeletion)` of each owner reference.
+    pub owners: Vec<(String, bool)>,
+    pub finalizers: Vec<String>,
+    /// `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
 }
 
 impl Stored {
@@ -105,8 +112,9 @@ impl Stored {
             o.remove("apiVersion");
             o.remove("kind");
         }
-        let labels = v
-            .pointer("/metadata/labels")
+        let meta = &v["metadata"];
+        let labels = meta
+            .get("labels")
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
@@ -114,9 +122,32 @@ impl Stored {
                     .collect()
             })
             .unwrap_or_default();
+        let owners = meta
+            .get("ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                (
+                    o["uid"].as_str().unwrap_or_default().to_string(),
+                    o["blockOwnerDeletion"] == true,
+                )
+            })
+            .collect();
+        let finalizers = meta
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect();
         Stored {
-            body: serde_json::to_vec(&v).unwrap_or_default(),
+            uid: meta["uid"].as_str().unwrap_or_default().to_string(),
+            owners,
+            finalizers,
+            deleting: meta.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
             labels,
+            body: serde_json::to_vec(&v).unwrap_or_default(),
         }
     }
 
@@ -149,6 +180,11 @@ pub struct State {
     /// Resources every request to which fails with this 5xx status, as an
     /// overloaded server or a broken aggregated API would.
     pub failing: BTreeMap<GroupResource, u16>,
+    /// Recent changes, for watches.
+    pub history: super::watch::History,
+    /// Uids of objects deleted here, whose dependents the garbage collector
+    /// deletes.
+    pub gone_uids: BTreeSet<String>,
 }
 
 impl State {
@@ -168,6 +204,8 @@ impl State {
             aggregated: true,
             forbidden: BTreeSet::new(),
             failing: BTreeMap::new(),
+            history: super::watch::History::new(),
+            gone_uids: BTreeSet::new(),
         }
     }
 
@@ -482,7 +520,7 @@ pub fn parse_field_selector(r: &ResourceInfo, raw: &str) -> Result<Vec<FieldTerm
     Ok(terms)
 }
 
-fn fields_match(terms: &[FieldTerm], stored: &Stored) -> bool {
+pub fn fields_match(terms: &[FieldTerm], stored: &Stored) -> bool {
     if terms.is_empty() {
         return true;
     }
