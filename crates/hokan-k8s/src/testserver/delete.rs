@@ -6,8 +6,12 @@
 //! dependents), dependents deleted once all their owners are gone,
 //! `DeleteOptions` preconditions, and namespaces that terminate once empty.
 //!
-//! The collector runs inside the request that deleted something, until
-//! nothing more changes, rather than in the background.
+//! The garbage collector runs inside the request that deleted something,
+//! until nothing more changes, rather than in the background. The namespace
+//! controller does run in the background ([`super::TestServer`] ticks it):
+//! a namespace's objects are deleted one tick (100 ms) or two after the
+//! namespace, so that a client deleting the namespace and then its objects,
+//! as `kubectl delete -k` does, finds them still there, as on a real server.
 
 use serde_json::{Value, json};
 
@@ -329,21 +333,43 @@ impl State {
             let still = self.all_keys(|_, _, s| {
                 !s.deleting && s.owners.iter().any(|(u, _)| self.gone_uids.contains(u))
             });
-            if still.is_empty() {
-                return self.terminate_namespaces();
-            }
-            return true;
+            return !still.is_empty();
         }
-        self.terminate_namespaces()
+        false
+    }
+
+    /// The namespace controller's tick: namespaces seen terminating at the
+    /// last tick have their objects deleted, and go once empty.
+    pub fn finalize_namespaces(&mut self) {
+        let ns_gr = GroupResource::new("", "namespaces");
+        let terminating: Vec<Key> = self
+            .objects
+            .get(&ns_gr)
+            .into_iter()
+            .flatten()
+            .filter(|(_, s)| s.deleting)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let seen = std::mem::take(&mut self.terminating_seen);
+        self.terminating_seen = terminating.iter().map(|k| k.1.clone()).collect();
+        let ripe: Vec<Key> = terminating
+            .into_iter()
+            .filter(|k| seen.contains(&k.1))
+            .collect();
+        if ripe.is_empty() {
+            return;
+        }
+        self.terminate_namespaces(&ripe);
+        self.collect_garbage();
+        // A namespace emptied by the collector goes now too.
+        self.terminate_namespaces(&ripe);
     }
 
     /// Terminating namespaces: their objects are deleted; the namespace
-    /// goes once it is empty. Answers whether anything changed.
-    fn terminate_namespaces(&mut self) -> bool {
+    /// goes once it is empty.
+    fn terminate_namespaces(&mut self, terminating: &[Key]) {
         let ns_gr = GroupResource::new("", "namespaces");
-        let terminating = self.all_keys(|gr, _, s| *gr == ns_gr && s.deleting);
-        let mut changed = false;
-        for (_, ns_key) in terminating {
+        for ns_key in terminating {
             let ns = ns_key.1.clone();
             let inside = self.all_keys(|_, k, _| k.0 == ns);
             let mut left = false;
@@ -351,21 +377,14 @@ impl State {
                 let deleting = self.objects[&gr][&key].deleting;
                 if !deleting {
                     self.delete_object(&gr, &key, Propagation::Background);
-                    changed = true;
                 }
                 left |= self.objects.get(&gr).is_some_and(|m| m.contains_key(&key));
             }
-            let own = self
-                .objects
-                .get(&ns_gr)
-                .and_then(|m| m.get(&ns_key))
-                .is_some_and(|s| !s.finalizers.is_empty());
-            if !left && !own {
-                self.finish_deletion(&ns_gr, &ns_key);
-                changed = true;
+            let own = self.objects.get(&ns_gr).and_then(|m| m.get(ns_key));
+            if !left && own.is_some_and(|s| s.finalizers.is_empty()) {
+                self.finish_deletion(&ns_gr, ns_key);
             }
         }
-        changed
     }
 }
 

@@ -24,6 +24,7 @@ mod delete;
 mod docs;
 mod fixtures;
 mod harness;
+mod openapi;
 mod patch;
 mod routes;
 mod services;
@@ -81,6 +82,8 @@ pub struct TestServer {
     addr: SocketAddr,
     inner: Arc<Inner>,
     task: tokio::task::JoinHandle<()>,
+    /// The namespace controller's ticks.
+    controller: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -94,6 +97,7 @@ impl std::fmt::Debug for TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();
+        self.controller.abort();
     }
 }
 
@@ -130,7 +134,23 @@ impl TestServer {
                 });
             }
         });
-        Ok(TestServer { addr, inner, task })
+        let ticked = Arc::downgrade(&inner);
+        let controller = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let Some(inner) = ticked.upgrade() else {
+                    return;
+                };
+                lock(&inner.state).finalize_namespaces();
+            }
+        });
+        Ok(TestServer {
+            addr,
+            inner,
+            task,
+            controller,
+        })
     }
 
     /// The server's URL (`http://127.0.0.1:PORT`).

@@ -91,6 +91,15 @@ pub fn route(state: &mut State, path: &str, req: &Request) -> Reply {
             ["api", v] => return discovery(state.docs.resource_list("", v)),
             ["apis", g] => return discovery(state.docs.api_group(g)),
             ["apis", g, v] => return discovery(state.docs.resource_list(g, v)),
+            ["openapi", "v3"] => return Reply::json(200, &state.openapi_root()),
+            ["openapi", "v3", gv @ ..] => {
+                let doc = state.openapi_group_version(&gv.join("/"));
+                return if doc["paths"].as_object().is_some_and(|p| p.is_empty()) {
+                    Reply::error(&not_found())
+                } else {
+                    Reply::json(200, &doc)
+                };
+            }
             ["version"] => {
                 return Reply::json(
                     200,

@@ -185,6 +185,8 @@ pub struct State {
     /// Uids of objects deleted here, whose dependents the garbage collector
     /// deletes.
     pub gone_uids: BTreeSet<String>,
+    /// Namespaces the namespace controller saw terminating at its last tick.
+    pub terminating_seen: BTreeSet<String>,
 }
 
 impl State {
@@ -206,6 +208,7 @@ impl State {
             failing: BTreeMap::new(),
             history: super::watch::History::new(),
             gone_uids: BTreeSet::new(),
+            terminating_seen: BTreeSet::new(),
         }
     }
 
@@ -471,7 +474,7 @@ fn percent_decode(s: &str) -> String {
 /// One `field=value` or `field!=value` term of a field selector, with the
 /// JSON pointer of the field.
 pub struct FieldTerm {
-    pointer: &'static str,
+    pointer: String,
     value: String,
     equal: bool,
 }
@@ -496,13 +499,22 @@ pub fn parse_field_selector(r: &ResourceInfo, raw: &str) -> Result<Vec<FieldTerm
                 format!("invalid field selector: {term:?}: expected field=value"),
             ));
         };
-        let pointer = match (r.group.as_str(), r.resource.as_str(), field.trim()) {
-            (_, _, "metadata.name") => "/metadata/name",
-            (_, _, "metadata.namespace") => "/metadata/namespace",
-            ("", "pods", "spec.nodeName") => "/spec/nodeName",
-            ("", "pods", "spec.serviceAccountName") => "/spec/serviceAccountName",
-            ("", "pods", "status.phase") => "/status/phase",
-            ("", "pods", "status.podIP") => "/status/podIP",
+        let field = field.trim();
+        let pointer = match (r.group.as_str(), r.resource.as_str(), field) {
+            (_, _, "metadata.name" | "metadata.namespace") => dotted(field),
+            ("", "pods", "spec.nodeName" | "spec.serviceAccountName")
+            | ("", "pods", "status.phase" | "status.podIP") => dotted(field),
+            // Events are indexed by what kubectl describe asks for.
+            ("" | "events.k8s.io", "events", f)
+                if f.starts_with("involvedObject.")
+                    || matches!(f, "reason" | "type" | "reportingComponent" | "source") =>
+            {
+                if f == "source" {
+                    "/source/component".to_string()
+                } else {
+                    dotted(f)
+                }
+            }
             (_, _, other) => {
                 return Err(ApiError::new(
                     400,
@@ -520,13 +532,18 @@ pub fn parse_field_selector(r: &ResourceInfo, raw: &str) -> Result<Vec<FieldTerm
     Ok(terms)
 }
 
+/// `a.b` as the JSON pointer `/a/b`.
+fn dotted(field: &str) -> String {
+    format!("/{}", field.replace('.', "/"))
+}
+
 pub fn fields_match(terms: &[FieldTerm], stored: &Stored) -> bool {
     if terms.is_empty() {
         return true;
     }
     let v = stored.value();
     terms.iter().all(|t| {
-        let actual = v.pointer(t.pointer).and_then(Value::as_str).unwrap_or("");
+        let actual = v.pointer(&t.pointer).and_then(Value::as_str).unwrap_or("");
         (actual == t.value) == t.equal
     })
 }

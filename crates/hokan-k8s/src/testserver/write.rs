@@ -243,6 +243,13 @@ impl State {
         if is(r, "", "services") && !status {
             self.allocate_service(r, name, &mut updated, Some(&existing))?;
         }
+        // A write that changes nothing is not stored: same version, no event.
+        updated["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"].clone();
+        if updated == existing {
+            let mut served = existing;
+            super::state::set_type_meta(&mut served, r);
+            return Ok(served);
+        }
         updated["metadata"]["resourceVersion"] = json!(self.next_rv().to_string());
         self.put(&r.group_resource(), key.clone(), updated);
         let stored = &self.objects[&r.group_resource()][key];
