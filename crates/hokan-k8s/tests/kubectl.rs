@@ -10,6 +10,8 @@ use std::process::Command;
 
 use futures::TryStreamExt;
 use hokan_k8s::testserver::TestServer;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::json;
 
 fn kubectl_version() -> Option<(u32, u32)> {
@@ -203,8 +205,35 @@ async fn kubectl_applies_gets_describes_and_deletes() {
         out.contains("Name:         w1") && out.lines().any(|l| l.trim() == "Phase:     Ready"),
         "{out}"
     );
+    // An event an operator records shows in describe.
+    let client = server.cluster().unwrap().client().clone();
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), "demo");
+    let cfg = configmaps.get("cfg").await.unwrap();
+    let reporter = Reporter {
+        controller: "hokan-test".into(),
+        instance: None,
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "Unreachable".into(),
+        note: Some("the store did not answer".into()),
+        action: "Check".into(),
+        secondary: None,
+    };
+    Recorder::new(client, reporter)
+        .publish(&event, &cfg.object_ref(&()))
+        .await
+        .unwrap();
     let out = kubectl(&config, &["describe", "configmap", "cfg", "-n", "demo"]).await;
-    assert!(out.contains("Events:"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("Unreachable"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("Warning") && line.contains("the store did not answer"),
+        "{out}"
+    );
 
     // delete waits, watching, while a finalizer holds the object.
     let hold = json!({"metadata": {"finalizers": ["example.com/hold"]}});

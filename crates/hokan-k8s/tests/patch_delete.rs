@@ -422,9 +422,14 @@ async fn events_and_leases_work_as_an_operator_uses_them() {
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].series.as_ref().map(|s| s.count), Some(2));
     assert_eq!(list.items[0].reason.as_deref(), Some("Tested"));
-    // The core kind serves the same resource group's sibling.
+    // They are core Events too, found as `kubectl describe` looks for them.
     let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
-    core.list(&Default::default()).await.unwrap();
+    let by_subject = kube::api::ListParams::default()
+        .fields("involvedObject.kind=ConfigMap,involvedObject.name=subject");
+    let found = core.list(&by_subject).await.unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].message.as_deref(), Some("a note"));
+    assert_eq!(found.items[0].involved_object.uid, cm.metadata.uid);
 
     // Leader election: two candidates update the Lease from the same version.
     let leases: Api<Lease> = Api::namespaced(client, &ns);

@@ -22,6 +22,7 @@
 mod crd;
 mod delete;
 mod docs;
+mod events;
 mod fixtures;
 mod harness;
 mod openapi;

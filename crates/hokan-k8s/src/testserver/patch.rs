@@ -23,6 +23,7 @@
 
 use serde_json::{Map, Value};
 
+use super::events::{unview, view};
 use super::state::{ApiError, Query, State};
 use super::write::key_of;
 use crate::discovery::ResourceInfo;
@@ -92,52 +93,28 @@ impl State {
                 "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
             ));
         }
-        let key = key_of(r, ns, name);
-        let existing = match self.existing(r, &key) {
+        // The patch is in the client's form (`r`); the object is stored
+        // in its storage resource's.
+        let store = self.storage_of(r);
+        let key = key_of(&store, ns, name);
+        let existing = match self.existing(&store, &key) {
             Ok(v) => v,
             Err(e) if e.code == 404 && kind == PatchKind::Apply && !status => {
-                return self.apply_create(r, ns, name, patch);
+                let (code, created) = self.apply_create(r, ns, name, patch)?;
+                return Ok((code, view(r, created)));
             }
             Err(e) => return Err(e),
         };
         let mut doc = existing.clone();
-        super::state::set_type_meta(&mut doc, r);
-        match kind {
-            PatchKind::Json => {
-                let ops: json_patch::Patch = serde_json::from_value(patch)
-                    .map_err(|e| bad_request(format!("the JSON patch is not valid: {e}")))?;
-                json_patch::patch(&mut doc, &ops).map_err(|e| {
-                    ApiError::new(
-                        422,
-                        "Invalid",
-                        format!("the JSON patch could not be applied: {e}"),
-                    )
-                })?;
-            }
-            PatchKind::Merge => json_patch::merge(&mut doc, &patch),
-            PatchKind::Strategic | PatchKind::Apply => {
-                if !patch.is_object() {
-                    return Err(bad_request("the patch is not a JSON object".into()));
-                }
-                if kind == PatchKind::Apply {
-                    check_apply_identity(r, name, &patch)?;
-                }
-                strategic_merge(&mut doc, &patch);
-            }
-        }
-        if doc.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
-            return Err(ApiError::invalid(
-                r,
-                name,
-                "metadata.name",
-                "Invalid value: the name may not be changed by a patch",
-            ));
-        }
+        super::state::set_type_meta(&mut doc, &store);
+        let doc = apply_patch(r, name, kind, view(r, doc), patch)?;
+        let mut doc = unview(r, doc);
         if let Some(o) = doc.as_object_mut() {
             o.remove("apiVersion");
             o.remove("kind");
         }
-        Ok((200, self.commit(r, &key, existing, doc, status)?))
+        let patched = self.commit(&store, &key, existing, doc, status)?;
+        Ok((200, view(r, patched)))
     }
 
     fn apply_create(
@@ -152,8 +129,51 @@ impl State {
         if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("resourceVersion");
         }
-        Ok((201, self.create(r, ns, body)?))
+        let store = self.storage_of(r);
+        Ok((201, self.create(&store, ns, unview(r, body))?))
     }
+}
+
+/// Applies a patch to `doc` (the object as served in `r`'s version).
+pub fn apply_patch(
+    r: &ResourceInfo,
+    name: &str,
+    kind: PatchKind,
+    mut doc: Value,
+    patch: Value,
+) -> Result<Value, ApiError> {
+    match kind {
+        PatchKind::Json => {
+            let ops: json_patch::Patch = serde_json::from_value(patch)
+                .map_err(|e| bad_request(format!("the JSON patch is not valid: {e}")))?;
+            json_patch::patch(&mut doc, &ops).map_err(|e| {
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    format!("the JSON patch could not be applied: {e}"),
+                )
+            })?;
+        }
+        PatchKind::Merge => json_patch::merge(&mut doc, &patch),
+        PatchKind::Strategic | PatchKind::Apply => {
+            if !patch.is_object() {
+                return Err(bad_request("the patch is not a JSON object".into()));
+            }
+            if kind == PatchKind::Apply {
+                check_apply_identity(r, name, &patch)?;
+            }
+            strategic_merge(&mut doc, &patch);
+        }
+    }
+    if doc.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+        return Err(ApiError::invalid(
+            r,
+            name,
+            "metadata.name",
+            "Invalid value: the name may not be changed by a patch",
+        ));
+    }
+    Ok(doc)
 }
 
 /// An apply configuration names its kind, version and object.

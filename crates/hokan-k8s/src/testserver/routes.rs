@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::delete::DeleteOptions;
+use super::events::{unview, view, view_list};
 use super::patch::PatchKind;
 use super::state::{ApiError, Query, State};
 use super::watch::{WatchSpec, is_watch};
@@ -223,42 +224,48 @@ impl Target {
             })
         };
         let status = self.subresource.is_some();
+        // Where the objects live (events.k8s.io's Events are core Events).
+        let store = &state.storage_of(r);
+        let namespace = self.namespace.as_deref();
         match (verb, &self.name) {
             ("watch", _) => {
-                let spec = WatchSpec::parse(r, self.namespace.as_deref(), query)?;
+                let spec = WatchSpec::parse(r, store, namespace, query)?;
                 let mut reply = Reply::raw(200, JSON, Vec::new());
                 reply.watch = Some(spec);
                 Ok(reply)
             }
             ("list", _) if super::table::wants_table(req.accept) => {
-                let list = state.list(r, self.namespace.as_deref(), query)?;
-                Ok(Reply::json(200, &state.table(r, &list)))
+                let list = state.list(store, namespace, query)?;
+                Ok(Reply::json(200, &state.table(store, &list)))
             }
             ("list", _) => {
-                let body = state.list(r, self.namespace.as_deref(), query)?;
+                let body = view_list(r, state.list(store, namespace, query)?);
                 Ok(Reply::raw(200, JSON, body))
             }
             ("get", Some(name)) if super::table::wants_table(req.accept) => {
-                let object = state.get(r, ns, name)?;
+                let object = state.get(store, ns, name)?;
                 let list = serde_json::to_vec(&json!({"metadata": {}, "items": [object]}))
                     .unwrap_or_default();
-                Ok(Reply::json(200, &state.table(r, &list)))
+                Ok(Reply::json(200, &state.table(store, &list)))
             }
             ("patch", Some(name)) => {
                 let kind = PatchKind::from_content_type(req.content_type)?;
                 let (code, object) = state.patch(r, ns, name, kind, body, query, status)?;
                 Ok(Reply::json(code, &object))
             }
-            ("create", _) => Ok(Reply::json(201, &state.create(r, ns, parse()?)?)),
-            ("get", Some(name)) => Ok(Reply::json(200, &state.get(r, ns, name)?)),
-            ("update", Some(name)) => Ok(Reply::json(
-                200,
-                &state.update(r, ns, name, parse()?, status)?,
-            )),
+            ("create", _) => {
+                let created = state.create(store, ns, unview(r, parse()?))?;
+                Ok(Reply::json(201, &view(r, created)))
+            }
+            ("get", Some(name)) => Ok(Reply::json(200, &view(r, state.get(store, ns, name)?))),
+            ("update", Some(name)) => {
+                let updated = state.update(store, ns, name, unview(r, parse()?), status)?;
+                Ok(Reply::json(200, &view(r, updated)))
+            }
             ("delete", Some(name)) => {
                 let options = DeleteOptions::parse(body, query)?;
-                let (code, object) = state.delete(r, ns, name, &options)?;
-                Ok(Reply::json(code, &object))
+                let (code, object) = state.delete(store, ns, name, &options)?;
+                Ok(Reply::json(code, &view(r, object)))
             }
             _ => Err(not_found()),
         }

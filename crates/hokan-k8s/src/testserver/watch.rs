@@ -150,7 +150,11 @@ fn rv_of(body: &Value) -> u64 {
 
 /// A watch request, checked before the stream starts.
 pub struct WatchSpec {
+    /// The resource as the client sees it.
     resource: ResourceInfo,
+    /// The resource whose objects are watched (events.k8s.io's Events are
+    /// core Events).
+    storage: GroupResource,
     namespace: Option<String>,
     labels: Selector,
     fields: Vec<FieldTerm>,
@@ -178,6 +182,7 @@ pub fn is_watch(query: &Query) -> bool {
 impl WatchSpec {
     pub fn parse(
         resource: &ResourceInfo,
+        storage: &ResourceInfo,
         namespace: Option<&str>,
         query: &Query,
     ) -> Result<Self, ApiError> {
@@ -215,6 +220,7 @@ impl WatchSpec {
         };
         Ok(WatchSpec {
             resource: resource.clone(),
+            storage: storage.group_resource(),
             namespace: namespace.map(str::to_string),
             labels,
             fields,
@@ -235,7 +241,7 @@ impl WatchSpec {
         let r = &self.resource;
         let mut object = object.value();
         super::state::set_type_meta(&mut object, r);
-        event_line(kind, &object)
+        event_line(kind, &super::events::view(r, object))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -256,10 +262,10 @@ impl WatchSpec {
         if !state.history.covers(cursor) {
             return None;
         }
-        let gr = self.resource.group_resource();
+        let gr = &self.storage;
         let mut lines = Vec::new();
         for e in state.history.events.iter().filter(|e| e.rv > cursor) {
-            if e.gr != gr {
+            if e.gr != *gr {
                 continue;
             }
             let now = self.matches(&e.key, &e.object);
@@ -311,10 +317,9 @@ pub async fn serve(inner: Arc<Inner>, spec: WatchSpec, tx: tokio::sync::mpsc::Se
             Some(rv) if !state.history.covers(rv) => Err(expired(rv, state.history.floor)),
             Some(rv) => Ok((bell, rv, Vec::new())),
             None => {
-                let gr = spec.resource.group_resource();
                 let mut lines: Vec<Bytes> = state
                     .objects
-                    .get(&gr)
+                    .get(&spec.storage)
                     .into_iter()
                     .flatten()
                     .filter(|(k, s)| spec.matches(k, s))
