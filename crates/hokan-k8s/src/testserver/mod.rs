@@ -1,23 +1,81 @@
 //! An in-process Kubernetes API server for tests and benchmarks (feature
-//! `test-server`).
+//! `test-server`), faithful enough that an operator on kube-rs's runtime
+//! (`Controller`, `watcher`, `reflector`, the events `Recorder`, Leases) and
+//! `kubectl` (`apply -k`, `apply --server-side`, `get`, `describe`,
+//! `delete`) work against it unchanged.
 //!
 //! It serves the real discovery documents in `shared/k8s/discovery/` (the
 //! aggregated document when the client asks for it by `Accept` header, the
 //! legacy documents derived from it otherwise) and objects: Kubernetes' own
 //! API fixtures from `shared/k8s/api-testdata/` ([`TestServer::load_fixtures`]),
 //! generated applications ([`TestServer::generate`]), or whatever a test
-//! creates. It answers like the real server: lists with `limit`/`continue`
-//! and `metadata.resourceVersion`, label selectors, 201 on create, 409
-//! AlreadyExists and Conflict as `Status` objects, 404 NotFound, 422 Invalid,
-//! namespaced and cluster-scoped URLs, the `status` subresource, and CRDs
-//! that start serving their resources once Established. Every request is
-//! recorded ([`TestServer::requests`]) so a test can assert order and bodies.
+//! creates. It answers like the real server:
 //!
-//! Known differences from a real server: no authentication, no admission
-//! webhooks, no schema validation or version conversion (an object is served
-//! in any served version with only `apiVersion` changed, like a CRD with the
-//! `None` conversion strategy), no watch, no garbage collection, and a
-//! continued list reads the current state rather than a snapshot.
+//! - reads (`state.rs`): lists with `limit`/`continue` and
+//!   `metadata.resourceVersion`, label selectors, field selectors on
+//!   `metadata.name`/`metadata.namespace` (and the fields pods and events
+//!   index), namespaced and cluster-scoped URLs; the `Table` form kubectl
+//!   asks for (`table.rs`: a CRD's `additionalPrinterColumns`, Name/Age
+//!   otherwise);
+//! - watches (`watch.rs`): `?watch=true|1` on collections, from a
+//!   resourceVersion or from the current state (`"0"`/none: ADDED first),
+//!   `sendInitialEvents` with the `k8s.io/initial-events-end` bookmark,
+//!   `allowWatchBookmarks`, `timeoutSeconds`, selectors (an object leaving a
+//!   watch's selection is DELETED to it), and an ERROR event with a `410
+//!   Expired` Status for a version older than the bounded history
+//!   ([`TestServer::set_watch_history`] shrinks it);
+//! - writes (`write.rs`, `patch.rs`, `delete.rs`): 201 on create, 409
+//!   AlreadyExists and Conflict (stale resourceVersion, on update, patch and
+//!   delete preconditions) as `Status` objects, 404, 422 Invalid; PATCH as
+//!   JSON patch, merge patch, strategic merge patch and server-side apply;
+//!   the `status` subresource; uid, creationTimestamp and generation
+//!   (bumped when anything but metadata and status changes) set by the
+//!   server; writes that change nothing not stored; finalizers,
+//!   `propagationPolicy` (jobs default to Orphan, as on the real server),
+//!   garbage collection by owner references with `blockOwnerDeletion`, and
+//!   namespaces that terminate once empty;
+//! - CRDs (`crd.rs`) that start serving their resources once Established;
+//!   Services' cluster IPs and node ports (`services.rs`); events.k8s.io and
+//!   core Events as one resource (`events.rs`); OpenAPI v3 documents enough
+//!   for kubectl (`openapi.rs`).
+//!
+//! Every request is recorded ([`TestServer::requests`]) so a test can
+//! assert order and bodies.
+//!
+//! Known differences from a real server:
+//! - no authentication or authorization (but [`TestServer::forbid`]), no
+//!   admission webhooks, no defaulting, no schema validation
+//!   (`fieldValidation=Strict` is accepted and unknown fields are kept),
+//!   Secrets' `stringData` is stored as sent, and no version conversion: an
+//!   object is served in any served version with only `apiVersion` changed,
+//!   like a CRD with the `None` conversion strategy (events.k8s.io Events
+//!   excepted, converted field by field);
+//! - lists ignore `resourceVersion`/`resourceVersionMatch` (always the
+//!   current state), and a continued list reads the current state rather
+//!   than a snapshot; `deletecollection` is not served;
+//! - watches are served on collection URLs only (not the deprecated
+//!   `/watch/` paths or single-object URLs); the history is bounded by a
+//!   count of events (10 000) rather than by time; a watch that falls
+//!   behind the history gets `410 Expired`; a version newer than the
+//!   server's waits for it instead of answering "too large resource
+//!   version"; idle watches get a bookmark every 5 s and one at their
+//!   timeout;
+//! - strategic merge patches know merge keys by field name
+//!   (`containers`, `volumes`, `env`, `ports`, `conditions`, ...), not from
+//!   the kind's schema; server-side apply keeps no `managedFields`, detects
+//!   no conflicts between managers (`force` changes nothing), keeps fields a
+//!   manager stops applying, and reads apply configurations in JSON form
+//!   only;
+//! - the garbage collector runs inside the deleting request, not in the
+//!   background, and ignores owner references to uids the server never
+//!   held (the real one deletes such dependents); `gracePeriodSeconds` is
+//!   ignored (a pod goes at once, there being no kubelet to stop it); a
+//!   deleted CRD takes its objects at once, finalizers or not; namespaces'
+//!   `spec.finalizers` are not modelled (their objects are deleted by a
+//!   background tick every 100 ms, the namespace once they are gone);
+//! - the Table form of built-in kinds has Name and Age only, not each
+//!   kind's own columns; OpenAPI v3 documents list paths but no schemas
+//!   (`kubectl explain` finds nothing) and `/openapi/v2` is 404.
 
 mod crd;
 mod delete;

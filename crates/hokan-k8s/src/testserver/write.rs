@@ -1,8 +1,9 @@
 //! The test server's write path, with the real server's checks: create
 //! (201, 409 AlreadyExists, a namespace that must exist, no resourceVersion),
 //! update (409 Conflict on a stale resourceVersion, 422 without one), the
-//! `status` subresource, delete, cluster IP and node port allocation, and
-//! CRDs that become Established and start serving their resources.
+//! `status` subresource, server-owned metadata and generation, and objects
+//! seeded as if created earlier. Patches (`patch.rs`) and deletions
+//! (`delete.rs`) end in [`State::commit`] and `State::finish_deletion`.
 
 use serde_json::{Value, json};
 
