@@ -292,6 +292,22 @@ async fn finalizers_hold_objects_and_owners_take_their_dependents() {
     };
     cms.delete("pre", &right).await.unwrap();
 
+    // A collection, by label.
+    for (name, app) in [("c1", "x"), ("c2", "x"), ("c3", "y")] {
+        cms.create(
+            &pp,
+            &cm(name, json!({"metadata": {"labels": {"app": app}}})),
+        )
+        .await
+        .unwrap();
+    }
+    let lp = kube::api::ListParams::default().labels("app=x");
+    cms.delete_collection(&DeleteParams::default(), &lp)
+        .await
+        .unwrap();
+    assert!(gone(&cms, "c1").await && gone(&cms, "c2").await);
+    assert!(cms.get("c3").await.is_ok());
+
     // Background (the default): dependents go with their owner.
     let owner = cms.create(&pp, &cm("owner", json!({}))).await.unwrap();
     cms.create(&pp, &owned("dep1", &owner, false))

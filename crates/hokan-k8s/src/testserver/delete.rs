@@ -162,6 +162,31 @@ impl State {
         }
     }
 
+    /// `DELETE` of a collection (`deletecollection`): every object the
+    /// selectors match, each as a `DELETE` of it would; answers the list of
+    /// them as they were.
+    pub fn delete_collection(
+        &mut self,
+        r: &ResourceInfo,
+        ns: Option<&str>,
+        query: &Query,
+        options: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        let list = self.list(r, ns, query)?;
+        let list: Value = serde_json::from_slice(&list).unwrap_or(Value::Null);
+        let gr = r.group_resource();
+        let propagation = options
+            .propagation
+            .unwrap_or_else(|| default_propagation(&gr));
+        for item in list["items"].as_array().into_iter().flatten() {
+            let name = item["metadata"]["name"].as_str().unwrap_or_default();
+            let ns = item["metadata"]["namespace"].as_str().unwrap_or_default();
+            self.delete_object(&gr, &key_of(r, ns, name), propagation);
+        }
+        self.collect_garbage();
+        Ok(list)
+    }
+
     /// Deletes the object now, or marks it for deletion when finalizers
     /// (its own or the policy's) must run first.
     fn delete_object(&mut self, gr: &GroupResource, key: &Key, propagation: Propagation) {

@@ -52,7 +52,7 @@
 //!   excepted, converted field by field);
 //! - lists ignore `resourceVersion`/`resourceVersionMatch` (always the
 //!   current state), and a continued list reads the current state rather
-//!   than a snapshot; `deletecollection` is not served;
+//!   than a snapshot;
 //! - watches are served on collection URLs only (not the deprecated
 //!   `/watch/` paths or single-object URLs); the history is bounded by a
 //!   count of events (10 000) rather than by time; a watch that falls

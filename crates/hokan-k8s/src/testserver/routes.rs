@@ -196,6 +196,7 @@ impl Target {
             ("PUT", Some(_)) => "update",
             ("PATCH", Some(_)) => "patch",
             ("DELETE", Some(_)) => "delete",
+            ("DELETE", None) => "deletecollection",
             _ => "",
         };
         let allowed = if let Some(sub) = &self.subresource {
@@ -210,7 +211,10 @@ impl Target {
                 "the server does not allow this method on the requested resource",
             ));
         }
-        if r.namespaced && self.namespace.is_none() && !matches!(verb, "list" | "watch") {
+        if r.namespaced
+            && self.namespace.is_none()
+            && !matches!(verb, "list" | "watch" | "deletecollection")
+        {
             return Err(not_found());
         }
         let ns = self.namespace.as_deref().unwrap_or_default();
@@ -261,6 +265,11 @@ impl Target {
             ("update", Some(name)) => {
                 let updated = state.update(store, ns, name, unview(r, parse()?), status)?;
                 Ok(Reply::json(200, &view(r, updated)))
+            }
+            ("deletecollection", _) => {
+                let options = DeleteOptions::parse(body, query)?;
+                let list = state.delete_collection(store, namespace, query, &options)?;
+                Ok(Reply::json(200, &list))
             }
             ("delete", Some(name)) => {
                 let options = DeleteOptions::parse(body, query)?;
