@@ -233,7 +233,8 @@ impl Target {
         let namespace = self.namespace.as_deref();
         match (verb, &self.name) {
             ("watch", _) => {
-                let spec = WatchSpec::parse(r, store, namespace, query)?;
+                let mut spec = WatchSpec::parse(r, store, namespace, query)?;
+                spec.table = super::table::wants_table(req.accept);
                 let mut reply = Reply::raw(200, JSON, Vec::new());
                 reply.watch = Some(spec);
                 Ok(reply)

@@ -163,6 +163,8 @@ pub struct WatchSpec {
     initial_events: bool,
     bookmarks: bool,
     timeout: Option<Duration>,
+    /// Objects as one-row Tables, as `kubectl get -w` asks.
+    pub table: bool,
 }
 
 impl std::fmt::Debug for WatchSpec {
@@ -228,6 +230,7 @@ impl WatchSpec {
             initial_events,
             bookmarks: query.get("allowWatchBookmarks") == Some("true"),
             timeout,
+            table: false,
         })
     }
 
@@ -237,11 +240,19 @@ impl WatchSpec {
             && fields_match(&self.fields, stored)
     }
 
-    fn line(&self, kind: &str, object: &Stored) -> Bytes {
+    fn line(&self, state: &State, kind: &str, object: &Stored) -> Bytes {
         let r = &self.resource;
         let mut object = object.value();
         super::state::set_type_meta(&mut object, r);
-        event_line(kind, &super::events::view(r, object))
+        let object = super::events::view(r, object);
+        if !self.table {
+            return event_line(kind, &object);
+        }
+        let rv = object["metadata"]["resourceVersion"].clone();
+        let list = serde_json::to_vec(&json!({"metadata": {}, "items": [object]}));
+        let mut table = state.table(r, &list.unwrap_or_default());
+        table["metadata"]["resourceVersion"] = rv;
+        event_line(kind, &table)
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -284,7 +295,7 @@ impl WatchSpec {
                 }
                 _ => continue,
             };
-            lines.push(self.line(kind, &e.object));
+            lines.push(self.line(state, kind, &e.object));
         }
         Some(lines)
     }
@@ -323,7 +334,7 @@ pub async fn serve(inner: Arc<Inner>, spec: WatchSpec, tx: tokio::sync::mpsc::Se
                     .into_iter()
                     .flatten()
                     .filter(|(k, s)| spec.matches(k, s))
-                    .map(|(_, s)| spec.line("ADDED", s))
+                    .map(|(_, s)| spec.line(&state, "ADDED", s))
                     .collect();
                 if spec.initial_events && spec.bookmarks {
                     lines.push(spec.bookmark(state.resource_version, true));
