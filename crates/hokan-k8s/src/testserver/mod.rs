@@ -49,7 +49,8 @@
 //!   Secrets' `stringData` is stored as sent, and no version conversion: an
 //!   object is served in any served version with only `apiVersion` changed,
 //!   like a CRD with the `None` conversion strategy (events.k8s.io Events
-//!   excepted, converted field by field);
+//!   excepted, converted field by field); `dryRun` writes are refused (400)
+//!   rather than made;
 //! - lists ignore `resourceVersion`/`resourceVersionMatch` (always the
 //!   current state), and a continued list reads the current state rather
 //!   than a snapshot;

@@ -217,6 +217,16 @@ impl Target {
         {
             return Err(not_found());
         }
+        if query.get("dryRun").is_some_and(|d| !d.is_empty())
+            && !matches!(verb, "get" | "list" | "watch")
+        {
+            // Better refused than written for real.
+            return Err(ApiError::new(
+                400,
+                "BadRequest",
+                "dry run is not supported by this test server: the write would be made",
+            ));
+        }
         let ns = self.namespace.as_deref().unwrap_or_default();
         let parse = || -> Result<Value, ApiError> {
             serde_json::from_slice(body).map_err(|e| {
