@@ -77,6 +77,13 @@ done
 [ -e "$mnt/usr/share/zoneinfo/Europe/Berlin" ] || fail "no time zone data in the image"
 say "layout: one layer, user 65532:65532, HOME=/home/hokan, $(ls "$mnt/usr/local/bin" | tr '\n' ' ')in /usr/local/bin"
 
+# Every binary finds its libraries, in versions this base has (a glibc older than the build
+# machine's shows here as "version `GLIBC_2.xx' not found").
+for f in "$mnt"/usr/local/bin/*; do
+    libs=$(run "$ctr" -- ldd "/usr/local/bin/${f##*/}" 2>&1) || fail "ldd /usr/local/bin/${f##*/}: $libs"
+    if echo "$libs" | grep -q 'not found'; then fail "/usr/local/bin/${f##*/} cannot run on this base: $libs"; fi
+done
+
 # 1. hokan version, as the image's user.
 [ "$(run "$ctr" -- id -u)" = 65532 ] || fail "commands do not run as 65532 by default"
 out=$(run "$ctr" -- hokan version)
