@@ -22,6 +22,10 @@ Usage: deploy/image/build.sh [OPTIONS]
                        /etc/apt/sources.list.d/debian.sources, else deb.debian.org)
   --storage-root DIR   buildah's storage root (default: buildah's own); the driver is vfs
   --work-dir DIR       build context, .deb cache and figures (default: target/image)
+  --keep-debug-info    copy the binaries as built; by default the image's copies lose their DWARF
+                       debug information (the release profile's line tables: three quarters of
+                       hokan's size) and keep their symbol table (backtraces name functions,
+                       without file and line)
 
 Prints the figures (seconds per step, sizes in bytes) and writes them to WORK_DIR/figures.
 EOF
@@ -38,6 +42,7 @@ suite=
 mirror=
 storage_root=
 work=target/image
+strip_debug=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bins+=("$2"); shift 2 ;;
@@ -48,6 +53,7 @@ while [ $# -gt 0 ]; do
         --mirror) mirror=$2; shift 2 ;;
         --storage-root) storage_root=$2; shift 2 ;;
         --work-dir) work=$2; shift 2 ;;
+        --keep-debug-info) strip_debug=; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "build.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -56,8 +62,10 @@ done
 fail() { echo "build.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail "run as root: mmdebstrap makes the root file system in root mode and buildah's vfs store needs it (or run it inside \`buildah unshare\`)"
-for tool in mmdebstrap buildah; do
-    command -v "$tool" >/dev/null || fail "$tool is not installed: apt-get install -y mmdebstrap buildah"
+tools=(mmdebstrap buildah)
+if [ -n "$strip_debug" ]; then tools+=(strip); fi
+for tool in "${tools[@]}"; do
+    command -v "$tool" >/dev/null || fail "$tool is not installed: apt-get install -y mmdebstrap buildah binutils"
 done
 
 # The binaries: those given, else the ones built in the target directory. hokan is required;
@@ -109,6 +117,7 @@ rm -rf "$ctx"
 mkdir -p "$ctx/bin" "$debs"
 for b in "${bins[@]}"; do
     install -m 0755 "$b" "$ctx/bin/$(basename "$b")"
+    if [ -n "$strip_debug" ]; then strip --strip-debug "$ctx/bin/$(basename "$b")"; fi
 done
 
 ctr=
@@ -177,6 +186,7 @@ figures=$work/figures
 {
     echo "image=$image"
     echo "binaries=${bins[*]}"
+    for f in "$ctx"/bin/*; do echo "bin_${f##*/}_bytes=$(stat -c %s "$f")"; done
     echo "rootfs_seconds=$(secs "$t0" "$t1")"
     echo "commit_seconds=$(secs "$t1" "$t2")"
     if [ -n "$archive" ]; then echo "export_seconds=$(secs "$t2" "$t3")"; fi
