@@ -14,12 +14,17 @@ Usage: deploy/image/build.sh [OPTIONS]
   --bin PATH           a binary for /usr/local/bin (repeatable); default: hokan and, when built,
                        hokan-operator from --target-dir
   --target-dir DIR     where the release binaries are (default: target/release)
-  --version V          the image's tag (default: the version `hokan --version` prints)
+  --version V          the image's tag (default: the version `hokan --version` prints, which is
+                       also the image's org.opencontainers.image.version label in any case)
   --oci-archive PATH   also write the image to this OCI archive
   --suite SUITE        the Debian release of the base (default: this machine's, else bookworm);
                        the binaries need a glibc at least as new as the one they were built with
   --mirror MIRROR      mmdebstrap's mirror: a URL or a sources file (default: this machine's
                        /etc/apt/sources.list.d/debian.sources, else deb.debian.org)
+  --variant V          the base: essential (the default: Debian's Essential packages plus
+                       ca-certificates and tzdata, no apt), or minbase (Debian's slim images:
+                       with apt, so the Containerfile installs the two packages itself, as it
+                       does on debian:bookworm-slim; a check of that path, bigger)
   --storage-root DIR   buildah's storage root (default: buildah's own); the driver is vfs
   --work-dir DIR       build context, .deb cache and figures (default: target/image)
   --keep-debug-info    copy the binaries as built; by default the image's copies lose their DWARF
@@ -43,6 +48,7 @@ mirror=
 storage_root=
 work=target/image
 strip_debug=1
+variant=essential
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bins+=("$2"); shift 2 ;;
@@ -54,12 +60,19 @@ while [ $# -gt 0 ]; do
         --storage-root) storage_root=$2; shift 2 ;;
         --work-dir) work=$2; shift 2 ;;
         --keep-debug-info) strip_debug=; shift ;;
+        --variant) variant=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "build.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
 
 fail() { echo "build.sh: $*" >&2; exit 1; }
+
+case "$variant" in
+    essential) include=(--include=ca-certificates,tzdata) ;;
+    minbase) include=() ;;
+    *) fail "--variant is essential or minbase, not '$variant'" ;;
+esac
 
 [ "$(id -u)" = 0 ] || fail "run as root: mmdebstrap makes the root file system in root mode and buildah's vfs store needs it (or run it inside \`buildah unshare\`)"
 tools=(mmdebstrap buildah)
@@ -84,10 +97,9 @@ done
 hokan_bin=
 for b in "${bins[@]}"; do [ "$(basename "$b")" = hokan ] && hokan_bin=$b; done
 
-if [ -z "$version" ]; then
-    version=$("$hokan_bin" --version | awk '{print $2}')
-    [ -n "$version" ] || fail "$hokan_bin --version printed no version; pass --version V"
-fi
+hokan_version=$("$hokan_bin" --version | awk '{print $2}')
+[ -n "$hokan_version" ] || fail "$hokan_bin --version printed no version: is it hokan?"
+version=${version:-$hokan_version}
 image=localhost/hokan:$version
 base=localhost/hokan-base:$version
 
@@ -130,7 +142,7 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
-echo "build.sh: $image from Debian $suite ($mirror) with ${bins[*]}"
+echo "build.sh: $image from Debian $suite ($variant, $mirror) with ${bins[*]}"
 
 # 1. The root file system, written straight into an empty working container (no tarball, no
 # extra copy). Downloaded packages are kept in $debs between builds (mmdebstrap's documented
@@ -138,7 +150,7 @@ echo "build.sh: $image from Debian $suite ($mirror) with ${bins[*]}"
 t0=$(now)
 ctr=$("${B[@]}" from scratch)
 mnt=$("${B[@]}" mount "$ctr")
-mmdebstrap --variant=essential --include=ca-certificates,tzdata \
+mmdebstrap --variant="$variant" "${include[@]}" \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
@@ -161,7 +173,7 @@ ctr=
 # An image of the same name is being replaced: drop it, or vfs keeps its full copy untagged.
 "${B[@]}" rmi "$image" >/dev/null 2>&1 || true
 "${B[@]}" build --quiet --isolation chroot --squash --pull=never \
-    --from "$base" --build-arg "VERSION=$version" \
+    --from "$base" --build-arg "VERSION=$hokan_version" \
     -f "$root_dir/deploy/image/Containerfile" -t "$image" "$ctx" >/dev/null
 "${B[@]}" rmi "$base" >/dev/null
 t2=$(now)
