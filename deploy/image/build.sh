@@ -69,7 +69,7 @@ done
 fail() { echo "build.sh: $*" >&2; exit 1; }
 
 case "$variant" in
-    essential) include=(--include=ca-certificates,tzdata) ;;
+    essential) include=("--include=ca-certificates,tzdata") ;;
     minbase) include=() ;;
     *) fail "--variant is essential or minbase, not '$variant'" ;;
 esac
@@ -90,7 +90,7 @@ if [ ${#bins[@]} -eq 0 ]; then
 fi
 have_hokan=
 for b in "${bins[@]}"; do
-    [ -f "$b" ] && [ -x "$b" ] || fail "$b is not an executable file"
+    if [ ! -f "$b" ] || [ ! -x "$b" ]; then fail "$b is not an executable file"; fi
     [ "$(basename "$b")" = hokan ] && have_hokan=1
 done
 [ -n "$have_hokan" ] || fail "none of the binaries given (${bins[*]}) is named hokan: the image needs /usr/local/bin/hokan; add --bin PATH/TO/hokan"
@@ -105,6 +105,7 @@ base=localhost/hokan-base:$version
 
 # The base's release: this machine's, so that the glibc the binaries were linked against is there.
 if [ -z "$suite" ]; then
+    # shellcheck disable=SC1091
     suite=$( (. /etc/os-release 2>/dev/null && [ "${ID:-}" = debian ] && echo "${VERSION_CODENAME:-}") || true)
     suite=${suite:-bookworm}
 fi
@@ -150,6 +151,7 @@ echo "build.sh: $image from Debian $suite ($variant, $mirror) with ${bins[*]}"
 t0=$(now)
 ctr=$("${B[@]}" from scratch)
 mnt=$("${B[@]}" mount "$ctr")
+# shellcheck disable=SC2016 # "$1" is the hook's argument, expanded by mmdebstrap's shell
 mmdebstrap --variant="$variant" "${include[@]}" \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \

@@ -75,7 +75,7 @@ for f in "$mnt"/usr/local/bin/*; do
 done
 [ -e "$mnt/etc/ssl/certs/ca-certificates.crt" ] || fail "no CA certificates in the image"
 [ -e "$mnt/usr/share/zoneinfo/Europe/Berlin" ] || fail "no time zone data in the image"
-say "layout: one layer, user 65532:65532, HOME=/home/hokan, $(ls "$mnt/usr/local/bin" | tr '\n' ' ')in /usr/local/bin"
+say "layout: one layer, user 65532:65532, HOME=/home/hokan, $(cd "$mnt/usr/local/bin" && echo *) in /usr/local/bin"
 
 # Every binary finds its libraries, in versions this base has (a glibc older than the build
 # machine's shows here as "version `GLIBC_2.xx' not found").
