@@ -12,6 +12,8 @@ usage() {
 Usage: deploy/image/smoke.sh [--image NAME] [--storage-root DIR]
 
   --image NAME         the image (default: the one WORK_DIR/figures names, from build.sh)
+  --oci-archive PATH   check that this archive holds the image (default: the one
+                       WORK_DIR/figures names, when --image is not given)
   --storage-root DIR   buildah's storage root, as given to build.sh
   --work-dir DIR       build.sh's work directory (default: target/image)
 EOF
@@ -19,11 +21,13 @@ EOF
 
 cd "$(dirname "$0")/../.."
 image=
+archive=
 storage_root=
 work=target/image
 while [ $# -gt 0 ]; do
     case "$1" in
         --image) image=$2; shift 2 ;;
+        --oci-archive) archive=$2; shift 2 ;;
         --storage-root) storage_root=$2; shift 2 ;;
         --work-dir) work=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -37,6 +41,7 @@ say() { echo "smoke.sh: $*"; }
 if [ -z "$image" ]; then
     [ -f "$work/figures" ] || fail "no --image given and no $work/figures: run deploy/image/build.sh first"
     image=$(sed -n 's/^image=//p' "$work/figures")
+    archive=${archive:-$(sed -n 's/^oci_archive=//p' "$work/figures")}
 fi
 B=(buildah --storage-driver vfs)
 if [ -n "$storage_root" ]; then
@@ -83,6 +88,25 @@ for f in "$mnt"/usr/local/bin/*; do
     libs=$(run "$ctr" -- ldd "/usr/local/bin/${f##*/}" 2>&1) || fail "ldd /usr/local/bin/${f##*/}: $libs"
     if echo "$libs" | grep -q 'not found'; then fail "/usr/local/bin/${f##*/} cannot run on this base: $libs"; fi
 done
+
+# The OCI archive holds this image: its index names it, its blobs match their digests, and its
+# one layer, unpacked, is the layer in the store (the image's DiffID).
+if [ -n "$archive" ]; then
+    blob() { tar -xOf "$archive" "blobs/sha256/$1"; }
+    digest_ok() { [ "$(blob "$1" | sha256sum | cut -d' ' -f1)" = "$1" ] || fail "$archive: blob $1 does not match its digest"; }
+    index=$(tar -xOf "$archive" index.json) || fail "$archive has no index.json: not an OCI archive"
+    echo "$index" | grep -qF "\"org.opencontainers.image.ref.name\":\"$image\"" || fail "$archive does not name $image: $index"
+    manifest_digest=$(echo "$index" | grep -o '"digest":"sha256:[0-9a-f]*"' | head -1 | cut -d: -f3 | tr -d '"')
+    digest_ok "$manifest_digest"
+    layers=$(blob "$manifest_digest" | grep -o '"layers":\[.*\]')
+    [ "$(echo "$layers" | grep -o '"digest"' | wc -l)" = 1 ] || fail "$archive's image has more than one layer: $layers"
+    layer_digest=$(echo "$layers" | grep -o 'sha256:[0-9a-f]*' | cut -d: -f2)
+    digest_ok "$layer_digest"
+    case "$layers" in *tar+gzip*) unpack=(gzip -dc) ;; *tar+zstd*) unpack=(zstd -dc) ;; *) unpack=(cat) ;; esac
+    diff_id=sha256:$(blob "$layer_digest" | "${unpack[@]}" | sha256sum | cut -d' ' -f1)
+    [ "$diff_id" = "$(cfg '{{index .OCIv1.RootFS.DiffIDs 0}}')" ] || fail "$archive's layer ($diff_id) is not the image's"
+    say "OCI archive $archive: $image, one layer, equal to the store's"
+fi
 
 # 1. hokan version, as the image's user.
 [ "$(run "$ctr" -- id -u)" = 65532 ] || fail "commands do not run as 65532 by default"
