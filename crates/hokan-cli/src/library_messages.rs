@@ -226,8 +226,8 @@ fn literals(src: &str) -> (Vec<(usize, String)>, String) {
             i = j + 1;
         } else if b[i] == b'\'' {
             // A char literal ('x', '\n', '\u{1F}'), or a lifetime.
-            let end = if rest.starts_with("'\\") {
-                rest[2..].find('\'').map(|n| n + 3)
+            let end = if let Some(escaped) = rest.strip_prefix("'\\") {
+                escaped.find('\'').map(|n| n + 3)
             } else {
                 rest.char_indices()
                     .nth(2)

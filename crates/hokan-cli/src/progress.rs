@@ -196,7 +196,13 @@ impl Progress for CliProgress {
             );
             return;
         }
-        let line = format!("warning: {w}");
+        let mut line = format!("warning: {w}");
+        if w.kind == hokan_core::fs::WarningKind::DeviceKept {
+            line.push_str(&format!(
+                " (hokan restore SNAPSHOT --include PATH --to-device {})",
+                w.path.display()
+            ));
+        }
         match &self.bar {
             Some(b) => b.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),

@@ -635,7 +635,7 @@ fn refusals_name_the_resource_and_the_status() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("invalid --selector"),
+        stderr(&out).contains("invalid label selector \"app in (\""),
         "{}",
         stderr(&out)
     );
@@ -649,7 +649,7 @@ fn refusals_name_the_resource_and_the_status() {
         "Shop",
     ]);
     assert!(
-        stderr(&out).contains("invalid --namespace-mapping"),
+        stderr(&out).contains("invalid namespace mapping \"Shop\""),
         "{}",
         stderr(&out)
     );

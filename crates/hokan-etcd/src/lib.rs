@@ -23,7 +23,7 @@
 //! | live snapshots               | [`live`]          | [`EtcdEndpoint`], [`LiveSnapshot`], [`ClusterIdentity`] |
 //! | cluster-backup.sh's extras   | [`static_pods`]   | [`latest_static_pod_resources`], [`static_pods::backup_static_pods`] |
 //! | both, linked, with retention | [`cluster_backup()`] | [`EtcdSource`], [`StaticPods`], [`ClusterBackup`] |
-//! | a real etcd for tests        | [`testing`]       | [`testing::EtcdProcess`], [`testing::KvClient`]   |
+//! | a real etcd for tests (feature `testing`) | [`testing`] | [`testing::EtcdProcess`], [`testing::KvClient`]   |
 //!
 //! The seam to the repository is two small traits: a split sends layout
 //! bytes (cut by the repository's chunker) and records (each stored as
@@ -110,7 +110,9 @@ mod split;
 pub mod static_pods;
 mod status;
 pub mod stored;
+#[cfg(any(test, feature = "testing"))]
 pub mod testdata;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use backup::{Backed, BackupOptions, backup_live, cluster_id, import_file};

@@ -468,13 +468,15 @@ impl Repository {
                 )));
             }
         };
-        if k.current {
-            return Err(Error::KeyInUse { id: k.id });
-        }
+        // The last key first: "open with another key" would send the user
+        // looking for a key that does not exist.
         if keys.len() == 1 {
             return Err(Error::Key(
                 "refusing to remove the last key file: the repository would be unreadable".into(),
             ));
+        }
+        if k.current {
+            return Err(Error::KeyInUse { id: k.id });
         }
         if let Removal::Kept { until } =
             self.store.remove(&layout::object(Kind::Key, &k.id), None)?
