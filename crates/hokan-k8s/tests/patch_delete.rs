@@ -129,6 +129,23 @@ async fn patches_merge_as_their_format_says_and_count_generations() {
         409
     );
 
+    // Dry runs are refused by the in-process server (a real one honours
+    // them); either way nothing is written.
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let would: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "dry"}})).unwrap();
+    let _ = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&dry, &would)
+        .await;
+    assert!(
+        Api::<ConfigMap>::namespaced(client.clone(), &ns)
+            .get("dry")
+            .await
+            .is_err()
+    );
+
     // Server-side apply: creates, then merges; a field manager is required.
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}});

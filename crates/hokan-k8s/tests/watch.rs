@@ -257,3 +257,35 @@ async fn an_expired_version_answers_410_and_the_watcher_relists() {
     assert!(lists >= 3, "the watcher relisted");
     cluster.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_watch_in_table_form_sends_one_row_tables_as_kubectl_get_w_asks() {
+    let (mut cluster, api, ns) = setup("watch-table").await;
+    let client = cluster.cluster().client().clone();
+    let uri = format!("/api/v1/namespaces/{ns}/configmaps?watch=true&timeoutSeconds=5");
+    let request = http::Request::get(uri)
+        .header(
+            http::header::ACCEPT,
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let mut events = client
+        .request_events::<serde_json::Value>(request)
+        .await
+        .unwrap()
+        .boxed();
+    let first = events.try_next().await.unwrap().unwrap();
+    let WatchEvent::Added(table) = first else {
+        panic!("expected ADDED, got {first:?}");
+    };
+    assert_eq!(table["kind"], "Table");
+    assert_eq!(table["rows"][0]["cells"][0], "a");
+    assert_eq!(table["columnDefinitions"][0]["name"], "Name");
+    api.delete("a", &DeleteParams::default()).await.unwrap();
+    match events.try_next().await.unwrap().unwrap() {
+        WatchEvent::Deleted(t) => assert_eq!(t["rows"][0]["cells"][0], "a"),
+        other => panic!("expected DELETED, got {other:?}"),
+    }
+    cluster.cleanup().await.unwrap();
+}
