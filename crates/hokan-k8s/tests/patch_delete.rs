@@ -406,6 +406,9 @@ async fn a_namespace_terminates_until_its_objects_are_gone() {
         terminating.status.unwrap().phase.as_deref(),
         Some("Terminating")
     );
+    let late: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "late"}})).unwrap();
+    let e = cms.create(&PostParams::default(), &late).await.unwrap_err();
+    assert_eq!(code(e), (403, "Forbidden".to_string()));
     // The namespace controller deletes what is in it, in the background.
     assert!(gone(&cms, "plain").await);
     let held = cms.get("held").await.unwrap();

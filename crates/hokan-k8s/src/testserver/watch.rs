@@ -275,7 +275,9 @@ impl WatchSpec {
         }
         let gr = &self.storage;
         let mut lines = Vec::new();
-        for e in state.history.events.iter().filter(|e| e.rv > cursor) {
+        // Events are in version order: start after the cursor.
+        let start = state.history.events.partition_point(|e| e.rv <= cursor);
+        for e in state.history.events.range(start..) {
             if e.gr != *gr {
                 continue;
             }

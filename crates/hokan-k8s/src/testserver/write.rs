@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::crd::CRD;
 use super::state::{ApiError, Key, State, Stored, qualified};
 use crate::discovery::ResourceInfo;
+use crate::object::GroupResource;
 
 pub fn is(r: &ResourceInfo, group: &str, resource: &str) -> bool {
     r.group == group && r.resource == resource
@@ -65,6 +66,16 @@ impl State {
             }
             if !self.namespace_exists(ns) {
                 return Err(ApiError::namespace_not_found(ns));
+            }
+            if self.namespace_terminating(ns) {
+                return Err(ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        qualified(r)
+                    ),
+                ));
             }
         } else {
             meta.remove("namespace");
@@ -299,6 +310,15 @@ impl State {
             self.note_service(&body);
         }
         self.put(&r.group_resource(), (ns, name), body);
+    }
+}
+
+impl State {
+    fn namespace_terminating(&self, ns: &str) -> bool {
+        self.objects
+            .get(&GroupResource::new("", "namespaces"))
+            .and_then(|m| m.get(&(String::new(), ns.to_string())))
+            .is_some_and(|s| s.deleting)
     }
 }
 
