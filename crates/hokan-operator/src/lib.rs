@@ -7,7 +7,15 @@
 //! | [`api`] | the CRD types: `Repository`, `BackupPolicy`, `Backup`, `Restore` |
 //! | [`clock`] | the injectable clock every decision reads |
 //! | [`schedule`] | cron in a time zone, what is due, run names |
+//! | [`convert`] | resource fields → the libraries' options (retention, filters) |
+//! | [`runs`] | a run's phase: the one-way transitions |
+//! | [`metrics`] | `/metrics` with the names `hokan --metrics-file` writes |
+//! | [`http`] | the server for `/metrics`, `/healthz`, `/readyz` |
 
 pub mod api;
 pub mod clock;
+pub mod convert;
+pub mod http;
+pub mod metrics;
+pub mod runs;
 pub mod schedule;
