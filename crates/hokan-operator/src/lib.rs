@@ -11,11 +11,13 @@
 //! | [`runs`] | a run's phase: the one-way transitions |
 //! | [`metrics`] | `/metrics` with the names `hokan --metrics-file` writes |
 //! | [`http`] | the server for `/metrics`, `/healthz`, `/readyz` |
+//! | [`reconcile`] | one reconcile per kind, and what they share |
 
 pub mod api;
 pub mod clock;
 pub mod convert;
 pub mod http;
 pub mod metrics;
+pub mod reconcile;
 pub mod runs;
 pub mod schedule;
