@@ -12,12 +12,16 @@
 //! | [`metrics`] | `/metrics` with the names `hokan --metrics-file` writes |
 //! | [`http`] | the server for `/metrics`, `/healthz`, `/readyz` |
 //! | [`reconcile`] | one reconcile per kind, and what they share |
+//! | [`lease`] | one active replica through a Lease |
+//! | [`run`] | the runtime: probes, Lease, controllers, clean stop |
 
 pub mod api;
 pub mod clock;
 pub mod convert;
 pub mod http;
+pub mod lease;
 pub mod metrics;
 pub mod reconcile;
+pub mod run;
 pub mod runs;
 pub mod schedule;

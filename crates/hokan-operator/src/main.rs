@@ -1,9 +1,16 @@
-//! `hokan-operator`: the operator, and its CRDs printed or written.
+//! `hokan-operator`: the operator, the node agent, and the CRDs printed or
+//! written. Glue only: the work is in the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use hokan_operator::clock::SystemClock;
+use hokan_operator::http::Endpoints;
+use hokan_operator::run::{RunOptions, log};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(
@@ -18,6 +25,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: reconcile Repositories and BackupPolicies while
+    /// holding the Lease; serve /metrics, /healthz and /readyz.
+    Run {
+        /// Where to serve /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        /// The operator's namespace (its Lease lives there).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "hokan-system")]
+        namespace: String,
+        /// This replica's name in the Lease.
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// The Lease's name.
+        #[arg(long, default_value = "hokan-operator")]
+        lease: String,
+        /// The repositories' local cache.
+        #[arg(long, env = "HOKAN_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+    },
     /// Print the CustomResourceDefinitions as YAML, or write one file per
     /// CRD into a directory (deploy/crds).
     Crds {
@@ -31,6 +57,71 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds { dir } => crds(dir),
+        Command::Run {
+            listen,
+            namespace,
+            identity,
+            lease,
+            cache_dir,
+        } => {
+            let identity = identity.unwrap_or_else(hokan_repo::hostname);
+            let mut open_options = hokan_repo::OpenOptions::default();
+            if let Some(d) = cache_dir {
+                open_options.cache = hokan_repo::CacheMode::Dir(d);
+            }
+            let options = RunOptions {
+                listen,
+                namespace,
+                identity,
+                lease_name: lease,
+                open_options,
+                // The Deployment gives 30 s; the Lease is released after this.
+                shutdown_grace: std::time::Duration::from_secs(20),
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(run(options))
+        }
+    }
+}
+
+async fn run(options: RunOptions) -> Result<()> {
+    hokan_k8s::cluster::install_crypto_provider();
+    let client = kube::Client::try_default()
+        .await
+        .context("no Kubernetes configuration (in-cluster service account or KUBECONFIG)")?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        log("info", "stop signal: finishing running reconciles", &[]);
+        tx.send_replace(true);
+    });
+    hokan_operator::run::run(
+        client,
+        Arc::new(SystemClock),
+        options,
+        Endpoints::default(),
+        rx,
+    )
+    .await?;
+    Ok(())
+}
+
+/// SIGTERM (what the kubelet sends) or Ctrl-C.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
