@@ -9,6 +9,7 @@
 //! | [`schedule`] | cron in a time zone, what is due, run names |
 //! | [`convert`] | resource fields → the libraries' options (retention, filters) |
 //! | [`runs`] | a run's phase: the one-way transitions |
+//! | [`jobs`] | the Jobs runs are made of (etcd: `cluster-backup.sh`'s way) |
 //! | [`metrics`] | `/metrics` with the names `hokan --metrics-file` writes |
 //! | [`http`] | the server for `/metrics`, `/healthz`, `/readyz` |
 //! | [`reconcile`] | one reconcile per kind, and what they share |
@@ -19,6 +20,7 @@ pub mod api;
 pub mod clock;
 pub mod convert;
 pub mod http;
+pub mod jobs;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;
