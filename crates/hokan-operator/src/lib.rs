@@ -10,6 +10,7 @@
 //! | [`convert`] | resource fields → the libraries' options (retention, filters) |
 //! | [`runs`] | a run's phase: the one-way transitions |
 //! | [`jobs`] | the Jobs runs are made of (etcd: `cluster-backup.sh`'s way) |
+//! | [`work`] | work done in-process: resource backups, retention, a run's snapshots |
 //! | [`metrics`] | `/metrics` with the names `hokan --metrics-file` writes |
 //! | [`http`] | the server for `/metrics`, `/healthz`, `/readyz` |
 //! | [`reconcile`] | one reconcile per kind, and what they share |
@@ -27,3 +28,4 @@ pub mod reconcile;
 pub mod run;
 pub mod runs;
 pub mod schedule;
+pub mod work;
