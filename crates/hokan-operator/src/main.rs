@@ -43,6 +43,9 @@ enum Command {
         /// The repositories' local cache.
         #[arg(long, env = "HOKAN_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
+        /// The image the Jobs run.
+        #[arg(long, env = "HOKAN_IMAGE", default_value = concat!("localhost/hokan:", env!("CARGO_PKG_VERSION")))]
+        image: String,
     },
     /// The node agent (the DaemonSet): serves its probes, ready while the
     /// kubelet's directory is readable. Volume backups through it are
@@ -87,6 +90,7 @@ fn main() -> Result<()> {
             identity,
             lease,
             cache_dir,
+            image,
         } => {
             let identity = identity.unwrap_or_else(hokan_repo::hostname);
             let mut open_options = hokan_repo::OpenOptions::default();
@@ -99,6 +103,7 @@ fn main() -> Result<()> {
                 identity,
                 lease_name: lease,
                 open_options,
+                image,
                 // The Deployment gives 30 s; the Lease is released after this.
                 shutdown_grace: std::time::Duration::from_secs(20),
             };

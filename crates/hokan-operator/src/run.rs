@@ -18,6 +18,8 @@ use kube::runtime::{Controller, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
+use k8s_openapi::api::batch::v1::Job;
+
 use crate::api::{Backup, BackupPolicy, Repository};
 use crate::clock::Clock;
 use crate::http::{self, Endpoints};
@@ -38,6 +40,8 @@ pub struct RunOptions {
     pub lease_name: String,
     /// How repositories are opened.
     pub open_options: hokan_repo::OpenOptions,
+    /// The image Jobs run.
+    pub image: String,
     /// How long running reconciles may take to finish after the stop
     /// signal before they are dropped (keep it below the pod's
     /// `terminationGracePeriodSeconds`). A controller whose first list
@@ -216,6 +220,7 @@ pub async fn run(
         clock: clock.clone(),
         endpoints: endpoints.clone(),
         open_options: options.open_options.clone(),
+        image: options.image.clone(),
     });
     {
         let work = controllers(client, clock.as_ref(), ctx, stop_rx.clone());
@@ -303,5 +308,18 @@ async fn controllers(
         .run(reconcile::policy::reconcile, error_policy, ctx.clone())
         .for_each(|r| report("BackupPolicy", r));
 
-    futures::join!(repositories, policies);
+    // A run is woken when its Job changes.
+    let backups = Controller::new(
+        Api::<Backup>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<Job>::all(client.clone()),
+        watcher::Config::default().labels(crate::jobs::RUN_LABEL),
+    )
+    .graceful_shutdown_on(stopped(stop.clone()))
+    .run(reconcile::backup::reconcile, error_policy, ctx.clone())
+    .for_each(|r| report("Backup", r));
+
+    futures::join!(repositories, policies, backups);
 }

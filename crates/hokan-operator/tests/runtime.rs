@@ -52,6 +52,7 @@ async fn runs_holds_the_lease_and_releases_it_on_stop() {
         identity: "replica-a".into(),
         lease_name: "hokan-operator".into(),
         open_options: Default::default(),
+        image: "localhost/hokan:test".into(),
         shutdown_grace: Duration::from_secs(5),
     };
     let running = tokio::spawn(run(

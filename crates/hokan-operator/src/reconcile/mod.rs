@@ -6,6 +6,7 @@
 //! the operator owns exactly the status fields it writes and a field it
 //! stops writing disappears.
 
+pub mod backup;
 pub mod policy;
 pub mod repository;
 
@@ -34,6 +35,8 @@ pub struct Context {
     pub endpoints: Endpoints,
     /// How repositories are opened (the cache directory, retries).
     pub open_options: hokan_repo::OpenOptions,
+    /// The image Jobs run (`/usr/local/bin/hokan` inside).
+    pub image: String,
 }
 
 /// Why a reconcile could not finish; it is retried with backoff.
