@@ -16,7 +16,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::repository::secret_value;
-use super::{Context, Error, apply_status};
+use super::{Context, Error, apply_status, event};
 use crate::api::backup::Backup;
 use crate::api::common::{JobRef, RunError};
 use crate::api::policy::{BackupPolicy, BackupSources};
@@ -133,6 +133,7 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
         Ok(p) => p,
         Err(reason) => {
             fail(&mut status, reason);
+            announce(&ctx, &backup, &status).await;
             apply_status(&api, &run, &status).await?;
             return Ok(Action::await_change());
         }
@@ -145,6 +146,7 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
             &mut status,
             format!("Repository {} does not exist in {ns}", plan.repository),
         );
+        announce(&ctx, &backup, &status).await;
         apply_status(&api, &run, &status).await?;
         return Ok(Action::await_change());
     };
@@ -164,6 +166,7 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
                         "Job {name} was lost (deleted before it finished); run the backup again"
                     ),
                 );
+                announce(&ctx, &backup, &status).await;
                 apply_status(&api, &run, &status).await?;
                 return Ok(Action::await_change());
             }
@@ -175,9 +178,23 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
             uid: job.uid(),
         };
         if begin(&mut status, Some(job_ref), generation, ctx.clock.now()) {
+            event(
+                &ctx,
+                backup.as_ref(),
+                false,
+                "Started",
+                "CreateJob",
+                format!("running Job {name}"),
+            )
+            .await;
             apply_status(&api, &run, &status).await?;
         }
-        match job_outcome(&job, None) {
+        let exit = if job.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0 {
+            pod_exit_code(&ctx, &ns, &name).await
+        } else {
+            None
+        };
+        match job_outcome(&job, exit) {
             None => return Ok(Action::requeue(Duration::from_secs(10))),
             Some(o) => job_outcome_seen = Some(o),
         }
@@ -187,6 +204,7 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
     if let Some(Outcome::Failed { reason }) = &job_outcome_seen {
         fail(&mut status, reason.clone());
         record(&ctx, &backup, &repo, &status, None);
+        announce(&ctx, &backup, &status).await;
         apply_status(&api, &run, &status).await?;
         return Ok(Action::await_change());
     }
@@ -199,6 +217,7 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
                 &mut status,
                 format!("repository {}: {reason}", plan.repository),
             );
+            announce(&ctx, &backup, &status).await;
             apply_status(&api, &run, &status).await?;
             return Ok(Action::await_change());
         }
@@ -214,6 +233,7 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
         Ok(r) => r,
         Err(reason) => {
             fail(&mut status, reason);
+            announce(&ctx, &backup, &status).await;
             apply_status(&api, &run, &status).await?;
             return Ok(Action::await_change());
         }
@@ -236,6 +256,7 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
                 }
                 Err(reason) => {
                     fail(&mut status, format!("resources: {reason}"));
+                    announce(&ctx, &backup, &status).await;
                     apply_status(&api, &run, &status).await?;
                     return Ok(Action::await_change());
                 }
@@ -266,8 +287,42 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
     };
     finish(&mut status, outcome, generation, ctx.clock.now());
     record(&ctx, &backup, &repo, &status, Some(&saved));
+    announce(&ctx, &backup, &status).await;
     apply_status(&api, &run, &status).await?;
     Ok(Action::await_change())
+}
+
+/// The event for a finished run.
+async fn announce(ctx: &Context, backup: &Backup, status: &crate::api::BackupStatus) {
+    let phase = status.phase;
+    let note = match phase {
+        crate::api::Phase::Failed => status.failure_reason.clone().unwrap_or_default(),
+        _ => format!(
+            "{} snapshot(s), {} read, {} error(s)",
+            status.snapshots.len(),
+            status.size.clone().unwrap_or_default(),
+            status.error_count
+        ),
+    };
+    let warning = phase != crate::api::Phase::Completed;
+    event(ctx, backup, warning, phase.as_str(), "Backup", note).await;
+}
+
+/// The exit code of the Job's container, from its pod.
+async fn pod_exit_code(ctx: &Context, ns: &str, job: &str) -> Option<i32> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(&format!("job-name={job}")))
+        .await
+        .ok()?;
+    list.items.iter().find_map(|p| {
+        p.status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .iter()
+            .find_map(|c| Some(c.state.as_ref()?.terminated.as_ref()?.exit_code))
+    })
 }
 
 /// Writes what the repository holds of the run into its status.

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 use serde::Serialize;
 
@@ -60,6 +61,44 @@ pub enum Error {
 /// watch; one error never stops the controller.
 pub fn error_policy<K>(_obj: Arc<K>, _err: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(30))
+}
+
+/// Publishes a Kubernetes event on `obj` (`kubectl describe` shows it).
+/// An event that cannot be written is logged, never fatal. Notes say what
+/// happened in words; they never carry a secret.
+pub async fn event<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let recorder = Recorder::new(
+        ctx.client.clone(),
+        Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let ev = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
+        crate::run::log(
+            "warn",
+            "could not write an event",
+            &[("reason", reason.into()), ("error", e.to_string())],
+        );
+    }
 }
 
 /// Writes `status` into the object's status subresource.

@@ -11,7 +11,7 @@ use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::{Context, Error, apply_status};
+use super::{Context, Error, apply_status, event};
 use crate::api::backup::{Backup, BackupSpec};
 use crate::api::common::{condition, set_condition};
 use crate::api::policy::{BackupPolicy, RecentBackup};
@@ -174,6 +174,15 @@ pub async fn reconcile(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<A
                 to_time(now),
             );
             status.next_schedule_time = None;
+            event(
+                &ctx,
+                policy.as_ref(),
+                true,
+                "InvalidSpec",
+                "Validate",
+                invalid.to_string(),
+            )
+            .await;
             apply_status(&policies, &name, &status).await?;
             return Ok(Action::await_change());
         }
@@ -209,7 +218,22 @@ pub async fn reconcile(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<A
             Due::Run { tick, next: n } => {
                 let backup = backup_for_tick(&policy, tick);
                 match backups_api.create(&PostParams::default(), &backup).await {
-                    Ok(_) => {}
+                    Ok(_) => {
+                        let note = format!(
+                            "created Backup {} for the tick at {}",
+                            backup.name_any(),
+                            tick.to_rfc3339()
+                        );
+                        event(
+                            &ctx,
+                            policy.as_ref(),
+                            false,
+                            "Scheduled",
+                            "CreateBackup",
+                            note,
+                        )
+                        .await;
+                    }
                     // Made already (by an earlier reconcile, or another replica a
                     // moment ago): the tick runs once.
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -220,6 +244,11 @@ pub async fn reconcile(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<A
                 next = n;
             }
             Due::Skip { tick, next: n } => {
+                let note = format!(
+                    "skipped the tick at {}: later than startingDeadlineSeconds",
+                    tick.to_rfc3339()
+                );
+                event(&ctx, policy.as_ref(), true, "Skipped", "Schedule", note).await;
                 status.last_schedule_time = Some(to_time(tick));
                 status.last_skipped_time = Some(to_time(tick));
                 next = n;
