@@ -153,15 +153,9 @@ pub fn owned_by<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReferen
     })
 }
 
-/// The etcd backup Job for `backup`, into `repo`, as `source` says.
-pub fn etcd_backup_job(
-    backup: &Backup,
-    repo: &Repository,
-    source: &EtcdSource,
-    image: &str,
-) -> Job {
-    let run = backup.name_any();
-    let name = job_name(&run, "etcd");
+/// The arguments of `hokan etcd backup` for run `run`, and the host
+/// directories it reads (each mounted read-only at its own path).
+fn etcd_args(run: &str, source: &EtcdSource) -> (Vec<String>, BTreeSet<String>) {
     let certs = &source.certificates;
     let ca = certs.ca_file.clone().unwrap_or_else(|| DEFAULT_CA.into());
     let cert = certs
@@ -174,7 +168,6 @@ pub fn etcd_backup_job(
         .static_pod_resources_dir
         .clone()
         .unwrap_or_else(|| DEFAULT_STATIC_PODS.into());
-
     let mut args = vec![
         "etcd".to_string(),
         "backup".into(),
@@ -185,7 +178,7 @@ pub fn etcd_backup_job(
         format!("--cacert={ca}"),
         format!("--cert={cert}"),
         format!("--key={key}"),
-        format!("--tag=hokan.dev/run={run}"),
+        format!("--tag={}", crate::work::run_tag(run)),
         "--json".into(),
     ];
     if static_pods {
@@ -194,8 +187,6 @@ pub fn etcd_backup_job(
     if let Some(r) = &source.retention {
         args.extend(retention_args(r));
     }
-
-    // Each host directory read once, read-only, at its own path.
     let mut host_dirs: BTreeSet<String> = [&ca, &cert, &key]
         .iter()
         .filter_map(|p| Path::new(p.as_str()).parent())
@@ -204,6 +195,11 @@ pub fn etcd_backup_job(
     if static_pods {
         host_dirs.insert(pods_dir);
     }
+    (args, host_dirs)
+}
+
+/// The password Secret, a cache, and each host directory read-only.
+fn volumes(repo: &Repository, host_dirs: &BTreeSet<String>) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = vec![
         Volume {
             name: "password".into(),
@@ -250,8 +246,11 @@ pub fn etcd_backup_job(
             ..Default::default()
         });
     }
+    (volumes, mounts)
+}
 
-    let (env, env_from) = repository_env(repo);
+/// Where an etcd Job may run: control-plane nodes unless told otherwise.
+fn placement(source: &EtcdSource) -> (BTreeMap<String, String>, Vec<Toleration>) {
     let node_selector = if source.node_selector.is_empty() {
         BTreeMap::from([(
             "node-role.kubernetes.io/control-plane".to_string(),
@@ -276,22 +275,78 @@ pub fn etcd_backup_job(
     } else {
         source.tolerations.clone()
     };
+    (node_selector, tolerations)
+}
+
+/// The etcd backup Job for `backup`, into `repo`, as `source` says.
+pub fn etcd_backup_job(
+    backup: &Backup,
+    repo: &Repository,
+    source: &EtcdSource,
+    image: &str,
+) -> Job {
+    let run = backup.name_any();
+    let (args, host_dirs) = etcd_args(&run, source);
+    let (volumes, mounts) = volumes(repo, &host_dirs);
+    let (env, env_from) = repository_env(repo);
+    let (node_selector, tolerations) = placement(source);
     let labels = BTreeMap::from([
         (RUN_LABEL.to_string(), run.clone()),
         (WORK_LABEL.to_string(), "etcd-backup".to_string()),
         ("app.kubernetes.io/part-of".to_string(), "hokan".to_string()),
     ]);
-
+    let container = Container {
+        name: "etcd-backup".into(),
+        image: Some(image.into()),
+        command: Some(vec!["hokan".into()]),
+        args: Some(args),
+        env: Some(env),
+        env_from: Some(env_from).filter(|v: &Vec<_>| !v.is_empty()),
+        volume_mounts: Some(mounts),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            // Root owns the files it reads: no capability needed.
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pod = PodSpec {
+        restart_policy: Some("Never".into()),
+        service_account_name: Some(ETCD_SERVICE_ACCOUNT.into()),
+        automount_service_account_token: Some(false),
+        host_network: Some(true),
+        dns_policy: Some("ClusterFirstWithHostNet".into()),
+        node_selector: Some(node_selector),
+        tolerations: Some(tolerations),
+        // The certificates and static pod files are root's, mode 0600.
+        security_context: Some(PodSecurityContext {
+            run_as_user: Some(0),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        containers: vec![container],
+        volumes: Some(volumes),
+        ..Default::default()
+    };
     Job {
         metadata: ObjectMeta {
-            name: Some(name),
+            name: Some(job_name(&run, "etcd")),
             namespace: backup.namespace(),
             labels: Some(labels.clone()),
             owner_references: owned_by(backup).map(|o| vec![o]),
             ..Default::default()
         },
         spec: Some(JobSpec {
-            // The operator retries a failed run itself, with backoff.
+            // One attempt: a failed run is reported with its reason, and
+            // the next tick runs again.
             backoff_limit: Some(0),
             active_deadline_seconds: Some(3600),
             ttl_seconds_after_finished: Some(86_400),
@@ -300,46 +355,7 @@ pub fn etcd_backup_job(
                     labels: Some(labels),
                     ..Default::default()
                 }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    service_account_name: Some(ETCD_SERVICE_ACCOUNT.into()),
-                    automount_service_account_token: Some(false),
-                    host_network: Some(true),
-                    dns_policy: Some("ClusterFirstWithHostNet".into()),
-                    node_selector: Some(node_selector),
-                    tolerations: Some(tolerations),
-                    // The certificates and static pod files are root's, mode 0600.
-                    security_context: Some(PodSecurityContext {
-                        run_as_user: Some(0),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    containers: vec![Container {
-                        name: "etcd-backup".into(),
-                        image: Some(image.into()),
-                        command: Some(vec!["hokan".into()]),
-                        args: Some(args),
-                        env: Some(env),
-                        env_from: Some(env_from).filter(|v: &Vec<_>| !v.is_empty()),
-                        volume_mounts: Some(mounts),
-                        security_context: Some(SecurityContext {
-                            allow_privilege_escalation: Some(false),
-                            read_only_root_filesystem: Some(true),
-                            // Root owns the files it reads: no capability needed.
-                            capabilities: Some(Capabilities {
-                                drop: Some(vec!["ALL".into()]),
-                                add: None,
-                            }),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }],
-                    volumes: Some(volumes),
-                    ..Default::default()
-                }),
+                spec: Some(pod),
             },
             ..Default::default()
         }),

@@ -94,8 +94,55 @@ fn jumps(clock: &dyn Clock) -> Option<impl Stream<Item = ()> + Send + 'static> {
     }))
 }
 
-/// Runs the operator until `shutdown` turns true. Returns `endpoints` for
-/// callers that want to read metrics; the server is started first.
+/// Waits until the API server answers (true) or the stop signal (false).
+async fn until_ready(
+    client: &Client,
+    endpoints: &Endpoints,
+    shutdown: &watch::Receiver<bool>,
+) -> bool {
+    loop {
+        if *shutdown.borrow() {
+            return false;
+        }
+        match client.apiserver_version().await {
+            Ok(v) => {
+                log("info", "API server answers", &[("version", v.git_version)]);
+                endpoints.health.set_ready(true);
+                return true;
+            }
+            Err(e) => log(
+                "warn",
+                "API server does not answer yet",
+                &[("error", e.to_string())],
+            ),
+        }
+        let mut s = shutdown.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.wait_for(|s| *s)).await;
+    }
+}
+
+/// Waits until this replica holds the Lease (true) or the stop signal (false).
+async fn until_leading(elector: &Elector, shutdown: &watch::Receiver<bool>) -> bool {
+    loop {
+        if *shutdown.borrow() {
+            return false;
+        }
+        match elector.try_hold().await {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(e) => log(
+                "warn",
+                "cannot reach the Lease",
+                &[("error", e.to_string())],
+            ),
+        }
+        let mut s = shutdown.clone();
+        let _ = tokio::time::timeout(lease::RENEW_EVERY, s.wait_for(|s| *s)).await;
+    }
+}
+
+/// Runs the operator until `shutdown` turns true; `endpoints` (the
+/// caller's, to read metrics and probes) are served first.
 pub async fn run(
     client: Client,
     clock: Arc<dyn Clock>,
@@ -116,28 +163,11 @@ pub async fn run(
         &[("addr", addr.to_string())],
     );
 
-    // Ready once the API server answers.
-    loop {
-        if *shutdown.borrow() {
-            let _ = server.await;
-            return Ok(());
-        }
-        match client.apiserver_version().await {
-            Ok(v) => {
-                log("info", "API server answers", &[("version", v.git_version)]);
-                endpoints.health.set_ready(true);
-                break;
-            }
-            Err(e) => log(
-                "warn",
-                "API server does not answer yet",
-                &[("error", e.to_string())],
-            ),
-        }
-        let mut s = shutdown.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(2), s.wait_for(|s| *s)).await;
+    // Ready once the API server answers; then wait for the Lease.
+    if !until_ready(&client, &endpoints, &shutdown).await {
+        let _ = server.await;
+        return Ok(());
     }
-
     let elector = Elector::new(
         client.clone(),
         &options.namespace,
@@ -145,22 +175,9 @@ pub async fn run(
         &options.identity,
     );
     let lease_id = format!("{}/{}", options.namespace, options.lease_name);
-    loop {
-        if *shutdown.borrow() {
-            let _ = server.await;
-            return Ok(());
-        }
-        match elector.try_hold().await {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => log(
-                "warn",
-                "cannot reach the Lease",
-                &[("error", e.to_string())],
-            ),
-        }
-        let mut s = shutdown.clone();
-        let _ = tokio::time::timeout(lease::RENEW_EVERY, s.wait_for(|s| *s)).await;
+    if !until_leading(&elector, &shutdown).await {
+        let _ = server.await;
+        return Ok(());
     }
     endpoints.health.set_leading(true);
     log(

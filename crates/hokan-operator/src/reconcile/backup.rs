@@ -101,7 +101,22 @@ pub fn job_outcome(job: &Job, exit_code: Option<i32>) -> Option<Outcome> {
     })
 }
 
-/// The reconcile.
+/// Where a run stands after [`drive`].
+enum Step {
+    /// Waiting (for its Job).
+    Wait(Action),
+    /// Cannot go on: the reason, and the repository's location if known.
+    Fail(String, String),
+    /// Done: what the repository holds of the run.
+    Done {
+        location: String,
+        saved: Saved,
+        errors: Vec<RunError>,
+        forgotten: u64,
+    },
+}
+
+/// The reconcile: drive the run one step, then write what it came to.
 pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action, Error> {
     let run = backup.name_any();
     let ns = backup
@@ -113,153 +128,111 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
     }
     let generation = backup.meta().generation;
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ns);
+    let (outcome, location, saved) = match drive(&backup, &ctx, &ns, &api, &mut status).await? {
+        Step::Wait(action) => return Ok(action),
+        Step::Fail(reason, location) => (Outcome::Failed { reason }, location, None),
+        Step::Done {
+            location,
+            saved,
+            errors,
+            forgotten,
+        } => {
+            write_saved(&mut status, &saved, forgotten);
+            let outcome = if saved.snapshots.is_empty() {
+                Outcome::Failed {
+                    reason: errors
+                        .first()
+                        .map(|e| e.message.clone())
+                        .unwrap_or_else(|| "no snapshot was saved".into()),
+                }
+            } else if errors.is_empty() {
+                Outcome::Completed
+            } else {
+                Outcome::PartiallyFailed { errors }
+            };
+            (outcome, location, Some(saved))
+        }
+    };
+    finish(&mut status, outcome, generation, ctx.clock.now());
+    record(&ctx, &backup, &location, &status, saved.as_ref());
+    announce(&ctx, &backup, &status).await;
+    apply_status(&api, &run, &status).await?;
+    Ok(Action::await_change())
+}
+
+/// Drives the run as far as it goes now: resolve, start (the etcd Job),
+/// wait for the Job, back up resources, read the run back.
+async fn drive(
+    backup: &Arc<Backup>,
+    ctx: &Context,
+    ns: &str,
+    api: &Api<Backup>,
+    status: &mut crate::api::BackupStatus,
+) -> Result<Step, Error> {
+    let run = backup.name_any();
+    let generation = backup.meta().generation;
     let policy = match &backup.spec.policy {
         Some(p) => {
-            Api::<BackupPolicy>::namespaced(ctx.client.clone(), &ns)
+            Api::<BackupPolicy>::namespaced(ctx.client.clone(), ns)
                 .get_opt(p)
                 .await?
         }
         None => None,
     };
-    let fail = |status: &mut crate::api::BackupStatus, reason: String| {
-        finish(
-            status,
-            Outcome::Failed { reason },
-            generation,
-            ctx.clock.now(),
-        );
-    };
-    let plan = match plan(&backup, policy.as_ref()) {
+    let plan = match plan(backup, policy.as_ref()) {
         Ok(p) => p,
-        Err(reason) => {
-            fail(&mut status, reason);
-            announce(&ctx, &backup, &status).await;
-            apply_status(&api, &run, &status).await?;
-            return Ok(Action::await_change());
-        }
+        Err(reason) => return Ok(Step::Fail(reason, String::new())),
     };
-    let Some(repo) = Api::<Repository>::namespaced(ctx.client.clone(), &ns)
+    let Some(repo) = Api::<Repository>::namespaced(ctx.client.clone(), ns)
         .get_opt(&plan.repository)
         .await?
     else {
-        fail(
-            &mut status,
-            format!("Repository {} does not exist in {ns}", plan.repository),
-        );
-        announce(&ctx, &backup, &status).await;
-        apply_status(&api, &run, &status).await?;
-        return Ok(Action::await_change());
+        let reason = format!("Repository {} does not exist in {ns}", plan.repository);
+        return Ok(Step::Fail(reason, String::new()));
     };
+    let location = repo.spec.location.clone();
+    let fail = |reason: String| Ok(Step::Fail(reason, location.clone()));
 
     // etcd: a Job, made once under its deterministic name.
-    let mut job_outcome_seen = None;
+    let mut errors = Vec::new();
     if let Some(etcd) = &plan.what.etcd {
-        let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-        let want = etcd_backup_job(&backup, &repo, etcd, &ctx.image);
-        let name = want.name_any();
-        let job = match jobs.get_opt(&name).await? {
-            Some(j) => j,
-            None if status.job.is_some() => {
-                fail(
-                    &mut status,
-                    format!(
-                        "Job {name} was lost (deleted before it finished); run the backup again"
-                    ),
-                );
-                announce(&ctx, &backup, &status).await;
-                apply_status(&api, &run, &status).await?;
-                return Ok(Action::await_change());
-            }
-            None => jobs.create(&PostParams::default(), &want).await?,
-        };
-        let job_ref = JobRef {
-            name: name.clone(),
-            namespace: ns.clone(),
-            uid: job.uid(),
-        };
-        if begin(&mut status, Some(job_ref), generation, ctx.clock.now()) {
-            event(
-                &ctx,
-                backup.as_ref(),
-                false,
-                "Started",
-                "CreateJob",
-                format!("running Job {name}"),
-            )
-            .await;
-            apply_status(&api, &run, &status).await?;
+        match etcd_job(backup, ctx, ns, &repo, etcd, status).await? {
+            None => return Ok(Step::Wait(Action::requeue(Duration::from_secs(10)))),
+            Some(Outcome::Failed { reason }) => return fail(reason),
+            Some(Outcome::PartiallyFailed { errors: e }) => errors = e,
+            Some(Outcome::Completed) => {}
         }
-        let exit = if job.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0 {
-            pod_exit_code(&ctx, &ns, &name).await
-        } else {
-            None
-        };
-        match job_outcome(&job, exit) {
-            None => return Ok(Action::requeue(Duration::from_secs(10))),
-            Some(o) => job_outcome_seen = Some(o),
-        }
-    } else if begin(&mut status, None, generation, ctx.clock.now()) {
-        apply_status(&api, &run, &status).await?;
     }
-    if let Some(Outcome::Failed { reason }) = &job_outcome_seen {
-        fail(&mut status, reason.clone());
-        record(&ctx, &backup, &repo, &status, None);
-        announce(&ctx, &backup, &status).await;
-        apply_status(&api, &run, &status).await?;
-        return Ok(Action::await_change());
+    if begin(status, None, generation, ctx.clock.now()) {
+        apply_status(api, &run, status).await?;
     }
 
     // Resources, in-process, unless this run already saved them.
-    let password = match secret_value(&ctx.client, &ns, &repo.spec.password_secret_ref).await {
+    let password = match secret_value(&ctx.client, ns, &repo.spec.password_secret_ref).await {
         Ok(p) => p,
-        Err(reason) => {
-            fail(
-                &mut status,
-                format!("repository {}: {reason}", plan.repository),
-            );
-            announce(&ctx, &backup, &status).await;
-            apply_status(&api, &run, &status).await?;
-            return Ok(Action::await_change());
-        }
+        Err(reason) => return fail(format!("repository {}: {reason}", plan.repository)),
     };
-    let location = repo.spec.location.clone();
     let options = ctx.open_options.clone();
     let opened = tokio::task::block_in_place(|| {
-        hokan_repo::Repository::open(&location, &password, options)
-            .and_then(|r| r.load_index())
-            .map_err(|e| format!("repository {}: {e}", plan.repository))
+        hokan_repo::Repository::open(&location, &password, options).and_then(|r| r.load_index())
     });
-    let mut repo_handle = match opened {
+    let mut handle = match opened {
         Ok(r) => r,
-        Err(reason) => {
-            fail(&mut status, reason);
-            announce(&ctx, &backup, &status).await;
-            apply_status(&api, &run, &status).await?;
-            return Ok(Action::await_change());
-        }
-    };
-    let mut errors: Vec<RunError> = match job_outcome_seen {
-        Some(Outcome::PartiallyFailed { errors }) => errors,
-        _ => Vec::new(),
+        Err(e) => return fail(format!("repository {}: {e}", plan.repository)),
     };
     let mut forgotten = 0;
     if let Some(resources) = &plan.what.resources {
-        let done = tokio::task::block_in_place(|| saved_by(&repo_handle, &run))
+        let done = tokio::task::block_in_place(|| saved_by(&handle, &run))
             .map(|s| s.snapshots.iter().any(|r| r.kind == "k8s"))
             .unwrap_or(false);
         if !done {
             let cluster = hokan_k8s::Cluster::from_client(ctx.client.clone(), "in-cluster");
-            match backup_resources(&cluster, &mut repo_handle, resources, &run).await {
+            match backup_resources(&cluster, &mut handle, resources, &run).await {
                 Ok(s) => {
                     errors.extend(s.errors);
                     forgotten += s.forgotten;
                 }
-                Err(reason) => {
-                    fail(&mut status, format!("resources: {reason}"));
-                    announce(&ctx, &backup, &status).await;
-                    apply_status(&api, &run, &status).await?;
-                    return Ok(Action::await_change());
-                }
+                Err(reason) => return fail(format!("resources: {reason}")),
             }
         }
     }
@@ -271,25 +244,61 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
             ..Default::default()
         });
     }
-    let saved = tokio::task::block_in_place(|| saved_by(&repo_handle, &run)).unwrap_or_default();
-    write_saved(&mut status, &saved, forgotten);
-    let outcome = if saved.snapshots.is_empty() {
-        Outcome::Failed {
-            reason: errors
-                .first()
-                .map(|e| e.message.clone())
-                .unwrap_or_else(|| "no snapshot was saved".into()),
+    let saved = tokio::task::block_in_place(|| saved_by(&handle, &run)).unwrap_or_default();
+    Ok(Step::Done {
+        location,
+        saved,
+        errors,
+        forgotten,
+    })
+}
+
+/// The etcd Job of the run: made when missing (a Job missing after it was
+/// made is lost: Failed), the run started with it; its outcome once over.
+async fn etcd_job(
+    backup: &Arc<Backup>,
+    ctx: &Context,
+    ns: &str,
+    repo: &Repository,
+    etcd: &crate::api::EtcdSource,
+    status: &mut crate::api::BackupStatus,
+) -> Result<Option<Outcome>, Error> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    let want = etcd_backup_job(backup, repo, etcd, &ctx.image);
+    let name = want.name_any();
+    let job = match jobs.get_opt(&name).await? {
+        Some(j) => j,
+        None if status.job.is_some() => {
+            return Ok(Some(Outcome::Failed {
+                reason: format!(
+                    "Job {name} was lost (deleted before it finished); run the backup again"
+                ),
+            }));
         }
-    } else if errors.is_empty() {
-        Outcome::Completed
-    } else {
-        Outcome::PartiallyFailed { errors }
+        None => jobs.create(&PostParams::default(), &want).await?,
     };
-    finish(&mut status, outcome, generation, ctx.clock.now());
-    record(&ctx, &backup, &repo, &status, Some(&saved));
-    announce(&ctx, &backup, &status).await;
-    apply_status(&api, &run, &status).await?;
-    Ok(Action::await_change())
+    let job_ref = JobRef {
+        name: name.clone(),
+        namespace: ns.to_string(),
+        uid: job.uid(),
+    };
+    if begin(
+        status,
+        Some(job_ref),
+        backup.meta().generation,
+        ctx.clock.now(),
+    ) {
+        let note = format!("running Job {name}");
+        event(ctx, backup.as_ref(), false, "Started", "CreateJob", note).await;
+        let api: Api<Backup> = Api::namespaced(ctx.client.clone(), ns);
+        apply_status(&api, &backup.name_any(), status).await?;
+    }
+    let exit = if job.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0 {
+        pod_exit_code(ctx, ns, &name).await
+    } else {
+        None
+    };
+    Ok(job_outcome(&job, exit))
 }
 
 /// The event for a finished run.
@@ -341,7 +350,7 @@ fn write_saved(status: &mut crate::api::BackupStatus, saved: &Saved, forgotten: 
 fn record(
     ctx: &Context,
     backup: &Backup,
-    repo: &Repository,
+    location: &str,
     status: &crate::api::BackupStatus,
     saved: Option<&Saved>,
 ) {
@@ -355,7 +364,7 @@ fn record(
     let namespace = backup.namespace().unwrap_or_default();
     ctx.endpoints.metrics.record_run(&RunReport {
         command: "backup",
-        repository: &repo.spec.location,
+        repository: location,
         namespace: &namespace,
         policy: backup.spec.policy.as_deref().unwrap_or(""),
         success: phase == crate::api::Phase::Completed,
