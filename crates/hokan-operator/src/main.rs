@@ -46,6 +46,9 @@ enum Command {
         /// The image the Jobs run.
         #[arg(long, env = "HOKAN_IMAGE", default_value = concat!("localhost/hokan:", env!("CARGO_PKG_VERSION")))]
         image: String,
+        /// Backups reconciled at once.
+        #[arg(long, default_value_t = 2)]
+        max_concurrent_runs: u16,
     },
     /// The node agent (the DaemonSet): serves its probes, ready while the
     /// kubelet's directory is readable. Volume backups through it are
@@ -91,6 +94,7 @@ fn main() -> Result<()> {
             lease,
             cache_dir,
             image,
+            max_concurrent_runs,
         } => {
             let identity = identity.unwrap_or_else(hokan_repo::hostname);
             let mut open_options = hokan_repo::OpenOptions::default();
@@ -104,6 +108,7 @@ fn main() -> Result<()> {
                 lease_name: lease,
                 open_options,
                 image,
+                max_concurrent_runs,
                 // The Deployment gives 30 s; the Lease is released after this.
                 shutdown_grace: std::time::Duration::from_secs(20),
             };

@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub open_options: hokan_repo::OpenOptions,
     /// The image Jobs run.
     pub image: String,
+    /// Backups reconciled at once (each may back up resources in-process);
+    /// more wait their turn. Jobs already started run on regardless.
+    pub max_concurrent_runs: u16,
     /// How long running reconciles may take to finish after the stop
     /// signal before they are dropped (keep it below the pod's
     /// `terminationGracePeriodSeconds`). A controller whose first list
@@ -240,7 +243,13 @@ pub async fn run(
         image: options.image.clone(),
     });
     {
-        let work = controllers(client, clock.as_ref(), ctx, stop_rx.clone());
+        let work = controllers(
+            client,
+            clock.as_ref(),
+            ctx,
+            stop_rx.clone(),
+            options.max_concurrent_runs,
+        );
         tokio::pin!(work);
         let grace = options.shutdown_grace;
         let bounded = async {
@@ -293,6 +302,7 @@ async fn controllers(
     clock: &dyn Clock,
     ctx: Arc<Context>,
     stop: watch::Receiver<bool>,
+    max_runs: u16,
 ) {
     let repositories = Controller::new(
         Api::<Repository>::all(client.clone()),
@@ -330,6 +340,7 @@ async fn controllers(
         Api::<Backup>::all(client.clone()),
         watcher::Config::default(),
     )
+    .with_config(kube::runtime::controller::Config::default().concurrency(max_runs.max(1)))
     .owns(
         Api::<Job>::all(client.clone()),
         watcher::Config::default().labels(crate::jobs::RUN_LABEL),

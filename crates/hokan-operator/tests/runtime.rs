@@ -53,6 +53,7 @@ async fn runs_holds_the_lease_and_releases_it_on_stop() {
         lease_name: "hokan-operator".into(),
         open_options: Default::default(),
         image: "localhost/hokan:test".into(),
+        max_concurrent_runs: 2,
         shutdown_grace: Duration::from_secs(5),
     };
     let running = tokio::spawn(run(
