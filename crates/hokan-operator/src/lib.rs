@@ -16,6 +16,7 @@
 //! | [`reconcile`] | one reconcile per kind, and what they share |
 //! | [`lease`] | one active replica through a Lease |
 //! | [`run`] | the runtime: probes, Lease, controllers, clean stop |
+//! | [`rbac`] | RBAC evaluated as the API server does, to check `deploy/` |
 //!
 //! # Example
 //!
@@ -47,6 +48,7 @@ pub mod http;
 pub mod jobs;
 pub mod lease;
 pub mod metrics;
+pub mod rbac;
 pub mod reconcile;
 pub mod run;
 pub mod runs;
