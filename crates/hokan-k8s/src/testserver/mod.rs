@@ -22,6 +22,8 @@
 mod docs;
 mod fixtures;
 mod harness;
+pub mod kubelet;
+mod pod_routes;
 mod routes;
 mod state;
 mod write;
@@ -38,6 +40,7 @@ use serde_json::Value;
 pub use docs::data_dir;
 pub use fixtures::{FixtureReport, GenerateOptions};
 pub use harness::{KUBECONFIG_ENV, TestCluster};
+pub use kubelet::{Kubelet, KubeletConfig};
 
 use crate::cluster::Cluster;
 use crate::{Error, Result};

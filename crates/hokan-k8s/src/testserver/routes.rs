@@ -174,6 +174,24 @@ impl Target {
         body: &[u8],
     ) -> Result<Reply, ApiError> {
         let r = &self.resource;
+        if let (Some(sub), Some(name)) = (&self.subresource, &self.name) {
+            let ns = self.namespace.as_deref().unwrap_or_default();
+            let key = (ns, name.as_str(), sub.as_str());
+            match super::pod_routes::handle(state, r, key, method, query, body) {
+                Some(Ok(super::pod_routes::Answer::Json(code, v))) => {
+                    return Ok(Reply::json(code, &v));
+                }
+                Some(Ok(super::pod_routes::Answer::Text(text))) => {
+                    return Ok(Reply {
+                        status: 200,
+                        content_type: "text/plain",
+                        body: text,
+                    });
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
         let verb = match (method, &self.name) {
             ("GET", None) => "list",
             ("POST", None) => "create",

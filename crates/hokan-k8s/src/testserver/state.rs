@@ -149,6 +149,8 @@ pub struct State {
     /// Resources every request to which fails with this 5xx status, as an
     /// overloaded server or a broken aggregated API would.
     pub failing: BTreeMap<GroupResource, u16>,
+    /// Containers' output, written by the kubelet stand-in, served at `pods/NAME/log`.
+    pub pod_logs: super::pod_routes::PodLogs,
 }
 
 impl State {
@@ -168,6 +170,7 @@ impl State {
             aggregated: true,
             forbidden: BTreeSet::new(),
             failing: BTreeMap::new(),
+            pod_logs: Default::default(),
         }
     }
 
