@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use hokan_k8s::testserver::kubelet::{self, job_pods, pod_log, wait_for};
+use hokan_k8s::testserver::kubelet::{self, job_pods, pod_log, wait_for, wait_gone};
 use hokan_k8s::testserver::{Kubelet, KubeletConfig, TestCluster};
 use serde_json::{Value, json};
 
@@ -404,4 +404,41 @@ async fn a_container_gets_its_environment_volumes_and_hooks_as_the_pod_says() {
         pod_log(cluster.cluster(), &ns, name, None).await.unwrap(),
         "injected failure\n"
     );
+}
+
+#[tokio::test]
+async fn the_active_deadline_fails_a_job_and_stops_its_pod_and_the_ttl_deletes_a_finished_one() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cluster = TestCluster::new().await.unwrap();
+    let _kubelet = kubelet(&cluster, root.path()).await;
+    let mut slow = shell_job("kubelet-deadline", "slow", "exec sleep 600", 3);
+    slow["spec"]["activeDeadlineSeconds"] = json!(1);
+    cluster.create(slow).await.unwrap();
+    let ns = cluster.namespace("kubelet-deadline");
+    let done = wait_for(cluster.cluster(), &job_path(&ns, "slow"), "Failed", |j| {
+        condition(j, "Failed").is_some()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        condition(&done, "Failed").unwrap()["reason"],
+        "DeadlineExceeded",
+        "{done}"
+    );
+    assert_eq!(done["status"]["active"].as_i64().unwrap_or(0), 0, "{done}");
+    // The running pod is deleted (and its process killed), not retried.
+    let pods = job_pods(cluster.cluster(), &ns, "slow").await.unwrap();
+    assert!(
+        pods.iter()
+            .all(|p| p["metadata"]["deletionTimestamp"].is_string()),
+        "{pods:#?}"
+    );
+
+    let mut quick = shell_job("kubelet-deadline", "quick", "exit 0", 0);
+    quick["spec"]["ttlSecondsAfterFinished"] = json!(0);
+    cluster.create(quick).await.unwrap();
+    wait_gone(cluster.cluster(), &job_path(&ns, "quick"))
+        .await
+        .unwrap();
+    cluster.cleanup().await.unwrap();
 }

@@ -12,6 +12,10 @@
 //! namespaced and cluster-scoped URLs, the `status` subresource, and CRDs
 //! that start serving their resources once Established. Every request is
 //! recorded ([`TestServer::requests`]) so a test can assert order and bodies.
+//! Pods have the `binding` subresource (as the scheduler binds them) and
+//! `log`, served from what the [`kubelet`] stand-in captured: it runs as a
+//! client beside the server, as a real cluster's job controller, scheduler
+//! and kubelets do, and runs Jobs' containers as real processes.
 //!
 //! Known differences from a real server: no authentication, no admission
 //! webhooks, no schema validation or version conversion (an object is served

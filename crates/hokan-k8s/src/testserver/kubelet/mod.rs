@@ -516,6 +516,26 @@ pub async fn wait_for(
     }
 }
 
+/// Reads `path` until the server answers 404 (at most [`TIMEOUT`]).
+pub async fn wait_gone(cluster: &Cluster, path: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while let Some(v) = cluster.get(path).await? {
+        if std::time::Instant::now() > deadline {
+            let message = format!(
+                "it was not deleted within {} s; last seen: {v}",
+                TIMEOUT.as_secs()
+            );
+            return Err(Error::Io {
+                action: "wait for",
+                path: path.into(),
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, message),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 /// How long [`wait_for`] waits: long enough for a real cluster to pull an
 /// image and start a pod.
 pub const TIMEOUT: Duration = Duration::from_secs(120);
