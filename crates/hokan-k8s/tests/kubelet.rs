@@ -442,3 +442,148 @@ async fn the_active_deadline_fails_a_job_and_stops_its_pod_and_the_ttl_deletes_a
         .unwrap();
     cluster.cleanup().await.unwrap();
 }
+
+/// A CSI driver whose volumes are directories under one root, as issue
+/// 25's CSI stand-in will provide them.
+struct DirectoryDriver(std::path::PathBuf);
+
+impl kubelet::CsiVolumes for DirectoryDriver {
+    fn directory(&self, volume_handle: &str, _node: &str) -> Option<std::path::PathBuf> {
+        let dir = self.0.join(volume_handle);
+        dir.is_dir().then_some(dir)
+    }
+}
+
+#[tokio::test]
+async fn claims_mount_their_bound_volumes_and_requests_are_recorded_with_their_user() {
+    let root = tempfile::tempdir().unwrap();
+    let csi_root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(csi_root.path().join("vol-1")).unwrap();
+    let mut cluster = TestCluster::in_process().await.unwrap();
+    let config = KubeletConfig::new(root.path())
+        .command("sh", "/bin/sh")
+        .csi_driver(
+            "csi.hokan.dev",
+            std::sync::Arc::new(DirectoryDriver(csi_root.path().to_path_buf())),
+        );
+    let kubelet = Kubelet::start(cluster.server().unwrap(), config)
+        .await
+        .unwrap();
+    kubelet
+        .register_node(
+            "node-a",
+            json!({"kubernetes.io/hostname": "node-a"}),
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let ns_name = "kubelet-claims";
+    for (pv, source) in [
+        ("local-pv", json!({"hostPath": {"path": "/mnt/disks/one"}})),
+        (
+            "csi-pv",
+            json!({"csi": {"driver": "csi.hokan.dev", "volumeHandle": "vol-1"}}),
+        ),
+    ] {
+        let mut spec = json!({"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(source.as_object().unwrap().clone());
+        cluster
+            .create(json!({"apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": pv}, "spec": spec}))
+            .await
+            .unwrap();
+    }
+    for (claim, pv) in [("local", "local-pv"), ("csi", "csi-pv"), ("unbound", "")] {
+        cluster
+            .create(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim, "namespace": ns_name},
+                "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": pv,
+                         "resources": {"requests": {"storage": "1Gi"}}}}))
+            .await
+            .unwrap();
+    }
+    let ns = cluster.namespace(ns_name);
+    let mut job = shell_job(
+        ns_name,
+        "claims",
+        "echo local > /local/f && echo csi > /csi/f && grep token: $KUBECONFIG",
+        0,
+    );
+    let spec = &mut job["spec"]["template"]["spec"];
+    spec["serviceAccountName"] = json!("backup");
+    spec["containers"][0]["volumeMounts"] = json!([
+        {"name": "local", "mountPath": "/local"}, {"name": "csi", "mountPath": "/csi"}]);
+    spec["volumes"] = json!([
+        {"name": "local", "persistentVolumeClaim": {"claimName": "local"}},
+        {"name": "csi", "persistentVolumeClaim": {"claimName": "csi"}}]);
+    cluster.create(job).await.unwrap();
+    wait_for(
+        cluster.cluster(),
+        &job_path(&ns, "claims"),
+        "Complete",
+        |j| condition(j, "Complete").is_some(),
+    )
+    .await
+    .unwrap();
+    let local = kubelet.config().host_path("node-a", "/mnt/disks/one/f");
+    assert_eq!(std::fs::read_to_string(local).unwrap(), "local\n");
+    assert_eq!(
+        std::fs::read_to_string(csi_root.path().join("vol-1/f")).unwrap(),
+        "csi\n"
+    );
+    let pods = job_pods(cluster.cluster(), &ns, "claims").await.unwrap();
+    let name = pods[0]["metadata"]["name"].as_str().unwrap();
+    let log = pod_log(cluster.cluster(), &ns, name, None).await.unwrap();
+    assert!(
+        log.contains(&format!("token: \"system:serviceaccount:{ns}:backup\"")),
+        "{log}"
+    );
+
+    // A pod whose claim is not bound is not scheduled.
+    let mut job = shell_job(ns_name, "unbound", "exit 0", 0);
+    let spec = &mut job["spec"]["template"]["spec"];
+    spec["volumes"] = json!([{"name": "v", "persistentVolumeClaim": {"claimName": "unbound"}}]);
+    cluster.create(job).await.unwrap();
+    let deadline = std::time::Instant::now() + kubelet::TIMEOUT;
+    let pod = loop {
+        let pods = job_pods(cluster.cluster(), &ns, "unbound").await.unwrap();
+        if let Some(p) = pods.first()
+            && p["status"]["conditions"][0]["reason"] == "Unschedulable"
+        {
+            break p.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{pods:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let message = pod["status"]["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("unbound immediate PersistentVolumeClaims"),
+        "{message}"
+    );
+
+    // The stand-in's requests are recorded as its own user's: bindings,
+    // pod and Job status writes, pod creation.
+    let requests = cluster.server().unwrap().requests();
+    let by_stand_in: Vec<_> = requests
+        .iter()
+        .filter(|r| r.user == kubelet::USER)
+        .collect();
+    for suffix in ["/binding", "/status"] {
+        assert!(
+            by_stand_in.iter().any(|r| r.path.ends_with(suffix)),
+            "{suffix}"
+        );
+    }
+    assert!(
+        by_stand_in
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/pods"))
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.user.is_empty() && r.method == "POST")
+    );
+}

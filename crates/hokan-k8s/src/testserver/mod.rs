@@ -62,6 +62,10 @@ pub struct RecordedRequest {
     pub body: Option<Value>,
     /// The status code answered.
     pub status: u16,
+    /// Who sent it: the bearer token, taken as the user's name as a token
+    /// file authenticator maps it (empty without one). The kubelet
+    /// stand-in's pods send `system:serviceaccount:<ns>:<name>`.
+    pub user: String,
 }
 
 impl RecordedRequest {
@@ -140,6 +144,16 @@ impl TestServer {
 
     /// A [`Cluster`] connected to this server.
     pub fn cluster(&self) -> Result<Cluster> {
+        self.connect(None)
+    }
+
+    /// A [`Cluster`] whose requests carry `user` as their bearer token, so
+    /// they are recorded as that user's.
+    pub fn cluster_as(&self, user: &str) -> Result<Cluster> {
+        self.connect(Some(user))
+    }
+
+    fn connect(&self, user: Option<&str>) -> Result<Cluster> {
         crate::cluster::install_crypto_provider();
         let uri: http::Uri =
             self.url()
@@ -148,7 +162,17 @@ impl TestServer {
                     reason: e.to_string(),
                     fix: "this is a bug in the test server",
                 })?;
-        let client = kube::Client::try_from(kube::Config::new(uri)).map_err(|e| Error::Config {
+        let mut config = kube::Config::new(uri);
+        if let Some(user) = user {
+            let value = http::HeaderValue::from_str(&format!("Bearer {user}")).map_err(|e| {
+                Error::Config {
+                    reason: format!("user {user:?} cannot be a bearer token: {e}"),
+                    fix: "name the user with visible ASCII characters",
+                }
+            })?;
+            config.headers.push((http::header::AUTHORIZATION, value));
+        }
+        let client = kube::Client::try_from(config).map_err(|e| Error::Config {
             reason: e.to_string(),
             fix: "this is a bug in the test server",
         })?;
@@ -284,6 +308,13 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let user = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string();
     let body = req.into_body().collect().await?.to_bytes();
     let reply = {
         let mut state = lock(&inner.state);
@@ -302,6 +333,7 @@ async fn handle(
         query,
         body: recorded_body,
         status: reply.status,
+        user,
     });
     let response = hyper::Response::builder()
         .status(reply.status)

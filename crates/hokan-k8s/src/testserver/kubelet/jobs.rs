@@ -225,19 +225,29 @@ async fn sync_job(shared: &Shared, job: &Value, pods: &[&Value]) -> Result<()> {
     if *status == new_status {
         return Ok(());
     }
+    write_status(shared, job, new_status, &newly_counted).await
+}
+
+/// Writes the Job's status. On a conflict (the Job changed) the next poll
+/// counts this round's pods again against the new Job.
+async fn write_status(
+    shared: &Shared,
+    job: &Value,
+    status: Value,
+    newly_counted: &[String],
+) -> Result<()> {
+    let path = format!(
+        "/apis/batch/v1/namespaces/{}/jobs/{}/status",
+        str_at(job, "/metadata/namespace"),
+        str_at(job, "/metadata/name")
+    );
     let mut updated = job.clone();
-    updated["status"] = new_status;
-    match shared
-        .cluster
-        .replace(&format!("{job_path}/status"), &updated)
-        .await
-    {
-        // A conflict: the Job changed; the next poll counts this round's
-        // pods again against the new one.
+    updated["status"] = status;
+    match shared.cluster.replace(&path, &updated).await {
         Err(e) if e.status() == Some(409) => {
             let mut memory = super::super::lock(&shared.jobs);
-            if let Some(m) = memory.jobs.get_mut(&uid) {
-                for pod_uid in &newly_counted {
+            if let Some(m) = memory.jobs.get_mut(str_at(job, "/metadata/uid")) {
+                for pod_uid in newly_counted {
                     m.counted.remove(pod_uid);
                 }
             }

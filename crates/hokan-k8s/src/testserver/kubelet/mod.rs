@@ -67,10 +67,15 @@
 //!   loopback as they would on a node.
 //! - The environment starts empty except `PATH` (a directory linking each
 //!   mapped command by its name, so `sh -c "hokan ..."` finds it, then this
-//!   machine's `PATH`), `HOME` (a directory of the pod's), `HOSTNAME` (the pod's name) and `KUBECONFIG`, naming a
-//!   kubeconfig for the test server in place of the service account token
-//!   that a real pod gets mounted (unless
-//!   `automountServiceAccountToken: false`).
+//!   machine's `PATH`), `HOME` (a directory of the pod's), `HOSTNAME` (the
+//!   pod's name) and `KUBECONFIG`, naming a kubeconfig for the test server
+//!   in place of the service account token a real pod gets mounted (unless
+//!   `automountServiceAccountToken: false`). Its token is
+//!   `system:serviceaccount:<namespace>:<serviceAccountName>`, which the
+//!   server records as the user of each request the pod makes
+//!   ([`RecordedRequest::user`](super::RecordedRequest::user)), so a test
+//!   can check them against the RBAC rules of that service account; the
+//!   stand-in's own requests carry [`USER`].
 //! - Init containers, probes, `restartPolicy: OnFailure`/`Always` restarts
 //!   in place, projected and downward API volumes, indexed Jobs,
 //!   `podFailurePolicy`, `successPolicy` and `suspend` resuming are not
@@ -110,6 +115,11 @@ use super::TestServer;
 use super::pod_routes::PodLogs;
 use crate::cluster::Cluster;
 use crate::{Error, Result};
+
+/// The user name (bearer token) the stand-in's own requests carry, so
+/// [`RecordedRequest::user`](super::RecordedRequest::user) tells them
+/// from the operator's and the pods'.
+pub const USER: &str = "system:hokan-test:kubelet-stand-in";
 
 /// Provides the directory of a CSI volume on a node; the CSI stand-in
 /// (issue 25) implements it for its driver.
@@ -235,7 +245,8 @@ struct Shared {
     cluster: Cluster,
     config: KubeletConfig,
     logs: PodLogs,
-    kubeconfig: PathBuf,
+    /// The server's URL, written into each pod's kubeconfig.
+    url: String,
     /// Links to the mapped commands, first on every container's `PATH`.
     bin: PathBuf,
     faults: Mutex<Faults>,
@@ -277,12 +288,10 @@ impl Drop for Kubelet {
 impl Kubelet {
     /// Starts the controllers against `server` on the current tokio runtime.
     pub async fn start(server: &TestServer, config: KubeletConfig) -> Result<Self> {
-        let cluster = server.cluster()?;
+        let cluster = server.cluster_as(USER)?;
         let logs = super::lock(&server.inner.state).pod_logs.clone();
         let dir = config.node_root.join(".kubelet");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-        let kubeconfig = dir.join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig, "in-cluster")?;
         // The image's `PATH`: each mapped command under its own name, so a
         // shell in a container finds `hokan` as it would in the image.
         let bin = dir.join("bin");
@@ -300,7 +309,7 @@ impl Kubelet {
             cluster,
             config,
             logs,
-            kubeconfig,
+            url: server.url(),
             bin,
             faults: Mutex::default(),
             running: Mutex::default(),

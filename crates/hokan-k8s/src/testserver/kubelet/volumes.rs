@@ -128,7 +128,8 @@ async fn plan(
         ),
     ];
     if pod["spec"]["automountServiceAccountToken"].as_bool() != Some(false) {
-        base.push(("KUBECONFIG".into(), shared.kubeconfig.display().to_string()));
+        let kubeconfig = write_kubeconfig(shared, pod, pod_dir)?;
+        base.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
     }
     base.retain(|(k, _)| !env.iter().any(|(e, _)| e == k));
     env.extend(base);
@@ -146,6 +147,28 @@ async fn plan(
         env,
         cwd,
     }))
+}
+
+/// A kubeconfig reaching the server as the pod's service account (the
+/// token names it), in place of the token a real pod gets mounted.
+fn write_kubeconfig(shared: &Shared, pod: &Value, pod_dir: &Path) -> Result<PathBuf> {
+    let ns = str_at(pod, "/metadata/namespace");
+    let account = match str_at(pod, "/spec/serviceAccountName") {
+        "" => "default",
+        a => a,
+    };
+    let user = format!("system:serviceaccount:{ns}:{account}");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: in-cluster\n\
+         clusters:\n- name: in-cluster\n  cluster:\n    server: {}\n\
+         users:\n- name: sa\n  user:\n    token: \"{user}\"\n\
+         contexts:\n- name: in-cluster\n  context:\n    cluster: in-cluster\n    user: sa\n    namespace: {ns}\n",
+        shared.url
+    );
+    std::fs::create_dir_all(pod_dir).map_err(|e| Error::io("create", pod_dir, e))?;
+    let path = pod_dir.join("kubeconfig");
+    std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    Ok(path)
 }
 
 /// The pod's volumes by name, each a directory on this machine.
