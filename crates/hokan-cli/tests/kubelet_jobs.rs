@@ -1,7 +1,8 @@
 //! The real `hokan` binary run by Jobs on the test server's kubelet
 //! stand-in: one Job initialises a repository on a hostPath and backs up
 //! another hostPath into it, with the password from a Secret; a second Job
-//! restores the snapshot, and the bytes are compared.
+//! restores the snapshot, and the bytes are compared; a third runs
+//! `hokan k8s backup`, reaching the API server as its pod's service account.
 //!
 //! It lives here, not in hokan-k8s's tests, because only this crate's tests
 //! have the binary built for them (`CARGO_BIN_EXE_hokan`): hokan-k8s is a
@@ -88,7 +89,7 @@ async fn run_to_completion(cluster: &TestCluster, name: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_backs_up_a_host_path_with_hokan_and_another_restores_it_byte_for_byte() {
+async fn jobs_run_hokan_to_back_up_and_restore_a_host_path_and_the_api_as_their_service_account() {
     let root = tempfile::tempdir().unwrap();
     let mut cluster = TestCluster::in_process().await.unwrap();
     let config = KubeletConfig::new(root.path())
@@ -176,5 +177,37 @@ async fn a_job_backs_up_a_host_path_with_hokan_and_another_restores_it_byte_for_
         "restore log:\n{log}"
     );
     assert!(want == got, "restored bytes differ");
+
+    // `hokan k8s backup` in a pod reaches the API server as the pod's
+    // service account, and the server records each request as its.
+    let k8s = job(
+        "resources",
+        json!({
+            "name": "hokan", "image": IMAGE,
+            "command": ["hokan"],
+            "args": ["k8s", "backup", "--include-namespaces", "$(POD_NAMESPACE)"],
+            "env": [
+                {"name": "HOKAN_REPOSITORY", "value": "/repo"},
+                {"name": "HOKAN_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "repo-password", "key": "password"}}},
+                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            ],
+            "volumeMounts": [{"name": "repo", "mountPath": "/repo"}],
+        }),
+        json!([repo_volume]),
+    );
+    let mut k8s = k8s;
+    k8s["spec"]["template"]["spec"]["serviceAccountName"] = json!("hokan-backup");
+    cluster.create(k8s).await.unwrap();
+    let log = run_to_completion(&cluster, "resources").await;
+    let ns = cluster.namespace("hokan-jobs");
+    let user = format!("system:serviceaccount:{ns}:hokan-backup");
+    let requests = cluster.server().unwrap().requests();
+    let secrets = format!("/api/v1/namespaces/{ns}/secrets");
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.user == user && r.method == "GET" && r.path == secrets),
+        "the pod listed the namespace's secrets as its service account; log:\n{log}"
+    );
     cluster.cleanup().await.unwrap();
 }
