@@ -363,21 +363,8 @@ impl Kubelet {
         super::lock(&self.shared.faults)
             .lost_nodes
             .insert(node.to_string());
-        let lost: Vec<Running> = {
-            let mut running = super::lock(&self.shared.running);
-            let uids: Vec<String> = running
-                .iter()
-                .filter(|(_, r)| r.node == node)
-                .map(|(uid, _)| uid.clone())
-                .collect();
-            uids.iter().filter_map(|u| running.remove(u)).collect()
-        };
-        for r in lost {
-            kill_groups(&r.groups);
-            r.task.abort();
-            let _ = r.task.await;
-        }
-        pods::mark_node_lost(&self.shared, node).await?;
+        // Tainted first, so the replacement of a pod failed below is never
+        // scheduled back onto the lost node.
         let path = format!("/api/v1/nodes/{node}");
         if let Some(mut n) = self.shared.cluster.get(&path).await? {
             let mut taints = n["spec"]["taints"].as_array().cloned().unwrap_or_default();
@@ -400,7 +387,21 @@ impl Kubelet {
                 .replace(&format!("{path}/status"), &s)
                 .await?;
         }
-        Ok(())
+        let lost: Vec<Running> = {
+            let mut running = super::lock(&self.shared.running);
+            let uids: Vec<String> = running
+                .iter()
+                .filter(|(_, r)| r.node == node)
+                .map(|(uid, _)| uid.clone())
+                .collect();
+            uids.iter().filter_map(|u| running.remove(u)).collect()
+        };
+        for r in lost {
+            kill_groups(&r.groups);
+            r.task.abort();
+            let _ = r.task.await;
+        }
+        pods::mark_node_lost(&self.shared, node).await
     }
 
     /// Containers with `image` fail to pull it: they wait with reason
