@@ -7,7 +7,7 @@
 //! controllers do the work.
 //!
 //! What it does, each poll ([`KubeletConfig::poll_interval`]):
-//! - **Job controller** ([`jobs`]): for each Job, creates pods from its
+//! - **Job controller** (`jobs.rs`): for each Job, creates pods from its
 //!   template (`generateName: <job>-`, labels `job-name`,
 //!   `batch.kubernetes.io/job-name`, `controller-uid`,
 //!   `batch.kubernetes.io/controller-uid`, an ownerReference with
@@ -19,13 +19,13 @@
 //!   `BackoffLimitExceeded` or `DeadlineExceeded`); enforces
 //!   `activeDeadlineSeconds` (deleting active pods) and
 //!   `ttlSecondsAfterFinished` (deleting the Job).
-//! - **Scheduler** ([`scheduler`]): binds each pod without `spec.nodeName`
+//! - **Scheduler** (`scheduler.rs`): binds each pod without `spec.nodeName`
 //!   through `pods/NAME/binding` to the first Node (by name) whose labels
 //!   match its `nodeSelector` and required node affinity, whose taints it
 //!   tolerates, and which is not unschedulable; claims must be bound. A pod
 //!   that fits no node gets `PodScheduled=False`, reason `Unschedulable`,
 //!   with the scheduler's "0/N nodes are available: ..." message.
-//! - **Kubelet** ([`pods`], [`volumes`]): runs each bound, pending pod:
+//! - **Kubelet** (`pods.rs`, `volumes.rs`): runs each bound, pending pod:
 //!   every container's `command` + `args` as a real process, the first word
 //!   mapped to an executable by [`KubeletConfig::command`]; `env` and
 //!   `envFrom` resolved from Secrets, ConfigMaps and the pod's fields, with
