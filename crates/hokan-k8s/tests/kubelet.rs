@@ -587,3 +587,64 @@ async fn claims_mount_their_bound_volumes_and_requests_are_recorded_with_their_u
             .any(|r| r.user.is_empty() && r.method == "POST")
     );
 }
+
+#[tokio::test]
+async fn a_pod_of_two_containers_runs_both_and_serves_each_log() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cluster = TestCluster::new().await.unwrap();
+    let _kubelet = kubelet(&cluster, root.path()).await;
+    let container = |name: &str, script: &str| json!({"name": name, "image": SHELL_IMAGE, "command": ["sh", "-c", script]});
+    cluster
+        .create(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "pair", "namespace": "kubelet-pair"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            container("first", "echo one; echo two"),
+            container("second", "echo three >&2; exit 1"),
+        ]}}))
+        .await
+        .unwrap();
+    let ns = cluster.namespace("kubelet-pair");
+    let path = format!("/api/v1/namespaces/{ns}/pods/pair");
+    let pod = wait_for(cluster.cluster(), &path, "finished", |p| {
+        matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+    })
+    .await
+    .unwrap();
+    // One container failed, so the pod failed; each has its exit code.
+    assert_eq!(pod["status"]["phase"], "Failed", "{pod}");
+    let codes: Vec<(&Value, &Value)> = pod["status"]["containerStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (&c["name"], &c["state"]["terminated"]["exitCode"]))
+        .collect();
+    assert_eq!(
+        codes,
+        [(&json!("first"), &json!(0)), (&json!("second"), &json!(1))]
+    );
+    let c = cluster.cluster();
+    let which = pod_log(c, &ns, "pair", None).await.unwrap_err().to_string();
+    assert!(
+        which.contains(
+            "a container name must be specified for pod pair, choose one of: [first second]"
+        ),
+        "{which}"
+    );
+    assert_eq!(
+        pod_log(c, &ns, "pair", Some("first")).await.unwrap(),
+        "one\ntwo\n"
+    );
+    assert_eq!(
+        pod_log(c, &ns, "pair", Some("second")).await.unwrap(),
+        "three\n"
+    );
+    let wrong = pod_log(c, &ns, "pair", Some("third"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        wrong.contains("container third is not valid for pod pair"),
+        "{wrong}"
+    );
+    cluster.cleanup().await.unwrap();
+}
