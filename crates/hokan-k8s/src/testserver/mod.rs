@@ -37,7 +37,13 @@
 //! - CRDs (`crd.rs`) that start serving their resources once Established;
 //!   Services' cluster IPs and node ports (`services.rs`); events.k8s.io and
 //!   core Events as one resource (`events.rs`); OpenAPI v3 documents enough
-//!   for kubectl (`openapi.rs`).
+//!   for kubectl (`openapi.rs`);
+//! - pods' `binding` subresource (as the scheduler binds them) and `log`,
+//!   served from what the [`kubelet`] stand-in captured: it runs as a
+//!   client beside the server, as a real cluster's job controller,
+//!   scheduler and kubelets do, and runs Jobs' containers as real
+//!   processes. Each request is recorded with the bearer token that sent
+//!   it ([`RecordedRequest::user`]), so RBAC can be checked per account.
 //!
 //! Every request is recorded ([`TestServer::requests`]) so a test can
 //! assert order and bodies.
@@ -84,8 +90,10 @@ mod docs;
 mod events;
 mod fixtures;
 mod harness;
+pub mod kubelet;
 mod openapi;
 mod patch;
+mod pod_routes;
 mod routes;
 mod services;
 mod state;
@@ -106,6 +114,7 @@ use serde_json::Value;
 pub use docs::data_dir;
 pub use fixtures::{FixtureReport, GenerateOptions};
 pub use harness::{KUBECONFIG_ENV, TestCluster};
+pub use kubelet::{Kubelet, KubeletConfig};
 
 use crate::cluster::Cluster;
 use crate::{Error, Result};
@@ -123,6 +132,10 @@ pub struct RecordedRequest {
     pub body: Option<Value>,
     /// The status code answered.
     pub status: u16,
+    /// Who sent it: the bearer token, taken as the user's name as a token
+    /// file authenticator maps it (empty without one). The kubelet
+    /// stand-in's pods send `system:serviceaccount:<ns>:<name>`.
+    pub user: String,
 }
 
 impl RecordedRequest {
@@ -220,6 +233,16 @@ impl TestServer {
 
     /// A [`Cluster`] connected to this server.
     pub fn cluster(&self) -> Result<Cluster> {
+        self.connect(None)
+    }
+
+    /// A [`Cluster`] whose requests carry `user` as their bearer token, so
+    /// they are recorded as that user's.
+    pub fn cluster_as(&self, user: &str) -> Result<Cluster> {
+        self.connect(Some(user))
+    }
+
+    fn connect(&self, user: Option<&str>) -> Result<Cluster> {
         crate::cluster::install_crypto_provider();
         let uri: http::Uri =
             self.url()
@@ -228,7 +251,17 @@ impl TestServer {
                     reason: e.to_string(),
                     fix: "this is a bug in the test server",
                 })?;
-        let client = kube::Client::try_from(kube::Config::new(uri)).map_err(|e| Error::Config {
+        let mut config = kube::Config::new(uri);
+        if let Some(user) = user {
+            let value = http::HeaderValue::from_str(&format!("Bearer {user}")).map_err(|e| {
+                Error::Config {
+                    reason: format!("user {user:?} cannot be a bearer token: {e}"),
+                    fix: "name the user with visible ASCII characters",
+                }
+            })?;
+            config.headers.push((http::header::AUTHORIZATION, value));
+        }
+        let client = kube::Client::try_from(config).map_err(|e| Error::Config {
             reason: e.to_string(),
             fix: "this is a bug in the test server",
         })?;
@@ -376,6 +409,10 @@ async fn handle(
     };
     let accept = header(http::header::ACCEPT);
     let content_type = header(http::header::CONTENT_TYPE);
+    let user = header(http::header::AUTHORIZATION)
+        .strip_prefix("Bearer ")
+        .unwrap_or_default()
+        .to_string();
     let body = req.into_body().collect().await?.to_bytes();
     let reply = {
         let mut state = lock(&inner.state);
@@ -401,6 +438,7 @@ async fn handle(
         query,
         body: recorded_body,
         status: reply.status,
+        user,
     });
     let response_body: Body = match reply.watch {
         Some(spec) => {

@@ -188,6 +188,25 @@ impl Target {
         let r = &self.resource;
         let query = &Query::parse(req.query);
         let body = req.body;
+        if let (Some(sub), Some(name)) = (&self.subresource, &self.name) {
+            let ns = self.namespace.as_deref().unwrap_or_default();
+            let key = (ns, name.as_str(), sub.as_str());
+            match super::pod_routes::handle(state, r, key, req.method, query, body) {
+                Some(Ok(super::pod_routes::Answer::Json(code, v))) => {
+                    return Ok(Reply::json(code, &v));
+                }
+                Some(Ok(super::pod_routes::Answer::Text(text))) => {
+                    return Ok(Reply {
+                        status: 200,
+                        content_type: "text/plain",
+                        body: text,
+                        watch: None,
+                    });
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
         let verb = match (req.method, &self.name) {
             ("GET", None) if is_watch(query) => "watch",
             ("GET", None) => "list",

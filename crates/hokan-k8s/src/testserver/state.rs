@@ -187,6 +187,8 @@ pub struct State {
     pub gone_uids: BTreeSet<String>,
     /// Namespaces the namespace controller saw terminating at its last tick.
     pub terminating_seen: BTreeSet<String>,
+    /// Containers' output, written by the kubelet stand-in, served at `pods/NAME/log`.
+    pub pod_logs: super::pod_routes::PodLogs,
 }
 
 impl State {
@@ -209,6 +211,7 @@ impl State {
             history: super::watch::History::new(),
             gone_uids: BTreeSet::new(),
             terminating_seen: BTreeSet::new(),
+            pod_logs: Default::default(),
         }
     }
 
