@@ -9,6 +9,7 @@
 pub mod backup;
 pub mod policy;
 pub mod repository;
+pub mod restore;
 
 use std::sync::Arc;
 use std::time::Duration;
