@@ -21,6 +21,8 @@ use hokan_operator::http::Endpoints;
 use hokan_operator::reconcile::{Context, restore};
 use hokan_operator::work::backup_resources;
 use hokan_repo::{CacheMode, InitOptions, KdfParams, OpenOptions, Repository};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
@@ -132,8 +134,17 @@ async fn resources_restored_into_another_cluster_under_a_mapped_namespace() {
         ("repo-password", "password", "pw".to_string()),
         ("dr-kubeconfig", "kubeconfig", kubeconfig),
     ] {
-        tc.create(json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name, "namespace": "ops"}, "stringData": {key: value}}))
+        // As `data` (base64), which every server stores as given.
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ops".into()),
+                ..Default::default()
+            },
+            data: Some([(key.to_string(), ByteString(value.into_bytes()))].into()),
+            ..Default::default()
+        };
+        tc.create(serde_json::to_value(&secret).unwrap())
             .await
             .unwrap();
     }

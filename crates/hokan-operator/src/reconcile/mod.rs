@@ -111,6 +111,8 @@ where
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
+        // The API server takes an apply only with the name of its URL.
+        "metadata": {"name": name},
         "status": status,
     });
     api.patch_status(

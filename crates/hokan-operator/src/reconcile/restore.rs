@@ -278,27 +278,26 @@ async fn source(
                     kind.name()
                 )));
             };
-            let repository = match &spec.repository {
-                Some(r) => r.clone(),
-                None => {
-                    let policy = match &backup.spec.policy {
-                        Some(p) => {
-                            Api::<BackupPolicy>::namespaced(ctx.client.clone(), ns)
-                                .get_opt(p)
-                                .await?
-                        }
-                        None => None,
-                    };
-                    match super::backup::plan(&backup, policy.as_ref()) {
-                        Ok(p) => p.repository,
-                        Err(reason) => {
-                            return Ok(Err(format!(
-                                "Backup {b}'s repository is unknown ({reason}); name the \
-                                 Repository in the Restore"
-                            )));
-                        }
-                    }
+            let policy = match &backup.spec.policy {
+                Some(p) => {
+                    Api::<BackupPolicy>::namespaced(ctx.client.clone(), ns)
+                        .get_opt(p)
+                        .await?
                 }
+                None => None,
+            };
+            // The Restore's repository, else the Backup's, else its policy's.
+            let Some(repository) = spec
+                .repository
+                .clone()
+                .or_else(|| backup.spec.repository.clone())
+                .or_else(|| policy.map(|p| p.spec.repository))
+                .filter(|r| !r.trim().is_empty())
+            else {
+                return Ok(Err(format!(
+                    "Backup {b}'s repository is unknown (it names none, nor a policy that \
+                     exists); name the Repository in the Restore"
+                )));
             };
             (repository, snap.id.clone())
         }
