@@ -169,6 +169,9 @@ async fn drive(
         Ok(None) => return Ok(Step::Wait(Duration::from_secs(15))),
         Err(reason) => return failed(reason),
     };
+    // Once resolved, the same snapshot: a newer one saved meanwhile does
+    // not change what a running restore restores.
+    let query = status.source.as_ref().map_or(query, |s| s.id.clone());
     let password = match secret_value(&ctx.client, ns, &repo.spec.password_secret_ref).await {
         Ok(p) => p,
         Err(reason) => return failed(format!("repository {}: {reason}", repo.name_any())),
