@@ -96,7 +96,7 @@ pub fn retention_args(r: &Retention) -> Vec<String> {
 
 /// The repository's environment for a Job: where it is, the password
 /// file, the store's settings and credentials.
-fn repository_env(repo: &Repository) -> (Vec<EnvVar>, Vec<EnvFromSource>) {
+pub(crate) fn repository_env(repo: &Repository) -> (Vec<EnvVar>, Vec<EnvFromSource>) {
     let mut env = vec![
         EnvVar {
             name: "HOKAN_REPOSITORY".into(),
@@ -199,7 +199,10 @@ fn etcd_args(run: &str, source: &EtcdSource) -> (Vec<String>, BTreeSet<String>) 
 }
 
 /// The password Secret, a cache, and each host directory read-only.
-fn volumes(repo: &Repository, host_dirs: &BTreeSet<String>) -> (Vec<Volume>, Vec<VolumeMount>) {
+pub(crate) fn volumes(
+    repo: &Repository,
+    host_dirs: &BTreeSet<String>,
+) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = vec![
         Volume {
             name: "password".into(),

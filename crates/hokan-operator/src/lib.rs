@@ -10,6 +10,7 @@
 //! | [`convert`] | resource fields → the libraries' options (retention, filters) |
 //! | [`runs`] | a run's phase: the one-way transitions |
 //! | [`jobs`] | the Jobs runs are made of (etcd: `cluster-backup.sh`'s way) |
+//! | [`restore_jobs`] | the Job of an etcd restore, on its node |
 //! | [`work`] | work done in-process: resource backups, retention, a run's snapshots |
 //! | [`metrics`] | `/metrics` with the names `hokan --metrics-file` writes |
 //! | [`http`] | the server for `/metrics`, `/healthz`, `/readyz` |
@@ -50,6 +51,7 @@ pub mod lease;
 pub mod metrics;
 pub mod rbac;
 pub mod reconcile;
+pub mod restore_jobs;
 pub mod run;
 pub mod runs;
 pub mod schedule;

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use k8s_openapi::api::batch::v1::Job;
 
-use crate::api::{Backup, BackupPolicy, Repository};
+use crate::api::{Backup, BackupPolicy, Repository, Restore};
 use crate::clock::Clock;
 use crate::http::{self, Endpoints};
 use crate::lease::{self, Elector};
@@ -349,5 +349,19 @@ async fn controllers(
     .run(reconcile::backup::reconcile, error_policy, ctx.clone())
     .for_each(|r| report("Backup", r));
 
-    futures::join!(repositories, policies, backups);
+    // A restore is woken when its Job changes; resources restore in-process.
+    let restores = Controller::new(
+        Api::<Restore>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(kube::runtime::controller::Config::default().concurrency(max_runs.max(1)))
+    .owns(
+        Api::<Job>::all(client.clone()),
+        watcher::Config::default().labels(crate::jobs::RUN_LABEL),
+    )
+    .graceful_shutdown_on(stopped(stop.clone()))
+    .run(reconcile::restore::reconcile, error_policy, ctx.clone())
+    .for_each(|r| report("Restore", r));
+
+    futures::join!(repositories, policies, backups, restores);
 }

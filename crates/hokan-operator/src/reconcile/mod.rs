@@ -9,6 +9,7 @@
 pub mod backup;
 pub mod policy;
 pub mod repository;
+pub mod restore;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +111,8 @@ where
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
+        // The API server takes an apply only with the name of its URL.
+        "metadata": {"name": name},
         "status": status,
     });
     api.patch_status(
