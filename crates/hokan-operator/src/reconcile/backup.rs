@@ -193,9 +193,16 @@ async fn drive(
     let location = repo.spec.location.clone();
     let fail = |reason: String| Ok(Step::Fail(reason, location.clone()));
 
-    // etcd: a Job, made once under its deterministic name.
+    // etcd: a Job, made once under its deterministic name, and only into a
+    // repository that opens: a Job into a missing one would wait for its
+    // volume (or fail) without saying why.
     let mut errors = Vec::new();
     if let Some(etcd) = &plan.what.etcd {
+        if status.job.is_none()
+            && let Err(reason) = check_repository(ctx, ns, &repo).await
+        {
+            return fail(format!("repository {}: {reason}", plan.repository));
+        }
         match etcd_job(backup, ctx, ns, &repo, etcd, status).await? {
             None => return Ok(Step::Wait(Action::requeue(Duration::from_secs(10)))),
             Some(Outcome::Failed { reason }) => return fail(reason),
@@ -253,6 +260,17 @@ async fn drive(
     })
 }
 
+/// Opens the repository as the run will (its config, with the password),
+/// without loading its index. Blocking work in place.
+async fn check_repository(ctx: &Context, ns: &str, repo: &Repository) -> Result<(), String> {
+    let password = secret_value(&ctx.client, ns, &repo.spec.password_secret_ref).await?;
+    let options = ctx.open_options.clone();
+    let location = repo.spec.location.clone();
+    tokio::task::block_in_place(|| hokan_repo::Repository::open(&location, &password, options))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// The etcd Job of the run: made when missing (a Job missing after it was
 /// made is lost: Failed), the run started with it; its outcome once over.
 async fn etcd_job(
@@ -293,12 +311,19 @@ async fn etcd_job(
         let api: Api<Backup> = Api::namespaced(ctx.client.clone(), ns);
         apply_status(&api, &backup.name_any(), status).await?;
     }
-    let exit = if job.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0 {
-        pod_exit_code(ctx, ns, &name).await
+    let (exit, log) = if job.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0 {
+        pod_end(ctx, ns, &name).await
     } else {
-        None
+        (None, None)
     };
-    Ok(job_outcome(&job, exit))
+    // The reason in status carries the end of the log: what the command
+    // said (etcd unreachable, the store refusing), not only its exit code.
+    Ok(job_outcome(&job, exit).map(|o| match (o, log) {
+        (Outcome::Failed { reason }, Some(log)) => Outcome::Failed {
+            reason: format!("{reason}; it ended with: {log}"),
+        },
+        (o, _) => o,
+    }))
 }
 
 /// The event for a finished run.
@@ -317,21 +342,59 @@ async fn announce(ctx: &Context, backup: &Backup, status: &crate::api::BackupSta
     event(ctx, backup, warning, phase.as_str(), "Backup", note).await;
 }
 
-/// The exit code of the Job's container, from its pod.
-async fn pod_exit_code(ctx: &Context, ns: &str, job: &str) -> Option<i32> {
+/// How long the end of a failed Job's log in status may be.
+const LOG_TAIL: usize = 600;
+
+/// The exit code of the Job's failed container, from its pod, and the last
+/// lines of that pod's log (at most [`LOG_TAIL`] bytes).
+async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<String>) {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let list = pods
+    let Ok(list) = pods
         .list(&kube::api::ListParams::default().labels(&format!("job-name={job}")))
         .await
-        .ok()?;
-    list.items.iter().find_map(|p| {
+    else {
+        return (None, None);
+    };
+    let exit = |p: &k8s_openapi::api::core::v1::Pod| {
         p.status
             .as_ref()?
             .container_statuses
             .as_ref()?
             .iter()
             .find_map(|c| Some(c.state.as_ref()?.terminated.as_ref()?.exit_code))
-    })
+    };
+    let Some((pod, code)) = list.items.iter().find_map(|p| Some((p, exit(p)?))) else {
+        return (None, None);
+    };
+    let params = kube::api::LogParams {
+        tail_lines: Some(5),
+        ..Default::default()
+    };
+    let log = pods
+        .logs(&pod.name_any(), &params)
+        .await
+        .ok()
+        .map(|l| log_tail(&l))
+        .filter(|l| !l.is_empty());
+    (Some(code), log)
+}
+
+/// The last lines of `log`, joined, cut to [`LOG_TAIL`] bytes from the end.
+fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = lines[lines.len().saturating_sub(3)..].join(" | ");
+    if joined.len() <= LOG_TAIL {
+        return joined;
+    }
+    let mut start = joined.len() - LOG_TAIL;
+    while !joined.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &joined[start..])
 }
 
 /// Writes what the repository holds of the run into its status.
@@ -441,6 +504,19 @@ mod tests {
                 ..Default::default()
             }),
         }
+    }
+
+    #[test]
+    fn a_failed_jobs_log_ends_up_short_in_the_reason() {
+        let log = "starting\n\nconnecting\nerror: cannot reach etcd\n  caused by: refused\n";
+        assert_eq!(
+            log_tail(log),
+            "connecting | error: cannot reach etcd | caused by: refused"
+        );
+        let long = format!("x{}é", "y".repeat(2 * LOG_TAIL));
+        let t = log_tail(&long);
+        assert!(t.starts_with("...") && t.ends_with('é') && t.len() <= LOG_TAIL + 4);
+        assert_eq!(log_tail("\n \n"), "");
     }
 
     #[test]
