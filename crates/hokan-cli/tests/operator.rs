@@ -174,7 +174,8 @@ impl Env {
 
         tc.create(json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "hokan-repository", "namespace": NS},
-            "stringData": {"password": PASSWORD}}))
+            "data": {"password": base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD, PASSWORD)}}))
             .await
             .unwrap();
         // Data for the resource policy.

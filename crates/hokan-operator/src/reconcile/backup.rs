@@ -122,12 +122,22 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
     let ns = backup
         .namespace()
         .ok_or_else(|| Error::NoNamespace(format!("Backup {run}")))?;
+    if backup.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
+        return Ok(Action::await_change());
+    }
+    // The cache may not have seen this reconcile's last status write yet
+    // (its own write wakes it again): read the run afresh, so a finished
+    // run is not finished a second time with what a repeat finds (no
+    // retention figures, later timestamps).
+    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(backup) = api.get_opt(&run).await?.map(Arc::new) else {
+        return Ok(Action::await_change());
+    };
     let mut status = backup.status.clone().unwrap_or_default();
     if status.phase.is_finished() {
         return Ok(Action::await_change());
     }
     let generation = backup.meta().generation;
-    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ns);
     let (outcome, location, saved) = match drive(&backup, &ctx, &ns, &api, &mut status).await? {
         Step::Wait(action) => return Ok(action),
         Step::Fail(reason, location) => (Outcome::Failed { reason }, location, None),
