@@ -326,8 +326,9 @@ fn assert_completed(b: &Value, kind: &str) {
     for x in snaps {
         assert_eq!(x["id"].as_str().unwrap().len(), 64, "{b:#}");
     }
-    let first = snaps[0]["id"].as_str().unwrap();
-    assert_eq!(s["snapshot"].as_str(), Some(&first[..8]), "{b:#}");
+    // The column names the main snapshot, not the static pod resources.
+    let main = id_of(b, kind);
+    assert_eq!(s["snapshot"].as_str(), Some(&main[..8]), "{b:#}");
     assert!(s["figures"]["bytesRead"].as_u64().unwrap() > 0, "{b:#}");
     assert!(s["startTimestamp"].is_string() && s["completionTimestamp"].is_string());
     assert!(s["size"].is_string(), "{b:#}");
@@ -375,6 +376,8 @@ async fn scheduled_etcd_and_resource_backups_complete_and_retention_keeps_exactl
     let mut want: Vec<String> = etcd_ids[2..].to_vec();
     want.sort();
     assert_eq!(env.snapshots("etcd"), want);
+    // Their static pod resources went with the forgotten ones.
+    assert_eq!(env.snapshots("fs").len(), 2);
     let mut want: Vec<String> = resource_ids[2..].to_vec();
     want.sort();
     assert_eq!(env.snapshots("k8s"), want);
@@ -416,7 +419,15 @@ async fn a_down_etcd_and_a_missing_repository_fail_with_the_reason_and_the_next_
     let down = env.finished(&env.run_now("etcd")).await;
     assert_eq!(down["status"]["phase"], "Failed", "{down:#}");
     let reason = down["status"]["failureReason"].as_str().unwrap();
-    assert!(reason.contains("failed"), "{reason}");
+    eprintln!("etcd down: {reason}");
+    assert!(
+        reason.contains("-etcd failed"),
+        "the Job is named: {reason}"
+    );
+    assert!(
+        reason.contains("it ended with: "),
+        "its log's end: {reason}"
+    );
     assert!(down["status"]["snapshots"].is_null(), "{down:#}");
 
     // It is back: the next tick succeeds.
@@ -435,10 +446,18 @@ async fn a_down_etcd_and_a_missing_repository_fail_with_the_reason_and_the_next_
     let gone = env.finished(&env.run_now("resources")).await;
     assert_eq!(gone["status"]["phase"], "Failed", "{gone:#}");
     let reason = gone["status"]["failureReason"].as_str().unwrap();
+    eprintln!("repository gone: {reason}");
     assert!(reason.contains("repository main"), "{reason}");
     // The same tick's etcd Job cannot write either.
     let etcd_gone = env.finished(&env.run_now("etcd")).await;
     assert_eq!(etcd_gone["status"]["phase"], "Failed", "{etcd_gone:#}");
+    let reason = etcd_gone["status"]["failureReason"].as_str().unwrap();
+    eprintln!("repository gone (etcd): {reason}");
+    assert!(reason.contains("repository main"), "{reason}");
+    assert!(
+        etcd_gone["status"]["job"].is_null(),
+        "no Job is started into a repository that does not open: {etcd_gone:#}"
+    );
 
     // Back in place: the next tick succeeds for both.
     std::fs::rename(&aside, &env.repo).unwrap();

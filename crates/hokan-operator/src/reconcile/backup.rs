@@ -122,7 +122,11 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
     let ns = backup
         .namespace()
         .ok_or_else(|| Error::NoNamespace(format!("Backup {run}")))?;
-    if backup.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
+    if backup
+        .status
+        .as_ref()
+        .is_some_and(|s| s.phase.is_finished())
+    {
         return Ok(Action::await_change());
     }
     // The cache may not have seen this reconcile's last status write yet
@@ -410,9 +414,13 @@ fn log_tail(log: &str) -> String {
 /// Writes what the repository holds of the run into its status.
 fn write_saved(status: &mut crate::api::BackupStatus, saved: &Saved, forgotten: u64) {
     status.snapshots = saved.snapshots.clone();
+    // The column shows the run's main snapshot (etcd, resources), not the
+    // static pod resources saved before it.
     status.snapshot = saved
         .snapshots
-        .first()
+        .iter()
+        .find(|s| s.kind != "fs")
+        .or(saved.snapshots.first())
         .map(|s| s.id.chars().take(8).collect());
     status.figures = Some(saved.figures.clone());
     status.size = Some(crate::convert::human_bytes(saved.figures.bytes_read));
