@@ -359,6 +359,9 @@ async fn scheduled_etcd_and_resource_backups_complete_and_retention_keeps_exactl
             "etcd runs as a Job"
         );
         etcd_ids.push(id_of(&etcd, "etcd"));
+        // Retention ran in the Job; its summary says what it forgot.
+        let forgot = if tick > 1 { 1 } else { 0 };
+        assert_eq!(etcd["status"]["forgotten"], forgot, "{etcd:#}");
         let res = env.finished(&env.run_now("resources")).await;
         assert_completed(&res, "k8s");
         assert!(

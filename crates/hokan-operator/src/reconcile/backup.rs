@@ -211,18 +211,22 @@ async fn drive(
     // repository that opens: a Job into a missing one would wait for its
     // volume (or fail) without saying why.
     let mut errors = Vec::new();
+    let mut forgotten = 0;
     if let Some(etcd) = &plan.what.etcd {
         if status.job.is_none()
             && let Err(reason) = check_repository(ctx, ns, &repo).await
         {
             return fail(format!("repository {}: {reason}", plan.repository));
         }
-        match etcd_job(backup, ctx, ns, &repo, etcd, status).await? {
-            None => return Ok(Step::Wait(Action::requeue(Duration::from_secs(10)))),
-            Some(Outcome::Failed { reason }) => return fail(reason),
-            Some(Outcome::PartiallyFailed { errors: e }) => errors = e,
-            Some(Outcome::Completed) => {}
+        let Some((outcome, forgot)) = etcd_job(backup, ctx, ns, &repo, etcd, status).await? else {
+            return Ok(Step::Wait(Action::requeue(Duration::from_secs(10))));
+        };
+        match outcome {
+            Outcome::Failed { reason } => return fail(reason),
+            Outcome::PartiallyFailed { errors: e } => errors = e,
+            Outcome::Completed => {}
         }
+        forgotten += forgot;
     }
     if begin(status, None, generation, ctx.clock.now()) {
         apply_status(api, &run, status).await?;
@@ -241,7 +245,6 @@ async fn drive(
         Ok(r) => r,
         Err(e) => return fail(format!("repository {}: {e}", plan.repository)),
     };
-    let mut forgotten = 0;
     if let Some(resources) = &plan.what.resources {
         let done = tokio::task::block_in_place(|| saved_by(&handle, &run))
             .map(|s| s.snapshots.iter().any(|r| r.kind == "k8s"))
@@ -286,7 +289,8 @@ async fn check_repository(ctx: &Context, ns: &str, repo: &Repository) -> Result<
 }
 
 /// The etcd Job of the run: made when missing (a Job missing after it was
-/// made is lost: Failed), the run started with it; its outcome once over.
+/// made is lost: Failed), the run started with it; its outcome once over,
+/// with how many snapshots its retention forgot.
 async fn etcd_job(
     backup: &Arc<Backup>,
     ctx: &Context,
@@ -294,18 +298,16 @@ async fn etcd_job(
     repo: &Repository,
     etcd: &crate::api::EtcdSource,
     status: &mut crate::api::BackupStatus,
-) -> Result<Option<Outcome>, Error> {
+) -> Result<Option<(Outcome, u64)>, Error> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let want = etcd_backup_job(backup, repo, etcd, &ctx.image);
     let name = want.name_any();
     let job = match jobs.get_opt(&name).await? {
         Some(j) => j,
         None if status.job.is_some() => {
-            return Ok(Some(Outcome::Failed {
-                reason: format!(
-                    "Job {name} was lost (deleted before it finished); run the backup again"
-                ),
-            }));
+            let reason =
+                format!("Job {name} was lost (deleted before it finished); run the backup again");
+            return Ok(Some((Outcome::Failed { reason }, 0)));
         }
         None => jobs.create(&PostParams::default(), &want).await?,
     };
@@ -325,19 +327,34 @@ async fn etcd_job(
         let api: Api<Backup> = Api::namespaced(ctx.client.clone(), ns);
         apply_status(&api, &backup.name_any(), status).await?;
     }
-    let (exit, log) = if job.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0 {
-        pod_end(ctx, ns, &name).await
-    } else {
-        (None, None)
-    };
+    if job_outcome(&job, None).is_none() {
+        return Ok(None);
+    }
+    let (exit, log) = pod_end(ctx, ns, &name).await;
+    let log = log.unwrap_or_default();
     // The reason in status carries the end of the log: what the command
-    // said (etcd unreachable, the store refusing), not only its exit code.
-    Ok(job_outcome(&job, exit).map(|o| match (o, log) {
-        (Outcome::Failed { reason }, Some(log)) => Outcome::Failed {
-            reason: format!("{reason}; it ended with: {log}"),
-        },
-        (o, _) => o,
+    // said (etcd unreachable, the store refusing), not only its exit code;
+    // on success its summary says what retention forgot.
+    Ok(job_outcome(&job, exit).map(|o| match o {
+        Outcome::Failed { reason } if !log_tail(&log).is_empty() => (
+            Outcome::Failed {
+                reason: format!("{reason}; it ended with: {}", log_tail(&log)),
+            },
+            0,
+        ),
+        o => (o, forgotten_in(&log)),
     }))
+}
+
+/// How many snapshots the retention of `hokan ... --json` forgot, from the
+/// summary line of its output (0 without one).
+fn forgotten_in(log: &str) -> u64 {
+    log.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .find(|v| v["message_type"] == "summary")
+        .and_then(|v| Some(v["forget"]["remove"].as_array()?.len() as u64))
+        .unwrap_or(0)
 }
 
 /// The event for a finished run.
@@ -359,8 +376,8 @@ async fn announce(ctx: &Context, backup: &Backup, status: &crate::api::BackupSta
 /// How long the end of a failed Job's log in status may be.
 const LOG_TAIL: usize = 600;
 
-/// The exit code of the Job's failed container, from its pod, and the last
-/// lines of that pod's log (at most [`LOG_TAIL`] bytes).
+/// The exit code of the Job's finished container, from its pod, and the
+/// last lines of that pod's log.
 async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<String>) {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), ns);
     let Ok(list) = pods
@@ -384,12 +401,7 @@ async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<Str
         tail_lines: Some(5),
         ..Default::default()
     };
-    let log = pods
-        .logs(&pod.name_any(), &params)
-        .await
-        .ok()
-        .map(|l| log_tail(&l))
-        .filter(|l| !l.is_empty());
+    let log = pods.logs(&pod.name_any(), &params).await.ok();
     (Some(code), log)
 }
 
@@ -522,6 +534,13 @@ mod tests {
                 ..Default::default()
             }),
         }
+    }
+
+    #[test]
+    fn retention_in_a_job_is_counted_from_its_summary() {
+        let log = "{\"message_type\":\"summary\",\"forget\":{\"keep\":[{}],\"remove\":[{},{}]}}\n";
+        assert_eq!(forgotten_in(log), 2);
+        assert_eq!(forgotten_in("error: refused\n"), 0);
     }
 
     #[test]
