@@ -232,6 +232,24 @@ pub(crate) fn volumes(
             ..Default::default()
         },
     ];
+    // A path repository is a directory on the node (a local disk, or a
+    // shared file system mounted at the same path on every node and in the
+    // operator's pod): mounted read-write at its own path.
+    if repo.spec.location.starts_with('/') {
+        volumes.push(Volume {
+            name: "repository".into(),
+            host_path: Some(HostPathVolumeSource {
+                path: repo.spec.location.clone(),
+                type_: Some("Directory".into()),
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: "repository".into(),
+            mount_path: repo.spec.location.clone(),
+            ..Default::default()
+        });
+    }
     for (i, dir) in host_dirs.iter().enumerate() {
         let vname = format!("host-{i}");
         volumes.push(Volume {
@@ -492,6 +510,42 @@ mod tests {
         let sc = c.security_context.clone().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(sc.allow_privilege_escalation, Some(false));
+    }
+
+    #[test]
+    fn a_path_repository_is_mounted_read_write_at_its_path() {
+        let mut local = repo();
+        local.spec.location = "/backups/repo".into();
+        let source = EtcdSource::default();
+        let pod = |r: &Repository| {
+            etcd_backup_job(&backup("etcd-1"), r, &source, "i")
+                .spec
+                .unwrap()
+                .template
+                .spec
+                .unwrap()
+        };
+        let p = pod(&local);
+        let v = p.volumes.unwrap();
+        let v = v.iter().find(|v| v.name == "repository").unwrap();
+        let host = v.host_path.as_ref().unwrap();
+        assert_eq!(
+            (host.path.as_str(), host.type_.as_deref()),
+            ("/backups/repo", Some("Directory"))
+        );
+        let mounts = p.containers[0].volume_mounts.clone().unwrap();
+        let m = mounts.iter().find(|m| m.name == "repository").unwrap();
+        assert_eq!(m.mount_path, "/backups/repo");
+        assert_ne!(m.read_only, Some(true));
+        // An object store needs no volume.
+        let remote = pod(&repo());
+        assert!(
+            remote
+                .volumes
+                .unwrap()
+                .iter()
+                .all(|v| v.name != "repository")
+        );
     }
 
     #[test]

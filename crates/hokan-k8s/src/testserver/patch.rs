@@ -193,11 +193,14 @@ fn check_apply_identity(r: &ResourceInfo, name: &str, patch: &Value) -> Result<(
             r.kind
         )));
     }
+    // Without a name the URL's is used, as the real server merges the
+    // configuration into the live object (kube's `patch_status` example
+    // sends none); a different one is refused.
     match patch.pointer("/metadata/name").and_then(Value::as_str) {
-        Some(n) if n == name => Ok(()),
-        _ => Err(bad_request(format!(
+        Some(n) if n != name => Err(bad_request(format!(
             "the apply configuration's metadata.name must be the name on the URL ({name})"
         ))),
+        _ => Ok(()),
     }
 }
 

@@ -122,12 +122,26 @@ pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action,
     let ns = backup
         .namespace()
         .ok_or_else(|| Error::NoNamespace(format!("Backup {run}")))?;
+    if backup
+        .status
+        .as_ref()
+        .is_some_and(|s| s.phase.is_finished())
+    {
+        return Ok(Action::await_change());
+    }
+    // The cache may not have seen this reconcile's last status write yet
+    // (its own write wakes it again): read the run afresh, so a finished
+    // run is not finished a second time with what a repeat finds (no
+    // retention figures, later timestamps).
+    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(backup) = api.get_opt(&run).await?.map(Arc::new) else {
+        return Ok(Action::await_change());
+    };
     let mut status = backup.status.clone().unwrap_or_default();
     if status.phase.is_finished() {
         return Ok(Action::await_change());
     }
     let generation = backup.meta().generation;
-    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &ns);
     let (outcome, location, saved) = match drive(&backup, &ctx, &ns, &api, &mut status).await? {
         Step::Wait(action) => return Ok(action),
         Step::Fail(reason, location) => (Outcome::Failed { reason }, location, None),
@@ -193,15 +207,26 @@ async fn drive(
     let location = repo.spec.location.clone();
     let fail = |reason: String| Ok(Step::Fail(reason, location.clone()));
 
-    // etcd: a Job, made once under its deterministic name.
+    // etcd: a Job, made once under its deterministic name, and only into a
+    // repository that opens: a Job into a missing one would wait for its
+    // volume (or fail) without saying why.
     let mut errors = Vec::new();
+    let mut forgotten = 0;
     if let Some(etcd) = &plan.what.etcd {
-        match etcd_job(backup, ctx, ns, &repo, etcd, status).await? {
-            None => return Ok(Step::Wait(Action::requeue(Duration::from_secs(10)))),
-            Some(Outcome::Failed { reason }) => return fail(reason),
-            Some(Outcome::PartiallyFailed { errors: e }) => errors = e,
-            Some(Outcome::Completed) => {}
+        if status.job.is_none()
+            && let Err(reason) = check_repository(ctx, ns, &repo).await
+        {
+            return fail(format!("repository {}: {reason}", plan.repository));
         }
+        let Some((outcome, forgot)) = etcd_job(backup, ctx, ns, &repo, etcd, status).await? else {
+            return Ok(Step::Wait(Action::requeue(Duration::from_secs(10))));
+        };
+        match outcome {
+            Outcome::Failed { reason } => return fail(reason),
+            Outcome::PartiallyFailed { errors: e } => errors = e,
+            Outcome::Completed => {}
+        }
+        forgotten += forgot;
     }
     if begin(status, None, generation, ctx.clock.now()) {
         apply_status(api, &run, status).await?;
@@ -220,7 +245,6 @@ async fn drive(
         Ok(r) => r,
         Err(e) => return fail(format!("repository {}: {e}", plan.repository)),
     };
-    let mut forgotten = 0;
     if let Some(resources) = &plan.what.resources {
         let done = tokio::task::block_in_place(|| saved_by(&handle, &run))
             .map(|s| s.snapshots.iter().any(|r| r.kind == "k8s"))
@@ -253,8 +277,20 @@ async fn drive(
     })
 }
 
+/// Opens the repository as the run will (its config, with the password),
+/// without loading its index. Blocking work in place.
+async fn check_repository(ctx: &Context, ns: &str, repo: &Repository) -> Result<(), String> {
+    let password = secret_value(&ctx.client, ns, &repo.spec.password_secret_ref).await?;
+    let options = ctx.open_options.clone();
+    let location = repo.spec.location.clone();
+    tokio::task::block_in_place(|| hokan_repo::Repository::open(&location, &password, options))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// The etcd Job of the run: made when missing (a Job missing after it was
-/// made is lost: Failed), the run started with it; its outcome once over.
+/// made is lost: Failed), the run started with it; its outcome once over,
+/// with how many snapshots its retention forgot.
 async fn etcd_job(
     backup: &Arc<Backup>,
     ctx: &Context,
@@ -262,18 +298,16 @@ async fn etcd_job(
     repo: &Repository,
     etcd: &crate::api::EtcdSource,
     status: &mut crate::api::BackupStatus,
-) -> Result<Option<Outcome>, Error> {
+) -> Result<Option<(Outcome, u64)>, Error> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let want = etcd_backup_job(backup, repo, etcd, &ctx.image);
     let name = want.name_any();
     let job = match jobs.get_opt(&name).await? {
         Some(j) => j,
         None if status.job.is_some() => {
-            return Ok(Some(Outcome::Failed {
-                reason: format!(
-                    "Job {name} was lost (deleted before it finished); run the backup again"
-                ),
-            }));
+            let reason =
+                format!("Job {name} was lost (deleted before it finished); run the backup again");
+            return Ok(Some((Outcome::Failed { reason }, 0)));
         }
         None => jobs.create(&PostParams::default(), &want).await?,
     };
@@ -293,12 +327,34 @@ async fn etcd_job(
         let api: Api<Backup> = Api::namespaced(ctx.client.clone(), ns);
         apply_status(&api, &backup.name_any(), status).await?;
     }
-    let exit = if job.status.as_ref().and_then(|s| s.failed).unwrap_or(0) > 0 {
-        pod_exit_code(ctx, ns, &name).await
-    } else {
-        None
-    };
-    Ok(job_outcome(&job, exit))
+    if job_outcome(&job, None).is_none() {
+        return Ok(None);
+    }
+    let (exit, log) = pod_end(ctx, ns, &name).await;
+    let log = log.unwrap_or_default();
+    // The reason in status carries the end of the log: what the command
+    // said (etcd unreachable, the store refusing), not only its exit code;
+    // on success its summary says what retention forgot.
+    Ok(job_outcome(&job, exit).map(|o| match o {
+        Outcome::Failed { reason } if !log_tail(&log).is_empty() => (
+            Outcome::Failed {
+                reason: format!("{reason}; it ended with: {}", log_tail(&log)),
+            },
+            0,
+        ),
+        o => (o, forgotten_in(&log)),
+    }))
+}
+
+/// How many snapshots the retention of `hokan ... --json` forgot, from the
+/// summary line of its output (0 without one).
+fn forgotten_in(log: &str) -> u64 {
+    log.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .find(|v| v["message_type"] == "summary")
+        .and_then(|v| Some(v["forget"]["remove"].as_array()?.len() as u64))
+        .unwrap_or(0)
 }
 
 /// The event for a finished run.
@@ -317,29 +373,66 @@ async fn announce(ctx: &Context, backup: &Backup, status: &crate::api::BackupSta
     event(ctx, backup, warning, phase.as_str(), "Backup", note).await;
 }
 
-/// The exit code of the Job's container, from its pod.
-async fn pod_exit_code(ctx: &Context, ns: &str, job: &str) -> Option<i32> {
+/// How long the end of a failed Job's log in status may be.
+const LOG_TAIL: usize = 600;
+
+/// The exit code of the Job's finished container, from its pod, and the
+/// last lines of that pod's log.
+async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<String>) {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let list = pods
+    let Ok(list) = pods
         .list(&kube::api::ListParams::default().labels(&format!("job-name={job}")))
         .await
-        .ok()?;
-    list.items.iter().find_map(|p| {
+    else {
+        return (None, None);
+    };
+    let exit = |p: &k8s_openapi::api::core::v1::Pod| {
         p.status
             .as_ref()?
             .container_statuses
             .as_ref()?
             .iter()
             .find_map(|c| Some(c.state.as_ref()?.terminated.as_ref()?.exit_code))
-    })
+    };
+    let Some((pod, code)) = list.items.iter().find_map(|p| Some((p, exit(p)?))) else {
+        return (None, None);
+    };
+    let params = kube::api::LogParams {
+        tail_lines: Some(5),
+        ..Default::default()
+    };
+    let log = pods.logs(&pod.name_any(), &params).await.ok();
+    (Some(code), log)
+}
+
+/// The last lines of `log`, joined, cut to [`LOG_TAIL`] bytes from the end.
+fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = lines[lines.len().saturating_sub(3)..].join(" | ");
+    if joined.len() <= LOG_TAIL {
+        return joined;
+    }
+    let mut start = joined.len() - LOG_TAIL;
+    while !joined.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &joined[start..])
 }
 
 /// Writes what the repository holds of the run into its status.
 fn write_saved(status: &mut crate::api::BackupStatus, saved: &Saved, forgotten: u64) {
     status.snapshots = saved.snapshots.clone();
+    // The column shows the run's main snapshot (etcd, resources), not the
+    // static pod resources saved before it.
     status.snapshot = saved
         .snapshots
-        .first()
+        .iter()
+        .find(|s| s.kind != "fs")
+        .or(saved.snapshots.first())
         .map(|s| s.id.chars().take(8).collect());
     status.figures = Some(saved.figures.clone());
     status.size = Some(crate::convert::human_bytes(saved.figures.bytes_read));
@@ -441,6 +534,26 @@ mod tests {
                 ..Default::default()
             }),
         }
+    }
+
+    #[test]
+    fn retention_in_a_job_is_counted_from_its_summary() {
+        let log = "{\"message_type\":\"summary\",\"forget\":{\"keep\":[{}],\"remove\":[{},{}]}}\n";
+        assert_eq!(forgotten_in(log), 2);
+        assert_eq!(forgotten_in("error: refused\n"), 0);
+    }
+
+    #[test]
+    fn a_failed_jobs_log_ends_up_short_in_the_reason() {
+        let log = "starting\n\nconnecting\nerror: cannot reach etcd\n  caused by: refused\n";
+        assert_eq!(
+            log_tail(log),
+            "connecting | error: cannot reach etcd | caused by: refused"
+        );
+        let long = format!("x{}é", "y".repeat(2 * LOG_TAIL));
+        let t = log_tail(&long);
+        assert!(t.starts_with("...") && t.ends_with('é') && t.len() <= LOG_TAIL + 4);
+        assert_eq!(log_tail("\n \n"), "");
     }
 
     #[test]
