@@ -117,6 +117,7 @@ async fn every_request_of_the_operator_is_allowed_by_deploy_rbac() {
         open_options: Default::default(),
         image: "localhost/hokan:test".into(),
         max_concurrent_runs: 2,
+        job_retries: 0,
         shutdown_grace: Duration::from_secs(5),
     };
     let clock = Arc::new(ManualClock::new(

@@ -72,15 +72,18 @@ pub fn job_outcome(job: &Job, exit_code: Option<i32>) -> Option<Outcome> {
     if cond("Complete").is_some() || status.succeeded.unwrap_or(0) > 0 {
         return Some(Outcome::Completed);
     }
+    // A failed pod is the end only past the Job's backoff limit; before,
+    // the Job controller makes another (the condition follows).
     let failed = cond("Failed");
-    if failed.is_none() && status.failed.unwrap_or(0) == 0 {
+    let limit = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(6);
+    if failed.is_none() && status.failed.unwrap_or(0) <= limit {
         return None;
     }
     if exit_code == Some(3) {
         return Some(Outcome::PartiallyFailed {
             errors: vec![RunError {
                 message: format!(
-                    "the snapshot was saved, but some entries could not be read; the log of Job {} names them",
+                    "the work was done, but some items could not be (exit code 3); the log of Job {} names them",
                     job.name_any()
                 ),
                 ..Default::default()
@@ -300,7 +303,7 @@ async fn etcd_job(
     status: &mut crate::api::BackupStatus,
 ) -> Result<Option<(Outcome, u64)>, Error> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let want = etcd_backup_job(backup, repo, etcd, &ctx.image);
+    let want = etcd_backup_job(backup, repo, etcd, &ctx.image, ctx.job_retries);
     let name = want.name_any();
     let job = match jobs.get_opt(&name).await? {
         Some(j) => j,
@@ -330,7 +333,7 @@ async fn etcd_job(
     if job_outcome(&job, None).is_none() {
         return Ok(None);
     }
-    let (exit, log) = pod_end(ctx, ns, &name).await;
+    let (exit, log) = pod_end(ctx, ns, &name, Some(5)).await;
     let log = log.unwrap_or_default();
     // The reason in status carries the end of the log: what the command
     // said (etcd unreachable, the store refusing), not only its exit code;
@@ -377,8 +380,14 @@ async fn announce(ctx: &Context, backup: &Backup, status: &crate::api::BackupSta
 const LOG_TAIL: usize = 600;
 
 /// The exit code of the Job's finished container, from its pod, and the
-/// last lines of that pod's log.
-async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<String>) {
+/// last lines of that pod's log:
+/// `tail_lines` of it (all of it, up to 4 MiB, with `None`).
+pub(crate) async fn pod_end(
+    ctx: &Context,
+    ns: &str,
+    job: &str,
+    tail_lines: Option<i64>,
+) -> (Option<i32>, Option<String>) {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), ns);
     let Ok(list) = pods
         .list(&kube::api::ListParams::default().labels(&format!("job-name={job}")))
@@ -398,7 +407,8 @@ async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<Str
         return (None, None);
     };
     let params = kube::api::LogParams {
-        tail_lines: Some(5),
+        tail_lines,
+        limit_bytes: Some(4 << 20),
         ..Default::default()
     };
     let log = pods.logs(&pod.name_any(), &params).await.ok();
@@ -406,7 +416,7 @@ async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<Str
 }
 
 /// The last lines of `log`, joined, cut to [`LOG_TAIL`] bytes from the end.
-fn log_tail(log: &str) -> String {
+pub(crate) fn log_tail(log: &str) -> String {
     let lines: Vec<&str> = log
         .lines()
         .map(str::trim)
