@@ -15,7 +15,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::repository::secret_value;
+use super::repository::{open_options, secret_value};
 use super::{Context, Error, apply_status, event};
 use crate::api::backup::Backup;
 use crate::api::common::{JobRef, RunError};
@@ -240,7 +240,10 @@ async fn drive(
         Ok(p) => p,
         Err(reason) => return fail(format!("repository {}: {reason}", plan.repository)),
     };
-    let options = ctx.open_options.clone();
+    let options = match open_options(ctx, ns, &repo).await {
+        Ok(o) => o,
+        Err(reason) => return fail(format!("repository {}: {reason}", plan.repository)),
+    };
     let opened = tokio::task::block_in_place(|| {
         hokan_repo::Repository::open(&location, &password, options).and_then(|r| r.load_index())
     });
@@ -284,7 +287,7 @@ async fn drive(
 /// without loading its index. Blocking work in place.
 async fn check_repository(ctx: &Context, ns: &str, repo: &Repository) -> Result<(), String> {
     let password = secret_value(&ctx.client, ns, &repo.spec.password_secret_ref).await?;
-    let options = ctx.open_options.clone();
+    let options = open_options(ctx, ns, repo).await?;
     let location = repo.spec.location.clone();
     tokio::task::block_in_place(|| hokan_repo::Repository::open(&location, &password, options))
         .map(|_| ())
@@ -589,6 +592,28 @@ mod tests {
         assert!(matches!(
             job_outcome(&job("Failed", "x"), Some(3)),
             Some(Outcome::PartiallyFailed { .. })
+        ));
+        // A failed pod within the backoff limit: the Job makes another.
+        let retrying = |failed: i32, limit: i32| Job {
+            spec: Some(k8s_openapi::api::batch::v1::JobSpec {
+                backoff_limit: Some(limit),
+                ..Default::default()
+            }),
+            status: Some(JobStatus {
+                failed: Some(failed),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(job_outcome(&retrying(1, 2), Some(1)), None);
+        assert_eq!(job_outcome(&retrying(2, 2), Some(1)), None);
+        assert!(matches!(
+            job_outcome(&retrying(3, 2), Some(1)),
+            Some(Outcome::Failed { .. })
+        ));
+        assert!(matches!(
+            job_outcome(&retrying(1, 0), Some(1)),
+            Some(Outcome::Failed { .. })
         ));
     }
 }

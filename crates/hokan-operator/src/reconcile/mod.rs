@@ -131,23 +131,6 @@ where
     result
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_back_off_and_a_success_starts_over() {
-        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
-        let f = Failures::default();
-        assert_eq!(f.bump("Backup/ns/a".into()), 1);
-        assert_eq!(f.bump("Backup/ns/a".into()), 2);
-        assert_eq!(f.bump("Backup/ns/b".into()), 1);
-        f.clear("Backup/ns/a");
-        assert_eq!(f.bump("Backup/ns/a".into()), 1);
-    }
-}
-
 /// Publishes a Kubernetes event on `obj` (`kubectl describe` shows it).
 /// An event that cannot be written is logged, never fatal. Notes say what
 /// happened in words; they never carry a secret.
@@ -206,4 +189,21 @@ where
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_a_success_starts_over() {
+        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        let f = Failures::default();
+        assert_eq!(f.bump("Backup/ns/a".into()), 1);
+        assert_eq!(f.bump("Backup/ns/a".into()), 2);
+        assert_eq!(f.bump("Backup/ns/b".into()), 1);
+        f.clear("Backup/ns/a");
+        assert_eq!(f.bump("Backup/ns/a".into()), 1);
+    }
 }

@@ -29,7 +29,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::backup::{job_outcome, log_tail, pod_end};
-use super::repository::secret_value;
+use super::repository::{open_options, secret_value};
 use super::{Context, Error, apply_status, event};
 use crate::api::common::{
     Figures, JobRef, KubeconfigRef, Phase, RunError, SnapshotRef, condition, set_condition,
@@ -181,7 +181,10 @@ async fn drive(
         Err(reason) => return failed(format!("repository {}: {reason}", repo.name_any())),
     };
     let location = repo.spec.location.clone();
-    let options = ctx.open_options.clone();
+    let options = match open_options(ctx, ns, &repo).await {
+        Ok(o) => o,
+        Err(reason) => return failed(format!("repository {}: {reason}", repo.name_any())),
+    };
     let filter = SnapshotFilter::default();
     let opened = tokio::task::block_in_place(|| {
         let r = hokan_repo::Repository::open(&location, &password, options)?;
