@@ -132,7 +132,11 @@ pub(crate) fn repository_env(repo: &Repository) -> (Vec<EnvVar>, Vec<EnvFromSour
             ("AWS_ROLE_SESSION_NAME", "hokan".into()),
         ]
     });
-    let settings = repo.spec.config.iter().map(|(k, v)| (k.as_str(), v.clone()));
+    let settings = repo
+        .spec
+        .config
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()));
     for (k, v) in web.into_iter().flatten().chain(settings) {
         env.push(EnvVar {
             name: k.to_string(),
@@ -545,7 +549,10 @@ mod tests {
         // The token is the Job's own account's: the role trusts hokan-etcd.
         assert_eq!(pod.service_account_name.as_deref(), Some("hokan-etcd"));
         let m = c.volume_mounts.iter().flatten();
-        assert!(m.clone().any(|m| m.mount_path == TOKEN_DIR && m.read_only == Some(true)));
+        assert!(
+            m.clone()
+                .any(|m| m.mount_path == TOKEN_DIR && m.read_only == Some(true))
+        );
     }
 
     #[test]
