@@ -85,6 +85,7 @@
 //!   (`kubectl explain` finds nothing) and `/openapi/v2` is 404.
 
 mod crd;
+pub mod csi;
 mod delete;
 mod docs;
 mod events;
@@ -111,6 +112,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
+pub use csi::{Csi, CsiConfig};
 pub use docs::data_dir;
 pub use fixtures::{FixtureReport, GenerateOptions};
 pub use harness::{KUBECONFIG_ENV, TestCluster};
