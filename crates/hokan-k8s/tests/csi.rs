@@ -264,3 +264,97 @@ async fn a_drivers_error_and_a_snapshot_never_ready_show_in_status() {
     assert!(kept.is_some(), "a Retain content stays");
     tc.cleanup().await.unwrap();
 }
+
+/// A Block-mode claim is a raw device: its snapshot and a claim made from
+/// it hold the same bytes, read by a Job through `volumeDevices`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_claim_is_snapshotted_and_read_as_a_device() {
+    let root = tempfile::tempdir().unwrap();
+    let mut tc = TestCluster::in_process().await.unwrap();
+    let csi = Csi::start(
+        tc.server().unwrap(),
+        CsiConfig::new(DRIVER, root.path().join("csi")),
+    )
+    .await
+    .unwrap();
+    let config = KubeletConfig::new(root.path().join("nodes"))
+        .command("sh", "/bin/sh")
+        .csi_driver(DRIVER, csi.data());
+    let kubelet = Kubelet::start(tc.server().unwrap(), config).await.unwrap();
+    kubelet
+        .register_node("node-a", json!({}), json!([]))
+        .await
+        .unwrap();
+    let block = |name: &str, source: Option<&str>| {
+        let mut c = claim("vm", name, source);
+        c["spec"]["volumeMode"] = json!("Block");
+        c["spec"]["resources"]["requests"]["storage"] = json!("8Mi");
+        c
+    };
+    for object in [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vm"}}),
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+               "metadata": {"name": "csi-hostpath"}, "provisioner": DRIVER}),
+        json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+               "metadata": {"name": "snapclass",
+                            "annotations": {"snapshot.storage.kubernetes.io/is-default-class": "true"}},
+               "driver": DRIVER, "deletionPolicy": "Delete"}),
+        block("disk", None),
+    ] {
+        tc.create(object).await.unwrap();
+    }
+    let c = tc.cluster().clone();
+    let claims = "/api/v1/namespaces/vm/persistentvolumeclaims";
+    let disk = wait_for(&c, &format!("{claims}/disk"), "Bound", bound)
+        .await
+        .unwrap();
+    let image = csi
+        .data()
+        .volume(disk["spec"]["volumeName"].as_str().unwrap());
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 8 << 20, "{disk}");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .unwrap();
+        f.write_all_at(b"hello", 4096).unwrap();
+    }
+    tc.create(snapshot("vm", "disk-1", "disk")).await.unwrap();
+    wait_for(
+        &c,
+        "/apis/snapshot.storage.k8s.io/v1/namespaces/vm/volumesnapshots/disk-1",
+        "readyToUse",
+        ready,
+    )
+    .await
+    .unwrap();
+    tc.create(block("disk-copy", Some("disk-1"))).await.unwrap();
+    wait_for(&c, &format!("{claims}/disk-copy"), "Bound", bound)
+        .await
+        .unwrap();
+    tc.create(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "read", "namespace": "vm"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox",
+                "command": ["sh", "-c",
+                    "test \"$(dd if=/dev/xvda bs=4096 skip=1 count=1 2>/dev/null | head -c 5)\" = hello"],
+                "volumeDevices": [{"name": "disk", "devicePath": "/dev/xvda"}]}],
+            "volumes": [{"name": "disk", "persistentVolumeClaim": {"claimName": "disk-copy"}}],
+        }}},
+    }))
+    .await
+    .unwrap();
+    let job = wait_for(
+        &c,
+        "/apis/batch/v1/namespaces/vm/jobs/read",
+        "finished",
+        |j| j["status"]["succeeded"] == 1 || j["status"]["failed"] == 1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(job["status"]["succeeded"], 1, "{job}");
+    tc.cleanup().await.unwrap();
+}

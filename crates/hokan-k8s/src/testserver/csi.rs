@@ -26,9 +26,10 @@
 //!
 //! Differs from the real components: no finalizers or `Released` volumes
 //! kept for reuse, no topology, no resize, no group snapshots, no
-//! pre-provisioned contents; Block-mode claims get a directory like
-//! Filesystem ones (the kubelet stand-in has no block devices); the
-//! snapshot CRDs are registered by [`Csi::start`] with open schemas.
+//! pre-provisioned contents; a Block-mode claim's device is a sparse image
+//! file of its size (the kubelet stand-in names it where a container's
+//! `volumeDevices` puts the device); the snapshot CRDs are registered by
+//! [`Csi::start`] with open schemas.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -96,9 +97,10 @@ impl CsiData {
 
 impl CsiVolumes for CsiData {
     fn directory(&self, volume_handle: &str, _node: &str) -> Option<PathBuf> {
-        // Every node reaches every volume (no topology).
+        // Every node reaches every volume (no topology). A Block volume is
+        // an image file, the kubelet stand-in's device.
         let dir = self.volume(volume_handle);
-        dir.is_dir().then_some(dir)
+        dir.exists().then_some(dir)
     }
 }
 
@@ -272,6 +274,7 @@ async fn provision(
     if !dir.exists() {
         let staging = dir.with_extension("tmp");
         let _ = std::fs::remove_dir_all(&staging);
+        let _ = std::fs::remove_file(&staging);
         match source.as_ref().filter(|s| s["kind"] == "VolumeSnapshot") {
             Some(s) => {
                 let snap = s["name"].as_str().unwrap_or_default();
@@ -295,6 +298,14 @@ async fn provision(
                     .data
                     .snapshot(str_at(content, "/status/snapshotHandle"));
                 copy_tree(&from, &staging)?;
+            }
+            None if str_at(claim, "/spec/volumeMode") == "Block" => {
+                // A raw device: a sparse image of the claim's size.
+                let size = quantity(str_at(claim, "/spec/resources/requests/storage"));
+                let f = std::fs::File::create(&staging)
+                    .map_err(|e| Error::io("create", &staging, e))?;
+                f.set_len(size)
+                    .map_err(|e| Error::io("size", &staging, e))?;
             }
             None => {
                 std::fs::create_dir_all(&staging).map_err(|e| Error::io("create", &staging, e))?
@@ -438,6 +449,7 @@ async fn cut(
             let to = shared.data.snapshot(&handle);
             let staging = to.with_extension("tmp");
             let _ = std::fs::remove_dir_all(&staging);
+            let _ = std::fs::remove_file(&staging);
             copy_tree(&from, &staging)?;
             std::fs::rename(&staging, &to).map_err(|e| Error::io("rename", &staging, e))?;
             let body = json!({
@@ -585,10 +597,28 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         .map_err(|e| Error::io("chmod", to, e))
 }
 
-/// The bytes of the files under `dir`.
+/// A storage quantity in bytes (`64Mi`, `1Gi`, `500M`, `4096`); 0 when
+/// it does not parse.
+fn quantity(q: &str) -> u64 {
+    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit: u64 = match &q[digits.len()..] {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => return 0,
+    };
+    digits.parse::<u64>().map_or(0, |n| n.saturating_mul(unit))
+}
+
+/// The bytes of the files under `dir` (or of the file `dir`).
 fn tree_size(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+        return std::fs::metadata(dir).map_or(0, |m| if m.is_file() { m.len() } else { 0 });
     };
     entries
         .flatten()
@@ -601,7 +631,12 @@ fn tree_size(dir: &Path) -> u64 {
 }
 
 fn remove_tree(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
+    let removed = if dir.is_file() {
+        std::fs::remove_file(dir)
+    } else {
+        std::fs::remove_dir_all(dir)
+    };
+    match removed {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir, e)),
         _ => Ok(()),
     }

@@ -85,6 +85,20 @@ async fn plan(
         let path = str_at(m, "/mountPath").trim_end_matches('/').to_string();
         mounts.push((path, dir));
     }
+    // A raw block device (a Block-mode claim) is its image file: the
+    // device path in arguments and environment names that file.
+    for d in c["volumeDevices"].as_array().into_iter().flatten() {
+        let volume = str_at(d, "/name");
+        let Some(image) = volumes.get(volume) else {
+            return Ok(Err((
+                "CreateContainerConfigError",
+                format!(
+                    "volume device \"{volume}\" of container {name} is not one of the pod's volumes"
+                ),
+            )));
+        };
+        mounts.push((str_at(d, "/devicePath").to_string(), image.clone()));
+    }
     mounts.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     let env = match environment(shared, pod, node, c).await? {
         Ok(e) => e,
