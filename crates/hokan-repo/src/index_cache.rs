@@ -49,8 +49,12 @@ pub const RUN_FILE: &str = "index.run";
 pub const SORT_MEMORY: usize = 1 << 20;
 /// Entries of new index files beyond which opening rewrites the run.
 pub const MERGE_AT: usize = 1 << 18;
-/// Index files fetched and decoded at a time.
+/// Index files fetched and decoded at a time, at most ...
 const BATCH: usize = 64;
+/// ... and as many as hold about this many stored bytes (a file is
+/// decoded whole, at about twice its stored size; files are at most
+/// 256 Ki blobs since writers cap them, older ones may be larger).
+const BATCH_BYTES: usize = 16 << 20;
 
 type DamagedAt = HashMap<Id, (PackId, BlobType, PackedBlob, bool)>;
 
@@ -267,8 +271,23 @@ impl Repository {
         unreadable: &mut Vec<Unreadable>,
         mut each: impl FnMut(Id, IndexFile) -> Result<()>,
     ) -> Result<()> {
-        for batch in ids.chunks(BATCH) {
+        // Batches sized by the files seen so far: many small files are
+        // fetched and decoded side by side, large ones one at a time.
+        let (mut at, mut seen_bytes, mut seen) = (0usize, 0usize, 0usize);
+        while at < ids.len() {
+            let size = seen_bytes
+                .checked_div(seen)
+                .map_or(1, |average| BATCH_BYTES / average.max(1));
+            let batch = &ids[at..(at + size.clamp(1, BATCH)).min(ids.len())];
+            at += batch.len();
             let fetched = self.fetch(Kind::Index, batch)?;
+            seen += batch.len();
+            seen_bytes += fetched
+                .iter()
+                .flatten()
+                .filter_map(|r| r.as_ref().ok())
+                .map(|b| b.len())
+                .sum::<usize>();
             let decoded: Vec<(Id, Result<IndexFile>)> = batch
                 .par_iter()
                 .zip(fetched.into_par_iter())
