@@ -8,6 +8,9 @@
 #
 #   benches/scale.sh [N] [M] [WORK]     (defaults: 1000000 10 /work/bench/scale)
 #
+# HOKAN_BIN and SCALE_BIN name other builds of `hokan` and of the example
+# (to measure an older release against the same repository).
+#
 # The repository is kept under WORK/repo-N and reused by later runs (it is
 # never modified: backup, check and prune run on a copy). Disk: about
 # 190 bytes a blob for the repository plus as much for the copy (1 M blobs:
@@ -17,10 +20,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-1000000}
 m=${2:-10}
 work=${3:-/work/bench/scale}
-cargo build --release -q -p hokan-cli --manifest-path "$here/Cargo.toml"
-cargo build --release -q --example scale_repo --manifest-path "$here/Cargo.toml"
-hokan="$here/target/release/hokan"
-gen="$here/target/release/examples/scale_repo"
+hokan=${HOKAN_BIN:-$here/target/release/hokan}
+gen=${SCALE_BIN:-$here/target/release/examples/scale_repo}
+[ -n "${HOKAN_BIN:-}" ] || cargo build --release -q -p hokan-cli --manifest-path "$here/Cargo.toml"
+[ -n "${SCALE_BIN:-}" ] || cargo build --release -q --example scale_repo --manifest-path "$here/Cargo.toml"
 export HOKAN_PASSWORD=scale
 mkdir -p "$work"
 repo="$work/repo-$n"
