@@ -41,6 +41,8 @@ pub struct EtcdProcess {
     pub url: String,
     /// etcdctl arguments for TLS, empty without.
     tls_args: Vec<String>,
+    /// etcd's arguments, to start it again on the same ports and data.
+    args: Vec<std::ffi::OsString>,
 }
 
 /// Whether `etcd` and `etcdctl` are installed; prints the reason to skip or
@@ -156,12 +158,14 @@ impl EtcdProcess {
                 .arg(format!("--trusted-ca-file={}", t.client_ca.display()))
                 .arg("--client-cert-auth");
         }
+        let args = cmd.get_args().map(|a| a.to_os_string()).collect();
         let child = cmd.spawn().expect("etcd starts");
         let mut e = EtcdProcess {
             child: Some(child),
             dir,
             url,
             tls_args: Vec::new(),
+            args,
         };
         if tls.is_none() {
             e.wait_ready();
@@ -239,6 +243,30 @@ impl EtcdProcess {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+impl EtcdProcess {
+    /// Starts a [`stop`](Self::stop)ped server again on the same ports and
+    /// data directory (a member that was down comes back), and waits until
+    /// it answers. Does nothing while it runs.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            return;
+        }
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.join("etcd.log"))
+            .expect("etcd log file");
+        let child = Command::new("etcd")
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("etcd starts");
+        self.child = Some(child);
+        self.wait_ready();
     }
 }
 

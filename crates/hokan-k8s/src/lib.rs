@@ -23,7 +23,7 @@
 //! | [`restore::sanitize()`]           | what leaves an object before another cluster takes it             |
 //! | [`velero`]                        | Velero backup tarballs, both ways                                 |
 //! | [`volumes`]                       | pod volumes file by file, one snapshot per volume (Velero's file-system backup) |
-//! | `testserver` (feature `test-server`) | an in-process API server serving Kubernetes' own data, for tests |
+//! | `testserver` (feature `test-server`) | an in-process API server serving Kubernetes' own data, with watches, patches, garbage collection and what kubectl needs, for tests; `testserver::kubelet`: a job controller, scheduler and kubelet stand-in running Jobs as processes (`cargo run -p hokan-k8s --example test_server --features test-server -- KUBECONFIG` runs one for kubectl) |
 //!
 //! # Example
 //!

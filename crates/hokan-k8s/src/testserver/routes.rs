@@ -4,14 +4,28 @@
 
 use serde_json::{Value, json};
 
+use super::delete::DeleteOptions;
+use super::events::{unview, view, view_list};
+use super::patch::PatchKind;
 use super::state::{ApiError, Query, State};
+use super::watch::{WatchSpec, is_watch};
 use crate::discovery::ResourceInfo;
 
-/// A response: status, content type, body.
+/// A response: status, content type, body; or a watch to stream.
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    pub watch: Option<WatchSpec>,
+}
+
+/// What the request carries besides its path.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub query: &'a str,
+    pub accept: &'a str,
+    pub content_type: &'a str,
+    pub body: &'a [u8],
 }
 
 const JSON: &str = "application/json";
@@ -23,6 +37,16 @@ impl Reply {
             status,
             content_type: JSON,
             body: serde_json::to_vec(v).unwrap_or_default(),
+            watch: None,
+        }
+    }
+
+    fn raw(status: u16, content_type: &'static str, body: Vec<u8>) -> Self {
+        Reply {
+            status,
+            content_type,
+            body,
+            watch: None,
         }
     }
 
@@ -40,14 +64,8 @@ fn not_found() -> ApiError {
 }
 
 /// Answers one request.
-pub fn route(
-    state: &mut State,
-    method: &str,
-    path: &str,
-    query: &str,
-    accept: &str,
-    body: &[u8],
-) -> Reply {
+pub fn route(state: &mut State, path: &str, req: &Request) -> Reply {
+    let (method, accept) = (req.method, req.accept);
     let segments: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -63,25 +81,26 @@ pub fn route(
         match segments.as_slice() {
             ["api"] if aggregated => {
                 let body = serde_json::to_vec(&state.docs.core).unwrap_or_default();
-                return Reply {
-                    status: 200,
-                    content_type: AGGREGATED,
-                    body,
-                };
+                return Reply::raw(200, AGGREGATED, body);
             }
             ["api"] => return Reply::json(200, &state.docs.api_versions()),
             ["apis"] if aggregated => {
                 let body = serde_json::to_vec(&state.docs.apis).unwrap_or_default();
-                return Reply {
-                    status: 200,
-                    content_type: AGGREGATED,
-                    body,
-                };
+                return Reply::raw(200, AGGREGATED, body);
             }
             ["apis"] => return Reply::json(200, &state.docs.group_list()),
             ["api", v] => return discovery(state.docs.resource_list("", v)),
             ["apis", g] => return discovery(state.docs.api_group(g)),
             ["apis", g, v] => return discovery(state.docs.resource_list(g, v)),
+            ["openapi", "v3"] => return Reply::json(200, &state.openapi_root()),
+            ["openapi", "v3", gv @ ..] => {
+                let doc = state.openapi_group_version(&gv.join("/"));
+                return if doc["paths"].as_object().is_some_and(|p| p.is_empty()) {
+                    Reply::error(&not_found())
+                } else {
+                    Reply::json(200, &doc)
+                };
+            }
             ["version"] => {
                 return Reply::json(
                     200,
@@ -117,8 +136,7 @@ pub fn route(
         );
         return Reply::error(&ApiError::new(*code, "InternalError", message));
     }
-    let query = Query::parse(query);
-    match target.handle(state, method, &query, body) {
+    match target.handle(state, req) {
         Ok(reply) => reply,
         Err(e) => Reply::error(&e),
     }
@@ -166,24 +184,42 @@ impl Target {
         })
     }
 
-    fn handle(
-        &self,
-        state: &mut State,
-        method: &str,
-        query: &Query,
-        body: &[u8],
-    ) -> Result<Reply, ApiError> {
+    fn handle(&self, state: &mut State, req: &Request) -> Result<Reply, ApiError> {
         let r = &self.resource;
-        let verb = match (method, &self.name) {
+        let query = &Query::parse(req.query);
+        let body = req.body;
+        if let (Some(sub), Some(name)) = (&self.subresource, &self.name) {
+            let ns = self.namespace.as_deref().unwrap_or_default();
+            let key = (ns, name.as_str(), sub.as_str());
+            match super::pod_routes::handle(state, r, key, req.method, query, body) {
+                Some(Ok(super::pod_routes::Answer::Json(code, v))) => {
+                    return Ok(Reply::json(code, &v));
+                }
+                Some(Ok(super::pod_routes::Answer::Text(text))) => {
+                    return Ok(Reply {
+                        status: 200,
+                        content_type: "text/plain",
+                        body: text,
+                        watch: None,
+                    });
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        let verb = match (req.method, &self.name) {
+            ("GET", None) if is_watch(query) => "watch",
             ("GET", None) => "list",
             ("POST", None) => "create",
             ("GET", Some(_)) => "get",
             ("PUT", Some(_)) => "update",
+            ("PATCH", Some(_)) => "patch",
             ("DELETE", Some(_)) => "delete",
+            ("DELETE", None) => "deletecollection",
             _ => "",
         };
         let allowed = if let Some(sub) = &self.subresource {
-            sub == "status" && matches!(verb, "get" | "update")
+            sub == "status" && matches!(verb, "get" | "update" | "patch")
         } else {
             r.supports(&[verb]) && !verb.is_empty()
         };
@@ -194,8 +230,21 @@ impl Target {
                 "the server does not allow this method on the requested resource",
             ));
         }
-        if r.namespaced && self.namespace.is_none() && verb != "list" {
+        if r.namespaced
+            && self.namespace.is_none()
+            && !matches!(verb, "list" | "watch" | "deletecollection")
+        {
             return Err(not_found());
+        }
+        if query.get("dryRun").is_some_and(|d| !d.is_empty())
+            && !matches!(verb, "get" | "list" | "watch")
+        {
+            // Better refused than written for real.
+            return Err(ApiError::new(
+                400,
+                "BadRequest",
+                "dry run is not supported by this test server: the write would be made",
+            ));
         }
         let ns = self.namespace.as_deref().unwrap_or_default();
         let parse = || -> Result<Value, ApiError> {
@@ -207,22 +256,56 @@ impl Target {
                 )
             })
         };
+        let status = self.subresource.is_some();
+        // Where the objects live (events.k8s.io's Events are core Events).
+        let store = &state.storage_of(r);
+        let namespace = self.namespace.as_deref();
         match (verb, &self.name) {
-            ("list", _) => {
-                let body = state.list(r, self.namespace.as_deref(), query)?;
-                Ok(Reply {
-                    status: 200,
-                    content_type: JSON,
-                    body,
-                })
+            ("watch", _) => {
+                let mut spec = WatchSpec::parse(r, store, namespace, query)?;
+                spec.table = super::table::wants_table(req.accept);
+                let mut reply = Reply::raw(200, JSON, Vec::new());
+                reply.watch = Some(spec);
+                Ok(reply)
             }
-            ("create", _) => Ok(Reply::json(201, &state.create(r, ns, parse()?)?)),
-            ("get", Some(name)) => Ok(Reply::json(200, &state.get(r, ns, name)?)),
-            ("update", Some(name)) => Ok(Reply::json(
-                200,
-                &state.update(r, ns, name, parse()?, self.subresource.is_some())?,
-            )),
-            ("delete", Some(name)) => Ok(Reply::json(200, &state.delete(r, ns, name)?)),
+            ("list", _) if super::table::wants_table(req.accept) => {
+                let list = state.list(store, namespace, query)?;
+                Ok(Reply::json(200, &state.table(store, &list)))
+            }
+            ("list", _) => {
+                let body = view_list(r, state.list(store, namespace, query)?);
+                Ok(Reply::raw(200, JSON, body))
+            }
+            ("get", Some(name)) if super::table::wants_table(req.accept) => {
+                let object = state.get(store, ns, name)?;
+                let list = serde_json::to_vec(&json!({"metadata": {}, "items": [object]}))
+                    .unwrap_or_default();
+                Ok(Reply::json(200, &state.table(store, &list)))
+            }
+            ("patch", Some(name)) => {
+                let kind = PatchKind::from_content_type(req.content_type)?;
+                let (code, object) = state.patch(r, ns, name, kind, body, query, status)?;
+                Ok(Reply::json(code, &object))
+            }
+            ("create", _) => {
+                let created = state.create(store, ns, unview(r, parse()?))?;
+                Ok(Reply::json(201, &view(r, created)))
+            }
+            ("get", Some(name)) => Ok(Reply::json(200, &view(r, state.get(store, ns, name)?))),
+            ("update", Some(name)) => {
+                let updated = state.update(store, ns, name, unview(r, parse()?), status)?;
+                Ok(Reply::json(200, &view(r, updated)))
+            }
+            ("deletecollection", _) => {
+                let options = DeleteOptions::parse(body, query)?;
+                let list = state.delete_collection(store, namespace, query, &options)?;
+                Ok(Reply::json(200, &list))
+            }
+            ("delete", Some(name)) => {
+                let options = DeleteOptions::parse(body, query)?;
+                let (code, object) = state.delete(store, ns, name, &options)?;
+                Ok(Reply::json(code, &view(r, object)))
+            }
             _ => Err(not_found()),
         }
     }

@@ -92,11 +92,18 @@ fn details(r: &ResourceInfo, name: &str) -> Value {
 }
 
 /// One stored object: its JSON without `apiVersion`/`kind` (it is served in
-/// whatever version is asked for) and its labels for selectors.
+/// whatever version is asked for), and what selectors and the garbage
+/// collector look at, read once.
 #[derive(Clone, Debug)]
 pub struct Stored {
     pub body: Vec<u8>,
     pub labels: BTreeMap<String, String>,
+    pub uid: String,
+    /// `(uid, blockOwnerDeletion)` of each owner reference.
+    pub owners: Vec<(String, bool)>,
+    pub finalizers: Vec<String>,
+    /// `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
 }
 
 impl Stored {
@@ -105,8 +112,9 @@ impl Stored {
             o.remove("apiVersion");
             o.remove("kind");
         }
-        let labels = v
-            .pointer("/metadata/labels")
+        let meta = &v["metadata"];
+        let labels = meta
+            .get("labels")
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
@@ -114,9 +122,32 @@ impl Stored {
                     .collect()
             })
             .unwrap_or_default();
+        let owners = meta
+            .get("ownerReferences")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                (
+                    o["uid"].as_str().unwrap_or_default().to_string(),
+                    o["blockOwnerDeletion"] == true,
+                )
+            })
+            .collect();
+        let finalizers = meta
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect();
         Stored {
-            body: serde_json::to_vec(&v).unwrap_or_default(),
+            uid: meta["uid"].as_str().unwrap_or_default().to_string(),
+            owners,
+            finalizers,
+            deleting: meta.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
             labels,
+            body: serde_json::to_vec(&v).unwrap_or_default(),
         }
     }
 
@@ -149,6 +180,15 @@ pub struct State {
     /// Resources every request to which fails with this 5xx status, as an
     /// overloaded server or a broken aggregated API would.
     pub failing: BTreeMap<GroupResource, u16>,
+    /// Recent changes, for watches.
+    pub history: super::watch::History,
+    /// Uids of objects deleted here, whose dependents the garbage collector
+    /// deletes.
+    pub gone_uids: BTreeSet<String>,
+    /// Namespaces the namespace controller saw terminating at its last tick.
+    pub terminating_seen: BTreeSet<String>,
+    /// Containers' output, written by the kubelet stand-in, served at `pods/NAME/log`.
+    pub pod_logs: super::pod_routes::PodLogs,
 }
 
 impl State {
@@ -168,6 +208,10 @@ impl State {
             aggregated: true,
             forbidden: BTreeSet::new(),
             failing: BTreeMap::new(),
+            history: super::watch::History::new(),
+            gone_uids: BTreeSet::new(),
+            terminating_seen: BTreeSet::new(),
+            pod_logs: Default::default(),
         }
     }
 
@@ -433,7 +477,7 @@ fn percent_decode(s: &str) -> String {
 /// One `field=value` or `field!=value` term of a field selector, with the
 /// JSON pointer of the field.
 pub struct FieldTerm {
-    pointer: &'static str,
+    pointer: String,
     value: String,
     equal: bool,
 }
@@ -458,13 +502,22 @@ pub fn parse_field_selector(r: &ResourceInfo, raw: &str) -> Result<Vec<FieldTerm
                 format!("invalid field selector: {term:?}: expected field=value"),
             ));
         };
-        let pointer = match (r.group.as_str(), r.resource.as_str(), field.trim()) {
-            (_, _, "metadata.name") => "/metadata/name",
-            (_, _, "metadata.namespace") => "/metadata/namespace",
-            ("", "pods", "spec.nodeName") => "/spec/nodeName",
-            ("", "pods", "spec.serviceAccountName") => "/spec/serviceAccountName",
-            ("", "pods", "status.phase") => "/status/phase",
-            ("", "pods", "status.podIP") => "/status/podIP",
+        let field = field.trim();
+        let pointer = match (r.group.as_str(), r.resource.as_str(), field) {
+            (_, _, "metadata.name" | "metadata.namespace") => dotted(field),
+            ("", "pods", "spec.nodeName" | "spec.serviceAccountName")
+            | ("", "pods", "status.phase" | "status.podIP") => dotted(field),
+            // Events are indexed by what kubectl describe asks for.
+            ("" | "events.k8s.io", "events", f)
+                if f.starts_with("involvedObject.")
+                    || matches!(f, "reason" | "type" | "reportingComponent" | "source") =>
+            {
+                if f == "source" {
+                    "/source/component".to_string()
+                } else {
+                    dotted(f)
+                }
+            }
             (_, _, other) => {
                 return Err(ApiError::new(
                     400,
@@ -482,13 +535,18 @@ pub fn parse_field_selector(r: &ResourceInfo, raw: &str) -> Result<Vec<FieldTerm
     Ok(terms)
 }
 
-fn fields_match(terms: &[FieldTerm], stored: &Stored) -> bool {
+/// `a.b` as the JSON pointer `/a/b`.
+fn dotted(field: &str) -> String {
+    format!("/{}", field.replace('.', "/"))
+}
+
+pub fn fields_match(terms: &[FieldTerm], stored: &Stored) -> bool {
     if terms.is_empty() {
         return true;
     }
     let v = stored.value();
     terms.iter().all(|t| {
-        let actual = v.pointer(t.pointer).and_then(Value::as_str).unwrap_or("");
+        let actual = v.pointer(&t.pointer).and_then(Value::as_str).unwrap_or("");
         (actual == t.value) == t.equal
     })
 }

@@ -1,18 +1,18 @@
 //! The test server's write path, with the real server's checks: create
 //! (201, 409 AlreadyExists, a namespace that must exist, no resourceVersion),
 //! update (409 Conflict on a stale resourceVersion, 422 without one), the
-//! `status` subresource, delete, cluster IP and node port allocation, and
-//! CRDs that become Established and start serving their resources.
+//! `status` subresource, server-owned metadata and generation, and objects
+//! seeded as if created earlier. Patches (`patch.rs`) and deletions
+//! (`delete.rs`) end in [`State::commit`] and `State::finish_deletion`.
 
 use serde_json::{Value, json};
 
-use super::state::{ApiError, State, Stored, qualified};
+use super::crd::CRD;
+use super::state::{ApiError, Key, State, Stored, qualified};
 use crate::discovery::ResourceInfo;
 use crate::object::GroupResource;
 
-const CRD: (&str, &str) = ("apiextensions.k8s.io", "customresourcedefinitions");
-
-fn is(r: &ResourceInfo, group: &str, resource: &str) -> bool {
+pub fn is(r: &ResourceInfo, group: &str, resource: &str) -> bool {
     r.group == group && r.resource == resource
 }
 
@@ -66,6 +66,16 @@ impl State {
             }
             if !self.namespace_exists(ns) {
                 return Err(ApiError::namespace_not_found(ns));
+            }
+            if self.namespace_terminating(ns) {
+                return Err(ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        qualified(r)
+                    ),
+                ));
             }
         } else {
             meta.remove("namespace");
@@ -128,10 +138,7 @@ impl State {
         if is(r, CRD.0, CRD.1) {
             self.register_crd(&name, &mut body);
         }
-        self.objects
-            .entry(r.group_resource())
-            .or_default()
-            .insert(key.clone(), Stored::from_value(body));
+        self.put(&r.group_resource(), key.clone(), body);
         let stored = &self.objects[&r.group_resource()][&key];
         Ok(self.served(r, stored))
     }
@@ -146,20 +153,8 @@ impl State {
         status: bool,
     ) -> Result<Value, ApiError> {
         check_type_meta(r, &body)?;
-        let key = (
-            if r.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.to_string(),
-        );
-        let existing = self
-            .objects
-            .get(&r.group_resource())
-            .and_then(|m| m.get(&key))
-            .map(Stored::value)
-            .ok_or_else(|| ApiError::not_found(r, name))?;
+        let key = key_of(r, ns, name);
+        let existing = self.existing(r, &key)?;
         let body_name = body
             .pointer("/metadata/name")
             .and_then(Value::as_str)
@@ -185,21 +180,44 @@ impl State {
                 "Invalid value: 0x0: must be specified for an update",
             ));
         }
-        if existing
+        self.commit(r, &key, existing, body, status)
+    }
+
+    /// The stored object under `key`, or 404.
+    pub fn existing(&self, r: &ResourceInfo, key: &Key) -> Result<Value, ApiError> {
+        self.objects
+            .get(&r.group_resource())
+            .and_then(|m| m.get(key))
+            .map(Stored::value)
+            .ok_or_else(|| ApiError::not_found(r, &key.1))
+    }
+
+    /// Stores `body` as the new version of `existing` (an update or a
+    /// patch's result): 409 when `body` names another resourceVersion; the
+    /// server's fields kept; status only through the subresource (and only
+    /// status there); generation bumped when anything but metadata and
+    /// status changed; the object deleted once the last finalizer of an
+    /// object being deleted is removed.
+    pub fn commit(
+        &mut self,
+        r: &ResourceInfo,
+        key: &Key,
+        existing: Value,
+        body: Value,
+        status: bool,
+    ) -> Result<Value, ApiError> {
+        let name = key.1.as_str();
+        let sent_rv = body
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
-            != Some(sent_rv)
+            .unwrap_or_default();
+        if !sent_rv.is_empty()
+            && existing
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                != Some(sent_rv)
         {
-            let mut e = ApiError::new(
-                409,
-                "Conflict",
-                format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                    qualified(r)
-                ),
-            );
-            e.details = json!({"name": name, "group": r.group, "kind": r.resource});
-            return Err(e);
+            return Err(conflict(r, name));
         }
         let has_status = r.subresources.iter().any(|s| s == "status");
         let mut updated = if status {
@@ -217,7 +235,8 @@ impl State {
                     }
                 }
             }
-            for field in ["uid", "creationTimestamp", "namespace"] {
+            check_finalizers(r, name, &existing, &u)?;
+            for field in SERVER_FIELDS {
                 match existing["metadata"].get(field) {
                     Some(v) => u["metadata"][field] = v.clone(),
                     None => {
@@ -225,59 +244,37 @@ impl State {
                     }
                 }
             }
-            let generation = existing["metadata"]["generation"].as_i64().unwrap_or(1);
-            let changed = u.get("spec") != existing.get("spec");
-            u["metadata"]["generation"] = json!(if changed { generation + 1 } else { generation });
             u
         };
+        if existing["metadata"].get("generation").is_some() {
+            let generation = existing["metadata"]["generation"].as_i64().unwrap_or(1);
+            let changed = without_meta(&updated) != without_meta(&existing);
+            updated["metadata"]["generation"] =
+                json!(if changed { generation + 1 } else { generation });
+        }
         if is(r, "", "services") && !status {
             self.allocate_service(r, name, &mut updated, Some(&existing))?;
         }
+        // A write that changes nothing is not stored: same version, no event.
+        updated["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"].clone();
+        if updated == existing {
+            let mut served = existing;
+            super::state::set_type_meta(&mut served, r);
+            return Ok(served);
+        }
         updated["metadata"]["resourceVersion"] = json!(self.next_rv().to_string());
-        self.objects
-            .entry(r.group_resource())
-            .or_default()
-            .insert(key.clone(), Stored::from_value(updated));
-        let stored = &self.objects[&r.group_resource()][&key];
-        Ok(self.served(r, stored))
-    }
-
-    /// `DELETE` of an object: answers the object as it was. Deleting a
-    /// namespace removes what is in it; deleting a CRD stops serving its
-    /// resource. (A real server finalizes both in the background.)
-    pub fn delete(&mut self, r: &ResourceInfo, ns: &str, name: &str) -> Result<Value, ApiError> {
-        let key = (
-            if r.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.to_string(),
-        );
-        let stored = self
-            .objects
-            .get_mut(&r.group_resource())
-            .and_then(|m| m.remove(&key))
-            .ok_or_else(|| ApiError::not_found(r, name))?;
-        let value = self.served(r, &stored);
-        if is(r, "", "namespaces") {
-            for objects in self.objects.values_mut() {
-                objects.retain(|(object_ns, _), _| object_ns != name);
+        self.put(&r.group_resource(), key.clone(), updated);
+        let stored = &self.objects[&r.group_resource()][key];
+        let served = self.served(r, stored);
+        // An object being deleted goes once its last finalizer is removed.
+        // (A namespace goes once empty, which the collector checks.)
+        if served["metadata"].get("deletionTimestamp").is_some() && finalizers(&served).is_empty() {
+            if !is(r, "", "namespaces") {
+                self.finish_deletion(&r.group_resource(), key);
             }
+            self.collect_garbage();
         }
-        if is(r, CRD.0, CRD.1)
-            && let Some((plural, group)) = name.split_once('.')
-        {
-            self.objects.remove(&GroupResource::new(group, plural));
-            self.custom.remove(&GroupResource::new(group, plural));
-            self.docs.remove_crd(group, plural);
-            self.refresh_discovery();
-        }
-        if is(r, "", "services") {
-            self.release_service(&value);
-        }
-        self.next_rv();
-        Ok(value)
+        Ok(served)
     }
 
     /// Stores an object as if it had been created and then updated by
@@ -312,217 +309,91 @@ impl State {
         if is(r, "", "services") {
             self.note_service(&body);
         }
-        self.objects
-            .entry(r.group_resource())
-            .or_default()
-            .insert((ns, name), Stored::from_value(body));
-    }
-
-    /// Records a CRD; it is Established at once, or after
-    /// `crd_establish_after` GETs (a real server takes a moment).
-    fn register_crd(&mut self, name: &str, body: &mut Value) {
-        let kind = |k: &str| {
-            body.pointer(&format!("/spec/names/{k}"))
-                .cloned()
-                .unwrap_or(Value::Null)
-        };
-        let accepted = json!({"plural": kind("plural"), "singular": kind("singular"), "kind": kind("kind"), "listKind": kind("listKind")});
-        let stored: Vec<Value> = body
-            .pointer("/spec/versions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|v| v["storage"] == true)
-            .map(|v| v["name"].clone())
-            .collect();
-        body["status"] = json!({
-            "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now()},
-                {"type": "Established", "status": "False", "reason": "Installing", "message": "the initial names have been accepted", "lastTransitionTime": now()},
-            ],
-            "acceptedNames": accepted,
-            "storedVersions": stored,
-        });
-        if self.crd_establish_after == 0 {
-            set_established(body);
-            self.serve_crd(body);
-        } else {
-            self.crd_gets.insert(name.to_string(), 0);
-        }
-    }
-
-    pub(super) fn establish_crd(&mut self, name: &str) {
-        let gr = GroupResource::new(CRD.0, CRD.1);
-        let Some(stored) = self
-            .objects
-            .get(&gr)
-            .and_then(|m| m.get(&(String::new(), name.to_string())))
-        else {
-            return;
-        };
-        let mut body = stored.value();
-        set_established(&mut body);
-        self.serve_crd(&body);
-        self.objects
-            .entry(gr)
-            .or_default()
-            .insert((String::new(), name.to_string()), Stored::from_value(body));
-    }
-
-    fn serve_crd(&mut self, body: &Value) {
-        self.docs.add_crd(body);
-        self.refresh_discovery();
-        if let (Some(group), Some(plural)) = (
-            body.pointer("/spec/group").and_then(Value::as_str),
-            body.pointer("/spec/names/plural").and_then(Value::as_str),
-        ) {
-            self.custom.insert(GroupResource::new(group, plural));
-        }
-    }
-
-    /// Cluster IPs and node ports: kept from the old object on update when
-    /// left empty, allocated when absent, refused when taken (422).
-    fn allocate_service(
-        &mut self,
-        r: &ResourceInfo,
-        name: &str,
-        body: &mut Value,
-        old: Option<&Value>,
-    ) -> Result<(), ApiError> {
-        let spec = &mut body["spec"];
-        let old_ip = old
-            .and_then(|o| o.pointer("/spec/clusterIP"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let ip = spec
-            .get("clusterIP")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if spec.get("type").and_then(Value::as_str) != Some("ExternalName") {
-            match (ip.as_str(), &old_ip) {
-                ("", Some(old_ip)) => spec["clusterIP"] = json!(old_ip),
-                ("", None) => {
-                    let ip = (10..)
-                        .map(|n: u32| format!("10.96.{}.{}", n / 250, n % 250 + 1))
-                        .find(|ip| !self.cluster_ips.contains(ip))
-                        .unwrap_or_default();
-                    self.cluster_ips.insert(ip.clone());
-                    spec["clusterIP"] = json!(ip);
-                }
-                ("None", _) => {}
-                (ip, Some(old_ip)) if ip != old_ip => {
-                    return Err(ApiError::invalid(
-                        r,
-                        name,
-                        "spec.clusterIPs[0]",
-                        format!("Invalid value: {ip:?}: may not change once set"),
-                    ));
-                }
-                (_, Some(_)) => {}
-                (ip, None) => {
-                    if !self.cluster_ips.insert(ip.to_string()) {
-                        return Err(ApiError::invalid(
-                            r,
-                            name,
-                            "spec.clusterIPs",
-                            format!(
-                                "Invalid value: [\"{ip}\"]: failed to allocate IP {ip}: provided IP is already allocated"
-                            ),
-                        ));
-                    }
-                }
-            }
-            let ip = spec["clusterIP"].clone();
-            spec["clusterIPs"] = json!([ip]);
-        }
-        let wants_ports = matches!(
-            spec.get("type").and_then(Value::as_str),
-            Some("NodePort" | "LoadBalancer")
-        );
-        let old_ports: Vec<u64> = old
-            .and_then(|o| o.pointer("/spec/ports"))
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|p| p["nodePort"].as_u64()).collect())
-            .unwrap_or_default();
-        let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else {
-            return Ok(());
-        };
-        for (i, port) in ports.iter_mut().enumerate() {
-            match port.get("nodePort").and_then(Value::as_u64) {
-                Some(p) if old_ports.contains(&p) => {}
-                // A node port outside the range, or taken, is refused; a
-                // free one is taken.
-                Some(p) if !(30000..=32767).contains(&p) || !self.node_ports.insert(p) => {
-                    return Err(ApiError::invalid(
-                        r,
-                        name,
-                        &format!("spec.ports[{i}].nodePort"),
-                        format!("Invalid value: {p}: provided port is already allocated"),
-                    ));
-                }
-                Some(_) => {}
-                None if wants_ports => {
-                    let p = old_ports.get(i).copied().unwrap_or_else(|| {
-                        (30000..=32767)
-                            .find(|p| !self.node_ports.contains(p))
-                            .unwrap_or(30000)
-                    });
-                    self.node_ports.insert(p);
-                    port["nodePort"] = json!(p);
-                }
-                None => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn note_service(&mut self, body: &Value) {
-        if let Some(ip) = body.pointer("/spec/clusterIP").and_then(Value::as_str) {
-            self.cluster_ips.insert(ip.to_string());
-        }
-        for p in body
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(n) = p["nodePort"].as_u64() {
-                self.node_ports.insert(n);
-            }
-        }
-    }
-
-    fn release_service(&mut self, body: &Value) {
-        if let Some(ip) = body.pointer("/spec/clusterIP").and_then(Value::as_str) {
-            self.cluster_ips.remove(ip);
-        }
-        for p in body
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(n) = p["nodePort"].as_u64() {
-                self.node_ports.remove(&n);
-            }
-        }
+        self.put(&r.group_resource(), (ns, name), body);
     }
 }
 
-fn set_established(body: &mut Value) {
-    for c in body
-        .pointer_mut("/status/conditions")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        if c["type"] == "Established" {
-            c["status"] = json!("True");
-            c["reason"] = json!("InitialNamesAccepted");
-            c["message"] = json!("the initial names have been accepted");
-        }
+impl State {
+    fn namespace_terminating(&self, ns: &str) -> bool {
+        self.objects
+            .get(&GroupResource::new("", "namespaces"))
+            .and_then(|m| m.get(&(String::new(), ns.to_string())))
+            .is_some_and(|s| s.deleting)
     }
+}
+
+/// Metadata only the server sets: kept from the stored object on update.
+const SERVER_FIELDS: [&str; 5] = [
+    "uid",
+    "creationTimestamp",
+    "namespace",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+
+/// `(namespace, name)` of an object of `r`.
+pub fn key_of(r: &ResourceInfo, ns: &str, name: &str) -> Key {
+    let ns = if r.namespaced { ns } else { "" };
+    (ns.to_string(), name.to_string())
+}
+
+/// The object without metadata and status: what generation counts.
+fn without_meta(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("metadata");
+        o.remove("status");
+    }
+    v
+}
+
+/// `metadata.finalizers`.
+pub fn finalizers(v: &Value) -> Vec<String> {
+    v.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// No finalizer may be added to an object being deleted.
+fn check_finalizers(
+    r: &ResourceInfo,
+    name: &str,
+    existing: &Value,
+    new: &Value,
+) -> Result<(), ApiError> {
+    if existing["metadata"].get("deletionTimestamp").is_none() {
+        return Ok(());
+    }
+    let old = finalizers(existing);
+    if finalizers(new).iter().any(|f| !old.contains(f)) {
+        return Err(ApiError::invalid(
+            r,
+            name,
+            "metadata.finalizers",
+            "Forbidden: no new finalizers can be added if the object is being deleted",
+        ));
+    }
+    Ok(())
+}
+
+/// 409 Conflict on a stale resourceVersion, worded as the real server.
+pub fn conflict(r: &ResourceInfo, name: &str) -> ApiError {
+    let mut e = ApiError::new(
+        409,
+        "Conflict",
+        format!(
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+            qualified(r)
+        ),
+    );
+    e.details = json!({"name": name, "group": r.group, "kind": r.resource});
+    e
 }
 
 /// The body's `apiVersion` and `kind`, when given, must be the endpoint's.

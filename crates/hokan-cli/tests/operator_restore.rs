@@ -1,0 +1,133 @@
+//! An etcd Restore end to end: a real etcd backed up by the real `hokan`
+//! into a repository, a `Restore` reconciled by the operator's reconcile,
+//! its Job run by the test server's kubelet stand-in (the real `hokan etcd
+//! restore` on the chosen node), and the file it wrote on the node's host
+//! path restored by `etcdctl snapshot restore` into an etcd that serves the
+//! key written before the backup.
+//!
+//! It lives here because only this crate's tests have the `hokan` binary
+//! built for them, and runs on the in-process server only (it reads the
+//! node's host path). Skipped without etcd installed.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hokan_etcd::testing::EtcdProcess;
+use hokan_k8s::testserver::{Kubelet, KubeletConfig, TestCluster};
+use hokan_operator::api::{Phase, Restore};
+use hokan_operator::clock::SystemClock;
+use hokan_operator::http::Endpoints;
+use hokan_operator::reconcile::{Context, restore};
+use serde_json::json;
+
+fn hokan(repo: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_hokan"))
+        .args(args)
+        .env("HOKAN_REPOSITORY", repo)
+        .env("HOKAN_PASSWORD", "test password")
+        .env("XDG_CACHE_HOME", format!("{repo}-cache"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "hokan {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_restore_writes_a_snapshot_etcdctl_restores_on_its_node() {
+    let Some(etcd) = EtcdProcess::start() else {
+        return;
+    };
+    etcd.etcdctl_ok(&["put", "/registry/configmaps/shop/web", "before-the-backup"]);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo").to_str().unwrap().to_string();
+    hokan(
+        &repo,
+        &["init", "--kdf-memory", "1M", "--kdf-iterations", "1"],
+    );
+    hokan(&repo, &["etcd", "backup", "--endpoints", &etcd.url]);
+
+    let root = tempfile::tempdir().unwrap();
+    let mut tc = TestCluster::in_process().await.unwrap();
+    let config = KubeletConfig::new(root.path()).command("hokan", env!("CARGO_BIN_EXE_hokan"));
+    let kubelet = Kubelet::start(tc.server().unwrap(), config).await.unwrap();
+    let taint = json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]);
+    for node in ["master-0", "master-1"] {
+        let labels = json!({"node-role.kubernetes.io/control-plane": ""});
+        kubelet
+            .register_node(node, labels, taint.clone())
+            .await
+            .unwrap();
+    }
+    for (_, crd) in hokan_operator::api::crds() {
+        tc.create(serde_json::to_value(&crd).unwrap())
+            .await
+            .unwrap();
+    }
+    for object in [
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "repo-password", "namespace": "hokan-system"},
+            "data": {"password": "dGVzdCBwYXNzd29yZA=="}}),
+        json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "Repository",
+            "metadata": {"name": "main", "namespace": "hokan-system"},
+            "spec": {"location": repo,
+                     "passwordSecretRef": {"name": "repo-password", "key": "password"}}}),
+        json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "Restore",
+            "metadata": {"name": "etcd-to-master-1", "namespace": "hokan-system"},
+            "spec": {"repository": "main", "snapshotId": "latest",
+                     "etcd": {"nodeName": "master-1", "staticPods": false}}}),
+    ] {
+        tc.create(object).await.unwrap();
+    }
+    let ctx = Arc::new(Context {
+        client: tc.cluster().client().clone(),
+        clock: Arc::new(SystemClock),
+        endpoints: Endpoints::default(),
+        open_options: hokan_repo::OpenOptions {
+            cache: hokan_repo::CacheMode::Off,
+            ..Default::default()
+        },
+        image: "localhost/hokan:test".into(),
+    });
+
+    // Reconcile as the controller would on each change of its Job, until
+    // it ends (bounded: the bound is a failure, not a timing assertion).
+    let path = "/apis/hokan.dev/v1alpha1/namespaces/hokan-system/restores/etcd-to-master-1";
+    let mut status = None;
+    for _ in 0..600 {
+        let current = tc.cluster().get(path).await.unwrap().unwrap();
+        let r: Restore = serde_json::from_value(current).unwrap();
+        restore::reconcile(Arc::new(r), ctx.clone()).await.unwrap();
+        let r: Restore =
+            serde_json::from_value(tc.cluster().get(path).await.unwrap().unwrap()).unwrap();
+        let st = r.status.unwrap_or_default();
+        if st.phase.is_finished() {
+            status = Some(st);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let st = status.expect("the Restore ended within 60 s");
+    assert_eq!(st.phase, Phase::Completed, "{st:?}");
+    let file = "/var/lib/etcd-backup/snapshot_etcd-to-master-1.db";
+    assert_eq!(st.written_to.as_deref(), Some(&*format!("master-1:{file}")));
+    assert_eq!(
+        st.job.as_ref().unwrap().name,
+        "etcd-to-master-1-etcd-restore"
+    );
+    assert_eq!(st.source.as_ref().unwrap().kind, "etcd");
+
+    // The file is on master-1 only, and etcd starts from it.
+    let written = kubelet.config().host_path("master-1", file);
+    assert!(written.is_file(), "{} missing", written.display());
+    assert!(!kubelet.config().host_path("master-0", file).exists());
+    let restored = EtcdProcess::start_restored(&written).expect("etcd starts from the file");
+    let got = restored.etcdctl_ok(&["get", "/registry/configmaps/shop/web", "--print-value-only"]);
+    assert_eq!(got.trim(), "before-the-backup");
+    tc.cleanup().await.unwrap();
+}
