@@ -63,6 +63,11 @@ async fn an_etcd_restore_writes_a_snapshot_etcdctl_restores_on_its_node() {
             .register_node(node, labels, taint.clone())
             .await
             .unwrap();
+        // The Job mounts the path repository from the node: each node sees
+        // the same directory, as through a shared file system.
+        let on_node = kubelet.config().host_path(node, &repo);
+        std::fs::create_dir_all(on_node.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&repo, &on_node).unwrap();
     }
     for (_, crd) in hokan_operator::api::crds() {
         tc.create(serde_json::to_value(&crd).unwrap())
@@ -99,6 +104,7 @@ async fn an_etcd_restore_writes_a_snapshot_etcdctl_restores_on_its_node() {
     // it ends (bounded: the bound is a failure, not a timing assertion).
     let path = "/apis/hokan.dev/v1alpha1/namespaces/hokan-system/restores/etcd-to-master-1";
     let mut status = None;
+    let mut last = None;
     for _ in 0..600 {
         let current = tc.cluster().get(path).await.unwrap().unwrap();
         let r: Restore = serde_json::from_value(current).unwrap();
@@ -106,13 +112,26 @@ async fn an_etcd_restore_writes_a_snapshot_etcdctl_restores_on_its_node() {
         let r: Restore =
             serde_json::from_value(tc.cluster().get(path).await.unwrap().unwrap()).unwrap();
         let st = r.status.unwrap_or_default();
+        last = Some(st.clone());
         if st.phase.is_finished() {
             status = Some(st);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let st = status.expect("the Restore ended within 60 s");
+    let Some(st) = status else {
+        let jobs = tc
+            .cluster()
+            .get("/apis/batch/v1/namespaces/hokan-system/jobs")
+            .await;
+        let pods = tc
+            .cluster()
+            .get("/api/v1/namespaces/hokan-system/pods")
+            .await;
+        panic!(
+            "the Restore did not end within 60 s; its status: {last:?}; jobs: {jobs:?}; pods: {pods:?}"
+        );
+    };
     assert_eq!(st.phase, Phase::Completed, "{st:?}");
     let file = "/var/lib/etcd-backup/snapshot_etcd-to-master-1.db";
     assert_eq!(st.written_to.as_deref(), Some(&*format!("master-1:{file}")));
