@@ -253,3 +253,80 @@ fn child_rebuilds_and_opens() {
         }
     }
 }
+
+const AUTO_CHILD_ENV: &str = "HOKAN_TEST_INDEX_CACHE_AUTO";
+
+#[test]
+fn auto_mode_maps_the_index_of_a_local_repository() {
+    let f = Fixture::new();
+    f.backup(0, 20);
+    let expected = f.in_memory().index().len();
+    let base = f._dir.path().join("default-cache");
+    // The default cache base comes from the environment: set it in a child.
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_opens_in_auto_mode", "--ignored"])
+        .env(AUTO_CHILD_ENV, format!("{}\n{}", f.repo, expected))
+        .env("HOKAN_CACHE_DIR", &base)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child's index was not mapped");
+    let repo_id = f.open_with(CacheMode::Off).config().repo_id;
+    let dir = base.join(repo_id.to_hex());
+    assert!(
+        dir.join(RUN_FILE).exists(),
+        "the run is in the default cache"
+    );
+    let kept: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(kept, [RUN_FILE], "and no copies of the local objects");
+}
+
+/// The child of the test above: opens in `Auto` mode with
+/// `HOKAN_CACHE_DIR` set by the parent.
+#[test]
+#[ignore = "run by auto_mode_maps_the_index_of_a_local_repository"]
+fn child_opens_in_auto_mode() {
+    let Ok(spec) = std::env::var(AUTO_CHILD_ENV) else {
+        return;
+    };
+    let (repo, expected) = spec.split_once('\n').unwrap();
+    let options = OpenOptions {
+        cache: CacheMode::Auto,
+        ..test_open_options(Path::new("unused"))
+    };
+    let loaded = Repository::open(repo, b"pw", options)
+        .unwrap()
+        .load_index()
+        .unwrap();
+    assert!(loaded.index().run().is_some(), "the index stands on a run");
+    assert_eq!(loaded.index().len(), expected.parse::<usize>().unwrap());
+}
+
+#[test]
+fn temporaries_a_killed_writer_left_are_removed() {
+    let f = Fixture::new();
+    f.backup(0, 5);
+    let _ = f.cached();
+    let dir = f.run_path().parent().unwrap().to_path_buf();
+    let old = dir.join(".tmpK1lled");
+    let live = dir.join(".tmpL1ving");
+    let other = dir.join("notes");
+    for p in [&old, &live, &other] {
+        std::fs::write(p, b"partial run").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for p in [&old, &other] {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    }
+    same_answers(f.cached().index(), f.in_memory().index());
+    assert!(!old.exists(), "an hour-old temporary file is removed");
+    assert!(live.exists(), "a recent one may be a live writer's");
+    assert!(other.exists(), "other files are left alone");
+}
