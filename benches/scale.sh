@@ -25,6 +25,9 @@ gen=${SCALE_BIN:-$here/target/release/examples/scale_repo}
 [ -n "${HOKAN_BIN:-}" ] || cargo build --release -q -p hokan-cli --manifest-path "$here/Cargo.toml"
 [ -n "${SCALE_BIN:-}" ] || cargo build --release -q --example scale_repo --manifest-path "$here/Cargo.toml"
 export HOKAN_PASSWORD=scale
+# The default cache (a local repository's holds only the mapped index) goes
+# under WORK, not into the home directory.
+export HOKAN_CACHE_DIR="$work/default-cache"
 mkdir -p "$work"
 repo="$work/repo-$n"
 if [ ! -f "$repo/config" ]; then
@@ -52,9 +55,13 @@ if [ ! -d "$src" ]; then
     mkdir -p "$src"
     for i in $(seq 1 200); do head -c $((i * 512)) /dev/urandom > "$src/file-$i"; done
 fi
-say "backup (incremental), no cache" "$(t "$hokan" -r "$copy" backup "$src" -q)"
+rm -rf "$HOKAN_CACHE_DIR"
+say "backup (incremental), no cache" "$(t "$hokan" -r "$copy" --no-cache backup "$src" -q)"
+say "backup, default cache (empty)" "$(t "$hokan" -r "$copy" backup "$src" -q)"
+say "backup, default cache (warm)" "$(t "$hokan" -r "$copy" backup "$src" -q)"
 say "backup (incremental), warm cache" "$(t "$hokan" -r "$copy" --cache-dir "$cache" backup "$src" -q)"
 say "check" "$(t "$hokan" -r "$copy" check -q)"
 "$hokan" -r "$copy" forget --keep-last "$((m - 1))" -q
 say "prune (after forgetting 1 of $m)" "$(t "$hokan" -r "$copy" prune -q)"
 rm -rf "$copy"
+rm -rf "$HOKAN_CACHE_DIR"

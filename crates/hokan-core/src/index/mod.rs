@@ -15,8 +15,13 @@
 //! packs come first (pack numbers `0..n` are the run's); the array and the
 //! pending map above hold only what was added since, so a process holds in
 //! memory what it wrote, not what the repository holds.
+//!
+//! An [`IdSorter`] (see [`sorter`]) is a set of ids within a memory bound,
+//! spilled to disk and handed back sorted: the building block of a prune
+//! and check whose memory does not grow with the number of blobs.
 
 pub mod mapped;
+pub mod sorter;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -27,6 +32,7 @@ use crate::id::{BlobType, Id, PackId};
 use crate::pack::{PackedBlob, group_members};
 
 pub use mapped::{MappedRun, RunBuilder, RunMeta};
+pub use sorter::{IdSorter, SortedIds};
 
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
