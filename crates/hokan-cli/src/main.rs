@@ -50,7 +50,9 @@ pub struct Global {
     /// Print only errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Cache directory for index files and snapshots of remote repositories
+    /// Cache directory: the mapped index, and copies of index files and
+    /// snapshots (default `$HOKAN_CACHE_DIR`, `$XDG_CACHE_HOME/hokan` or
+    /// `~/.cache/hokan`; for a local repository there, only the index)
     #[arg(long, global = true)]
     pub cache_dir: Option<PathBuf>,
     /// Do not use a local cache

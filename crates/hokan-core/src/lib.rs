@@ -89,7 +89,7 @@ pub use crypto::Cipher;
 pub use error::{Error, Result};
 pub use format::FormatVersion;
 pub use id::{BlobType, ChunkId, Id, PackId, TreeId};
-pub use index::{Index, IndexBuilder, Location};
+pub use index::{Index, IndexBuilder, Location, MappedRun, RunBuilder, RunMeta};
 pub use keys::MasterKey;
 pub use pack::{FinishedPack, PackReader, PackWriter, PackedBlob};
 pub use pipeline::{

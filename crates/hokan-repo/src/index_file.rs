@@ -63,3 +63,22 @@ pub fn live_packs(files: &[(Id, IndexFile)]) -> Vec<IndexedPack> {
         .cloned()
         .collect()
 }
+
+/// [`live_packs`], moving the packs out of `files` rather than copying
+/// them (every file's list is left empty): prune and check then hold each
+/// pack's blobs once, not twice, at their peak.
+pub fn take_live_packs(files: &mut [(Id, IndexFile)]) -> Vec<IndexedPack> {
+    let superseded: HashSet<Id> = files
+        .iter()
+        .flat_map(|(_, f)| f.supersedes.iter().copied())
+        .collect();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (id, f) in files.iter_mut() {
+        let packs = std::mem::take(&mut f.packs);
+        if !superseded.contains(id) {
+            out.extend(packs.into_iter().filter(|p| seen.insert(p.id)));
+        }
+    }
+    out
+}

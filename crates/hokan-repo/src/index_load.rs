@@ -12,6 +12,8 @@
 //! * An index file that cannot be read is skipped and reported: its packs
 //!   look unindexed, so backups store their data again and `check` and
 //!   `prune` say what to repair.
+//! * With a local cache the merged index is not loaded but mapped: a run
+//!   file in the cache, searched in place (see [`crate::index_cache`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -59,11 +61,11 @@ impl std::ops::Deref for IndexedRepository {
 }
 
 /// What one pass over the index files found.
-struct Built {
-    index: Index,
-    present: Vec<Id>,
-    superseded: HashSet<Id>,
-    unreadable: Vec<Unreadable>,
+pub(crate) struct Built {
+    pub(crate) index: Index,
+    pub(crate) present: Vec<Id>,
+    pub(crate) superseded: HashSet<Id>,
+    pub(crate) unreadable: Vec<Unreadable>,
 }
 
 impl Repository {
@@ -72,7 +74,16 @@ impl Repository {
         let loaded_at = chrono::Utc::now().timestamp();
         let locks = self.locks()?;
         let ids = self.list_ids(Kind::Index)?;
-        let mut built = self.build_index(&ids, &HashSet::new(), &locks)?;
+        // With a cache, the index is a mapped run there (crate::index_cache);
+        // one that cannot be written or read falls back to memory.
+        let cached = match &self.cache {
+            Some(cache) => self.build_index_cached(cache, &ids, &locks).ok(),
+            None => None,
+        };
+        let mut built = match cached {
+            Some(built) => built,
+            None => self.build_index(&ids, &HashSet::new(), &locks)?,
+        };
         if built.superseded.iter().any(|id| built.present.contains(id)) {
             // A prune or repair replaced some files but was interrupted
             // before deleting them: load again without the replaced ones.

@@ -79,6 +79,7 @@ pub mod fault_model;
 #[cfg(feature = "test-support")]
 pub mod faults;
 pub mod immutable;
+pub mod index_cache;
 pub mod index_file;
 pub mod index_load;
 pub mod keys;

@@ -37,6 +37,10 @@ impl PackSource for Repository {
 /// packs have landed, so an interrupted one leaves its stored packs
 /// indexed for the next run to dedup against.
 const PACKS_PER_INDEX_FILE: usize = 256;
+/// ... or once they hold this many blobs (small blobs fill a pack with
+/// 100,000 of them): an index file is decoded whole, so its size is the
+/// memory a reader needs for one (about 100 bytes a blob decoded).
+const BLOBS_PER_INDEX_FILE: usize = 1 << 18;
 
 /// Uploads packs on the I/O runtime, a bounded number at a time, and writes
 /// index files for the ones that landed.
@@ -132,7 +136,9 @@ impl PackSink for Uploader<'_> {
                     format!("an earlier pack upload failed: {e}").into(),
                 ));
             }
-            if st.landed.len() >= PACKS_PER_INDEX_FILE {
+            if st.landed.len() >= PACKS_PER_INDEX_FILE
+                || st.landed.iter().map(|p| p.blobs.len()).sum::<usize>() >= BLOBS_PER_INDEX_FILE
+            {
                 self.index_landed(&mut st)?;
             }
             st.in_flight += 1;

@@ -24,8 +24,9 @@ use crate::store::{Location, Removal, RetryPolicy, Store};
 /// Where to keep the local cache of index files and snapshots.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum CacheMode {
-    /// The default cache directory for remote repositories; none for local
-    /// ones (their objects already are on this disk).
+    /// The default cache directory; for local repositories (their objects
+    /// already are on this disk) it holds only the mapped index, which
+    /// keeps a process's memory from growing with the repository.
     #[default]
     Auto,
     /// No cache.
@@ -354,14 +355,16 @@ impl Repository {
     }
 
     fn make_cache(loc: &Location, options: &OpenOptions, config: &Config) -> Option<Cache> {
-        let base = match &options.cache {
-            CacheMode::Off => return None,
-            CacheMode::Auto if loc.is_local() => return None,
-            CacheMode::Auto => cache::default_base()?,
-            CacheMode::Dir(d) => d.clone(),
-        };
-        // A cache that cannot be created only costs speed.
-        Cache::open(&base, &config.repo_id).ok()
+        // A cache that cannot be created only costs speed (and memory: the
+        // index is loaded instead of mapped).
+        match &options.cache {
+            CacheMode::Off => None,
+            CacheMode::Auto if loc.is_local() => {
+                Cache::index_only(&cache::default_base()?, &config.repo_id).ok()
+            }
+            CacheMode::Auto => Cache::open(&cache::default_base()?, &config.repo_id).ok(),
+            CacheMode::Dir(d) => Cache::open(d, &config.repo_id).ok(),
+        }
     }
 
     /// The settings.

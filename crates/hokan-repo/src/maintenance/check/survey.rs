@@ -8,7 +8,7 @@ use hokan_core::{BlobReader, Id, Index, PackId};
 use super::super::walk::{self, Used};
 use super::super::{PhaseProgress, Unit, readable_index};
 use crate::error::Result;
-use crate::index_file::{IndexedPack, live_packs};
+use crate::index_file::{IndexedPack, take_live_packs};
 use crate::layout;
 use crate::locks::MarkedPack;
 use crate::objects::Unreadable;
@@ -77,11 +77,15 @@ fn absent(active: &[IndexedPack], stored: &HashMap<PackId, u64>) -> HashSet<(Pac
 
 /// Reads what check needs: what is stored, not what a cache remembers.
 pub(crate) fn survey(repo: &Repository, progress: &dyn PhaseProgress) -> Result<Survey> {
-    let crate::objects::IndexFiles { files, unreadable } = repo.index_files_from(false)?;
+    let crate::objects::IndexFiles {
+        mut files,
+        unreadable,
+    } = repo.index_files_from(false)?;
     let read = files.len() + unreadable.len();
     progress.phase("index files", read as u64, Unit::Items);
     progress.advance(read as u64);
-    let mut active = live_packs(&files);
+    let mut active = take_live_packs(&mut files);
+    drop(files);
     active.sort_by_key(|p| p.id);
     let locks = repo.locks()?;
     let stored: HashMap<PackId, u64> = repo

@@ -8,7 +8,7 @@ use hokan_core::{BlobReader, Id, IndexBuilder, PackId};
 
 use super::super::{PhaseProgress, Unit};
 use super::plan::PrunePlan;
-use super::survey::Survey;
+use super::survey::{FileHead, Survey};
 use super::{PruneOptions, PruneReport, TEMPORARY_AFTER};
 use crate::error::{Result, from_core};
 use crate::index_file::{IndexFile, IndexedPack};
@@ -198,7 +198,7 @@ fn rewrite_index(
     report: &mut PruneReport,
 ) -> Result<()> {
     let changed = !(plan.mark.is_empty() && plan.repack.is_empty() && plan.resurrect.is_empty())
-        || (s.retention.is_none() && s.files.iter().any(|(_, f)| !f.supersedes.is_empty()));
+        || (s.retention.is_none() && s.files.iter().any(|f| !f.supersedes.is_empty()));
     if !changed {
         if s.retention.is_some() {
             remove_superseded(repo, &s.files, report)?;
@@ -212,7 +212,7 @@ fn rewrite_index(
             packs: batch.to_vec(),
         })?);
     }
-    let mut old: Vec<Id> = s.files.iter().map(|(id, _)| *id).collect();
+    let mut old: Vec<Id> = s.files.iter().map(|f| f.id).collect();
     old.extend(session_files);
     written.push(repo.write_index_file(&IndexFile {
         supersedes: old.clone(),
@@ -266,14 +266,14 @@ fn delete_packs(
 /// go whenever the lock lets it.
 fn remove_superseded(
     repo: &Repository,
-    files: &[(Id, IndexFile)],
+    files: &[FileHead],
     report: &mut PruneReport,
 ) -> Result<()> {
     let superseded: HashSet<Id> = files
         .iter()
-        .flat_map(|(_, f)| f.supersedes.iter().copied())
+        .flat_map(|f| f.supersedes.iter().copied())
         .collect();
-    let present: HashSet<Id> = files.iter().map(|(id, _)| *id).collect();
+    let present: HashSet<Id> = files.iter().map(|f| f.id).collect();
     let mut gone = HashSet::new();
     for id in present.iter().filter(|id| superseded.contains(id)) {
         let r = repo.delete_index_file(id)?;
@@ -283,8 +283,9 @@ fn remove_superseded(
             report.index_files_removed += 1;
         }
     }
-    for (id, f) in files {
-        if f.packs.is_empty()
+    for f in files {
+        let id = &f.id;
+        if !f.lists_packs
             && !f.supersedes.is_empty()
             && !gone.contains(id)
             && f.supersedes

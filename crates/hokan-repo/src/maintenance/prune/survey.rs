@@ -8,7 +8,7 @@ use hokan_core::{BlobReader, Id, Index, PackId, PackedBlob};
 use super::super::{PhaseProgress, readable_index, walk};
 use super::PruneOptions;
 use crate::error::{Error, Result};
-use crate::index_file::{IndexFile, IndexedPack, live_packs};
+use crate::index_file::{IndexedPack, take_live_packs};
 use crate::locks::{LockList, LockObject, MarkedPack};
 use crate::repository::Repository;
 use crate::store::Listed;
@@ -19,8 +19,8 @@ use crate::store::Listed;
 pub(crate) struct Survey {
     /// Unix seconds when the survey began.
     pub now: i64,
-    /// The index files read.
-    pub files: Vec<(Id, IndexFile)>,
+    /// The index files read, without their packs (those are in `active`).
+    pub files: Vec<FileHead>,
     /// Packs the index lists.
     pub active: Vec<IndexedPack>,
     /// Packs marked for deletion that the index does not list, each with
@@ -51,6 +51,17 @@ pub(crate) struct Survey {
     pub retention: Option<u64>,
     /// The lock objects, for expiring those of finished processes.
     pub locks: LockList,
+}
+
+/// An index file as the prune's last steps need it: its packs are moved
+/// into [`Survey::active`], so every pack is held once.
+pub(crate) struct FileHead {
+    /// The file's id.
+    pub id: Id,
+    /// The files it replaces.
+    pub supersedes: Vec<Id>,
+    /// Whether it listed any pack.
+    pub lists_packs: bool,
 }
 
 impl Survey {
@@ -142,7 +153,7 @@ pub(crate) fn survey(
         ))
     };
     let crate::objects::IndexFiles {
-        files,
+        mut files,
         unreadable: bad_files,
     } = repo.index_files()?;
     if let Some(u) = bad_files.first() {
@@ -153,7 +164,16 @@ pub(crate) fn survey(
             u.reason
         ));
     }
-    let active = live_packs(&files);
+    let heads = files
+        .iter()
+        .map(|(id, f)| FileHead {
+            id: *id,
+            supersedes: f.supersedes.clone(),
+            lists_packs: !f.packs.is_empty(),
+        })
+        .collect();
+    let active = take_live_packs(&mut files);
+    drop(files);
     let seen: HashSet<PackId> = active.iter().map(|p| p.id).collect();
     let locks = repo.locks()?;
     if let Some(u) = locks.unreadable.first() {
@@ -225,7 +245,7 @@ pub(crate) fn survey(
     }
     Ok(Survey {
         now,
-        files,
+        files: heads,
         active,
         marked,
         markers,

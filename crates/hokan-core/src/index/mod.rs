@@ -9,14 +9,30 @@
 //! entries wait in a small hash map and are merged into the array in
 //! batches, so inserting stays cheap without a hash table's per-entry slack.
 //! [`Index::bytes_per_entry`] reports the real figure, allocations included.
+//!
+//! An index may also stand on a [`MappedRun`]: a sorted, immutable file
+//! searched in place through a memory map (see [`mapped`]). Its entries and
+//! packs come first (pack numbers `0..n` are the run's); the array and the
+//! pending map above hold only what was added since, so a process holds in
+//! memory what it wrote, not what the repository holds.
+//!
+//! An [`IdSorter`] (see [`sorter`]) is a set of ids within a memory bound,
+//! spilled to disk and handed back sorted: the building block of a prune
+//! and check whose memory does not grow with the number of blobs.
+
+pub mod mapped;
+pub mod sorter;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use crate::id::{BlobType, Id, PackId};
 use crate::pack::{PackedBlob, group_members};
+
+pub use mapped::{MappedRun, RunBuilder, RunMeta};
+pub use sorter::{IdSorter, SortedIds};
 
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +124,10 @@ const GROWTH_SHARE: usize = 32;
 /// The dedup index. See the module documentation for its layout.
 #[derive(Debug, Default)]
 pub struct Index {
+    /// The mapped run below everything else: its packs are numbers
+    /// `0..base_packs`, those of `packs` follow.
+    base: Option<Arc<MappedRun>>,
+    base_packs: u32,
     packs: Vec<PackInfo>,
     sorted: Vec<Entry>,
     /// `buckets[b]..buckets[b + 1]` is the range of `sorted` whose ids start
@@ -134,6 +154,8 @@ pub struct Index {
 impl Clone for Index {
     fn clone(&self) -> Self {
         Index {
+            base: self.base.clone(),
+            base_packs: self.base_packs,
             packs: self.packs.clone(),
             sorted: self.sorted.clone(),
             buckets: self.buckets.clone(),
@@ -153,6 +175,55 @@ impl Index {
         Self::default()
     }
 
+    /// An index standing on a mapped run: its entries are searched in
+    /// place, and what is added later is held in memory above it.
+    pub fn on_run(run: Arc<MappedRun>) -> Self {
+        Index {
+            base_packs: run.pack_count() as u32,
+            base: Some(run),
+            ..Self::default()
+        }
+    }
+
+    /// The mapped run this index stands on, if any.
+    pub fn run(&self) -> Option<&Arc<MappedRun>> {
+        self.base.as_ref()
+    }
+
+    /// Writes every pack and entry of this index (its run's, then the
+    /// ones held in memory) into a new run file `dest` within the memory
+    /// bound of a [`RunBuilder`] of `memory_entries`, and stands on it
+    /// instead. Damage marks and carried trees stay as they were.
+    pub fn write_run(
+        &mut self,
+        meta: &RunMeta,
+        dest: &std::path::Path,
+        memory_entries: usize,
+    ) -> crate::Result<()> {
+        let dir = dest.parent().unwrap_or(std::path::Path::new("."));
+        let mut b = match &self.base {
+            Some(run) => RunBuilder::extending(run.clone(), dir, memory_entries),
+            None => RunBuilder::new(dir, memory_entries),
+        };
+        for p in &self.packs {
+            b.add_pack(p.id, p.kind, p.hidden);
+        }
+        for e in &self.sorted {
+            b.push(Id(e.id), e.pack, e.offset, e.length)?;
+        }
+        for (id, &(pack, offset, length)) in &self.pending {
+            b.push(*id, pack, offset, length)?;
+        }
+        let run = Arc::new(b.finish(meta, dest)?);
+        self.base_packs = run.pack_count() as u32;
+        self.base = Some(run);
+        self.packs = Vec::new();
+        self.sorted = Vec::new();
+        self.pending = IdMap::default();
+        self.rebuild_buckets();
+        Ok(())
+    }
+
     /// Registers a pack and returns its number for [`insert`](Self::insert).
     pub fn add_pack(&mut self, id: PackId, kind: BlobType) -> PackRef {
         self.register(id, kind, false)
@@ -166,7 +237,7 @@ impl Index {
     }
 
     fn register(&mut self, id: PackId, kind: BlobType, hidden: bool) -> PackRef {
-        let n = self.packs.len();
+        let n = self.base_packs as usize + self.packs.len();
         assert!(n < u32::MAX as usize, "more than 4 billion packs");
         if self.packs.len() == self.packs.capacity() {
             self.packs.reserve_exact(n / GROWTH_SHARE + 16);
@@ -192,12 +263,14 @@ impl Index {
         length: u32,
         group: bool,
     ) -> bool {
-        if self.find_sorted(&id).is_some() || self.pending.contains_key(&id) {
+        if self.contains(&id) {
             return false;
         }
         self.pending
             .insert(id, (pack.0, offset, stored_length(length, group)));
         if self.pending.len() > PENDING_MIN.max(self.sorted.len() / PENDING_SHARE) {
+            // Measured against the array, not the run: merging moves only
+            // the array.
             self.merge_pending();
         }
         true
@@ -227,18 +300,35 @@ impl Index {
 
     /// Where a blob is, if it is indexed.
     pub fn get(&self, id: &Id) -> Option<Location> {
-        let (pack, offset, length) = match self.pending.get(id) {
-            Some(&v) => v,
-            None => {
-                let e = &self.sorted[self.find_sorted(id)?];
-                (e.pack, e.offset, e.length)
-            }
-        };
+        let (pack, offset, length) = self.lookup(id)?;
         Some(self.location(pack, offset, length))
     }
 
+    /// Pack number, offset and stored length of a blob: the pending map,
+    /// then the array, then the run.
+    fn lookup(&self, id: &Id) -> Option<(u32, u32, u32)> {
+        if let Some(&v) = self.pending.get(id) {
+            return Some(v);
+        }
+        if let Some(i) = self.find_sorted(id) {
+            let e = &self.sorted[i];
+            return Some((e.pack, e.offset, e.length));
+        }
+        let run = self.base.as_ref()?;
+        let e = run.entry(run.find(id)?);
+        Some((e.pack, e.offset, e.length))
+    }
+
+    fn pack_info(&self, pack: u32) -> PackInfo {
+        match (&self.base, pack.checked_sub(self.base_packs)) {
+            (_, Some(n)) => self.packs[n as usize],
+            (Some(run), None) => run.pack(pack as usize),
+            (None, None) => unreachable!("pack numbers below base_packs need a run"),
+        }
+    }
+
     fn location(&self, pack: u32, offset: u32, length: u32) -> Location {
-        let p = self.packs[pack as usize];
+        let p = self.pack_info(pack);
         Location {
             pack: p.id,
             kind: p.kind,
@@ -259,18 +349,12 @@ impl Index {
     /// (see [`contains_visible`](Self::contains_visible)).
     pub fn visible_pack(&self, id: &Id) -> Option<u32> {
         let (pack, offset) = self.raw(id)?;
-        (!self.packs[pack as usize].hidden && !self.damaged_at(id, pack, offset)).then_some(pack)
+        (!self.pack_info(pack).hidden && !self.damaged_at(id, pack, offset)).then_some(pack)
     }
 
     /// Pack number and record offset of a blob.
     fn raw(&self, id: &Id) -> Option<(u32, u32)> {
-        match self.pending.get(id) {
-            Some(&(pack, offset, _)) => Some((pack, offset)),
-            None => {
-                let e = &self.sorted[self.find_sorted(id)?];
-                Some((e.pack, e.offset))
-            }
-        }
+        self.lookup(id).map(|(pack, offset, _)| (pack, offset))
     }
 
     fn damaged_at(&self, id: &Id, pack: u32, offset: u32) -> bool {
@@ -286,7 +370,7 @@ impl Index {
     /// The id of pack number `n` (as [`visible_pack`](Self::visible_pack)
     /// returns them).
     pub fn pack_id(&self, n: u32) -> Option<PackId> {
-        self.packs.get(n as usize).map(|p| p.id)
+        ((n as usize) < self.pack_count()).then(|| self.pack_info(n).id)
     }
 
     /// Records that reading a blob found it damaged: writers stop deduping
@@ -351,16 +435,9 @@ impl Index {
         if !records.is_empty() {
             let in_record = |pack: u32, offset: u32| records.contains(&(pack, offset));
             out.extend(
-                self.sorted
-                    .iter()
+                self.entries()
                     .filter(|e| in_record(e.pack, e.offset))
-                    .map(|e| (self.packs[e.pack as usize].id, Id(e.id))),
-            );
-            out.extend(
-                self.pending
-                    .iter()
-                    .filter(|(_, (p, o, _))| in_record(*p, *o))
-                    .map(|(id, (p, _, _))| (self.packs[*p as usize].id, *id)),
+                    .map(|e| (self.pack_info(e.pack).id, Id(e.id))),
             );
         }
         out.sort();
@@ -370,12 +447,14 @@ impl Index {
 
     /// Whether a blob is indexed.
     pub fn contains(&self, id: &Id) -> bool {
-        self.pending.contains_key(id) || self.find_sorted(id).is_some()
+        self.pending.contains_key(id)
+            || self.find_sorted(id).is_some()
+            || self.base.as_ref().is_some_and(|r| r.find(id).is_some())
     }
 
     /// Number of blobs.
     pub fn len(&self) -> usize {
-        self.sorted.len() + self.pending.len()
+        self.base.as_ref().map_or(0, |r| r.len()) + self.sorted.len() + self.pending.len()
     }
 
     /// True when no blob is indexed.
@@ -385,23 +464,36 @@ impl Index {
 
     /// Number of packs registered.
     pub fn pack_count(&self) -> usize {
-        self.packs.len()
+        self.base_packs as usize + self.packs.len()
     }
 
     /// Every blob and its location, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (Id, Location)> + '_ {
-        let loc = move |pack: u32, offset, length| self.location(pack, offset, length);
-        self.sorted
-            .iter()
-            .map(move |e| (Id(e.id), loc(e.pack, e.offset, e.length)))
+        self.entries()
+            .map(move |e| (Id(e.id), self.location(e.pack, e.offset, e.length)))
+    }
+
+    /// Every entry: the run's, the array's, the pending ones.
+    fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        let run = self.base.as_deref();
+        (0..run.map_or(0, |r| r.len()))
+            .map(move |i| run.expect("a run").entry(i))
+            .chain(self.sorted.iter().copied())
             .chain(
                 self.pending
                     .iter()
-                    .map(move |(id, &(p, o, l))| (*id, loc(p, o, l))),
+                    .map(|(id, &(pack, offset, length))| Entry {
+                        id: id.0,
+                        pack,
+                        offset,
+                        length,
+                    }),
             )
     }
 
-    /// Heap bytes held, counting allocated (not only used) capacity.
+    /// Heap bytes held, counting allocated (not only used) capacity (a
+    /// mapped run's pages are not counted: they are the file's, read as
+    /// lookups touch them).
     pub fn memory_bytes(&self) -> usize {
         use std::mem::size_of;
         // hashbrown: a power-of-two number of buckets holding up to 7/8 of
@@ -609,6 +701,10 @@ impl IndexBuilder {
         index
             .sorted
             .dedup_by(|later, earlier| later.id == earlier.id);
+        if let Some(run) = &index.base {
+            // The run's entries were added first.
+            index.sorted.retain(|e| run.find(&Id(e.id)).is_none());
+        }
         index.sorted.shrink_to_fit();
         index.packs.shrink_to_fit();
         index.rebuild_buckets();
