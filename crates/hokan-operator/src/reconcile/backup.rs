@@ -260,13 +260,16 @@ async fn drive(
             }
         }
     }
-    if plan.what.volumes.is_some() {
-        errors.push(RunError {
-            message: "volume backups through the node agent are not built yet; the other \
-                      sources were backed up"
-                .into(),
-            ..Default::default()
-        });
+    if let Some(volumes) = &plan.what.volumes {
+        use super::volumes::{VolumesStep, backup_volumes};
+        match backup_volumes(backup, ctx, ns, &repo, &handle, volumes, status).await? {
+            VolumesStep::Wait => return Ok(Step::Wait(Action::requeue(Duration::from_secs(10)))),
+            VolumesStep::Fail(reason) => return fail(format!("volumes: {reason}")),
+            VolumesStep::Done(e, forgot) => {
+                errors.extend(e);
+                forgotten += forgot;
+            }
+        }
     }
     let saved = tokio::task::block_in_place(|| saved_by(&handle, &run)).unwrap_or_default();
     Ok(Step::Done {
@@ -378,7 +381,7 @@ const LOG_TAIL: usize = 600;
 
 /// The exit code of the Job's finished container, from its pod, and the
 /// last lines of that pod's log.
-async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<String>) {
+pub(super) async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<String>) {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), ns);
     let Ok(list) = pods
         .list(&kube::api::ListParams::default().labels(&format!("job-name={job}")))
@@ -406,7 +409,7 @@ async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<Str
 }
 
 /// The last lines of `log`, joined, cut to [`LOG_TAIL`] bytes from the end.
-fn log_tail(log: &str) -> String {
+pub(super) fn log_tail(log: &str) -> String {
     let lines: Vec<&str> = log
         .lines()
         .map(str::trim)
