@@ -205,6 +205,7 @@ impl Env {
             open_options: Default::default(),
             image: "localhost/hokan:test".into(),
             max_concurrent_runs: 2,
+            job_retries: 0,
             shutdown_grace: Duration::from_secs(30),
         };
         let operator = tokio::spawn(run(

@@ -305,19 +305,47 @@ pub fn etcd_backup_job(
     repo: &Repository,
     source: &EtcdSource,
     image: &str,
+    retries: i32,
 ) -> Job {
     let run = backup.name_any();
     let (args, host_dirs) = etcd_args(&run, source);
     let (volumes, mounts) = volumes(repo, &host_dirs);
-    let (env, env_from) = repository_env(repo);
     let (node_selector, tolerations) = placement(source);
-    let labels = BTreeMap::from([
-        (RUN_LABEL.to_string(), run.clone()),
-        (WORK_LABEL.to_string(), "etcd-backup".to_string()),
-        ("app.kubernetes.io/part-of".to_string(), "hokan".to_string()),
-    ]);
-    let container = Container {
-        name: "etcd-backup".into(),
+    // Root owns the files it reads: no capability needed.
+    let container = container("etcd-backup", image, args, repo, mounts, None);
+    let pod = PodSpec {
+        service_account_name: Some(ETCD_SERVICE_ACCOUNT.into()),
+        automount_service_account_token: Some(false),
+        host_network: Some(true),
+        dns_policy: Some("ClusterFirstWithHostNet".into()),
+        node_selector: Some(node_selector),
+        tolerations: Some(tolerations),
+        // The certificates and static pod files are root's, mode 0600.
+        security_context: Some(pod_security(Some(0))),
+        containers: vec![container],
+        volumes: Some(volumes),
+        ..Default::default()
+    };
+    // A second pod after a failed one takes a new snapshot (etcd was
+    // briefly away, a node drained); what fails every time ends the run
+    // with its reason, and the next tick runs again.
+    run_job(backup, "etcd", "etcd-backup", pod, retries)
+}
+
+/// A Job container running `hokan ARGS` against `repo` (its environment),
+/// with `mounts`: no privilege escalation, a read-only root, every
+/// capability dropped but `add`.
+pub(crate) fn container(
+    name: &str,
+    image: &str,
+    args: Vec<String>,
+    repo: &Repository,
+    mounts: Vec<VolumeMount>,
+    add: Option<Vec<String>>,
+) -> Container {
+    let (env, env_from) = repository_env(repo);
+    Container {
+        name: name.into(),
         image: Some(image.into()),
         command: Some(vec!["hokan".into()]),
         args: Some(args),
@@ -327,48 +355,57 @@ pub fn etcd_backup_job(
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
-            // Root owns the files it reads: no capability needed.
             capabilities: Some(Capabilities {
                 drop: Some(vec!["ALL".into()]),
-                add: None,
+                add,
             }),
             ..Default::default()
         }),
         ..Default::default()
-    };
-    let pod = PodSpec {
-        restart_policy: Some("Never".into()),
-        service_account_name: Some(ETCD_SERVICE_ACCOUNT.into()),
-        automount_service_account_token: Some(false),
-        host_network: Some(true),
-        dns_policy: Some("ClusterFirstWithHostNet".into()),
-        node_selector: Some(node_selector),
-        tolerations: Some(tolerations),
-        // The certificates and static pod files are root's, mode 0600.
-        security_context: Some(PodSecurityContext {
-            run_as_user: Some(0),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
+    }
+}
+
+/// The pod security context of a Job: the runtime's seccomp profile, and
+/// the user when the work needs one (root for root's files).
+pub(crate) fn pod_security(run_as_user: Option<i64>) -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_user,
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
             ..Default::default()
         }),
-        containers: vec![container],
-        volumes: Some(volumes),
         ..Default::default()
-    };
+    }
+}
+
+/// The Job doing `work` for run `owner` (a Backup or a Restore): named
+/// `<run>-<suffix>`, in the run's namespace, owned by it, labelled with
+/// both, never restarted in place, at most an hour, kept a day after it
+/// ends; `backoff_limit` more pods after a failed one.
+pub(crate) fn run_job<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    suffix: &str,
+    work: &str,
+    mut pod: PodSpec,
+    backoff_limit: i32,
+) -> Job {
+    let run = owner.meta().name.clone().unwrap_or_default();
+    let labels = BTreeMap::from([
+        (RUN_LABEL.to_string(), run.clone()),
+        (WORK_LABEL.to_string(), work.to_string()),
+        ("app.kubernetes.io/part-of".to_string(), "hokan".to_string()),
+    ]);
+    pod.restart_policy = Some("Never".into());
     Job {
         metadata: ObjectMeta {
-            name: Some(job_name(&run, "etcd")),
-            namespace: backup.namespace(),
+            name: Some(job_name(&run, suffix)),
+            namespace: owner.meta().namespace.clone(),
             labels: Some(labels.clone()),
-            owner_references: owned_by(backup).map(|o| vec![o]),
+            owner_references: owned_by(owner).map(|o| vec![o]),
             ..Default::default()
         },
         spec: Some(JobSpec {
-            // One attempt: a failed run is reported with its reason, and
-            // the next tick runs again.
-            backoff_limit: Some(0),
+            backoff_limit: Some(backoff_limit),
             active_deadline_seconds: Some(3600),
             ttl_seconds_after_finished: Some(86_400),
             template: PodTemplateSpec {
@@ -444,6 +481,7 @@ mod tests {
             &repo(),
             &source,
             "localhost/hokan:0.1.0",
+            2,
         );
         assert_eq!(
             job.metadata.name.as_deref(),
@@ -456,7 +494,7 @@ mod tests {
         );
         assert_eq!(owner.controller, Some(true));
         let spec = job.spec.unwrap();
-        assert_eq!(spec.backoff_limit, Some(0));
+        assert_eq!(spec.backoff_limit, Some(2));
         let pod = spec.template.spec.unwrap();
         assert_eq!(pod.host_network, Some(true));
         assert_eq!(pod.automount_service_account_token, Some(false));
@@ -518,7 +556,7 @@ mod tests {
         local.spec.location = "/backups/repo".into();
         let source = EtcdSource::default();
         let pod = |r: &Repository| {
-            etcd_backup_job(&backup("etcd-1"), r, &source, "i")
+            etcd_backup_job(&backup("etcd-1"), r, &source, "i", 0)
                 .spec
                 .unwrap()
                 .template

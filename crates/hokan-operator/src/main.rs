@@ -50,6 +50,10 @@ enum Command {
         /// Backups reconciled at once.
         #[arg(long, default_value_t = 2)]
         max_concurrent_runs: u16,
+        /// Pods a Job may make after a failed one (its backoffLimit), for
+        /// work a second attempt cannot harm.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..=10))]
+        job_retries: i32,
     },
     /// Print the CustomResourceDefinitions as YAML, or write one file per
     /// CRD into a directory (deploy/crds).
@@ -72,6 +76,7 @@ fn main() -> Result<()> {
             cache_dir,
             image,
             max_concurrent_runs,
+            job_retries,
         } => {
             let identity = identity.unwrap_or_else(hokan_repo::hostname);
             let mut open_options = hokan_repo::OpenOptions::default();
@@ -86,6 +91,7 @@ fn main() -> Result<()> {
                 open_options,
                 image,
                 max_concurrent_runs,
+                job_retries,
                 // The Deployment gives 30 s; the Lease is released after this.
                 shutdown_grace: std::time::Duration::from_secs(20),
             };

@@ -12,21 +12,19 @@
 //! created if missing. It is pinned to the node by `nodeName`, so it runs
 //! there or not at all, and tolerates the control-plane taints.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{
-    Capabilities, Container, HostPathVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
-};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{HostPathVolumeSource, PodSpec, Toleration, Volume, VolumeMount};
 use kube::ResourceExt;
-use kube::api::ObjectMeta;
 
 use crate::api::repository::Repository;
-use crate::api::restore::{EtcdRestore, Restore};
-use crate::jobs::{
-    ETCD_SERVICE_ACCOUNT, RUN_LABEL, WORK_LABEL, job_name, owned_by, repository_env, volumes,
-};
+use crate::api::restore::{EtcdRestore, ExistingResourcePolicy, ResourceRestore, Restore};
+use crate::jobs::{ETCD_SERVICE_ACCOUNT, container, pod_security, run_job, volumes};
+
+/// The service account resource restores into this cluster run as: the
+/// one allowed to create and update what they bring back.
+pub const RESTORE_SERVICE_ACCOUNT: &str = "hokan-restore";
 
 /// Where the files go unless the Restore says (OpenShift's restore script
 /// looks there).
@@ -100,32 +98,92 @@ pub fn etcd_restore_job(
         read_only: Some(false),
         ..Default::default()
     });
-    let (env, env_from) = repository_env(repo);
-    let labels = BTreeMap::from([
-        (RUN_LABEL.to_string(), run.clone()),
-        (WORK_LABEL.to_string(), "etcd-restore".to_string()),
-        ("app.kubernetes.io/part-of".to_string(), "hokan".to_string()),
-    ]);
-    let container = Container {
-        name: "etcd-restore".into(),
-        image: Some(image.into()),
-        command: Some(vec!["hokan".into()]),
-        args: Some(args),
-        env: Some(env),
-        env_from: Some(env_from).filter(|v: &Vec<_>| !v.is_empty()),
-        volume_mounts: Some(mounts),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            ..Default::default()
-        }),
+    let container = container("etcd-restore", image, args, repo, mounts, None);
+    let pod = PodSpec {
+        service_account_name: Some(ETCD_SERVICE_ACCOUNT.into()),
+        automount_service_account_token: Some(false),
+        node_name: Some(etcd.node_name.clone()),
+        tolerations: Some(control_plane_tolerations()),
+        // The directory is root's, as etcd's data directory is.
+        security_context: Some(pod_security(Some(0))),
+        containers: vec![container],
+        volumes: Some(volumes),
         ..Default::default()
     };
-    let tolerations = [
+    // One attempt: a second would find the file written and refuse.
+    run_job(restore, "etcd-restore", "etcd-restore", pod, 0)
+}
+
+/// The Job of a resource restore into this cluster: `hokan k8s restore`
+/// of snapshot `snapshot_id` with the spec's filters, namespace mapping and
+/// existing-object policy, as [`RESTORE_SERVICE_ACCOUNT`] (the operator's
+/// own account only reads). It runs on any node as the image's non-root
+/// user and mounts nothing of the host. A second pod after a failed one
+/// is safe: objects restored by the first exist and are left or updated
+/// as the policy says.
+pub fn resources_restore_job(
+    restore: &Restore,
+    repo: &Repository,
+    spec: &ResourceRestore,
+    snapshot_id: &str,
+    image: &str,
+    backoff_limit: i32,
+) -> Job {
+    let mut args = vec![
+        "k8s".to_string(),
+        "restore".into(),
+        snapshot_id.to_string(),
+        "--json".into(),
+        format!(
+            "--existing-resource-policy={}",
+            match spec.existing_resource_policy {
+                ExistingResourcePolicy::None => "none",
+                ExistingResourcePolicy::Update => "update",
+            }
+        ),
+    ];
+    let f = &spec.filter;
+    for (flag, values) in [
+        ("include-namespaces", &f.included_namespaces),
+        ("exclude-namespaces", &f.excluded_namespaces),
+        ("include-resources", &f.included_resources),
+        ("exclude-resources", &f.excluded_resources),
+    ] {
+        if !values.is_empty() {
+            args.push(format!("--{flag}={}", values.join(",")));
+        }
+    }
+    if !spec.namespace_mapping.is_empty() {
+        let pairs: Vec<String> = spec
+            .namespace_mapping
+            .iter()
+            .map(|(from, to)| format!("{from}:{to}"))
+            .collect();
+        args.push(format!("--namespace-mapping={}", pairs.join(",")));
+    }
+    let (volumes, mounts) = volumes(repo, &BTreeSet::new());
+    let container = container("resources-restore", image, args, repo, mounts, None);
+    let pod = PodSpec {
+        service_account_name: Some(RESTORE_SERVICE_ACCOUNT.into()),
+        // It talks to the API server as that account.
+        automount_service_account_token: Some(true),
+        security_context: Some(pod_security(None)),
+        containers: vec![container],
+        volumes: Some(volumes),
+        ..Default::default()
+    };
+    run_job(
+        restore,
+        "resources-restore",
+        "resources-restore",
+        pod,
+        backoff_limit,
+    )
+}
+
+/// Tolerations of the control-plane taints, whatever their effect.
+fn control_plane_tolerations() -> Vec<Toleration> {
+    [
         "node-role.kubernetes.io/control-plane",
         "node-role.kubernetes.io/master",
     ]
@@ -135,50 +193,7 @@ pub fn etcd_restore_job(
         operator: Some("Exists".into()),
         ..Default::default()
     })
-    .collect();
-    let pod = PodSpec {
-        restart_policy: Some("Never".into()),
-        service_account_name: Some(ETCD_SERVICE_ACCOUNT.into()),
-        automount_service_account_token: Some(false),
-        node_name: Some(etcd.node_name.clone()),
-        tolerations: Some(tolerations),
-        // The directory is root's, as etcd's data directory is.
-        security_context: Some(PodSecurityContext {
-            run_as_user: Some(0),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        containers: vec![container],
-        volumes: Some(volumes),
-        ..Default::default()
-    };
-    Job {
-        metadata: ObjectMeta {
-            name: Some(job_name(&run, "etcd-restore")),
-            namespace: restore.namespace(),
-            labels: Some(labels.clone()),
-            owner_references: owned_by(restore).map(|o| vec![o]),
-            ..Default::default()
-        },
-        spec: Some(JobSpec {
-            // One attempt: a second would find the file written and refuse.
-            backoff_limit: Some(0),
-            active_deadline_seconds: Some(3600),
-            ttl_seconds_after_finished: Some(86_400),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(pod),
-            },
-            ..Default::default()
-        }),
-        status: None,
-    }
+    .collect()
 }
 
 #[cfg(test)]

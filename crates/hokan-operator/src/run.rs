@@ -25,7 +25,7 @@ use crate::clock::Clock;
 use crate::http::{self, Endpoints};
 use crate::lease::{self, Elector};
 use crate::reconcile::policy::POLICY_LABEL;
-use crate::reconcile::{self, Context, error_policy};
+use crate::reconcile::{self, Context, counted, error_policy};
 
 /// How the operator runs.
 #[derive(Debug, Clone)]
@@ -45,6 +45,10 @@ pub struct RunOptions {
     /// Backups reconciled at once (each may back up resources in-process);
     /// more wait their turn. Jobs already started run on regardless.
     pub max_concurrent_runs: u16,
+    /// Pods a Job may make after a failed one, where a second attempt is
+    /// safe (etcd backups, resource restores); Kubernetes's backoff spaces
+    /// them (10 s, 20 s, 40 s, ...).
+    pub job_retries: i32,
     /// How long running reconciles may take to finish after the stop
     /// signal before they are dropped (keep it below the pod's
     /// `terminationGracePeriodSeconds`). A controller whose first list
@@ -241,6 +245,8 @@ pub async fn run(
         endpoints: endpoints.clone(),
         open_options: options.open_options.clone(),
         image: options.image.clone(),
+        job_retries: options.job_retries,
+        failures: Default::default(),
     });
     {
         let work = controllers(
@@ -309,7 +315,11 @@ async fn controllers(
         watcher::Config::default(),
     )
     .graceful_shutdown_on(stopped(stop.clone()))
-    .run(reconcile::repository::reconcile, error_policy, ctx.clone())
+    .run(
+        |o, c| counted(reconcile::repository::reconcile, o, c),
+        error_policy,
+        ctx.clone(),
+    )
     .for_each(|r| report("Repository", r));
 
     // A policy is looked at again when one of its Backups changes (its
@@ -332,7 +342,11 @@ async fn controllers(
         policies = policies.reconcile_all_on(j);
     }
     let policies = policies
-        .run(reconcile::policy::reconcile, error_policy, ctx.clone())
+        .run(
+            |o, c| counted(reconcile::policy::reconcile, o, c),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|r| report("BackupPolicy", r));
 
     // A run is woken when its Job changes.
@@ -346,22 +360,47 @@ async fn controllers(
         watcher::Config::default().labels(crate::jobs::RUN_LABEL),
     )
     .graceful_shutdown_on(stopped(stop.clone()))
-    .run(reconcile::backup::reconcile, error_policy, ctx.clone())
+    .run(
+        |o, c| counted(reconcile::backup::reconcile, o, c),
+        error_policy,
+        ctx.clone(),
+    )
     .for_each(|r| report("Backup", r));
 
-    // A restore is woken when its Job changes; resources restore in-process.
+    // A restore is woken when its Job changes, and when the Backup it
+    // waits for changes (it starts once that Backup has finished).
     let restores = Controller::new(
         Api::<Restore>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .with_config(kube::runtime::controller::Config::default().concurrency(max_runs.max(1)))
-    .owns(
-        Api::<Job>::all(client.clone()),
-        watcher::Config::default().labels(crate::jobs::RUN_LABEL),
-    )
-    .graceful_shutdown_on(stopped(stop.clone()))
-    .run(reconcile::restore::reconcile, error_policy, ctx.clone())
-    .for_each(|r| report("Restore", r));
+    );
+    let waiting = restores.store();
+    let restores = restores
+        .watches(
+            Api::<Backup>::all(client.clone()),
+            watcher::Config::default(),
+            move |b: Backup| {
+                let ns = b.namespace();
+                let name = b.name_any();
+                waiting
+                    .state()
+                    .into_iter()
+                    .filter(|r| r.namespace() == ns && r.spec.backup_name.as_deref() == Some(&name))
+                    .map(|r| ObjectRef::from_obj(r.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(max_runs.max(1)))
+        .owns(
+            Api::<Job>::all(client.clone()),
+            watcher::Config::default().labels(crate::jobs::RUN_LABEL),
+        )
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(
+            |o, c| counted(reconcile::restore::reconcile, o, c),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|r| report("Restore", r));
 
     futures::join!(repositories, policies, backups, restores);
 }

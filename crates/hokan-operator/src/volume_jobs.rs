@@ -22,21 +22,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, HostPathVolumeSource, PersistentVolumeClaimVolumeSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext, Toleration,
-    Volume, VolumeMount,
+    HostPathVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec, Toleration, Volume,
+    VolumeMount,
 };
-use kube::api::ObjectMeta;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
 use crate::api::backup::Backup;
 use crate::api::common::selector_string;
 use crate::api::policy::VolumeSource;
 use crate::api::repository::Repository;
 use crate::api::restore::Restore;
-use crate::jobs::{RUN_LABEL, WORK_LABEL, job_name, owned_by, repository_env, volumes};
+use crate::jobs::{container, pod_security, run_job, volumes};
 
 /// The service account volume backup Jobs run as (in `hokan-system`).
 pub const NODE_AGENT_SERVICE_ACCOUNT: &str = "hokan-node-agent";
@@ -68,14 +66,6 @@ fn node_suffix(node: &str) -> String {
         h = (h ^ u32::from(b)).wrapping_mul(0x01000193);
     }
     format!("vol-{h:08x}")
-}
-
-fn labels(run: &str, work: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (RUN_LABEL.to_string(), run.to_string()),
-        (WORK_LABEL.to_string(), work.to_string()),
-        ("app.kubernetes.io/part-of".to_string(), "hokan".to_string()),
-    ])
 }
 
 /// The arguments of `hokan k8s volumes backup` on `node` for run `run`:
@@ -144,29 +134,16 @@ pub fn volume_backup_job(
         mount_propagation: Some("HostToContainer".into()),
         ..Default::default()
     });
-    let (env, env_from) = repository_env(repo);
-    let container = Container {
-        name: "volume-backup".into(),
-        image: Some(image.into()),
-        command: Some(vec!["hokan".into()]),
-        args: Some(args),
-        env: Some(env),
-        env_from: Some(env_from).filter(|v: &Vec<_>| !v.is_empty()),
-        volume_mounts: Some(mounts),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            // Read every pod's files whatever their owner and mode.
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: Some(vec!["DAC_READ_SEARCH".into()]),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    // Read every pod's files whatever their owner and mode.
+    let container = container(
+        "volume-backup",
+        image,
+        args,
+        repo,
+        mounts,
+        Some(vec!["DAC_READ_SEARCH".into()]),
+    );
     let pod = PodSpec {
-        restart_policy: Some("Never".into()),
         service_account_name: Some(NODE_AGENT_SERVICE_ACCOUNT.into()),
         // It lists the node's pods and reads their claims.
         automount_service_account_token: Some(true),
@@ -175,7 +152,7 @@ pub fn volume_backup_job(
             operator: Some("Exists".into()),
             ..Default::default()
         }]),
-        security_context: Some(root_context()),
+        security_context: Some(pod_security(Some(0))),
         containers: vec![container],
         volumes: Some(volumes),
         ..Default::default()
@@ -189,13 +166,12 @@ pub fn volume_backup_job(
         (NODE_ANNOTATION.to_string(), node.to_string()),
         (PODS_ANNOTATION.to_string(), pods_text),
     ]);
-    job(
-        backup,
-        job_name(&run, &node_suffix(node)),
-        labels(&run, VOLUME_BACKUP),
-        annotations,
-        pod,
-    )
+    // One attempt: a second would save a claim twice in one run; a failed
+    // node is reported and the next tick runs again.
+    let mut job = run_job(backup, &node_suffix(node), VOLUME_BACKUP, pod, 0);
+    job.metadata.annotations = Some(annotations);
+    long_deadline(&mut job);
+    job
 }
 
 /// What a volume restore Job restores, and where.
@@ -218,7 +194,6 @@ pub fn volume_restore_job(
     target: &VolumeRestoreTarget,
     image: &str,
 ) -> Job {
-    let name = restore.name_any();
     let mut args = vec![
         "k8s".to_string(),
         "volumes".into(),
@@ -245,91 +220,35 @@ pub fn volume_restore_job(
         mount_path: RESTORE_TARGET.into(),
         ..Default::default()
     });
-    let (env, env_from) = repository_env(repo);
-    let container = Container {
-        name: "volume-restore".into(),
-        image: Some(image.into()),
-        command: Some(vec!["hokan".into()]),
-        args: Some(args),
-        env: Some(env),
-        env_from: Some(env_from).filter(|v: &Vec<_>| !v.is_empty()),
-        volume_mounts: Some(mounts),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            // Files of any owner, written and given their owners.
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: Some(vec!["CHOWN".into(), "FOWNER".into(), "DAC_OVERRIDE".into()]),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    // Files of any owner, written and given their owners.
+    let container = container(
+        "volume-restore",
+        image,
+        args,
+        repo,
+        mounts,
+        Some(vec!["CHOWN".into(), "FOWNER".into(), "DAC_OVERRIDE".into()]),
+    );
     let pod = PodSpec {
-        restart_policy: Some("Never".into()),
         // The namespace's own account: the Job calls no API (the operator
         // read the UID ranges), so nothing is granted to it.
         service_account_name: Some("default".into()),
         automount_service_account_token: Some(false),
         node_name: target.node.clone(),
-        security_context: Some(root_context()),
+        security_context: Some(pod_security(Some(0))),
         containers: vec![container],
         volumes: Some(volumes),
         ..Default::default()
     };
-    job(
-        restore,
-        job_name(&name, "volume"),
-        labels(&name, VOLUME_RESTORE),
-        BTreeMap::new(),
-        pod,
-    )
+    let mut job = run_job(restore, "volume", VOLUME_RESTORE, pod, 0);
+    long_deadline(&mut job);
+    job
 }
 
-fn root_context() -> PodSecurityContext {
-    PodSecurityContext {
-        run_as_user: Some(0),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// A one-attempt Job owned by `owner`, in its namespace.
-fn job<K: Resource<DynamicType = ()>>(
-    owner: &K,
-    name: String,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
-    pod: PodSpec,
-) -> Job {
-    Job {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: owner.meta().namespace.clone(),
-            labels: Some(labels.clone()),
-            annotations: Some(annotations).filter(|a| !a.is_empty()),
-            owner_references: owned_by(owner).map(|o| vec![o]),
-            ..Default::default()
-        },
-        spec: Some(JobSpec {
-            // One attempt: a failed node is reported, the next tick runs again.
-            backoff_limit: Some(0),
-            active_deadline_seconds: Some(6 * 3600),
-            ttl_seconds_after_finished: Some(86_400),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(pod),
-            },
-            ..Default::default()
-        }),
-        status: None,
+/// Volumes can be large: six hours before a Job is stopped, not one.
+fn long_deadline(job: &mut Job) {
+    if let Some(spec) = job.spec.as_mut() {
+        spec.active_deadline_seconds = Some(6 * 3600);
     }
 }
 

@@ -82,3 +82,97 @@ async fn the_password_comes_from_the_secret_or_the_error_says_what_is_missing() 
     assert!(e.contains("does not exist"), "{e}");
     tc.cleanup().await.unwrap();
 }
+
+/// In-process work opens a repository with the keys of its credentials
+/// Secret as the store's settings (the operator serves many repositories
+/// from one process environment): a Secret with a wrong secret key is
+/// refused by Garage although the process's environment holds the right
+/// one, the right Secret opens it, and a missing Secret is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_credentials_come_from_the_repository_secret() {
+    use hokan_operator::api::repository::{Repository, RepositorySpec, StoreCredentials};
+    use hokan_repo::conformance::{self as suite, Remote};
+    let Some(location) = Remote::S3.fresh("operator-credentials") else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let mut open = suite::test_open_options(cache.path());
+    open.retry.attempts = 1;
+    tokio::task::block_in_place(|| {
+        hokan_repo::Repository::init(&location, b"pw", suite::test_init_options(), open.clone())
+    })
+    .unwrap();
+    let (mut tc, ns) = cluster_with_namespace("credentials").await;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(tc.cluster().client().clone(), &ns);
+    let key_id = std::env::var("AWS_ACCESS_KEY_ID").unwrap();
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap();
+    for (name, secret_key) in [("s3-right", secret.clone()), ("s3-wrong", "0".repeat(64))] {
+        let bytes = |s: &str| k8s_openapi::ByteString(s.as_bytes().to_vec());
+        let object = k8s_openapi::api::core::v1::Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                [
+                    ("AWS_ACCESS_KEY_ID".to_string(), bytes(&key_id)),
+                    ("AWS_SECRET_ACCESS_KEY".to_string(), bytes(&secret_key)),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        secrets.create(&Default::default(), &object).await.unwrap();
+    }
+    let ctx = hokan_operator::reconcile::Context {
+        client: tc.cluster().client().clone(),
+        clock: std::sync::Arc::new(hokan_operator::clock::SystemClock),
+        endpoints: Default::default(),
+        open_options: open,
+        image: "localhost/hokan:test".into(),
+        job_retries: 0,
+        failures: Default::default(),
+    };
+    let repo = |secret: &str| {
+        let mut r = Repository::new(
+            "main",
+            RepositorySpec {
+                location: location.clone(),
+                credentials: Some(StoreCredentials {
+                    secret_name: Some(secret.into()),
+                    web_identity: None,
+                }),
+                ..Default::default()
+            },
+        );
+        r.metadata.namespace = Some(ns.clone());
+        r
+    };
+    let open_with = |secret: &'static str| {
+        let ctx = &ctx;
+        let r = repo(secret);
+        let ns = ns.clone();
+        async move {
+            let options = hokan_operator::reconcile::repository::open_options(ctx, &ns, &r).await?;
+            assert!(options.store_settings.contains_key("AWS_SECRET_ACCESS_KEY"));
+            let location = r.spec.location.clone();
+            tokio::task::spawn_blocking(move || {
+                hokan_repo::Repository::open(&location, b"pw", options)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let e = open_with("s3-wrong").await.unwrap_err().to_lowercase();
+    assert!(
+        e.contains("denied") || e.contains("credential") || e.contains("signature"),
+        "{e}"
+    );
+    open_with("s3-right").await.unwrap();
+    let e = open_with("s3-missing").await.unwrap_err();
+    assert!(e.contains("does not exist"), "{e}");
+    tc.cleanup().await.unwrap();
+}

@@ -152,6 +152,7 @@ async fn every_request_of_the_operator_is_allowed_by_deploy_rbac() {
         open_options: Default::default(),
         image: "localhost/hokan:test".into(),
         max_concurrent_runs: 2,
+        job_retries: 0,
         shutdown_grace: Duration::from_secs(5),
     };
     let clock = Arc::new(ManualClock::new(
@@ -213,6 +214,8 @@ async fn every_request_of_the_operator_is_allowed_by_deploy_rbac() {
         endpoints: Endpoints::default(),
         open_options: Default::default(),
         image: "localhost/hokan:test".into(),
+        job_retries: 0,
+        failures: Default::default(),
     };
     let source: hokan_operator::api::policy::VolumeSource = serde_json::from_value(
         json!({"namespaces": ["shop"], "podSelector": {"matchLabels": {"app": "db"}}}),

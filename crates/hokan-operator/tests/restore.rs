@@ -175,6 +175,8 @@ async fn resources_restored_into_another_cluster_under_a_mapped_namespace() {
         endpoints: Endpoints::default(),
         open_options: open_options(),
         image: "localhost/hokan:test".into(),
+        job_retries: 0,
+        failures: Default::default(),
     });
 
     // 1. Into the other cluster, shop → shop-dr.

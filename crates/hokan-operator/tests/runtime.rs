@@ -54,6 +54,7 @@ async fn runs_holds_the_lease_and_releases_it_on_stop() {
         open_options: Default::default(),
         image: "localhost/hokan:test".into(),
         max_concurrent_runs: 2,
+        job_retries: 0,
         shutdown_grace: Duration::from_secs(5),
     };
     let running = tokio::spawn(run(

@@ -111,7 +111,7 @@ pub use snapshot::{
 };
 pub use sources::{FsBackup, FsBackupResult};
 pub use stats::{Stats, StatsMode};
-pub use store::{Location, Removal, RetryPolicy, Store};
+pub use store::{Location, Removal, RetryPolicy, Store, StoreSettings};
 
 /// Parses a size: plain bytes, or with a unit K, M, G or T (powers of
 /// 1024; `KiB`, `MB` and the like are read the same way).

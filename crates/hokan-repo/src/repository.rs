@@ -45,6 +45,9 @@ pub struct OpenOptions {
     pub upload_concurrency: usize,
     /// Concurrent downloads of small objects.
     pub download_concurrency: usize,
+    /// The store's settings and credentials, over the environment
+    /// ([`Store::connect_with`]): for programs serving several repositories.
+    pub store_settings: crate::store::StoreSettings,
 }
 
 impl Default for OpenOptions {
@@ -54,6 +57,7 @@ impl Default for OpenOptions {
             cache: CacheMode::Auto,
             upload_concurrency: 4,
             download_concurrency: 16,
+            store_settings: Default::default(),
         }
     }
 }
@@ -101,7 +105,7 @@ impl Repository {
         options: OpenOptions,
     ) -> Result<Self> {
         let loc = Location::parse(location)?;
-        let store = Store::connect(&loc, true, options.retry)?;
+        let store = Store::connect_with(&loc, true, options.retry, &options.store_settings)?;
         Self::init_store(store, password, init, options)
     }
 
@@ -132,7 +136,7 @@ impl Repository {
         from: &Repository,
     ) -> Result<Self> {
         let loc = Location::parse(location)?;
-        let store = Store::connect(&loc, true, options.retry)?;
+        let store = Store::connect_with(&loc, true, options.retry, &options.store_settings)?;
         init.chunker = from.config.chunker()?;
         init.kdf.validate()?;
         let key = MasterKey::generate_sharing_ids(&from.key)?;
@@ -186,7 +190,7 @@ impl Repository {
         options: OpenOptions,
     ) -> Result<Self> {
         let loc = Location::parse(location)?;
-        let store = Store::connect(&loc, false, options.retry)?;
+        let store = Store::connect_with(&loc, false, options.retry, &options.store_settings)?;
         let existing = store.get_opt(layout::CONFIG)?;
         let mut opened = None;
         for k in store.list(layout::dir(Kind::Key))? {
@@ -264,7 +268,7 @@ impl Repository {
     /// Opens a repository with a password.
     pub fn open(location: &str, password: &[u8], options: OpenOptions) -> Result<Self> {
         let loc = Location::parse(location)?;
-        let store = Store::connect(&loc, false, options.retry)?;
+        let store = Store::connect_with(&loc, false, options.retry, &options.store_settings)?;
         Self::open_store(store, password, options)
     }
 

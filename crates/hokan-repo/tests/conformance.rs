@@ -61,3 +61,32 @@ backends! {
     concurrent_writers: |loc, cache| suite::concurrent_writers(&loc, cache);
     damage_is_reported: |loc, cache| suite::damage_is_reported(&loc, cache);
 }
+
+/// A program serving several repositories passes each one's credentials
+/// in [`OpenOptions::store_settings`](hokan_repo::OpenOptions): they take
+/// precedence over the process's environment (Garage: a wrong secret key
+/// given there is refused although the environment's is right).
+#[test]
+fn store_settings_take_precedence_over_the_environment() {
+    let Some(loc) = Remote::S3.fresh("settings") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut open = suite::test_open_options(dir.path());
+    open.retry.attempts = 1;
+    hokan_repo::Repository::init(&loc, b"pw", suite::test_init_options(), open.clone()).unwrap();
+    open.store_settings
+        .insert("AWS_SECRET_ACCESS_KEY".into(), "0".repeat(64));
+    let Err(e) = hokan_repo::Repository::open(&loc, b"pw", open.clone()) else {
+        panic!("a wrong secret key in the settings must be used, and refused");
+    };
+    let text = e.to_string().to_lowercase();
+    assert!(
+        text.contains("denied") || text.contains("credential") || text.contains("signature"),
+        "{e}"
+    );
+    let right = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap();
+    open.store_settings
+        .insert("AWS_SECRET_ACCESS_KEY".into(), right);
+    hokan_repo::Repository::open(&loc, b"pw", open).unwrap();
+}

@@ -15,7 +15,7 @@ use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::repository::secret_value;
+use super::repository::{open_options, secret_value};
 use super::{Context, Error, apply_status, event};
 use crate::api::backup::Backup;
 use crate::api::common::{JobRef, RunError};
@@ -72,15 +72,18 @@ pub fn job_outcome(job: &Job, exit_code: Option<i32>) -> Option<Outcome> {
     if cond("Complete").is_some() || status.succeeded.unwrap_or(0) > 0 {
         return Some(Outcome::Completed);
     }
+    // A failed pod is the end only past the Job's backoff limit; before,
+    // the Job controller makes another (the condition follows).
     let failed = cond("Failed");
-    if failed.is_none() && status.failed.unwrap_or(0) == 0 {
+    let limit = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(6);
+    if failed.is_none() && status.failed.unwrap_or(0) <= limit {
         return None;
     }
     if exit_code == Some(3) {
         return Some(Outcome::PartiallyFailed {
             errors: vec![RunError {
                 message: format!(
-                    "the snapshot was saved, but some entries could not be read; the log of Job {} names them",
+                    "the work was done, but some items could not be (exit code 3); the log of Job {} names them",
                     job.name_any()
                 ),
                 ..Default::default()
@@ -237,7 +240,10 @@ async fn drive(
         Ok(p) => p,
         Err(reason) => return fail(format!("repository {}: {reason}", plan.repository)),
     };
-    let options = ctx.open_options.clone();
+    let options = match open_options(ctx, ns, &repo).await {
+        Ok(o) => o,
+        Err(reason) => return fail(format!("repository {}: {reason}", plan.repository)),
+    };
     let opened = tokio::task::block_in_place(|| {
         hokan_repo::Repository::open(&location, &password, options).and_then(|r| r.load_index())
     });
@@ -284,7 +290,7 @@ async fn drive(
 /// without loading its index. Blocking work in place.
 async fn check_repository(ctx: &Context, ns: &str, repo: &Repository) -> Result<(), String> {
     let password = secret_value(&ctx.client, ns, &repo.spec.password_secret_ref).await?;
-    let options = ctx.open_options.clone();
+    let options = open_options(ctx, ns, repo).await?;
     let location = repo.spec.location.clone();
     tokio::task::block_in_place(|| hokan_repo::Repository::open(&location, &password, options))
         .map(|_| ())
@@ -303,7 +309,7 @@ async fn etcd_job(
     status: &mut crate::api::BackupStatus,
 ) -> Result<Option<(Outcome, u64)>, Error> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let want = etcd_backup_job(backup, repo, etcd, &ctx.image);
+    let want = etcd_backup_job(backup, repo, etcd, &ctx.image, ctx.job_retries);
     let name = want.name_any();
     let job = match jobs.get_opt(&name).await? {
         Some(j) => j,
@@ -333,7 +339,7 @@ async fn etcd_job(
     if job_outcome(&job, None).is_none() {
         return Ok(None);
     }
-    let (exit, log) = pod_end(ctx, ns, &name).await;
+    let (exit, log) = pod_end(ctx, ns, &name, Some(5)).await;
     let log = log.unwrap_or_default();
     // The reason in status carries the end of the log: what the command
     // said (etcd unreachable, the store refusing), not only its exit code;
@@ -380,8 +386,14 @@ async fn announce(ctx: &Context, backup: &Backup, status: &crate::api::BackupSta
 const LOG_TAIL: usize = 600;
 
 /// The exit code of the Job's finished container, from its pod, and the
-/// last lines of that pod's log.
-pub(super) async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>, Option<String>) {
+/// last lines of that pod's log:
+/// `tail_lines` of it (all of it, up to 4 MiB, with `None`).
+pub(crate) async fn pod_end(
+    ctx: &Context,
+    ns: &str,
+    job: &str,
+    tail_lines: Option<i64>,
+) -> (Option<i32>, Option<String>) {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(ctx.client.clone(), ns);
     let Ok(list) = pods
         .list(&kube::api::ListParams::default().labels(&format!("job-name={job}")))
@@ -401,7 +413,8 @@ pub(super) async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>,
         return (None, None);
     };
     let params = kube::api::LogParams {
-        tail_lines: Some(5),
+        tail_lines,
+        limit_bytes: Some(4 << 20),
         ..Default::default()
     };
     let log = pods.logs(&pod.name_any(), &params).await.ok();
@@ -409,7 +422,7 @@ pub(super) async fn pod_end(ctx: &Context, ns: &str, job: &str) -> (Option<i32>,
 }
 
 /// The last lines of `log`, joined, cut to [`LOG_TAIL`] bytes from the end.
-pub(super) fn log_tail(log: &str) -> String {
+pub(crate) fn log_tail(log: &str) -> String {
     let lines: Vec<&str> = log
         .lines()
         .map(str::trim)
@@ -582,6 +595,28 @@ mod tests {
         assert!(matches!(
             job_outcome(&job("Failed", "x"), Some(3)),
             Some(Outcome::PartiallyFailed { .. })
+        ));
+        // A failed pod within the backoff limit: the Job makes another.
+        let retrying = |failed: i32, limit: i32| Job {
+            spec: Some(k8s_openapi::api::batch::v1::JobSpec {
+                backoff_limit: Some(limit),
+                ..Default::default()
+            }),
+            status: Some(JobStatus {
+                failed: Some(failed),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(job_outcome(&retrying(1, 2), Some(1)), None);
+        assert_eq!(job_outcome(&retrying(2, 2), Some(1)), None);
+        assert!(matches!(
+            job_outcome(&retrying(3, 2), Some(1)),
+            Some(Outcome::Failed { .. })
+        ));
+        assert!(matches!(
+            job_outcome(&retrying(1, 0), Some(1)),
+            Some(Outcome::Failed { .. })
         ));
     }
 }

@@ -40,6 +40,11 @@ pub struct Context {
     pub open_options: hokan_repo::OpenOptions,
     /// The image Jobs run (`/usr/local/bin/hokan` inside).
     pub image: String,
+    /// Pods a Job may make after a failed one (its `backoffLimit`), where
+    /// a second attempt is safe; Kubernetes spaces them with its backoff.
+    pub job_retries: i32,
+    /// Failed reconciles in a row, for [`error_policy`]'s backoff.
+    pub failures: Failures,
 }
 
 /// Why a reconcile could not finish; it is retried with backoff.
@@ -59,10 +64,72 @@ pub enum Error {
     NoNamespace(String),
 }
 
-/// Retries after an error: soon, then with kube-rs's own backoff on the
-/// watch; one error never stops the controller.
-pub fn error_policy<K>(_obj: Arc<K>, _err: &Error, _ctx: Arc<Context>) -> Action {
-    Action::requeue(Duration::from_secs(30))
+/// Failed reconciles in a row, per object; a success clears its count.
+#[derive(Debug, Default)]
+pub struct Failures(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl Failures {
+    /// Counts one more failure of `key`; the count now.
+    fn bump(&self, key: String) -> u32 {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// Forgets the failures of `key`.
+    fn clear(&self, key: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(key);
+    }
+}
+
+/// The wait before the `n`th retry in a row: 5 s, doubling, at most five
+/// minutes (an API server refusing for a while is not asked again and again).
+pub fn backoff(n: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1 << n.saturating_sub(1).min(6));
+    Duration::from_secs(secs.min(300))
+}
+
+fn key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.meta().name.as_deref().unwrap_or("")
+    )
+}
+
+/// Retries after an error with [`backoff`] by the object's failures in a
+/// row; one error never stops the controller.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    // The error itself is logged where the controller's results are read.
+    let _ = err;
+    let wait = backoff(ctx.failures.bump(key(obj.as_ref())));
+    Action::requeue(wait)
+}
+
+/// `reconcile`, with the object's failure count cleared when it succeeds.
+pub async fn counted<K, F, Fut>(
+    reconcile: F,
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()>,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>>,
+{
+    let k = key(obj.as_ref());
+    let result = reconcile(obj, ctx.clone()).await;
+    if result.is_ok() {
+        ctx.failures.clear(&k);
+    }
+    result
 }
 
 /// Publishes a Kubernetes event on `obj` (`kubectl describe` shows it).
@@ -123,4 +190,21 @@ where
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_a_success_starts_over() {
+        let waits: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        let f = Failures::default();
+        assert_eq!(f.bump("Backup/ns/a".into()), 1);
+        assert_eq!(f.bump("Backup/ns/a".into()), 2);
+        assert_eq!(f.bump("Backup/ns/b".into()), 1);
+        f.clear("Backup/ns/a");
+        assert_eq!(f.bump("Backup/ns/a".into()), 1);
+    }
 }

@@ -178,6 +178,45 @@ pub async fn secret_value(
         .ok_or_else(|| format!("Secret {namespace}/{} has no key {}", r.name, r.key))
 }
 
+/// How the operator opens `repo` in its own process: its options with the
+/// repository's `config` and the keys of its credentials Secret as the
+/// store's settings, over the operator's environment — what a Job of the
+/// repository gets as its environment. (A web identity reaches Jobs only:
+/// in-process work uses the operator's own identity.)
+pub async fn open_options(
+    ctx: &Context,
+    ns: &str,
+    repo: &Repository,
+) -> Result<hokan_repo::OpenOptions, String> {
+    let mut options = ctx.open_options.clone();
+    options.store_settings.extend(repo.spec.config.clone());
+    let Some(name) = repo
+        .spec
+        .credentials
+        .as_ref()
+        .and_then(|c| c.secret_name.as_ref())
+    else {
+        return Ok(options);
+    };
+    let what = format!("the store's credentials (Secret {ns}/{name})");
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|e| {
+            format!(
+                "{what} could not be read ({e}); the operator needs get on secrets in {ns} \
+                 (a RoleBinding to hokan-operator-secrets)"
+            )
+        })?
+        .ok_or_else(|| format!("{what} does not exist; create it with the store's variables"))?;
+    for (key, value) in secret.data.unwrap_or_default() {
+        let text = String::from_utf8(value.0)
+            .map_err(|_| format!("{what}: the value of {key} is not UTF-8 text"))?;
+        options.store_settings.insert(key, text);
+    }
+    Ok(options)
+}
+
 /// The reconcile: check when due, write status, come back at the next check.
 pub async fn reconcile(repo: Arc<Repository>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = repo.name_any();
@@ -190,13 +229,15 @@ pub async fn reconcile(repo: Arc<Repository>, ctx: Arc<Context>) -> Result<Actio
     }
     let result = match secret_value(&ctx.client, &ns, &repo.spec.password_secret_ref).await {
         Err(reason) => Err(format!("the password: {reason}")),
-        Ok(password) => {
-            let location = repo.spec.location.clone();
-            let options = ctx.open_options.clone();
-            tokio::task::spawn_blocking(move || check(&location, &password, options))
-                .await
-                .map_err(|e| Error::Blocking(e.to_string()))?
-        }
+        Ok(password) => match open_options(&ctx, &ns, &repo).await {
+            Err(reason) => Err(reason),
+            Ok(options) => {
+                let location = repo.spec.location.clone();
+                tokio::task::spawn_blocking(move || check(&location, &password, options))
+                    .await
+                    .map_err(|e| Error::Blocking(e.to_string()))?
+            }
+        },
     };
     let status = status_after(&repo, result, ctx.clock.now());
     let api: Api<Repository> = Api::namespaced(ctx.client.clone(), &ns);

@@ -28,7 +28,8 @@ use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::repository::secret_value;
+use super::backup::{job_outcome, log_tail, pod_end};
+use super::repository::{open_options, secret_value};
 use super::{Context, Error, apply_status, event};
 use crate::api::common::{
     Figures, JobRef, KubeconfigRef, Phase, RunError, SnapshotRef, condition, set_condition,
@@ -36,7 +37,9 @@ use crate::api::common::{
 use crate::api::repository::Repository;
 use crate::api::restore::{ExistingResourcePolicy, ResourceRestore, Restore, RestoreStatus};
 use crate::api::{Backup, BackupPolicy};
-use crate::restore_jobs::{etcd_output, etcd_restore_job};
+use crate::restore_jobs::{
+    RESTORE_SERVICE_ACCOUNT, etcd_output, etcd_restore_job, resources_restore_job,
+};
 use crate::runs::{Outcome, begin, finish};
 
 /// The condition reason of a restore the operator cannot do.
@@ -167,7 +170,8 @@ async fn drive(
     };
     let (repo, query) = match source(restore, ctx, ns, &source_kind).await? {
         Ok(Some(found)) => found,
-        Ok(None) => return Ok(Step::Wait(Duration::from_secs(15))),
+        // Woken when the Backup changes; the wait is a safety net.
+        Ok(None) => return Ok(Step::Wait(Duration::from_secs(300))),
         Err(reason) => return failed(reason),
     };
     // Once resolved, the same snapshot: a newer one saved meanwhile does
@@ -178,7 +182,10 @@ async fn drive(
         Err(reason) => return failed(format!("repository {}: {reason}", repo.name_any())),
     };
     let location = repo.spec.location.clone();
-    let options = ctx.open_options.clone();
+    let options = match open_options(ctx, ns, &repo).await {
+        Ok(o) => o,
+        Err(reason) => return failed(format!("repository {}: {reason}", repo.name_any())),
+    };
     let filter = SnapshotFilter::default();
     let opened = tokio::task::block_in_place(|| {
         let r = hokan_repo::Repository::open(&location, &password, options)?;
@@ -208,6 +215,9 @@ async fn drive(
         Ok(o) => o,
         Err(reason) => return failed(reason),
     };
+    if spec.target_cluster.is_none() {
+        return resources_job(restore, ctx, ns, &repo, &entry, status).await;
+    }
     let cluster = match target_cluster(ctx, ns, spec.target_cluster.as_ref()).await {
         Ok(c) => c,
         Err(reason) => return failed(reason),
@@ -433,26 +443,25 @@ fn resources_outcome(status: &mut RestoreStatus, r: Restored) -> Outcome {
     Outcome::PartiallyFailed { errors }
 }
 
-/// The etcd Job: made once under its name (a Job missing after it was made
-/// is lost: Failed); the restore started with it; its outcome once over.
-async fn etcd_job(
+/// The restore's Job: made once under its name (a Job missing after it
+/// was made is lost: `Err` with the Failed step); the restore started with
+/// it; the Job as it is now.
+async fn ensure_job(
     restore: &Restore,
     ctx: &Context,
     ns: &str,
-    repo: &Repository,
-    entry: &SnapshotEntry,
+    want: Job,
     status: &mut RestoreStatus,
-) -> Result<Step, Error> {
-    let etcd = restore.spec.etcd.as_ref().expect("kind says etcd");
+    note: String,
+) -> Result<Result<Job, Step>, Error> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let want = etcd_restore_job(restore, repo, etcd, &entry.id.to_hex(), &ctx.image);
     let name = want.name_any();
     let job = match jobs.get_opt(&name).await? {
         Some(j) => j,
         None if status.job.is_some() => {
             let reason =
                 format!("Job {name} was lost (deleted before it finished); make a new Restore");
-            return Ok(Step::Done(Outcome::Failed { reason }, None));
+            return Ok(Err(Step::Done(Outcome::Failed { reason }, None)));
         }
         None => jobs.create(&PostParams::default(), &want).await?,
     };
@@ -467,20 +476,147 @@ async fn etcd_job(
         restore.meta().generation,
         ctx.clock.now(),
     ) {
-        let note = format!("running Job {name} on node {}", etcd.node_name);
         event(ctx, restore, false, "Started", "CreateJob", note).await;
         let api: Api<Restore> = Api::namespaced(ctx.client.clone(), ns);
         apply_status(&api, &restore.name_any(), status).await?;
     }
-    match super::backup::job_outcome(&job, None) {
-        None => Ok(Step::Wait(Duration::from_secs(10))),
-        Some(Outcome::Completed) => {
-            let out = etcd_output(&restore.name_any(), etcd);
-            status.written_to = Some(format!("{}:{}", etcd.node_name, out.file));
-            Ok(Step::Done(Outcome::Completed, None))
-        }
-        Some(other) => Ok(Step::Done(other, None)),
+    Ok(Ok(job))
+}
+
+/// The etcd Job's step: waiting, or its outcome (exit 3: the snapshot was
+/// written, some static pod files were not).
+async fn etcd_job(
+    restore: &Restore,
+    ctx: &Context,
+    ns: &str,
+    repo: &Repository,
+    entry: &SnapshotEntry,
+    status: &mut RestoreStatus,
+) -> Result<Step, Error> {
+    let etcd = restore.spec.etcd.as_ref().expect("kind says etcd");
+    let want = etcd_restore_job(restore, repo, etcd, &entry.id.to_hex(), &ctx.image);
+    let name = want.name_any();
+    let note = format!("running Job {name} on node {}", etcd.node_name);
+    let job = match ensure_job(restore, ctx, ns, want, status, note).await? {
+        Ok(j) => j,
+        Err(step) => return Ok(step),
+    };
+    if job_outcome(&job, None).is_none() {
+        return Ok(Step::Wait(Duration::from_secs(10)));
     }
+    let (exit, log) = pod_end(ctx, ns, &name, Some(5)).await;
+    let Some(outcome) = job_outcome(&job, exit) else {
+        return Ok(Step::Wait(Duration::from_secs(10)));
+    };
+    if !matches!(outcome, Outcome::Failed { .. }) {
+        let out = etcd_output(&restore.name_any(), etcd);
+        status.written_to = Some(format!("{}:{}", etcd.node_name, out.file));
+    }
+    Ok(Step::Done(with_log(outcome, log.as_deref()), None))
+}
+
+/// The resource Job's step (a restore into this cluster): waiting, or its
+/// outcome with every refused object named, from the command's JSON.
+async fn resources_job(
+    restore: &Restore,
+    ctx: &Context,
+    ns: &str,
+    repo: &Repository,
+    entry: &SnapshotEntry,
+    status: &mut RestoreStatus,
+) -> Result<Step, Error> {
+    let spec = restore
+        .spec
+        .resources
+        .as_ref()
+        .expect("kind says resources");
+    let id = entry.id.to_hex();
+    let want = resources_restore_job(restore, repo, spec, &id, &ctx.image, ctx.job_retries);
+    let name = want.name_any();
+    let note = format!(
+        "restoring snapshot {} into this cluster: Job {name} as {RESTORE_SERVICE_ACCOUNT}",
+        entry.id.short()
+    );
+    let job = match ensure_job(restore, ctx, ns, want, status, note).await? {
+        Ok(j) => j,
+        Err(step) => return Ok(step),
+    };
+    if job_outcome(&job, None).is_none() {
+        return Ok(Step::Wait(Duration::from_secs(10)));
+    }
+    let (exit, log) = pod_end(ctx, ns, &name, None).await;
+    let log = log.unwrap_or_default();
+    let Some(outcome) = job_outcome(&job, exit) else {
+        return Ok(Step::Wait(Duration::from_secs(10)));
+    };
+    // Exit 3 is a restore that went through with refused objects: the
+    // summary says which; any other failure is the log's end.
+    Ok(Step::Done(
+        match (outcome, restored_from_log(&log)) {
+            (Outcome::Completed | Outcome::PartiallyFailed { .. }, Some(r)) => {
+                resources_outcome(status, r)
+            }
+            (o, _) => with_log(o, Some(&log)),
+        },
+        None,
+    ))
+}
+
+/// A failed Job's reason with the end of its log (what the command said).
+fn with_log(outcome: Outcome, log: Option<&str>) -> Outcome {
+    match outcome {
+        Outcome::Failed { reason } => {
+            let tail = log.map(log_tail).unwrap_or_default();
+            let reason = if tail.is_empty() {
+                reason
+            } else {
+                format!("{reason}; it ended with: {tail}")
+            };
+            Outcome::Failed { reason }
+        }
+        o => o,
+    }
+}
+
+/// What `hokan k8s restore --json` reported: each refused object and each
+/// one left alone from its outcome lines, the totals from its summary;
+/// `None` without a summary (the command did not get that far).
+pub fn restored_from_log(log: &str) -> Option<Restored> {
+    let mut done = Restored::default();
+    let mut summary = false;
+    for v in log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+    {
+        let text = |key: &str| v[key].as_str().unwrap_or_default().to_string();
+        match v["message_type"].as_str() {
+            Some("outcome") => match v["action"].as_str() {
+                Some("failed") => done.failed.push((text("target"), text("detail"))),
+                Some("left-alone") => done.left_alone.push(text("target")),
+                _ => {}
+            },
+            Some("summary") => {
+                summary = true;
+                let t = &v["totals"];
+                let n = |k: &str| t[k].as_u64().unwrap_or(0);
+                let totals = &mut done.totals;
+                totals.created = n("created");
+                totals.updated = n("updated");
+                totals.unchanged = n("unchanged");
+                totals.left_alone = n("left_alone");
+                totals.skipped = n("skipped");
+                totals.failed = n("failed");
+                done.warnings = v["warnings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|w| w.as_str().map(str::to_string))
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    summary.then_some(done)
 }
 
 /// The event for a finished restore.

@@ -204,7 +204,7 @@ async fn job_errors(ctx: &Context, ns: &str, job: &Job) -> Vec<RunError> {
         .get(NODE_ANNOTATION)
         .cloned()
         .unwrap_or_default();
-    let (exit, log) = pod_end(ctx, ns, &name).await;
+    let (exit, log) = pod_end(ctx, ns, &name, Some(5)).await;
     let log = log.unwrap_or_default();
     if let Some(summary) = summary_in(&log)
         && matches!(exit, Some(0) | Some(3))
@@ -395,7 +395,7 @@ pub async fn restore_volume(
     let Some(outcome) = job_outcome(&job, None) else {
         return Ok(None);
     };
-    let (exit, log) = pod_end(ctx, ns, &name).await;
+    let (exit, log) = pod_end(ctx, ns, &name, Some(5)).await;
     let log = log.unwrap_or_default();
     let summary = summary_in(&log);
     if let Some(s) = &summary {

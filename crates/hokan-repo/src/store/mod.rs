@@ -151,6 +151,29 @@ impl Store {
     /// local directory (for `init`); otherwise a missing directory means
     /// there is no repository.
     pub fn connect(location: &Location, create: bool, retry: RetryPolicy) -> Result<Self> {
+        Self::connect_with(location, create, retry, &StoreSettings::new())
+    }
+
+    /// [`connect`](Self::connect) with `settings` over the environment:
+    /// the store's variables by their environment names
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_SERVICE_ACCOUNT_KEY`,
+    /// `AZURE_STORAGE_ACCOUNT_KEY`, ...), each taking precedence over the
+    /// process's variable of that name. A program serving several
+    /// repositories (the operator) passes each one's credentials here, as
+    /// the environment is one per process. Names the backend does not know
+    /// are ignored, as unrelated environment variables are.
+    pub fn connect_with(
+        location: &Location,
+        create: bool,
+        retry: RetryPolicy,
+        settings: &StoreSettings,
+    ) -> Result<Self> {
+        let setting = |name: &str| {
+            settings
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
+        };
         let map_build = |e: object_store::Error| Error::InvalidLocation {
             location: location.to_string(),
             reason: e.to_string(),
@@ -207,33 +230,43 @@ impl Store {
                 bucket,
                 prefix,
             } => {
-                let mut b = s3_builder_from_env()
-                    .with_bucket_name(bucket)
-                    .with_retry(http_retry);
+                let mut b = s3_builder_from_env();
+                for (k, v) in settings {
+                    if let Ok(key) = k.to_ascii_lowercase().parse() {
+                        b = b.with_config(key, v);
+                    }
+                }
+                b = b.with_bucket_name(bucket).with_retry(http_retry);
                 // restic and rclone read AWS_DEFAULT_REGION; object_store reads AWS_REGION.
-                if std::env::var_os("AWS_REGION").is_none()
-                    && let Ok(r) = std::env::var("AWS_DEFAULT_REGION")
+                if setting("AWS_REGION").is_none()
+                    && let Some(r) = setting("AWS_DEFAULT_REGION")
                 {
                     b = b.with_region(r);
                 }
-                let endpoint = endpoint
-                    .clone()
-                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+                let endpoint = endpoint.clone().or_else(|| setting("AWS_ENDPOINT_URL"));
                 if let Some(e) = endpoint {
                     b = b.with_allow_http(e.starts_with("http://")).with_endpoint(e);
                 }
                 with_prefix(Arc::new(b.build().map_err(map_build)?), prefix)
             }
             Location::Gcs { bucket, prefix } => {
-                let b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_retry(http_retry);
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env();
+                for (k, v) in settings {
+                    if let Ok(key) = k.to_ascii_lowercase().parse() {
+                        b = b.with_config(key, v);
+                    }
+                }
+                let b = b.with_bucket_name(bucket).with_retry(http_retry);
                 with_prefix(Arc::new(b.build().map_err(map_build)?), prefix)
             }
             Location::Azure { container, prefix } => {
-                let b = object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_container_name(container)
-                    .with_retry(http_retry);
+                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env();
+                for (k, v) in settings {
+                    if let Ok(key) = k.to_ascii_lowercase().parse() {
+                        b = b.with_config(key, v);
+                    }
+                }
+                let b = b.with_container_name(container).with_retry(http_retry);
                 with_prefix(Arc::new(b.build().map_err(map_build)?), prefix)
             }
             Location::Memory(name) => memory_store(name),
@@ -631,6 +664,10 @@ impl Store {
         }
     }
 }
+
+/// A store's settings by their environment names, over the environment
+/// ([`Store::connect_with`]).
+pub type StoreSettings = std::collections::BTreeMap<String, String>;
 
 /// `AmazonS3Builder::from_env`, with a SHA-256 checksum on every upload.
 ///
