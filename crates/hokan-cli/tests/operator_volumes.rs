@@ -17,7 +17,9 @@
 //!   (OpenShift UID ranges on both): its Job runs on the node of the pod
 //!   mounting the ReadWriteOnce claim, the files come back byte for byte,
 //!   their owners moved into the target's range (when the test runs as
-//!   root, as the Job does).
+//!   root, as the Job does); from a Backup, the claim `sourceClaim` names
+//!   into a claim of the Backup's namespace, owners kept; a claim the
+//!   Backup did not save fails with the ones it did.
 //! - Every request the operator and its Jobs made is allowed by the RBAC
 //!   rules in `deploy/` for their service accounts.
 //!
@@ -612,6 +614,46 @@ async fn pod_volumes_are_backed_up_per_node_kept_per_claim_and_restored_into_ano
             assert_eq!(*u, uid - SHOP_RANGE + DR_RANGE, "{path}'s owner shifted");
         }
     }
+
+    // From a Backup: the claim named by sourceClaim, into a claim of the
+    // Backup's namespace (no UID ranges there: owners kept as stored).
+    volume(&mut env.tc, NS, "restored", "pv-restored").await;
+    let backup_name = runs[2]["metadata"]["name"].as_str().unwrap().to_string();
+    for (name, source) in [
+        ("db-1-back", "shop/data-db-1"),
+        ("nothing-back", "shop/absent"),
+    ] {
+        env.tc
+            .create(
+                json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "Restore",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {"backupName": backup_name,
+                         "volume": {"claimName": "restored", "sourceClaim": source}}}),
+            )
+            .await
+            .unwrap();
+    }
+    let missing = env.finished("restores", NS, "nothing-back").await;
+    assert_eq!(missing["status"]["phase"], "Failed", "{missing:#}");
+    let reason = missing["status"]["failureReason"].as_str().unwrap();
+    assert!(
+        reason.contains("saved no snapshot of claim shop/absent") && reason.contains(&claims[1]),
+        "{reason}"
+    );
+    let r = env.finished("restores", NS, "db-1-back").await;
+    assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
+    assert_eq!(
+        r["status"]["source"]["identity"],
+        claims[1].as_str(),
+        "{r:#}"
+    );
+    let node = env.job_node(NS, "db-1-back-volume").await;
+    let restored = tree(&env.kubelet.config().host_path(&node, "srv/pv-restored"));
+    assert_eq!(
+        restored,
+        tree(&env.data[&claims[1]]),
+        "byte for byte, owners kept"
+    );
 
     // Every request of the operator and the backup Jobs is allowed by
     // deploy/'s RBAC (a Secret reader RoleBinding in shop-dr, as the docs
