@@ -530,6 +530,10 @@ async fn pod_volumes_are_backed_up_per_node_kept_per_claim_and_restored_into_ano
     let b = env.finished("backups", NS, &name).await;
     assert_eq!(b["status"]["phase"], "PartiallyFailed", "{b:#}");
     assert_eq!(identities(&b), vec![claims[0].clone()], "{b:#}");
+    let latest_db0 = b["status"]["snapshots"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let errors = b["status"]["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{b:#}");
     assert_eq!(errors[0]["object"], format!("pods/{APP}/db-1"), "{b:#}");
@@ -572,21 +576,12 @@ async fn pod_volumes_are_backed_up_per_node_kept_per_claim_and_restored_into_ano
         "data",
     )
     .await;
-    let source_id = runs[2]["status"]["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["identity"] == claims[0])
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     env.tc
         .create(
             json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "Restore",
             "metadata": {"name": "db-back", "namespace": DR},
-            "spec": {"snapshotId": source_id, "repository": "main",
-                     "volume": {"claimName": "data",
+            "spec": {"snapshotId": "latest", "repository": "main",
+                     "volume": {"claimName": "data", "sourceClaim": claims[0],
                                 "shiftUids": hokan_core::fs::is_root()}}}),
         )
         .await
@@ -594,7 +589,13 @@ async fn pod_volumes_are_backed_up_per_node_kept_per_claim_and_restored_into_ano
     let r = env.finished("restores", DR, "db-back").await;
     eprintln!("restore: {:#}", r["status"]);
     assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
-    assert_eq!(r["status"]["source"]["id"], source_id.as_str());
+    // `latest` of the claim sourceClaim names: the failed tick's db-0.
+    assert_eq!(
+        r["status"]["source"]["identity"],
+        claims[0].as_str(),
+        "{r:#}"
+    );
+    assert_eq!(r["status"]["source"]["id"], latest_db0.as_str(), "{r:#}");
     assert_eq!(r["status"]["figures"]["files"], 3, "{r:#}");
     assert_eq!(
         env.job_node(DR, "db-back-volume").await,

@@ -318,11 +318,16 @@ pub async fn restore_volume(
     };
     let location = repo.spec.location.clone();
     let options = ctx.open_options.clone();
+    // `sourceClaim` narrows an id or `latest` to that claim's snapshots.
+    let filter = SnapshotFilter {
+        identity: spec.source_claim.clone(),
+        ..Default::default()
+    };
     let found = tokio::task::block_in_place(|| {
         hokan_repo::Repository::open(&location, &password, options)?.find_snapshot_of(
             &SourceKind::VOLUME,
             &query,
-            &SnapshotFilter::default(),
+            &filter,
         )
     });
     let entry = match found {
