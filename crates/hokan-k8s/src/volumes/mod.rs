@@ -1,6 +1,7 @@
 //! Pod volumes, file by file, as Velero's file-system backup takes them:
 //! an agent on each node lists the node's pods through the API, picks
-//! their volumes ([`select()`]), finds each volume's directory under the
+//! their volumes ([`select()`], narrowed by a [`PodFilter`] with
+//! [`node_volumes_of`]), finds each volume's directory under the
 //! kubelet's (`<kubelet-dir>/pods/<pod-uid>/volumes/<plugin>/<name>`) and
 //! backs it up as a snapshot of its own ([`backup_volume`], several at
 //! once with [`backup_volumes`]), whose
