@@ -18,8 +18,9 @@ use std::path::Path;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, HostPathVolumeSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretEnvSource,
-    SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource, SeccompProfile,
+    SecretEnvSource, SecretVolumeSource, SecurityContext, ServiceAccountTokenProjection,
+    Toleration, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ObjectMeta;
@@ -38,6 +39,8 @@ pub const WORK_LABEL: &str = "hokan.dev/work";
 pub const ETCD_SERVICE_ACCOUNT: &str = "hokan-etcd";
 /// Where the password file is mounted.
 pub const PASSWORD_DIR: &str = "/etc/hokan/password";
+/// Where a web identity's projected token is mounted.
+pub const TOKEN_DIR: &str = "/var/run/secrets/hokan/web-identity";
 
 /// kubeadm's etcd client certificate paths, the defaults.
 pub const DEFAULT_CA: &str = "/etc/kubernetes/pki/etcd/ca.crt";
@@ -117,10 +120,27 @@ pub(crate) fn repository_env(repo: &Repository) -> (Vec<EnvVar>, Vec<EnvFromSour
             ..Default::default()
         },
     ];
-    for (k, v) in &repo.spec.config {
+    let identity = repo
+        .spec
+        .credentials
+        .as_ref()
+        .and_then(|c| c.web_identity.as_ref());
+    let web = identity.map(|w| {
+        [
+            ("AWS_ROLE_ARN", w.role_arn.clone()),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", format!("{TOKEN_DIR}/token")),
+            ("AWS_ROLE_SESSION_NAME", "hokan".into()),
+        ]
+    });
+    let settings = repo
+        .spec
+        .config
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()));
+    for (k, v) in web.into_iter().flatten().chain(settings) {
         env.push(EnvVar {
-            name: k.clone(),
-            value: Some(v.clone()),
+            name: k.to_string(),
+            value: Some(v),
             ..Default::default()
         });
     }
@@ -232,6 +252,41 @@ pub(crate) fn volumes(
             ..Default::default()
         },
     ];
+    // A web identity: the Job's own account token for the store's STS,
+    // projected with its audience and renewed by the kubelet.
+    if let Some(w) = repo
+        .spec
+        .credentials
+        .as_ref()
+        .and_then(|c| c.web_identity.as_ref())
+    {
+        volumes.push(Volume {
+            name: "web-identity".into(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        audience: Some(
+                            w.audience
+                                .clone()
+                                .unwrap_or_else(|| "sts.amazonaws.com".into()),
+                        ),
+                        expiration_seconds: Some(3600),
+                        path: "token".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: "web-identity".into(),
+            mount_path: TOKEN_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     // A path repository is a directory on the node (a local disk, or a
     // shared file system mounted at the same path on every node and in the
     // operator's pod): mounted read-write at its own path.
@@ -452,6 +507,52 @@ mod tests {
                 ..Default::default()
             },
         )
+    }
+
+    #[test]
+    fn a_web_identity_projects_the_jobs_own_token_for_the_role() {
+        let mut r = repo();
+        r.spec.credentials = Some(StoreCredentials {
+            secret_name: None,
+            web_identity: Some(crate::api::repository::WebIdentity {
+                role_arn: "arn:aws:iam::1:role/hokan".into(),
+                audience: None,
+            }),
+        });
+        let job = etcd_backup_job(&backup("etcd-1"), &r, &EtcdSource::default(), "i", 0);
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let c = &pod.containers[0];
+        let env: BTreeMap<_, _> = c
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.as_str(), e.value.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(env["AWS_ROLE_ARN"], "arn:aws:iam::1:role/hokan");
+        assert_eq!(
+            env["AWS_WEB_IDENTITY_TOKEN_FILE"],
+            "/var/run/secrets/hokan/web-identity/token"
+        );
+        assert!(c.env_from.is_none(), "no Secret named");
+        let v = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "web-identity")
+            .unwrap();
+        let token = v.projected.as_ref().unwrap().sources.as_ref().unwrap()[0]
+            .service_account_token
+            .clone()
+            .unwrap();
+        assert_eq!(token.audience.as_deref(), Some("sts.amazonaws.com"));
+        assert_eq!(token.path, "token");
+        // The token is the Job's own account's: the role trusts hokan-etcd.
+        assert_eq!(pod.service_account_name.as_deref(), Some("hokan-etcd"));
+        let m = c.volume_mounts.iter().flatten();
+        assert!(
+            m.clone()
+                .any(|m| m.mount_path == TOKEN_DIR && m.read_only == Some(true))
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Services: cluster IPs and node ports allocated, kept and released as
-//! the real server's allocators do.
+//! the real server's allocators do; Secrets' `stringData` merged into
+//! `data` on every write, as the real server's conversion does.
 
 use serde_json::{Value, json};
 
@@ -134,5 +135,44 @@ impl State {
                 self.node_ports.remove(&n);
             }
         }
+    }
+}
+
+/// A Secret's `stringData` merged into `data` (base64; its keys win over
+/// `data`'s) and dropped: the server never stores or serves it.
+pub(super) fn merge_string_data(body: &mut Value) {
+    use base64::Engine;
+    let Some(obj) = body.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = obj.remove("stringData") else {
+        return;
+    };
+    let data = obj.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default();
+        data[k.as_str()] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
+#[cfg(test)]
+mod string_data {
+    use super::*;
+
+    #[test]
+    fn string_data_becomes_data_and_wins() {
+        let mut s = json!({"kind": "Secret", "data": {"a": "eA==", "b": "eQ=="},
+                            "stringData": {"b": "pw", "c": ""}});
+        merge_string_data(&mut s);
+        assert_eq!(
+            s,
+            json!({"kind": "Secret", "data": {"a": "eA==", "b": "cHc=", "c": ""}})
+        );
+        let mut plain = json!({"kind": "Secret", "data": {"a": "eA=="}});
+        merge_string_data(&mut plain);
+        assert_eq!(plain, json!({"kind": "Secret", "data": {"a": "eA=="}}));
     }
 }

@@ -132,6 +132,9 @@ impl State {
         if is(r, "", "services") {
             self.allocate_service(r, &name, &mut body, None)?;
         }
+        if is(r, "", "secrets") {
+            super::services::merge_string_data(&mut body);
+        }
         if is(r, "", "namespaces") {
             body["status"] = json!({"phase": "Active"});
         }
@@ -254,6 +257,9 @@ impl State {
         }
         if is(r, "", "services") && !status {
             self.allocate_service(r, name, &mut updated, Some(&existing))?;
+        }
+        if is(r, "", "secrets") {
+            super::services::merge_string_data(&mut updated);
         }
         // A write that changes nothing is not stored: same version, no event.
         updated["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"].clone();

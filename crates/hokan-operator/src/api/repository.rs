@@ -95,15 +95,18 @@ pub struct StoreCredentials {
     pub web_identity: Option<WebIdentity>,
 }
 
-/// A service account whose projected token the store accepts.
+/// A role the store's STS gives credentials for in exchange for a Job's
+/// service account token (EKS's IRSA, OpenShift's STS mode): each Job gets
+/// a projected token of its own account (`hokan-etcd`, `hokan-restore`,
+/// `hokan-node-agent`) with this audience, refreshed by the kubelet, and
+/// the client exchanges it as `AWS_ROLE_ARN` and
+/// `AWS_WEB_IDENTITY_TOKEN_FILE` say. The role's trust policy names those
+/// accounts (`system:serviceaccount:hokan-system:hokan-etcd`, ...).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebIdentity {
-    /// The service account the Jobs run as, in the resource's namespace.
-    pub service_account_name: String,
     /// The role to assume (`AWS_ROLE_ARN`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<String>,
+    pub role_arn: String,
     /// The token's audience (default `sts.amazonaws.com`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
