@@ -11,6 +11,7 @@
 //! | [`runs`] | a run's phase: the one-way transitions |
 //! | [`jobs`] | the Jobs runs are made of (etcd: `cluster-backup.sh`'s way) |
 //! | [`restore_jobs`] | the Job of an etcd restore, on its node |
+//! | [`volume_jobs`] | pod volumes: a backup Job per node, a restore Job mounting the claim |
 //! | [`work`] | work done in-process: resource backups, retention, a run's snapshots |
 //! | [`metrics`] | `/metrics` with the names `hokan --metrics-file` writes |
 //! | [`http`] | the server for `/metrics`, `/healthz`, `/readyz` |
@@ -55,4 +56,5 @@ pub mod restore_jobs;
 pub mod run;
 pub mod runs;
 pub mod schedule;
+pub mod volume_jobs;
 pub mod work;

@@ -1,5 +1,6 @@
-//! `hokan-operator`: the operator, the node agent, and the CRDs printed or
-//! written. Glue only: the work is in the library.
+//! `hokan-operator`: the operator, and the CRDs printed or written. Pod
+//! volumes are backed up by Jobs it makes (`hokan k8s volumes backup`), not
+//! by a resident agent. Glue only: the work is in the library.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,21 +55,6 @@ enum Command {
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..=10))]
         job_retries: i32,
     },
-    /// The node agent (the DaemonSet): serves its probes, ready while the
-    /// kubelet's directory is readable. Volume backups through it are
-    /// dispatched by the operator in a later step; today `hokan k8s volumes
-    /// backup --node` does the work.
-    NodeAgent {
-        /// This node's name.
-        #[arg(long, env = "NODE_NAME")]
-        node: String,
-        /// The kubelet's directory, mounted read-only.
-        #[arg(long, default_value = "/var/lib/kubelet")]
-        kubelet_dir: PathBuf,
-        /// Where to serve /metrics, /healthz and /readyz.
-        #[arg(long, default_value = "0.0.0.0:8080")]
-        listen: SocketAddr,
-    },
     /// Print the CustomResourceDefinitions as YAML, or write one file per
     /// CRD into a directory (deploy/crds).
     Crds {
@@ -82,15 +68,6 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds { dir } => crds(dir),
-        Command::NodeAgent {
-            node,
-            kubelet_dir,
-            listen,
-        } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?
-            .block_on(node_agent(node, kubelet_dir, listen)),
         Command::Run {
             listen,
             namespace,
@@ -146,34 +123,6 @@ async fn run(options: RunOptions) -> Result<()> {
         rx,
     )
     .await?;
-    Ok(())
-}
-
-async fn node_agent(node: String, kubelet_dir: PathBuf, listen: SocketAddr) -> Result<()> {
-    let endpoints = Endpoints::default();
-    let (tx, rx) = watch::channel(false);
-    let (addr, server) = hokan_operator::http::serve(listen, endpoints.clone(), rx)
-        .await
-        .with_context(|| format!("serving on {listen}"))?;
-    let server = tokio::spawn(server);
-    let readable = std::fs::read_dir(kubelet_dir.join("pods")).is_ok();
-    endpoints.health.set_ready(readable);
-    log(
-        if readable { "info" } else { "warn" },
-        if readable {
-            "node agent ready"
-        } else {
-            "the kubelet's pods directory is not readable; mount the kubelet directory"
-        },
-        &[
-            ("node", node),
-            ("kubelet_dir", kubelet_dir.display().to_string()),
-            ("addr", addr.to_string()),
-        ],
-    );
-    wait_for_signal().await;
-    tx.send_replace(true);
-    let _ = server.await;
     Ok(())
 }
 

@@ -179,11 +179,16 @@ fn kustomize_renders_deploy_and_the_examples() {
             )
         })
         .collect();
+    // Volumes are backed up by Jobs per node and run, not by a DaemonSet.
+    assert!(
+        !kinds.iter().any(|(k, _)| k == "DaemonSet"),
+        "no DaemonSet is deployed: {kinds:?}"
+    );
     for want in [
         ("CustomResourceDefinition", "backups.hokan.dev"),
         ("Namespace", "hokan-system"),
         ("Deployment", "hokan-operator"),
-        ("DaemonSet", "hokan-node-agent"),
+        ("ServiceAccount", "hokan-node-agent"),
         ("ClusterRole", "hokan-operator"),
         ("ClusterRole", "hokan-etcd"),
         ("ClusterRole", "hokan-node-agent"),

@@ -2,7 +2,10 @@
 //! `deploy/` for its service account: the Lease, the password Secret, a
 //! start-to-stop run of the operator (its watches on every kind), and an
 //! in-process resource backup, recorded by the test server and checked
-//! rule by rule. Prints which rule allowed which requests.
+//! rule by rule; and the requests of a volume backup Job (the pods on its
+//! node, their claims) against `hokan-node-agent`'s rules. The end-to-end
+//! test `hokan-cli/tests/operator_volumes.rs` checks every request its
+//! operator and Jobs made the same way. Prints which rule allowed which requests.
 //! Needs kubectl (kustomize) to render deploy/; skipped without it.
 
 use std::collections::BTreeMap;
@@ -25,6 +28,10 @@ use hokan_operator::work::backup_resources;
 use hokan_repo::{CacheMode, InitOptions, KdfParams, OpenOptions, Repository};
 use serde_json::{Value, json};
 use tokio::sync::watch;
+
+/// The volume backup Jobs' service account, as the kubelet stand-in's
+/// tokens name it.
+const NODE_AGENT: &str = "system:serviceaccount:hokan-system:hokan-node-agent";
 
 fn rendered() -> Option<Vec<Value>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
@@ -90,6 +97,34 @@ async fn every_request_of_the_operator_is_allowed_by_deploy_rbac() {
         .unwrap();
     tc.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "web", "namespace": "shop"}, "data": {"a": "b"}}))
+        .await
+        .unwrap();
+    // A pod a volume policy picks, with its claim.
+    let admin = tc.cluster();
+    admin
+        .create(
+            "/api/v1/namespaces/shop/persistentvolumeclaims",
+            &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-db-0", "namespace": "shop"},
+        "spec": {"volumeName": "pv-1", "accessModes": ["ReadWriteOnce"]}}),
+        )
+        .await
+        .unwrap();
+    let mut pod = admin
+        .create(
+            "/api/v1/namespaces/shop/pods",
+            &json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "db-0", "namespace": "shop", "labels": {"app": "db"}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "db", "image": "db"}],
+                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]},
+        }),
+        )
+        .await
+        .unwrap();
+    // Running, as its kubelet reports it (status is not taken on create).
+    pod["status"] = json!({"phase": "Running"});
+    admin
+        .replace("/api/v1/namespaces/shop/pods/db-0/status", &pod)
         .await
         .unwrap();
     let server = tc.server().unwrap();
@@ -168,11 +203,74 @@ async fn every_request_of_the_operator_is_allowed_by_deploy_rbac() {
         .await
         .unwrap();
 
+    // What the operator asks for volumes: the pods a policy picks (all
+    // namespaces, by label), and for a restore the claim and the
+    // namespaces' UID ranges.
+    let ctx = hokan_operator::reconcile::Context {
+        client: client.clone(),
+        clock: Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        )),
+        endpoints: Endpoints::default(),
+        open_options: Default::default(),
+        image: "localhost/hokan:test".into(),
+        job_retries: 0,
+        failures: Default::default(),
+    };
+    let source: hokan_operator::api::policy::VolumeSource = serde_json::from_value(
+        json!({"namespaces": ["shop"], "podSelector": {"matchLabels": {"app": "db"}}}),
+    )
+    .unwrap();
+    let picked = hokan_operator::reconcile::volumes::chosen_pods(&ctx, "hokan-system", &source)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(picked["node-1"], [("shop".to_string(), "db-0".to_string())]);
+    let cluster = hokan_k8s::Cluster::from_client(client.clone(), "in-cluster");
+    cluster
+        .get("/api/v1/namespaces/shop/persistentvolumeclaims/data-db-0")
+        .await
+        .unwrap();
+    let _ = hokan_k8s::volumes::uid::namespace_range(&cluster, "shop").await;
+
+    // What a volume backup Job asks, as its service account: the pods the
+    // policy chose on its node, and their claims.
+    let agent = server.cluster_as(NODE_AGENT).unwrap();
+    let filter = hokan_k8s::volumes::PodFilter {
+        namespaces: vec!["shop".into()],
+        selector: Some("app=db".into()),
+        exclude_volumes: Vec::new(),
+    };
+    let kubelet = tempfile::tempdir().unwrap();
+    hokan_k8s::volumes::node_volumes_of(&agent, "node-1", kubelet.path(), true, &filter)
+        .await
+        .unwrap();
+
     let mut rules = rules_for(&docs, "hokan-system", "hokan-operator");
     rules.push(discovery_rule());
     let mut allowed: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut denied = Vec::new();
-    let requests = server.requests();
+    let (agent_requests, requests): (Vec<_>, Vec<_>) = server
+        .requests()
+        .into_iter()
+        .partition(|r| r.user == NODE_AGENT);
+    let agent_rules = rules_for(&docs, "hokan-system", "hokan-node-agent");
+    assert!(agent_requests.len() >= 2, "{agent_requests:?}");
+    for r in &agent_requests {
+        let a = access(&r.method, &r.path, &r.query);
+        match agent_rules.iter().find(|rule| rule.allows(&a)) {
+            Some(rule) => println!(
+                "hokan-node-agent: {} {} ← {}",
+                a.verb,
+                shape(&r.path),
+                rule.source
+            ),
+            None => denied.push(format!(
+                "hokan-node-agent: {} {}?{}",
+                r.method, r.path, r.query
+            )),
+        }
+    }
     assert!(
         requests.len() > 20,
         "only {} requests recorded",

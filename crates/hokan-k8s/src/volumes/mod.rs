@@ -1,6 +1,7 @@
 //! Pod volumes, file by file, as Velero's file-system backup takes them:
 //! an agent on each node lists the node's pods through the API, picks
-//! their volumes ([`select()`]), finds each volume's directory under the
+//! their volumes ([`select()`], narrowed by a [`PodFilter`] with
+//! [`node_volumes_of`]), finds each volume's directory under the
 //! kubelet's (`<kubelet-dir>/pods/<pod-uid>/volumes/<plugin>/<name>`) and
 //! backs it up as a snapshot of its own ([`backup_volume`], several at
 //! once with [`backup_volumes`]), whose
@@ -57,15 +58,38 @@ pub struct NodeVolumes {
     pub skipped: Vec<SkippedVolume>,
 }
 
+/// Which of a node's pods and volumes to take, beyond the annotations
+/// [`select()`] reads: an operator's policy names pods by namespace and
+/// labels. The default takes every pod.
+#[derive(Clone, Debug, Default)]
+pub struct PodFilter {
+    /// Namespaces to take (globs; empty: all).
+    pub namespaces: Vec<String>,
+    /// A label selector (`app=db,tier in (a,b)`), applied by the server.
+    pub selector: Option<String>,
+    /// Volume names never taken (reported as skipped).
+    pub exclude_volumes: Vec<String>,
+}
+
 /// Lists the pods the API says run on `node` (field selector
 /// `spec.nodeName`, so the server filters), in pages.
 pub async fn node_pods(cluster: &Cluster, node: &str) -> Result<Vec<Value>> {
+    pods_on(cluster, node, None).await
+}
+
+async fn pods_on(cluster: &Cluster, node: &str, selector: Option<&str>) -> Result<Vec<Value>> {
     let fields = format!("spec.nodeName={node}");
     let mut pods = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let page = cluster
-            .list_page_by_fields("/api/v1/pods", None, Some(&fields), token.as_deref(), 500)
+            .list_page_by_fields(
+                "/api/v1/pods",
+                selector,
+                Some(&fields),
+                token.as_deref(),
+                500,
+            )
             .await?;
         for item in page.items {
             pods.push(
@@ -90,16 +114,58 @@ pub async fn node_volumes(
     kubelet_dir: &Path,
     default_volumes_to_fs_backup: bool,
 ) -> Result<NodeVolumes> {
-    let pods = node_pods(cluster, node).await?;
+    let all = PodFilter::default();
+    node_volumes_of(
+        cluster,
+        node,
+        kubelet_dir,
+        default_volumes_to_fs_backup,
+        &all,
+    )
+    .await
+}
+
+/// [`node_volumes`] for the pods and volumes `filter` takes. A picked
+/// volume whose directory is missing is skipped with
+/// [`SkippedVolume::missing`] set.
+pub async fn node_volumes_of(
+    cluster: &Cluster,
+    node: &str,
+    kubelet_dir: &Path,
+    default_volumes_to_fs_backup: bool,
+    filter: &PodFilter,
+) -> Result<NodeVolumes> {
+    let namespaces = crate::filter::IncludesExcludes::new("namespace", &filter.namespaces, &[])?;
+    let mut pods = pods_on(cluster, node, filter.selector.as_deref()).await?;
+    pods.retain(|p| {
+        namespaces.includes(
+            p.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )
+    });
     let mut out = NodeVolumes {
         node: node.into(),
         pods: pods.len(),
         ..Default::default()
     };
     for pod in &pods {
-        let selection = select(pod, default_volumes_to_fs_backup);
+        let mut selection = select(pod, default_volumes_to_fs_backup);
+        let (excluded, picked): (Vec<_>, Vec<_>) = selection
+            .picked
+            .into_iter()
+            .partition(|v| filter.exclude_volumes.contains(&v.volume));
+        selection
+            .skipped
+            .extend(excluded.into_iter().map(|v| SkippedVolume {
+                namespace: v.namespace,
+                pod: v.pod,
+                volume: v.volume,
+                reason: "named in the volumes to exclude".into(),
+                missing: false,
+            }));
         out.skipped.extend(selection.skipped);
-        for volume in selection.picked {
+        for volume in picked {
             // The kubelet names a claim's directory after the bound
             // PersistentVolume, other volumes after the volume.
             let mut names = vec![volume.volume.clone()];
@@ -135,6 +201,7 @@ pub async fn node_volumes(
                     pod: volume.pod.clone(),
                     volume: volume.volume.clone(),
                     reason,
+                    missing: false,
                 });
                 continue;
             }
@@ -150,6 +217,7 @@ pub async fn node_volumes(
                         volume.pod_uid,
                         names.join("|")
                     ),
+                    missing: true,
                 }),
             }
         }

@@ -69,6 +69,11 @@ pub struct SkippedVolume {
     pub volume: String,
     /// Why it is not backed up.
     pub reason: String,
+    /// It was picked, but its directory is not on the node: data that
+    /// should have been backed up and was not (an error to a caller that
+    /// chose the pod), unlike the volumes left out by choice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub missing: bool,
 }
 
 /// Volumes of one pod, picked and left out.
@@ -149,6 +154,7 @@ pub fn select(pod: &Value, default_volumes_to_fs_backup: bool) -> Selection {
         pod: name.into(),
         volume: volume.into(),
         reason,
+        missing: false,
     };
     // A pod that is not running has nothing mounted, or is going away.
     let phase = text("/status/phase");

@@ -142,7 +142,8 @@ pub struct RunError {
 pub struct SnapshotRef {
     /// The snapshot's id (64 hex digits; `hokan snapshots` shows the first 8).
     pub id: String,
-    /// Its source kind: `etcd`, `k8s`, `fs` (a volume), `static-pods`.
+    /// Its source kind: `etcd`, `k8s`, `volume` (a pod volume), `fs` (files:
+    /// the static pod resources beside an etcd snapshot).
     pub kind: String,
     /// Whose it is: the etcd cluster, the kube context, the claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]

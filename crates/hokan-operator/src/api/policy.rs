@@ -178,8 +178,8 @@ pub struct ResourceSource {
     pub retention: Option<Retention>,
 }
 
-/// Pod volumes, read by the node agent from the kubelet's directory on the
-/// node where each pod runs. Each claim is its own snapshot series, so an
+/// Pod volumes, read from the kubelet's directory by a Job on each node
+/// where a selected pod runs. Each claim is its own snapshot series, so an
 /// unchanged file is not read again.
 ///
 /// The rhythm of these copies is the policy's `schedule`. CSI snapshots

@@ -127,7 +127,9 @@ pub struct VolumeRestore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// With a Backup of several claims: the stored claim to take,
-    /// `namespace/name` (default: the one named `claimName`).
+    /// `namespace/name` (default: the one named `claimName`). With
+    /// `snapshotId`: the claim whose snapshots the id (or `latest`) is
+    /// looked up among.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_claim: Option<String>,
     /// Move file owners into the target namespace's UID range when it

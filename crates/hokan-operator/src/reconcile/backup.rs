@@ -266,13 +266,16 @@ async fn drive(
             }
         }
     }
-    if plan.what.volumes.is_some() {
-        errors.push(RunError {
-            message: "volume backups through the node agent are not built yet; the other \
-                      sources were backed up"
-                .into(),
-            ..Default::default()
-        });
+    if let Some(volumes) = &plan.what.volumes {
+        use super::volumes::{VolumesStep, backup_volumes};
+        match backup_volumes(backup, ctx, ns, &repo, &handle, volumes, status).await? {
+            VolumesStep::Wait => return Ok(Step::Wait(Action::requeue(Duration::from_secs(10)))),
+            VolumesStep::Fail(reason) => return fail(format!("volumes: {reason}")),
+            VolumesStep::Done(e, forgot) => {
+                errors.extend(e);
+                forgotten += forgot;
+            }
+        }
     }
     let saved = tokio::task::block_in_place(|| saved_by(&handle, &run)).unwrap_or_default();
     Ok(Step::Done {

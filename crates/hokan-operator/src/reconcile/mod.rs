@@ -10,6 +10,7 @@ pub mod backup;
 pub mod policy;
 pub mod repository;
 pub mod restore;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,8 +8,8 @@
 //!   it, every existing object left alone a warning.
 //! - **etcd**: a Job on the chosen node writes the snapshot out as a file
 //!   for `etcdctl snapshot restore` ([`crate::restore_jobs`]).
-//! - **volume**: not built yet; the Restore ends `Failed` with the
-//!   condition reason `Unsupported`, saying so.
+//! - **volume**: a Job mounts the claim and restores into it
+//!   ([`super::volumes`]).
 //!
 //! The snapshot is resolved in the repository first (a Backup's snapshot
 //! of the kind restored, or the id, prefix or `latest`), so status names
@@ -42,7 +42,7 @@ use crate::restore_jobs::{
 };
 use crate::runs::{Outcome, begin, finish};
 
-/// The condition reason of a restore the operator cannot do (a volume).
+/// The condition reason of a restore the operator cannot do.
 pub const UNSUPPORTED: &str = "Unsupported";
 
 /// What a Restore restores, from its spec: exactly one section.
@@ -157,11 +157,12 @@ async fn drive(
         Err(reason) => return failed(reason),
     };
     if kind == Kind::Volume {
-        let reason = "restoring a volume into a claim is not built yet in the operator (it \
-                      needs the node agent); restore the volume's files from the snapshot by \
-                      hand meanwhile"
-            .to_string();
-        return Ok(Step::Done(Outcome::Failed { reason }, Some(UNSUPPORTED)));
+        return Ok(
+            match super::volumes::restore_volume(restore, ctx, ns, status).await? {
+                Some(outcome) => Step::Done(outcome, None),
+                None => Step::Wait(Duration::from_secs(10)),
+            },
+        );
     }
     let source_kind = match kind {
         Kind::Etcd => SourceKind::ETCD,
@@ -244,7 +245,7 @@ async fn drive(
 
 /// The repository and the snapshot query: the Backup's snapshot of `kind`
 /// (None while the Backup runs), or the spec's snapshot id.
-async fn source(
+pub(super) async fn source(
     restore: &Restore,
     ctx: &Context,
     ns: &str,

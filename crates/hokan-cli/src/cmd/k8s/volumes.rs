@@ -37,8 +37,8 @@ pub fn run(g: &Global, c: VolumesCommand) -> Result<ExitCode> {
 
 #[derive(clap::Args, Debug)]
 pub struct BackupArgs {
-    /// The node whose pods' volumes to back up (in a DaemonSet: the
-    /// downward API's spec.nodeName)
+    /// The node whose pods' volumes to back up (in the operator's Job: the
+    /// node it is pinned to)
     #[arg(long, value_name = "NAME")]
     pub node: String,
     /// The kubelet's directory, where pods' volumes are mounted
@@ -49,6 +49,20 @@ pub struct BackupArgs {
     /// those in backup.velero.io/backup-volumes)
     #[arg(long)]
     pub default_volumes_to_fs_backup: bool,
+    /// Only pods in these namespaces (globs, repeatable or comma-separated;
+    /// default: all)
+    #[arg(
+        long = "include-namespaces",
+        value_delimiter = ',',
+        value_name = "GLOBS"
+    )]
+    pub namespaces: Vec<String>,
+    /// Only pods whose labels match this selector (app=db,tier in (a,b))
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Never back up volumes of these names (repeatable, or comma-separated)
+    #[arg(long = "exclude-volume", value_delimiter = ',', value_name = "NAME")]
+    pub exclude_volumes: Vec<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Tag the snapshots (repeatable, or comma-separated)
@@ -63,11 +77,17 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     let rt = runtime()?;
     let found = rt.block_on(async {
         let cluster = a.cluster.connect().await?;
-        volumes::node_volumes(
+        let filter = volumes::PodFilter {
+            namespaces: a.namespaces.clone(),
+            selector: a.selector.clone(),
+            exclude_volumes: a.exclude_volumes.clone(),
+        };
+        volumes::node_volumes_of(
             &cluster,
             &a.node,
             &a.kubelet_dir,
             a.default_volumes_to_fs_backup,
+            &filter,
         )
         .await
         .map_err(k8s_error)
