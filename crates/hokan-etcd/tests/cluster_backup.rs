@@ -25,11 +25,27 @@ fn repository(dir: &Path, name: &str) -> (String, IndexedRepository) {
         },
         ..Default::default()
     };
-    Repository::init(&location, b"pw", init, OpenOptions::default()).unwrap();
-    let repo = Repository::open(&location, b"pw", OpenOptions::default())
-        .unwrap()
-        .load_index()
-        .unwrap();
+    Repository::init(
+        &location,
+        b"pw",
+        init,
+        OpenOptions {
+            cache: hokan_repo::CacheMode::Off,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let repo = Repository::open(
+        &location,
+        b"pw",
+        OpenOptions {
+            cache: hokan_repo::CacheMode::Off,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .load_index()
+    .unwrap();
     (location, repo)
 }
 

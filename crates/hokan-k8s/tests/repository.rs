@@ -28,11 +28,27 @@ fn repository(dir: &std::path::Path) -> hokan_repo::IndexedRepository {
         },
         ..Default::default()
     };
-    Repository::init(location, b"pw", init, OpenOptions::default()).unwrap();
-    Repository::open(location, b"pw", OpenOptions::default())
-        .unwrap()
-        .load_index()
-        .unwrap()
+    Repository::init(
+        location,
+        b"pw",
+        init,
+        OpenOptions {
+            cache: hokan_repo::CacheMode::Off,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    Repository::open(
+        location,
+        b"pw",
+        OpenOptions {
+            cache: hokan_repo::CacheMode::Off,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .load_index()
+    .unwrap()
 }
 
 async fn shop(cluster: &mut TestCluster) {

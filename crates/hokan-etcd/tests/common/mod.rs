@@ -110,7 +110,16 @@ pub fn repo(dir: &Path) -> hokan_repo::IndexedRepository {
         },
         ..Default::default()
     };
-    Repository::init(location, b"pw", init, OpenOptions::default()).unwrap();
+    Repository::init(
+        location,
+        b"pw",
+        init,
+        OpenOptions {
+            cache: hokan_repo::CacheMode::Off,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     reopen(dir)
 }
 
@@ -120,7 +129,10 @@ pub fn reopen(dir: &Path) -> hokan_repo::IndexedRepository {
     hokan_repo::Repository::open(
         location.to_str().unwrap(),
         b"pw",
-        hokan_repo::OpenOptions::default(),
+        hokan_repo::OpenOptions {
+            cache: hokan_repo::CacheMode::Off,
+            ..Default::default()
+        },
     )
     .unwrap()
     .load_index()
