@@ -3,7 +3,8 @@
 # `hokan version`, then a backup of a directory into a local repository in the container and its
 # restore, byte for byte; then, as root explicitly, what only root may do (etcd Jobs read root-owned
 # client certificates): the default user is refused such a file, root backs it up and restores it.
-# Also checks the image's layout: one layer, user 65532, HOME, the binaries root-owned in
+# With HOKAN_TEST_SERVER, the operator in the image reconciles a Repository against the test API
+# server. Also checks the image's layout: one layer, user 65532, HOME, the binaries root-owned in
 # /usr/local/bin. Run as root, with the storage root build.sh used.
 set -euo pipefail
 
@@ -150,5 +151,46 @@ run "${pw[@]}" --user 0:0 "$ctr" -- hokan -q -r /root/repo backup /etc/hokan-smo
 run "${pw[@]}" --user 0:0 "$ctr" -- hokan -q -r /root/repo restore latest --target /root/restored
 cmp "$tmp/pki/client.key" "$mnt/root/restored/etc/hokan-smoke/pki/client.key" || fail "root's restore of the key differs"
 say "as root (--user 0:0): the root-only key the default user is refused was backed up and restored, equal"
+
+# 4. The operator in the image, as its Deployment runs it (user 65532), against an API server:
+# the in-process test server on the host's loopback (chroot isolation keeps the host's network),
+# when HOKAN_TEST_SERVER names its binary (cargo build -p hokan-k8s --features test-server
+# --example test_server) and kubectl is here. It reconciles a Repository naming the repository
+# of step 2: reachable, its snapshots counted as `hokan snapshots` counts them; then SIGTERM
+# stops it cleanly.
+if [ -n "${HOKAN_TEST_SERVER:-}" ]; then
+    command -v kubectl >/dev/null || fail "HOKAN_TEST_SERVER is set but kubectl is missing"
+    "$HOKAN_TEST_SERVER" "$tmp/kc" > "$tmp/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 100); do [ -s "$tmp/kc" ] && break; sleep 0.1; done
+    [ -s "$tmp/kc" ] || fail "the test server wrote no kubeconfig: $(cat "$tmp/server.log")"
+    k() { KUBECONFIG="$tmp/kc" kubectl "$@"; }
+    k apply -k deploy/crds >/dev/null
+    k create namespace hokan-system >/dev/null
+    k -n hokan-system create secret generic repo-password --from-literal=password=smoke-test-password >/dev/null
+    printf '%s\n' 'apiVersion: hokan.dev/v1alpha1' 'kind: Repository' \
+        'metadata: {name: main, namespace: hokan-system}' \
+        'spec: {location: /home/hokan/repo, passwordSecretRef: {name: repo-password, key: password}}' \
+        | k apply -f - >/dev/null
+    "${B[@]}" copy --quiet --chown 65532:65532 "$ctr" "$tmp/kc" /home/hokan/kubeconfig >/dev/null
+    run --env KUBECONFIG=/home/hokan/kubeconfig --env HOKAN_CACHE_DIR=/home/hokan/operator-cache "$ctr" -- \
+        timeout -s TERM 20 hokan-operator run --listen 127.0.0.1:18093 --namespace hokan-system --identity smoke \
+        > "$tmp/operator.log" 2>&1 &
+    operator_pid=$!
+    # The snapshots the repository holds (step 3's refused backup saved one too, with its error).
+    count=$(run "${pw[@]}" "$ctr" -- hokan -r /home/hokan/repo snapshots --json \
+        | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
+    seen=
+    for _ in $(seq 150); do
+        seen=$(k -n hokan-system get hrepo main -o jsonpath='{.status.reachable} {.status.snapshotCount}' 2>/dev/null || true)
+        [ "$seen" = "true $count" ] && break
+        sleep 0.1
+    done
+    wait "$operator_pid" || true
+    kill "$server_pid" 2>/dev/null || true
+    [ "$seen" = "true $count" ] || fail "the operator in the image did not report the repository reachable with its $count snapshots (status: '$seen'); its log: $(tail -5 "$tmp/operator.log")"
+    grep -q '"stopped cleanly"' "$tmp/operator.log" || fail "the operator did not stop cleanly on SIGTERM: $(tail -5 "$tmp/operator.log")"
+    say "hokan-operator in the image: the Repository reconciled (reachable, $count snapshots) against the test server, stopped cleanly on SIGTERM"
+fi
 
 say "passed in $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
