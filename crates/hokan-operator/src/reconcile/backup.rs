@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::repository::{open_options, secret_value};
-use super::{Context, Error, apply_status, event};
+use super::{Context, Error, apply_status, ensure_job, event};
 use crate::api::backup::Backup;
-use crate::api::common::{JobRef, RunError};
+use crate::api::common::RunError;
 use crate::api::policy::{BackupPolicy, BackupSources};
 use crate::api::repository::Repository;
 use crate::jobs::etcd_backup_job;
@@ -308,34 +308,14 @@ async fn etcd_job(
     etcd: &crate::api::EtcdSource,
     status: &mut crate::api::BackupStatus,
 ) -> Result<Option<(Outcome, u64)>, Error> {
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let want = etcd_backup_job(backup, repo, etcd, &ctx.image, ctx.job_retries);
     let name = want.name_any();
-    let job = match jobs.get_opt(&name).await? {
-        Some(j) => j,
-        None if status.job.is_some() => {
-            let reason =
-                format!("Job {name} was lost (deleted before it finished); run the backup again");
-            return Ok(Some((Outcome::Failed { reason }, 0)));
-        }
-        None => jobs.create(&PostParams::default(), &want).await?,
+    let note = format!("running Job {name}");
+    let again = "run the backup again";
+    let job = match ensure_job(ctx, ns, backup.as_ref(), want, status, note, again).await? {
+        Ok(j) => j,
+        Err(reason) => return Ok(Some((Outcome::Failed { reason }, 0))),
     };
-    let job_ref = JobRef {
-        name: name.clone(),
-        namespace: ns.to_string(),
-        uid: job.uid(),
-    };
-    if begin(
-        status,
-        Some(job_ref),
-        backup.meta().generation,
-        ctx.clock.now(),
-    ) {
-        let note = format!("running Job {name}");
-        event(ctx, backup.as_ref(), false, "Started", "CreateJob", note).await;
-        let api: Api<Backup> = Api::namespaced(ctx.client.clone(), ns);
-        apply_status(&api, &backup.name_any(), status).await?;
-    }
     if job_outcome(&job, None).is_none() {
         return Ok(None);
     }

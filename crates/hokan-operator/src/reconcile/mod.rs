@@ -170,6 +170,57 @@ pub async fn event<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// A run's Job: made once under its name, found by it afterwards; a Job
+/// missing after the run recorded it is lost (`Err` with the reason, the
+/// run to be made `again`). The first time, the run is started with it:
+/// an event with `note`, and its status written.
+pub(crate) async fn ensure_job<K, S>(
+    ctx: &Context,
+    ns: &str,
+    run: &K,
+    want: k8s_openapi::api::batch::v1::Job,
+    status: &mut S,
+    note: String,
+    again: &str,
+) -> Result<Result<k8s_openapi::api::batch::v1::Job, String>, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: crate::runs::RunStatus + Serialize,
+{
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::ResourceExt;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    let name = want.name_any();
+    let job = match jobs.get_opt(&name).await? {
+        Some(j) => j,
+        None if status.parts().job.is_some() => {
+            return Ok(Err(format!(
+                "Job {name} was lost (deleted before it finished); {again}"
+            )));
+        }
+        None => jobs.create(&Default::default(), &want).await?,
+    };
+    let job_ref = crate::api::common::JobRef {
+        name,
+        namespace: ns.to_string(),
+        uid: job.uid(),
+    };
+    if crate::runs::begin(
+        status,
+        Some(job_ref),
+        run.meta().generation,
+        ctx.clock.now(),
+    ) {
+        event(ctx, run, false, "Started", "CreateJob", note).await;
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+        apply_status(&api, &run.name_any(), status).await?;
+    }
+    Ok(Ok(job))
+}
+
 /// Writes `status` into the object's status subresource.
 pub async fn apply_status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), Error>
 where

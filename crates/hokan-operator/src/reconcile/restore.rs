@@ -23,16 +23,15 @@ use std::time::Duration;
 use hokan_k8s::restore::Action as RestoreAction;
 use hokan_k8s::{Cluster, ExistingPolicy, RestoreOptions, SnapshotSource, Target};
 use hokan_repo::{SnapshotEntry, SnapshotFilter, SourceKind};
-use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use super::backup::{job_outcome, log_tail, pod_end};
 use super::repository::{open_options, secret_value};
-use super::{Context, Error, apply_status, event};
+use super::{Context, Error, apply_status, ensure_job, event};
 use crate::api::common::{
-    Figures, JobRef, KubeconfigRef, Phase, RunError, SnapshotRef, condition, set_condition,
+    Figures, KubeconfigRef, Phase, RunError, SnapshotRef, condition, set_condition,
 };
 use crate::api::repository::Repository;
 use crate::api::restore::{ExistingResourcePolicy, ResourceRestore, Restore, RestoreStatus};
@@ -443,46 +442,6 @@ fn resources_outcome(status: &mut RestoreStatus, r: Restored) -> Outcome {
     Outcome::PartiallyFailed { errors }
 }
 
-/// The restore's Job: made once under its name (a Job missing after it
-/// was made is lost: `Err` with the Failed step); the restore started with
-/// it; the Job as it is now.
-async fn ensure_job(
-    restore: &Restore,
-    ctx: &Context,
-    ns: &str,
-    want: Job,
-    status: &mut RestoreStatus,
-    note: String,
-) -> Result<Result<Job, Step>, Error> {
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let name = want.name_any();
-    let job = match jobs.get_opt(&name).await? {
-        Some(j) => j,
-        None if status.job.is_some() => {
-            let reason =
-                format!("Job {name} was lost (deleted before it finished); make a new Restore");
-            return Ok(Err(Step::Done(Outcome::Failed { reason }, None)));
-        }
-        None => jobs.create(&PostParams::default(), &want).await?,
-    };
-    let job_ref = JobRef {
-        name: name.clone(),
-        namespace: ns.to_string(),
-        uid: job.uid(),
-    };
-    if begin(
-        status,
-        Some(job_ref),
-        restore.meta().generation,
-        ctx.clock.now(),
-    ) {
-        event(ctx, restore, false, "Started", "CreateJob", note).await;
-        let api: Api<Restore> = Api::namespaced(ctx.client.clone(), ns);
-        apply_status(&api, &restore.name_any(), status).await?;
-    }
-    Ok(Ok(job))
-}
-
 /// The etcd Job's step: waiting, or its outcome (exit 3: the snapshot was
 /// written, some static pod files were not).
 async fn etcd_job(
@@ -497,9 +456,10 @@ async fn etcd_job(
     let want = etcd_restore_job(restore, repo, etcd, &entry.id.to_hex(), &ctx.image);
     let name = want.name_any();
     let note = format!("running Job {name} on node {}", etcd.node_name);
-    let job = match ensure_job(restore, ctx, ns, want, status, note).await? {
+    let again = "make a new Restore";
+    let job = match ensure_job(ctx, ns, restore, want, status, note, again).await? {
         Ok(j) => j,
-        Err(step) => return Ok(step),
+        Err(reason) => return Ok(Step::Done(Outcome::Failed { reason }, None)),
     };
     if job_outcome(&job, None).is_none() {
         return Ok(Step::Wait(Duration::from_secs(10)));
@@ -537,9 +497,10 @@ async fn resources_job(
         "restoring snapshot {} into this cluster: Job {name} as {RESTORE_SERVICE_ACCOUNT}",
         entry.id.short()
     );
-    let job = match ensure_job(restore, ctx, ns, want, status, note).await? {
+    let again = "make a new Restore";
+    let job = match ensure_job(ctx, ns, restore, want, status, note, again).await? {
         Ok(j) => j,
-        Err(step) => return Ok(step),
+        Err(reason) => return Ok(Step::Done(Outcome::Failed { reason }, None)),
     };
     if job_outcome(&job, None).is_none() {
         return Ok(Step::Wait(Duration::from_secs(10)));
