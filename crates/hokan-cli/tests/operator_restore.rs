@@ -186,34 +186,9 @@ async fn restore_until_done(
 /// authenticated user may read (discovery); `None` without kubectl.
 fn deploy_rules(account: &str) -> Option<Vec<hokan_operator::rbac::Rule>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .ok()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let docs: Vec<serde_json::Value> =
-        serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let docs = hokan_operator::rbac::kustomize(&dir)?.unwrap();
     let mut rules = hokan_operator::rbac::rules_for(&docs, "hokan-system", account);
-    rules.push(hokan_operator::rbac::Rule {
-        source: "system:discovery".into(),
-        verbs: vec!["get".into()],
-        non_resource_urls: [
-            "/api",
-            "/api/*",
-            "/apis",
-            "/apis/*",
-            "/version",
-            "/version/",
-        ]
-        .map(String::from)
-        .to_vec(),
-        ..Default::default()
-    });
+    rules.push(hokan_operator::rbac::discovery_rule());
     Some(rules)
 }
 

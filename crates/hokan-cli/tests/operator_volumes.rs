@@ -665,19 +665,13 @@ async fn pod_volumes_are_backed_up_per_node_kept_per_claim_and_restored_into_ano
 }
 
 fn check_rbac(env: &Env) {
-    use hokan_operator::rbac::{Rule, access, rules_for};
+    use hokan_operator::rbac::{access, discovery_rule, rules_for};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
-    let Ok(out) = std::process::Command::new("kubectl")
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-    else {
+    let Some(docs) = hokan_operator::rbac::kustomize(&dir) else {
         eprintln!("kubectl not installed; RBAC not checked");
         return;
     };
-    assert!(out.status.success());
-    let mut docs: Vec<Value> =
-        serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let mut docs = docs.unwrap();
     docs.push(
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
         "metadata": {"name": "hokan-operator-secrets", "namespace": DR},
@@ -685,14 +679,6 @@ fn check_rbac(env: &Env) {
                     "name": "hokan-operator-secrets"},
         "subjects": [{"kind": "ServiceAccount", "name": "hokan-operator", "namespace": NS}]}),
     );
-    let discovery = Rule {
-        source: "system:discovery".into(),
-        verbs: vec!["get".into()],
-        non_resource_urls: ["/api", "/api/*", "/apis", "/apis/*", "/version"]
-            .map(String::from)
-            .to_vec(),
-        ..Default::default()
-    };
     let mut checked = BTreeMap::<&str, usize>::new();
     let mut denied = Vec::new();
     for (user, account) in [
@@ -700,7 +686,7 @@ fn check_rbac(env: &Env) {
         (NODE_AGENT, "hokan-node-agent"),
     ] {
         let mut rules = rules_for(&docs, NS, account);
-        rules.push(discovery.clone());
+        rules.push(discovery_rule());
         for r in env.tc.server().unwrap().requests() {
             if r.user != user {
                 continue;

@@ -20,7 +20,8 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// `field` is wrong: `reason`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Invalid {
             field: field.into(),
             reason: reason.into(),

@@ -19,6 +19,7 @@
 //! | [`lease`] | one active replica through a Lease |
 //! | [`run`] | the runtime: probes, Lease, controllers, clean stop |
 //! | [`rbac`] | RBAC evaluated as the API server does, to check `deploy/` |
+//! | [`snapshot_jobs`] | a policy's CSI snapshots and copies: the objects |
 //!
 //! # Example
 //!
@@ -56,5 +57,6 @@ pub mod restore_jobs;
 pub mod run;
 pub mod runs;
 pub mod schedule;
+pub mod snapshot_jobs;
 pub mod volume_jobs;
 pub mod work;

@@ -152,6 +152,45 @@ impl Rule {
     }
 }
 
+/// What every authenticated user may read in a real cluster (the
+/// `system:discovery` and `system:public-info-viewer` ClusterRoles).
+pub fn discovery_rule() -> Rule {
+    Rule {
+        source: "ClusterRole/system:discovery (every authenticated user)".into(),
+        verbs: vec!["get".into()],
+        non_resource_urls: [
+            "/api",
+            "/api/*",
+            "/apis",
+            "/apis/*",
+            "/version",
+            "/version/",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    }
+}
+
+/// `kubectl kustomize DIR`'s documents; `None` when kubectl is not
+/// installed, an error with kubectl's message when it fails.
+pub fn kustomize(dir: &std::path::Path) -> Option<Result<Vec<Value>, String>> {
+    let out = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return Some(Err(format!(
+            "kubectl kustomize {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(serde_saphyr::from_multiple(&text).map_err(|e| format!("kustomize output: {e}")))
+}
+
 /// The rules `kubectl kustomize deploy/`'s documents bind to the service
 /// account `namespace/name`.
 pub fn rules_for(docs: &[Value], namespace: &str, name: &str) -> Vec<Rule> {

@@ -288,7 +288,7 @@ mod tests {
                 namespaces: vec!["shop*".into()],
             },
             exclude_volumes: vec!["scratch".into()],
-            retention: None,
+            ..Default::default()
         };
         let pods = vec![("shop".to_string(), "db-0".to_string())];
         let j = volume_backup_job(&b, &repo(), &source, "worker-1", &pods, "img");

@@ -136,11 +136,13 @@ fn policy_examples_parse_as_schedules_and_retention() {
         "policy-silver.yaml",
         "policy-bronze.yaml",
         "policy-etcd.yaml",
+        "policy-snapshot-daily.yaml",
+        "policy-snapshot-test.yaml",
     ] {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
         let p: BackupPolicy = serde_saphyr::from_str(&text).unwrap();
-        hokan_operator::schedule::Schedule::parse(&p.spec.schedule, p.spec.time_zone.as_deref())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Everything the operator checks: schedule, retention, rhythms.
+        hokan_operator::reconcile::policy::validate(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 

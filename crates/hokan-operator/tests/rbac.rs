@@ -21,7 +21,7 @@ use hokan_operator::api::policy::ResourceSource;
 use hokan_operator::clock::ManualClock;
 use hokan_operator::http::Endpoints;
 use hokan_operator::lease::Elector;
-use hokan_operator::rbac::{Rule, access, rules_for};
+use hokan_operator::rbac::{access, rules_for};
 use hokan_operator::reconcile::repository::secret_value;
 use hokan_operator::run::{RunOptions, run};
 use hokan_operator::work::backup_resources;
@@ -35,37 +35,7 @@ const NODE_AGENT: &str = "system:serviceaccount:hokan-system:hokan-node-agent";
 
 fn rendered() -> Option<Vec<Value>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
-    let out = std::process::Command::new("kubectl")
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .ok()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap())
-}
-
-/// What every authenticated user may read in a real cluster (the
-/// `system:discovery` and `system:public-info-viewer` ClusterRoles).
-fn discovery_rule() -> Rule {
-    Rule {
-        source: "ClusterRole/system:discovery (every authenticated user)".into(),
-        verbs: vec!["get".into()],
-        non_resource_urls: [
-            "/api",
-            "/api/*",
-            "/apis",
-            "/apis/*",
-            "/version",
-            "/version/",
-        ]
-        .map(String::from)
-        .to_vec(),
-        ..Default::default()
-    }
+    Some(hokan_operator::rbac::kustomize(&dir)?.unwrap())
 }
 
 async fn eventually(f: impl Fn() -> bool) {
@@ -247,7 +217,7 @@ async fn every_request_of_the_operator_is_allowed_by_deploy_rbac() {
         .unwrap();
 
     let mut rules = rules_for(&docs, "hokan-system", "hokan-operator");
-    rules.push(discovery_rule());
+    rules.push(hokan_operator::rbac::discovery_rule());
     let mut allowed: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut denied = Vec::new();
     let (agent_requests, requests): (Vec<_>, Vec<_>) = server

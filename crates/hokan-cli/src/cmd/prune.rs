@@ -38,20 +38,7 @@ pub struct PruneCommand {
 
 /// `24h`, `7d`, `90m`, `30s`.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{s:?} is not a duration (use 30s, 90m, 24h or 7d)"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" | "" => n * 3600,
-        "d" => n * 86400,
-        _ => bail!("{s:?}: unknown unit {unit:?} (use s, m, h or d)"),
-    };
-    Ok(Duration::from_secs(secs))
+    hokan_repo::parse_duration(s).map_err(anyhow::Error::msg)
 }
 
 fn options(a: &PruneArgs, dry_run: bool) -> Result<PruneOptions> {

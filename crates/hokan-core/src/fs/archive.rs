@@ -155,6 +155,7 @@ pub struct Archiver<'a> {
     parent_unreadable: Warnings,
     pub(super) counters: Counters,
     read_special: bool,
+    pub(super) ignore_inode: bool,
 }
 
 /// The paths to back up, arranged by their components.
@@ -202,6 +203,7 @@ impl<'a> Archiver<'a> {
             parent_unreadable: Warnings::new(),
             counters: Counters::default(),
             read_special: false,
+            ignore_inode: false,
         }
     }
 
@@ -209,6 +211,16 @@ impl<'a> Archiver<'a> {
     /// storing only the device nodes.
     pub fn read_special(mut self, on: bool) -> Self {
         self.read_special = on;
+        self
+    }
+
+    /// Takes a file as unchanged when its size and modification time are
+    /// the parent's, whatever its inode and change time (restic's
+    /// `--ignore-inode`): for data that is a fresh copy at each backup,
+    /// such as a claim made from a CSI snapshot, where every file is a new
+    /// inode with a new change time while its content is the same.
+    pub fn ignore_inode(mut self, on: bool) -> Self {
+        self.ignore_inode = on;
         self
     }
 
@@ -558,7 +570,7 @@ impl<'a> Archiver<'a> {
         parent: Option<&Node>,
     ) -> Result<Option<(Vec<ChunkRef>, u64)>> {
         let c = &self.counters;
-        if let Some(p) = parent.filter(|p| unchanged(p, md))
+        if let Some(p) = parent.filter(|p| unchanged(p, md, self.ignore_inode))
             && p.content.iter().all(|ch| self.writer.contains(&ch.id.0))
         {
             c.files_unmodified.fetch_add(1, Relaxed);
@@ -763,15 +775,18 @@ fn unreadable(e: &std::io::Error) -> String {
     }
 }
 
-/// Whether a file looks unchanged since the parent snapshot recorded it.
-pub(super) fn unchanged(parent: &Node, md: &Metadata) -> bool {
+/// Whether a file looks unchanged since the parent snapshot recorded it:
+/// size, modification time, and unless `ignore_inode`, change time and
+/// inode.
+pub(super) fn unchanged(parent: &Node, md: &Metadata, ignore_inode: bool) -> bool {
     parent.kind == NodeKind::File
         && parent.size == md.size()
         && parent.mtime.secs == md.mtime()
         && parent.mtime.nanos == md.mtime_nsec() as u32
-        && parent.ctime.secs == md.ctime()
-        && parent.ctime.nanos == md.ctime_nsec() as u32
-        && parent.inode == md.ino()
+        && (ignore_inode
+            || parent.ctime.secs == md.ctime()
+                && parent.ctime.nanos == md.ctime_nsec() as u32
+                && parent.inode == md.ino())
 }
 
 pub(super) fn root_device(path: &Path) -> u64 {

@@ -103,7 +103,7 @@ impl Prefetch<'_, '_> {
                 }
                 std::thread::sleep(std::time::Duration::from_micros(500));
             }
-            if !parent.is_some_and(|n| unchanged(n, &md))
+            if !parent.is_some_and(|n| unchanged(n, &md, self.archiver.ignore_inode))
                 && let Ok(f) = super::noatime::open(p)
             {
                 let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);

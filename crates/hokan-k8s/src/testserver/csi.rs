@@ -24,9 +24,14 @@
 //! snapshot's `status.error` as the real controller shows the driver's
 //! error) and snapshots that never become ready ([`Csi::never_ready`]).
 //!
+//! - **pre-provisioned contents**: a `VolumeSnapshot` whose source is a
+//!   `volumeSnapshotContentName` binds to that content (which must name it
+//!   back in `volumeSnapshotRef`) and is ready at once when the content's
+//!   `snapshotHandle` holds data. Under `Retain` a deleted snapshot leaves
+//!   its content, and the data; deleting such a content deletes no data.
+//!
 //! Differs from the real components: no finalizers or `Released` volumes
-//! kept for reuse, no topology, no resize, no group snapshots, no
-//! pre-provisioned contents; a Block-mode claim's device is a sparse image
+//! kept for reuse, no topology, no resize, no group snapshots; a Block-mode claim's device is a sparse image
 //! file of its size (the kubelet stand-in names it where a container's
 //! `volumeDevices` puts the device); the snapshot CRDs are registered by
 //! [`Csi::start`] with open schemas.
@@ -395,6 +400,10 @@ async fn cut(
     let name = str_at(snapshot, "/metadata/name");
     let content_name = format!("snapcontent-{}", str_at(snapshot, "/metadata/uid"));
     let path = format!("{SNAPSHOT_API}/namespaces/{ns}/volumesnapshots/{name}");
+    let given_content = str_at(snapshot, "/spec/source/volumeSnapshotContentName");
+    if !given_content.is_empty() {
+        return bind_static(shared, snapshot, &path, given_content, contents).await;
+    }
     let claim_name = str_at(snapshot, "/spec/source/persistentVolumeClaimName");
     let Some(claim) = claims.iter().find(|c| {
         str_at(c, "/metadata/namespace") == ns && str_at(c, "/metadata/name") == claim_name
@@ -508,6 +517,64 @@ async fn cut(
     Ok(())
 }
 
+/// Binds a snapshot to the pre-provisioned content it names (an existing
+/// snapshot handle, as Velero's data mover exposes a snapshot in its own
+/// namespace): ready at once when the content names this snapshot back
+/// and its handle holds data; an error when the content names another.
+async fn bind_static(
+    shared: &Shared,
+    snapshot: &Value,
+    path: &str,
+    content_name: &str,
+    contents: &[Value],
+) -> Result<()> {
+    let Some(content) = contents
+        .iter()
+        .find(|c| str_at(c, "/metadata/name") == content_name)
+    else {
+        return Ok(()); // the real controller waits for the content
+    };
+    if str_at(content, "/spec/driver") != shared.config.driver {
+        return Ok(());
+    }
+    let ns = str_at(snapshot, "/metadata/namespace");
+    let name = str_at(snapshot, "/metadata/name");
+    if str_at(content, "/spec/volumeSnapshotRef/namespace") != ns
+        || str_at(content, "/spec/volumeSnapshotRef/name") != name
+    {
+        let message =
+            format!("VolumeSnapshotContent {content_name} is bound to another VolumeSnapshot");
+        return set_error(shared, snapshot, path, &message).await;
+    }
+    let handle = str_at(content, "/spec/source/snapshotHandle");
+    let data = shared.data.snapshot(handle);
+    if handle.is_empty() || !data.exists() {
+        let message = format!("snapshot handle {handle:?} of {content_name} does not exist");
+        return set_error(shared, snapshot, path, &message).await;
+    }
+    let content_path = format!("{SNAPSHOT_API}/volumesnapshotcontents/{content_name}");
+    let mut bound = content.clone();
+    // The controller records the snapshot's uid on binding: from then on
+    // the content is this snapshot's, and is cleaned up with it.
+    bound["spec"]["volumeSnapshotRef"]["uid"] = snapshot["metadata"]["uid"].clone();
+    let mut bound = shared.cluster.replace(&content_path, &bound).await?;
+    let bytes = tree_size(&data);
+    bound["status"] = json!({"readyToUse": true, "snapshotHandle": handle, "restoreSize": bytes});
+    shared
+        .cluster
+        .replace(&format!("{content_path}/status"), &bound)
+        .await?;
+    let mut snap = snapshot.clone();
+    snap["status"] = json!({"boundVolumeSnapshotContentName": content_name,
+                            "readyToUse": true, "creationTime": super::write::now(),
+                            "restoreSize": bytes});
+    shared
+        .cluster
+        .replace(&format!("{path}/status"), &snap)
+        .await?;
+    Ok(())
+}
+
 /// Records the driver's error in the snapshot's status, as the snapshot
 /// controller does (`readyToUse: false`, `error.message`).
 async fn set_error(shared: &Shared, snapshot: &Value, path: &str, message: &str) -> Result<()> {
@@ -535,8 +602,11 @@ async fn clean_up(
         .map(|s| str_at(s, "/metadata/uid"))
         .collect();
     for content in contents {
+        let owner = str_at(content, "/spec/volumeSnapshotRef/uid");
+        // A pre-provisioned content not bound yet has no uid: it waits.
         if str_at(content, "/spec/driver") != shared.config.driver
-            || uids.contains(str_at(content, "/spec/volumeSnapshotRef/uid"))
+            || owner.is_empty()
+            || uids.contains(owner)
         {
             continue;
         }
@@ -591,6 +661,16 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     } else {
         std::fs::copy(from, to).map_err(|e| Error::io("copy", from, e))?;
+        // A snapshot keeps the files' times, as a block-level copy does
+        // (their inodes and change times are new: a copy cannot keep them).
+        if let Ok(modified) = meta.modified() {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(to)
+                .map_err(|e| Error::io("open", to, e))?;
+            f.set_times(std::fs::FileTimes::new().set_modified(modified))
+                .map_err(|e| Error::io("set times of", to, e))?;
+        }
     }
     let _ = std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()));
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(meta.mode() & 0o7777))

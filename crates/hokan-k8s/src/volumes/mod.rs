@@ -10,6 +10,7 @@
 //! into a directory, its owners moved into another namespace's UID range
 //! ([`UidShift`], [`uid`]).
 
+mod claim;
 mod restore;
 mod select;
 pub mod uid;
@@ -21,6 +22,7 @@ use hokan_repo::{FsBackupResult, IndexedRepository, SnapshotSpec, SourceKind};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use claim::{ClaimCopy, DEVICE_FILE, VOLUME_SNAPSHOT_LABEL, backup_claim};
 pub use restore::{
     NAMESPACE_LABEL, RestoredVolume, UidShift, can_shift_owners, restore_volume, snapshot_namespace,
 };

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod repository;
 #[allow(clippy::duplicated_attributes)]
 pub mod restore;
+pub mod snapshots;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -8,7 +8,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
 use super::common::{Phase, PodSelection, ResourceFilter, Retention};
+use super::snapshots::{ClaimStatus, CopyRhythm, SnapshotRhythm};
 
 /// A schedule of backups: at each tick of `schedule` (cron, in `timeZone`)
 /// the operator creates a `Backup` named `<policy>-<yyyyMMddHHmmss>` (the
@@ -178,21 +181,25 @@ pub struct ResourceSource {
     pub retention: Option<Retention>,
 }
 
-/// Pod volumes, read from the kubelet's directory by a Job on each node
-/// where a selected pod runs. Each claim is its own snapshot series, so an
-/// unchanged file is not read again.
-///
-/// The rhythm of these copies is the policy's `schedule`. CSI snapshots
-/// (a `VolumeSnapshot` kept in the cluster, copied into the repository on a
-/// rhythm of its own) will be added beside these fields as `snapshots` and
-/// `copies`, each with an interval and a retention; a policy written
-/// without them keeps its meaning.
+/// Pod volumes and claims. Without `snapshots`, pod volumes are read from
+/// the kubelet's directory by a Job on each node where a selected pod
+/// runs, on the policy's `schedule`. With `snapshots`, each selected
+/// claim gets CSI `VolumeSnapshot`s on their own rhythm, and with `copies`
+/// the newest is copied into the repository on another; a claim whose
+/// storage class has no snapshot class falls back to the node agent (its
+/// status says so). Each claim is its own snapshot series in the
+/// repository whichever way it is read, so an unchanged file is not read
+/// again.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSource {
-    /// Which pods' volumes.
+    /// Which pods' volumes (and, with `snapshots`, the claims they mount,
+    /// as Velero's annotations pick them).
     #[serde(flatten)]
     pub selection: PodSelection,
+    /// With `snapshots`: claims taken by their own labels, in `namespaces`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_selector: Option<LabelSelector>,
     /// Volume names to leave out (Velero's
     /// `backup.velero.io/backup-volumes-excludes` is honoured as well).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -200,6 +207,12 @@ pub struct VolumeSource {
     /// Which copies in the repository to keep, per claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// CSI snapshots of the claims, kept in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<SnapshotRhythm>,
+    /// Copies of the snapshots into the repository (needs `snapshots`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<CopyRhythm>,
 }
 
 /// A backup run the policy made, for `kubectl describe` (SPP lists restore
@@ -253,4 +266,8 @@ pub struct BackupPolicyStatus {
     /// `Valid`: the schedule, time zone, retention and repository are usable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// With `spec.volumes.snapshots`: each claim, its restore points and
+    /// its last failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimStatus>,
 }

@@ -132,6 +132,12 @@ pub struct VolumeRestore {
     /// looked up among.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_claim: Option<String>,
+    /// Restore from this CSI `VolumeSnapshot` (`namespace/name`, or a name
+    /// in the Restore's namespace) instead of a repository snapshot: a new
+    /// claim `claimName` is made with it as its data source, in any
+    /// namespace (the fastest restore; files keep their owners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_snapshot: Option<String>,
     /// Move file owners into the target namespace's UID range when it
     /// differs from the source's (OpenShift's
     /// `openshift.io/sa.scc.uid-range` annotations); default true.

@@ -15,7 +15,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::repository::{open_options, secret_value};
+use super::repository::{open_indexed, open_options, secret_value};
 use super::{Context, Error, apply_status, ensure_job, event};
 use crate::api::backup::Backup;
 use crate::api::common::RunError;
@@ -236,20 +236,9 @@ async fn drive(
     }
 
     // Resources, in-process, unless this run already saved them.
-    let password = match secret_value(&ctx.client, ns, &repo.spec.password_secret_ref).await {
-        Ok(p) => p,
-        Err(reason) => return fail(format!("repository {}: {reason}", plan.repository)),
-    };
-    let options = match open_options(ctx, ns, &repo).await {
-        Ok(o) => o,
-        Err(reason) => return fail(format!("repository {}: {reason}", plan.repository)),
-    };
-    let opened = tokio::task::block_in_place(|| {
-        hokan_repo::Repository::open(&location, &password, options).and_then(|r| r.load_index())
-    });
-    let mut handle = match opened {
+    let mut handle = match open_indexed(ctx, ns, &repo).await {
         Ok(r) => r,
-        Err(e) => return fail(format!("repository {}: {e}", plan.repository)),
+        Err(reason) => return fail(format!("repository {}: {reason}", plan.repository)),
     };
     if let Some(resources) = &plan.what.resources {
         let done = tokio::task::block_in_place(|| saved_by(&handle, &run))

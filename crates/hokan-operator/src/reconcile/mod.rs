@@ -7,9 +7,12 @@
 //! stops writing disappears.
 
 pub mod backup;
+pub mod copies;
 pub mod policy;
 pub mod repository;
 pub mod restore;
+pub mod snapshot_restore;
+pub mod snapshots;
 pub mod volumes;
 
 use std::sync::Arc;

@@ -66,14 +66,28 @@ pub fn validate(policy: &BackupPolicy) -> Result<Schedule, Invalid> {
             retention_policy(r, at)?;
         }
     }
+    if let Some(v) = &w.volumes {
+        super::snapshots::rhythms(v)?;
+    }
     Ok(schedule)
 }
 
 /// The Backup for `policy`'s `tick`: its name, the policy label, the
 /// policy's sources copied in (a later change of the policy does not
-/// rewrite what this run was).
+/// rewrite what this run was). With CSI snapshots the volumes are the
+/// snapshot rounds' work, unless some claim falls back to the node agent
+/// (status says which): then the run's node Jobs read the pods' volumes.
 pub fn backup_for_tick(policy: &BackupPolicy, tick: DateTime<Utc>) -> Backup {
     let name = policy.name_any();
+    let mut what = policy.spec.what.clone();
+    let node_agent = policy.status.as_ref().is_some_and(|s| {
+        s.claims
+            .iter()
+            .any(|c| c.mode == crate::api::snapshots::ClaimMode::NodeAgent)
+    });
+    if what.volumes.as_ref().is_some_and(|v| v.snapshots.is_some()) && !node_agent {
+        what.volumes = None;
+    }
     let mut labels = BTreeMap::new();
     labels.insert(POLICY_LABEL.to_string(), name.clone());
     Backup {
@@ -87,7 +101,7 @@ pub fn backup_for_tick(policy: &BackupPolicy, tick: DateTime<Utc>) -> Backup {
             policy: Some(name),
             repository: Some(policy.spec.repository.clone()),
             scheduled_time: Some(to_time(tick)),
-            what: policy.spec.what.clone(),
+            what,
         },
         status: None,
     }
@@ -215,6 +229,11 @@ pub async fn reconcile(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<A
             now,
             policy.spec.starting_deadline_seconds,
         ) {
+            Due::Run { tick, next: n } if backup_for_tick(&policy, tick).spec.what.is_empty() => {
+                // Only CSI snapshots: they keep their own rhythm below.
+                status.last_schedule_time = Some(to_time(tick));
+                next = n;
+            }
             Due::Run { tick, next: n } => {
                 let backup = backup_for_tick(&policy, tick);
                 match backups_api.create(&PostParams::default(), &backup).await {
@@ -268,15 +287,32 @@ pub async fn reconcile(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<A
     if last_success.is_some() {
         status.last_successful_time = last_success;
     }
+    let volumes = policy.spec.what.volumes.as_ref();
+    let rhythms = volumes
+        .map(super::snapshots::rhythms)
+        .transpose()?
+        .flatten();
+    let mut again = next.map(|t| wait_until(now, t));
+    match (volumes, rhythms) {
+        (Some(v), Some(r)) if !policy.spec.suspend => {
+            let round = super::snapshots::round(&policy, &ctx, v, &r, &mut status.claims).await?;
+            again = match (again, round.requeue) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        (_, None) => status.claims.clear(),
+        _ => {}
+    }
     apply_status(&policies, &name, &status).await?;
-    Ok(match next {
-        Some(t) => Action::requeue(wait_until(now, t)),
+    Ok(match again {
+        Some(wait) => Action::requeue(wait),
         None => Action::await_change(),
     })
 }
 
 /// The real time to wait for the next tick (at least a second).
-fn wait_until(now: DateTime<Utc>, t: DateTime<Utc>) -> Duration {
+pub(super) fn wait_until(now: DateTime<Utc>, t: DateTime<Utc>) -> Duration {
     Duration::from_secs((t - now).num_seconds().max(1) as u64)
 }
 

@@ -217,6 +217,22 @@ pub async fn open_options(
     Ok(options)
 }
 
+/// Opens `repo` in the operator's process with its index loaded, as runs
+/// read and change it (retention, their snapshots). Blocking work in place.
+pub async fn open_indexed(
+    ctx: &Context,
+    ns: &str,
+    repo: &Repository,
+) -> Result<hokan_repo::IndexedRepository, String> {
+    let password = secret_value(&ctx.client, ns, &repo.spec.password_secret_ref).await?;
+    let options = open_options(ctx, ns, repo).await?;
+    let location = repo.spec.location.clone();
+    tokio::task::block_in_place(|| {
+        hokan_repo::Repository::open(&location, &password, options).and_then(|r| r.load_index())
+    })
+    .map_err(|e| e.to_string())
+}
+
 /// The reconcile: check when due, write status, come back at the next check.
 pub async fn reconcile(repo: Arc<Repository>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = repo.name_any();

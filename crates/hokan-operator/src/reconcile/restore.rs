@@ -155,6 +155,19 @@ async fn drive(
         Ok(k) => k,
         Err(reason) => return failed(reason),
     };
+    let from_snapshot = restore
+        .spec
+        .volume
+        .as_ref()
+        .is_some_and(|v| v.volume_snapshot.is_some());
+    if from_snapshot {
+        return Ok(
+            match super::snapshot_restore::restore(restore, ctx, ns, status).await? {
+                Some(outcome) => Step::Done(outcome, None),
+                None => Step::Wait(super::snapshots::BUSY_POLL),
+            },
+        );
+    }
     if kind == Kind::Volume {
         return Ok(
             match super::volumes::restore_volume(restore, ctx, ns, status).await? {

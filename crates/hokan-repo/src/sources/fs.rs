@@ -77,7 +77,10 @@ impl IndexedRepository {
         self.archive_into(
             spec,
             &options.excludes,
-            options.read_special,
+            Walk {
+                read_special: options.read_special,
+                ..Walk::default()
+            },
             progress,
             |a, parent| a.archive(&abs, parent),
         )
@@ -97,7 +100,28 @@ impl IndexedRepository {
         progress: &dyn Progress,
     ) -> Result<FsBackupResult> {
         // Volumes are directories of files; devices in them stay nodes.
-        self.archive_into(spec, excludes, false, progress, |a, parent| {
+        self.archive_into(spec, excludes, Walk::default(), progress, |a, parent| {
+            a.archive_root(dir, parent)
+        })
+    }
+
+    /// [`backup_dir_as_root`](Self::backup_dir_as_root) for a directory
+    /// that is a fresh copy of the data at each backup (a claim made from a
+    /// CSI snapshot): every file is a new inode with a new change time, so
+    /// a file is unchanged when its size and modification time are the
+    /// parent's (as Kopia, which Velero's data mover uses, decides).
+    pub fn backup_copy_as_root(
+        &mut self,
+        dir: &Path,
+        spec: SnapshotSpec,
+        excludes: &Excludes,
+        progress: &dyn Progress,
+    ) -> Result<FsBackupResult> {
+        let walk = Walk {
+            ignore_inode: true,
+            ..Walk::default()
+        };
+        self.archive_into(spec, excludes, walk, progress, |a, parent| {
             a.archive_root(dir, parent)
         })
     }
@@ -117,7 +141,7 @@ impl IndexedRepository {
             .into_iter()
             .map(|(dir, spec)| {
                 let source = move |s: &crate::session::Session<'_>| {
-                    stage_walk(s, excludes, false, progress, |a, parent| {
+                    stage_walk(s, excludes, Walk::default(), progress, |a, parent| {
                         a.archive_root(&dir, parent)
                     })
                 };
@@ -141,19 +165,24 @@ impl IndexedRepository {
         &mut self,
         spec: SnapshotSpec,
         excludes: &Excludes,
-        read_special: bool,
+        flags: Walk,
         progress: &dyn Progress,
         walk: impl FnOnce(&Archiver<'_>, Option<&TreeId>) -> hokan_core::Result<Archived>,
     ) -> Result<FsBackupResult> {
-        let done = self.backup(spec, |s| {
-            stage_walk(s, excludes, read_special, progress, walk)
-        })?;
+        let done = self.backup(spec, |s| stage_walk(s, excludes, flags, progress, walk))?;
         Ok(FsBackupResult {
             entry: done.entry,
             warnings: done.value.warnings,
             parent_unreadable: done.value.parent_unreadable,
         })
     }
+}
+
+/// How a walk reads: devices as content, inodes ignored.
+#[derive(Clone, Copy, Debug, Default)]
+struct Walk {
+    read_special: bool,
+    ignore_inode: bool,
 }
 
 /// What a walk reports beside its tree: see [`FsBackupResult`].
@@ -167,13 +196,14 @@ struct Walked {
 fn stage_walk(
     s: &crate::session::Session<'_>,
     excludes: &Excludes,
-    read_special: bool,
+    flags: Walk,
     progress: &dyn Progress,
     walk: impl FnOnce(&Archiver<'_>, Option<&TreeId>) -> hokan_core::Result<Archived>,
 ) -> Result<(Staged, Walked)> {
     let parent = s.parent_tree();
-    let archiver =
-        Archiver::new(s.writer(), Some(s.reader()), excludes, progress).read_special(read_special);
+    let archiver = Archiver::new(s.writer(), Some(s.reader()), excludes, progress)
+        .read_special(flags.read_special)
+        .ignore_inode(flags.ignore_inode);
     let archived = walk(&archiver, parent.as_ref()).map_err(from_core)?;
     let a = &archived.summary;
     let staged = Staged {

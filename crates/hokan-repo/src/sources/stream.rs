@@ -13,7 +13,8 @@ use crate::snapshot::{SnapshotEntry, counts};
 impl IndexedRepository {
     /// Backs up a byte stream as one file named `name` (`backup --stdin`).
     /// `spec` says what the stream is (its source kind, tags, labels);
-    /// its paths are set to `[name]`. Saves and returns the snapshot.
+    /// its paths are `[name]` unless it gives its own (a claim's device
+    /// records the claim). Saves and returns the snapshot.
     pub fn backup_stream(
         &mut self,
         reader: impl Read + Send,
@@ -27,7 +28,9 @@ impl IndexedRepository {
                 reason: format!("{name:?}; give a plain file name such as dump.sql"),
             });
         }
-        spec.paths = vec![name.to_string()];
+        if spec.paths.is_empty() {
+            spec.paths = vec![name.to_string()];
+        }
         let done = self.backup(spec, |s| -> Result<_> {
             let chunks = s.store_stream(reader)?;
             let mut node = Node::new(name, NodeKind::File);

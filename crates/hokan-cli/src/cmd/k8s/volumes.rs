@@ -26,12 +26,17 @@ pub enum VolumesCommand {
     /// Restore a volume snapshot into a directory, moving owners between
     /// OpenShift UID ranges
     Restore(RestoreArgs),
+    /// Back up a claim's data from a copy of it (a claim made from a CSI
+    /// VolumeSnapshot, mounted by the operator's copy Job) as the claim's
+    /// own snapshot
+    Copy(CopyArgs),
 }
 
 pub fn run(g: &Global, c: VolumesCommand) -> Result<ExitCode> {
     match c {
         VolumesCommand::Backup(a) => backup(g, a),
         VolumesCommand::Restore(a) => restore(g, a),
+        VolumesCommand::Copy(a) => copy(g, a),
     }
 }
 
@@ -311,5 +316,86 @@ fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CopyArgs {
+    /// Where the data is: the mounted directory, or with --block the device
+    pub from: PathBuf,
+    /// The claim's namespace
+    #[arg(long, value_name = "NS")]
+    pub namespace: String,
+    /// The claim the data is a copy of: the snapshot's identity is
+    /// NAMESPACE/CLAIM, as the node agent's backups of it
+    #[arg(long, value_name = "NAME")]
+    pub claim: String,
+    /// The claim is a raw device (volumeMode: Block): read it whole, zero
+    /// regions stored once and restored as holes
+    #[arg(long)]
+    pub block: bool,
+    /// The VolumeSnapshot the data was read from (recorded as a label)
+    #[arg(long, value_name = "NAME")]
+    pub volume_snapshot: Option<String>,
+    /// Tag the snapshot (repeatable, or comma-separated)
+    #[arg(long = "tag", value_delimiter = ',')]
+    pub tags: Vec<String>,
+}
+
+fn copy(g: &Global, a: CopyArgs) -> Result<ExitCode> {
+    let copy = volumes::ClaimCopy {
+        namespace: a.namespace,
+        claim: a.claim,
+        path: a.from,
+        block: a.block,
+        volume_snapshot: a.volume_snapshot,
+    };
+    let mut repo = super::super::open(g)?.load_index()?;
+    let progress = CliProgress::start(super::super::progress_mode(g));
+    let dirs = if copy.block {
+        Vec::new()
+    } else {
+        vec![copy.path.clone()]
+    };
+    let done = with_totals(&dirs, &Excludes::default(), false, &progress, || {
+        volumes::backup_claim(&mut repo, &copy, &a.tags, &progress)
+    });
+    progress.finish();
+    let done = done.map_err(k8s_error)?;
+    let e = &done.entry;
+    let s = &e.snapshot.summary;
+    crate::metrics::record_backup(e);
+    if g.json {
+        output::json(&json!({
+            "message_type": "summary",
+            "namespace": copy.namespace, "pvc": copy.claim, "identity": copy.identity(),
+            "block": copy.block, "snapshot_id": e.id.to_hex(),
+            "parent": e.snapshot.parent.map(|p| p.to_hex()),
+            "files_new": s.count(counts::FILES_NEW),
+            "files_changed": s.count(counts::FILES_CHANGED),
+            "files_unmodified": s.count(counts::FILES_UNMODIFIED),
+            "total_bytes": s.bytes, "data_added": s.bytes_added, "blobs_added": s.blobs_added,
+            "warnings": done.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        }))?;
+    } else if !g.quiet {
+        for w in &done.warnings {
+            eprintln!("warning: {}: {w}", copy.identity());
+        }
+        println!(
+            "{}: snapshot {}, {} files ({} new, {} changed, {} unmodified), {} of {} added",
+            copy.identity(),
+            e.id.short(),
+            s.count(counts::FILES),
+            s.count(counts::FILES_NEW),
+            s.count(counts::FILES_CHANGED),
+            s.count(counts::FILES_UNMODIFIED),
+            output::size(s.bytes_added),
+            output::size(s.bytes)
+        );
+    }
+    Ok(if done.warnings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
     })
 }
