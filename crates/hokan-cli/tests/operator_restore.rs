@@ -89,51 +89,9 @@ async fn an_etcd_restore_writes_a_snapshot_etcdctl_restores_on_its_node() {
     ] {
         tc.create(object).await.unwrap();
     }
-    let ctx = Arc::new(Context {
-        client: tc.cluster().client().clone(),
-        clock: Arc::new(SystemClock),
-        endpoints: Endpoints::default(),
-        open_options: hokan_repo::OpenOptions {
-            cache: hokan_repo::CacheMode::Off,
-            ..Default::default()
-        },
-        image: "localhost/hokan:test".into(),
-        job_retries: 0,
-        failures: Default::default(),
-    });
-
-    // Reconcile as the controller would on each change of its Job, until
-    // it ends (bounded: the bound is a failure, not a timing assertion).
+    let ctx = context(&tc, 0);
     let path = "/apis/hokan.dev/v1alpha1/namespaces/hokan-system/restores/etcd-to-master-1";
-    let mut status = None;
-    let mut last = None;
-    for _ in 0..600 {
-        let current = tc.cluster().get(path).await.unwrap().unwrap();
-        let r: Restore = serde_json::from_value(current).unwrap();
-        restore::reconcile(Arc::new(r), ctx.clone()).await.unwrap();
-        let r: Restore =
-            serde_json::from_value(tc.cluster().get(path).await.unwrap().unwrap()).unwrap();
-        let st = r.status.unwrap_or_default();
-        last = Some(st.clone());
-        if st.phase.is_finished() {
-            status = Some(st);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let Some(st) = status else {
-        let jobs = tc
-            .cluster()
-            .get("/apis/batch/v1/namespaces/hokan-system/jobs")
-            .await;
-        let pods = tc
-            .cluster()
-            .get("/api/v1/namespaces/hokan-system/pods")
-            .await;
-        panic!(
-            "the Restore did not end within 60 s; its status: {last:?}; jobs: {jobs:?}; pods: {pods:?}"
-        );
-    };
+    let st = restore_until_done(&tc, &ctx, path).await;
     assert_eq!(st.phase, Phase::Completed, "{st:?}");
     let file = "/var/lib/etcd-backup/snapshot_etcd-to-master-1.db";
     assert_eq!(st.written_to.as_deref(), Some(&*format!("master-1:{file}")));
@@ -151,6 +109,23 @@ async fn an_etcd_restore_writes_a_snapshot_etcdctl_restores_on_its_node() {
     let got = restored.etcdctl_ok(&["get", "/registry/configmaps/shop/web", "--print-value-only"]);
     assert_eq!(got.trim(), "before-the-backup");
     tc.cleanup().await.unwrap();
+}
+
+/// What the reconciles share, against `tc`, on the system clock, with no
+/// cache and `job_retries` more pods after a failed one.
+fn context(tc: &TestCluster, job_retries: i32) -> Arc<Context> {
+    Arc::new(Context {
+        client: tc.cluster().client().clone(),
+        clock: Arc::new(SystemClock),
+        endpoints: Endpoints::default(),
+        open_options: hokan_repo::OpenOptions {
+            cache: hokan_repo::CacheMode::Off,
+            ..Default::default()
+        },
+        image: "localhost/hokan:test".into(),
+        job_retries,
+        failures: Default::default(),
+    })
 }
 
 /// Reconciles `path`'s Restore as the controller would on each change of
@@ -175,11 +150,17 @@ async fn restore_until_done(
         last = Some(st);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let jobs = tc
+        .cluster()
+        .get("/apis/batch/v1/namespaces/hokan-system/jobs")
+        .await;
     let pods = tc
         .cluster()
         .get("/api/v1/namespaces/hokan-system/pods")
         .await;
-    panic!("the Restore did not end within 60 s; its status: {last:?}; pods: {pods:?}");
+    panic!(
+        "the Restore did not end within 60 s; its status: {last:?}; jobs: {jobs:?}; pods: {pods:?}"
+    );
 }
 
 /// The rules deploy/ gives `account` in hokan-system, plus what every
@@ -268,18 +249,7 @@ async fn a_resource_restore_into_this_cluster_runs_as_the_restore_account() {
         tc.create(object).await.unwrap();
     }
     tc.server().unwrap().clear_requests();
-    let ctx = Arc::new(Context {
-        client: tc.cluster().client().clone(),
-        clock: Arc::new(SystemClock),
-        endpoints: Endpoints::default(),
-        open_options: hokan_repo::OpenOptions {
-            cache: hokan_repo::CacheMode::Off,
-            ..Default::default()
-        },
-        image: "localhost/hokan:test".into(),
-        job_retries: 1,
-        failures: Default::default(),
-    });
+    let ctx = context(&tc, 1);
     let path = "/apis/hokan.dev/v1alpha1/namespaces/hokan-system/restores/shop-copy";
     let st = restore_until_done(&tc, &ctx, path).await;
     assert_eq!(st.phase, Phase::Completed, "{st:?}");

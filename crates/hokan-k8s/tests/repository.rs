@@ -14,42 +14,7 @@ use hokan_k8s::{
     BackupOptions, Error, ManifestDir, MemoryStore, ObjectSource, RestoreOptions, SnapshotSource,
     Target, backup, backup_to_repository, execute, import_velero_to_repository, plan, velero,
 };
-use hokan_repo::{InitOptions, KdfParams, OpenOptions, Repository};
 use serde_json::json;
-
-fn repository(dir: &std::path::Path) -> hokan_repo::IndexedRepository {
-    let location = dir.join("repo");
-    let location = location.to_str().unwrap();
-    let init = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        },
-        ..Default::default()
-    };
-    Repository::init(
-        location,
-        b"pw",
-        init,
-        OpenOptions {
-            cache: hokan_repo::CacheMode::Off,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    Repository::open(
-        location,
-        b"pw",
-        OpenOptions {
-            cache: hokan_repo::CacheMode::Off,
-            ..Default::default()
-        },
-    )
-    .unwrap()
-    .load_index()
-    .unwrap()
-}
 
 async fn shop(cluster: &mut TestCluster) {
     cluster
@@ -83,7 +48,7 @@ async fn a_backup_is_a_tree_of_objects_and_an_unchanged_one_stores_nothing() {
     shop(&mut cluster).await;
     let ns = cluster.namespace("shop");
     let dir = tempfile::tempdir().unwrap();
-    let mut repo = repository(dir.path());
+    let mut repo = common::repository(dir.path());
     let options = BackupOptions {
         include_namespaces: vec![ns.clone()],
         ..Default::default()
@@ -186,7 +151,7 @@ async fn a_snapshot_restores_and_exports_like_the_backup_it_holds() {
     let mut cluster = TestCluster::in_process().await.unwrap();
     shop(&mut cluster).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut repo = repository(dir.path());
+    let mut repo = common::repository(dir.path());
     let options = BackupOptions {
         include_namespaces: vec!["shop".into()],
         all_api_versions: true,
@@ -279,7 +244,7 @@ async fn a_snapshot_restores_and_exports_like_the_backup_it_holds() {
 async fn a_failing_source_commits_nothing_and_says_why() {
     let cluster = TestCluster::in_process().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut repo = repository(dir.path());
+    let mut repo = common::repository(dir.path());
     let options = BackupOptions {
         selector: Some("app in (".into()),
         ..Default::default()
@@ -325,7 +290,7 @@ async fn a_failing_source_commits_nothing_and_says_why() {
 async fn a_current_thread_runtime_is_refused_with_the_fix() {
     let cluster = TestCluster::in_process().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut repo = repository(dir.path());
+    let mut repo = common::repository(dir.path());
     let err = backup_to_repository(
         cluster.cluster(),
         &BackupOptions::default(),
@@ -348,7 +313,7 @@ async fn thousands_of_objects_over_many_pages_and_namespaces() {
         seed: 5,
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut repo = repository(dir.path());
+    let mut repo = common::repository(dir.path());
     let options = BackupOptions {
         page_size: 97,
         ..Default::default()
@@ -439,7 +404,7 @@ async fn objects_in_any_order_make_the_same_tree_and_late_ones_are_refused() {
         }
         tar.into_inner().unwrap().finish().unwrap();
     }
-    let mut repo = repository(dir.path());
+    let mut repo = common::repository(dir.path());
     let imported = import_velero_to_repository(
         &tarball,
         "mixed",
@@ -543,7 +508,7 @@ async fn objects_in_any_order_make_the_same_tree_and_late_ones_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_holding_something_else_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut repo = repository(dir.path());
+    let mut repo = common::repository(dir.path());
     // A resource snapshot with a plain file where only objects belong.
     let saved = repo
         .backup(

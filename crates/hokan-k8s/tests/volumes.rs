@@ -3,47 +3,15 @@
 //! snapshot of its own, the chain of parents surviving a reschedule, and
 //! owners moved between UID ranges.
 
+mod common;
+
 use std::path::Path;
 
 use hokan_core::fs::NoProgress;
 use hokan_k8s::testserver::TestServer;
 use hokan_k8s::volumes::{self, uid};
-use hokan_repo::{InitOptions, KdfParams, OpenOptions, Repository, SourceKind};
+use hokan_repo::SourceKind;
 use serde_json::{Value, json};
-
-fn repository(dir: &Path) -> hokan_repo::IndexedRepository {
-    let location = dir.join("repo");
-    let location = location.to_str().unwrap();
-    let init = InitOptions {
-        kdf: KdfParams {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        },
-        ..Default::default()
-    };
-    Repository::init(
-        location,
-        b"pw",
-        init,
-        OpenOptions {
-            cache: hokan_repo::CacheMode::Off,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    Repository::open(
-        location,
-        b"pw",
-        OpenOptions {
-            cache: hokan_repo::CacheMode::Off,
-            ..Default::default()
-        },
-    )
-    .unwrap()
-    .load_index()
-    .unwrap()
-}
 
 fn pod(name: &str, node: &str, annotations: Value, volumes: Value) -> Value {
     json!({
@@ -155,7 +123,7 @@ async fn a_nodes_picked_volumes_become_snapshots_and_survive_a_reschedule() {
     assert!(reason("scratch").contains("not listed"));
     assert_eq!(found.skipped.len(), 4);
 
-    let mut repo = repository(dir.path());
+    let mut repo = common::repository(dir.path());
     let mut first = Vec::new();
     for f in &found.found {
         let done = volumes::backup_volume(&mut repo, f, "node-1", &["nightly".into()], &NoProgress)
@@ -314,7 +282,7 @@ async fn a_volume_restores_into_another_namespace_with_its_uid_range() {
     let chown = |p: &Path, id: u32| std::os::unix::fs::lchown(p, Some(id), Some(id)).unwrap();
     chown(&data.path, 1000650000);
     chown(&data.path.join("a.txt"), 1000650042);
-    let mut repo = repository(dir.path());
+    let mut repo = common::repository(dir.path());
     let saved = volumes::backup_volume(&mut repo, data, "node-1", &[], &NoProgress)
         .unwrap()
         .entry;
@@ -415,7 +383,7 @@ async fn several_volumes_at_once_and_a_shared_claim_once() {
         .collect();
     assert_eq!(shared.len(), 6, "{:?}", found.skipped);
 
-    let mut repo = repository(dir.path());
+    let mut repo = common::repository(dir.path());
     let first =
         volumes::backup_volumes(&mut repo, &found.found, "node-1", &[], &NoProgress, 4).unwrap();
     let first: Vec<_> = first.into_iter().map(|r| r.unwrap().entry).collect();

@@ -65,3 +65,29 @@ pub fn writes(server: &hokan_k8s::testserver::TestServer) -> Vec<(String, String
         .map(|r| (r.method, r.path, r.status))
         .collect()
 }
+
+/// A new repository under `dir/repo` (password `pw`, a cheap key, no
+/// cache: tests write nothing under the home directory), opened with its
+/// index.
+pub fn repository(dir: &std::path::Path) -> hokan_repo::IndexedRepository {
+    use hokan_repo::{InitOptions, KdfParams, OpenOptions, Repository};
+    let location = dir.join("repo");
+    let location = location.to_str().unwrap();
+    let init = InitOptions {
+        kdf: KdfParams {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..Default::default()
+    };
+    let options = OpenOptions {
+        cache: hokan_repo::CacheMode::Off,
+        ..Default::default()
+    };
+    Repository::init(location, b"pw", init, options.clone()).unwrap();
+    Repository::open(location, b"pw", options)
+        .unwrap()
+        .load_index()
+        .unwrap()
+}
