@@ -237,9 +237,16 @@ fn repack_live(
     Ok((writable.into_inner(), summary.packs, summary.index_files))
 }
 
+/// A rewritten index file lists at most this many packs...
+const PACKS_PER_FILE: usize = 256;
+/// ...and closes once it lists this many blobs: packs of small blobs hold
+/// a hundred thousand each, and 256 of them would make one file (and its
+/// encoding, in memory) of tens of millions of entries.
+const BLOBS_PER_FILE: usize = 1 << 16;
+
 /// Step 3: the index files that list the packs that stay (kept ones read
-/// again from the old files, resurrected ones, new ones), 256 packs a
-/// file, superseding every old one. Outside immutable mode superseded
+/// again from the old files, resurrected ones, new ones), a few hundred
+/// packs or some 65,000 blobs a file, superseding every old one. Outside immutable mode superseded
 /// files left by an interrupted prune are consolidated here; in it they
 /// are deleted once the lock allows, as rewriting would only add more
 /// files the lock holds.
@@ -260,10 +267,13 @@ fn rewrite_index(
         return Ok(());
     }
     let mut written = Vec::new();
-    let mut batch: Vec<IndexedPack> = Vec::with_capacity(256);
+    let mut batch: Vec<IndexedPack> = Vec::with_capacity(PACKS_PER_FILE);
+    let mut blobs = 0usize;
     let mut add = |p: IndexedPack, batch: &mut Vec<IndexedPack>| -> Result<()> {
+        blobs += p.blobs.len();
         batch.push(p);
-        if batch.len() == 256 {
+        if batch.len() == PACKS_PER_FILE || blobs >= BLOBS_PER_FILE {
+            blobs = 0;
             written.push(repo.write_index_file(&IndexFile {
                 supersedes: Vec::new(),
                 packs: std::mem::take(batch),

@@ -15,8 +15,10 @@ use crate::locks::{LockList, LockObject, MarkedPack};
 use crate::repository::Repository;
 use crate::store::Listed;
 
-/// Index files read at once: memory holds one batch of them.
-const FILES_AT_ONCE: usize = 8;
+/// Index files read at once: memory holds one batch of them, decoded (a
+/// session's index file may list hundreds of thousands of blobs, some
+/// 20 MB in memory), so few.
+const FILES_AT_ONCE: usize = 2;
 
 /// What prune read: the index, the lock objects, the store's packs and,
 /// for every pack, what the blobs the snapshots use make of it.
