@@ -331,7 +331,19 @@ impl Repository {
     /// bypassing the cache, when `cached` is false.
     pub fn index_files_from(&self, cached: bool) -> Result<IndexFiles> {
         let ids = self.list_ids(Kind::Index)?;
-        let fetched = self.fetch_from(Kind::Index, &ids, cached)?;
+        self.read_index_files(&ids, cached)
+    }
+
+    /// The ids of the index files in the store, as listed.
+    pub(crate) fn index_file_ids(&self) -> Result<Vec<Id>> {
+        self.list_ids(Kind::Index)
+    }
+
+    /// The index files `ids` names, in that order (those that vanished
+    /// since they were listed left out): maintenance reads them a batch at
+    /// a time, so memory holds one batch, not the whole index.
+    pub(crate) fn read_index_files(&self, ids: &[Id], cached: bool) -> Result<IndexFiles> {
+        let fetched = self.fetch_from(Kind::Index, ids, cached)?;
         let results: Vec<(Id, Result<IndexFile>)> = ids
             .par_iter()
             .zip(fetched.into_par_iter())

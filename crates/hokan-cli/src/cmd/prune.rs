@@ -25,6 +25,11 @@ pub struct PruneArgs {
     /// repository is unused data, e.g. 5%
     #[arg(long, default_value = "5%", value_name = "PERCENT")]
     pub max_unused: String,
+    /// Memory the survey's sorts may hold before they spill to temporary
+    /// files (in the cache directory, or the system's temporary one):
+    /// prune's memory then grows with packs and trees, not with blobs
+    #[arg(long, default_value = "128MiB", value_name = "SIZE")]
+    pub max_memory: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -54,7 +59,18 @@ fn options(a: &PruneArgs, dry_run: bool) -> Result<PruneOptions> {
         instant_delete: a.instant_delete,
         max_unused: t / 100.0,
         dry_run,
+        max_memory: parse_memory(&a.max_memory)?,
+        temp_dir: None,
     })
+}
+
+/// `--max-memory`: a size, at least 1 MiB.
+pub fn parse_memory(s: &str) -> Result<usize> {
+    let n = hokan_repo::parse_size(s).map_err(|e| anyhow::anyhow!("--max-memory {s:?}: {e}"))?;
+    if n < 1 << 20 {
+        bail!("--max-memory {s:?}: give at least 1MiB");
+    }
+    Ok(n.min(usize::MAX as u64) as usize)
 }
 
 pub fn run(g: &Global, a: PruneCommand) -> Result<ExitCode> {

@@ -32,7 +32,7 @@ use crate::id::{BlobType, Id, PackId};
 use crate::pack::{PackedBlob, group_members};
 
 pub use mapped::{MappedRun, RunBuilder, RunMeta};
-pub use sorter::{IdSorter, SortedIds};
+pub use sorter::{IdSorter, RecordSorter, SortedIds, SortedRecords};
 
 /// Where a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

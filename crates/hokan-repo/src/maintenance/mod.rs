@@ -8,12 +8,13 @@ mod check;
 mod forget;
 mod prune;
 mod repair;
+mod resolve;
 pub(crate) mod walk;
 
 pub use crate::locks::{LockObject, MarkedPack, PruneLock, STALE_AFTER};
 pub use check::{CheckReport, Problem, ProblemKind, ReadData, check};
 pub use forget::Forgotten;
-pub use prune::{PruneOptions, PrunePlan, PruneReport, prune, prune_with};
+pub use prune::{DEFAULT_MAX_MEMORY, PruneOptions, PrunePlan, PruneReport, prune, prune_with};
 pub use repair::{RepairPacksReport, RepairReport, repair_index, repair_packs};
 pub use walk::Affected;
 

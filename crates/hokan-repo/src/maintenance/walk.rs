@@ -44,6 +44,40 @@ pub(crate) fn used_blobs(
     progress: &dyn PhaseProgress,
     tolerate: bool,
 ) -> Result<Used> {
+    let mut blobs = HashSet::new();
+    let mut used = used_blobs_into(reader, snapshots, progress, tolerate, &mut blobs)?;
+    used.blobs = blobs;
+    Ok(used)
+}
+
+/// Where a walk puts the blobs it finds.
+pub(crate) trait UsedSink {
+    /// Adds a blob; whether it is new (a sink that cannot tell says yes).
+    fn add(&mut self, id: Id) -> Result<bool>;
+}
+
+impl UsedSink for HashSet<Id> {
+    fn add(&mut self, id: Id) -> Result<bool> {
+        Ok(self.insert(id))
+    }
+}
+
+impl UsedSink for hokan_core::index::IdSorter {
+    fn add(&mut self, id: Id) -> Result<bool> {
+        self.push(id).map_err(from_core)?;
+        Ok(true)
+    }
+}
+
+/// [`used_blobs`] into `sink` (`Used::blobs` stays empty, and `data`
+/// counts what the sink said was new).
+pub(crate) fn used_blobs_into(
+    reader: &BlobReader<'_>,
+    snapshots: &[SnapshotEntry],
+    progress: &dyn PhaseProgress,
+    tolerate: bool,
+    sink: &mut dyn UsedSink,
+) -> Result<Used> {
     let mut used = Used::default();
     let mut data = 0usize;
     if tolerate {
@@ -68,7 +102,7 @@ pub(crate) fn used_blobs(
             let tree = match hokan_core::browse::read_tree(reader, &t) {
                 Ok(tree) => tree,
                 Err(e) if tolerate => {
-                    used.blobs.insert(t.0);
+                    sink.add(t.0)?;
                     used.bad_trees.push(BadTree {
                         tree: t,
                         path,
@@ -105,12 +139,12 @@ pub(crate) fn used_blobs(
             // A tree both stored and carried (stored before its parent
             // carried it) keeps its blob: older parents name it.
             if reader.index().contains(&t.0) || !reader.is_carried(&t.0) {
-                used.blobs.insert(t.0);
+                sink.add(t.0)?;
             }
             for n in tree.nodes {
                 let p = path.join(&*n.name_lossy());
                 for c in n.content.iter().filter(|c| !c.is_hole()) {
-                    if used.blobs.insert(c.id.0) {
+                    if sink.add(c.id.0)? {
                         data += 1;
                     }
                 }

@@ -4,9 +4,9 @@
 
 use hokan_core::{Id, PackId};
 
-use super::survey::Survey;
-use super::{PruneOptions, record_bytes};
-use crate::locks::MarkedPack;
+use super::super::resolve::PackSummary;
+use super::PruneOptions;
+use super::survey::{Survey, marked_in_order};
 
 /// What a prune does with every pack it knows of.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,29 +49,34 @@ enum Fate {
 /// Decides the fate of every pack; see [`PrunePlan`].
 pub(crate) fn plan(s: &Survey, options: &PruneOptions) -> PrunePlan {
     let mut plan = PrunePlan::default();
-    let mut fates: Vec<Fate> = Vec::with_capacity(s.active.len());
+    let active = s.active();
+    let mut fates: Vec<Fate> = Vec::with_capacity(active.len());
     // Packs with both live and dead blobs: (position, live bytes, dead bytes).
     let mut partly: Vec<(usize, u64, u64)> = Vec::new();
-    for (i, p) in s.active.iter().enumerate() {
-        let (live, total) = record_bytes(p, |b| s.live_in(p, b));
-        if !s.stored.contains_key(&p.id) {
+    for (i, p) in active.iter().enumerate() {
+        let (live, total) = (p.live, p.total);
+        if !p.stored {
             // Gone, and snapshots need blobs no other pack holds: it stays
             // in the index, so check keeps naming what it affects and no
             // backup trusts its blobs. Gone and unused: the index drops it.
             if live > 0 {
                 plan.missing.push(p.id);
+                // Its blobs not recorded yet are, so that no backup
+                // deduplicates against what is gone.
+                plan.record_damage
+                    .extend(p.undamaged.iter().map(|b| (p.id, *b)));
             }
             fates.push(if live > 0 { Fate::Keep } else { Fate::Mark });
             continue;
         }
         fates.push(if live == 0 { Fate::Mark } else { Fate::Keep });
         // A damaged pack is salvaged by repair, not repacked by prune.
-        if live > 0 && live < total && !s.has_damage(p) {
+        if live > 0 && live < total && !p.damaged {
             partly.push((i, live, total - live));
         }
     }
-    choose_repacks(s, options, &mut fates, partly);
-    for (p, fate) in s.active.iter().zip(&fates) {
+    choose_repacks(active, options, &mut fates, partly);
+    for (p, fate) in active.iter().zip(&fates) {
         match fate {
             Fate::Keep => plan.keep.push(p.id),
             Fate::Mark => plan.mark.push(p.id),
@@ -83,13 +88,8 @@ pub(crate) fn plan(s: &Survey, options: &PruneOptions) -> PrunePlan {
     // marked before it loaded its index, or written before it began.
     let due =
         |since: i64| options.instant_delete || (s.now - since >= grace && since < s.oldest_writer);
-    let mut marked: Vec<&MarkedPack> = s.marked.values().collect();
-    marked.sort_by_key(|m| m.pack.id);
-    for m in marked
-        .into_iter()
-        .filter(|m| s.stored.contains_key(&m.pack.id))
-    {
-        if m.pack.blobs.iter().any(|b| s.live_in(&m.pack, b)) {
+    for m in marked_in_order(&s.marked, &s.stored) {
+        if s.resolved.marked_live.contains(&m.pack.id) {
             plan.resurrect.push(m.pack.id);
         } else if due(m.marked_at) {
             plan.delete.push(m.pack.id);
@@ -97,7 +97,7 @@ pub(crate) fn plan(s: &Survey, options: &PruneOptions) -> PrunePlan {
             plan.wait.push(m.pack.id);
         }
     }
-    let indexed: std::collections::HashSet<PackId> = s.active.iter().map(|p| p.id).collect();
+    let indexed: std::collections::HashSet<PackId> = active.iter().map(|p| p.id).collect();
     let mut orphans: Vec<(&PackId, i64)> = s
         .stored
         .iter()
@@ -113,20 +113,13 @@ pub(crate) fn plan(s: &Survey, options: &PruneOptions) -> PrunePlan {
             plan.orphans_kept.push(*id);
         }
     }
-    plan.record_damage = s
-        .active
-        .iter()
-        .filter(|p| plan.missing.contains(&p.id))
-        .flat_map(|p| p.blobs.iter().map(|b| (p.id, b.id)))
-        .filter(|b| !s.damaged.contains(b))
-        .collect();
     plan
 }
 
 /// Repacks the packs with the largest unused share until the dead weight
 /// left is within the allowance: bounded rewriting, most space freed.
 fn choose_repacks(
-    s: &Survey,
+    active: &[PackSummary],
     options: &PruneOptions,
     fates: &mut [Fate],
     mut partly: Vec<(usize, u64, u64)>,
@@ -136,7 +129,7 @@ fn choose_repacks(
             .iter()
             .enumerate()
             .filter(|(_, f)| **f == Fate::Keep)
-            .map(|(i, _)| record_bytes(&s.active[i], |_| true).1)
+            .map(|(i, _)| active[i].total)
             .sum::<u64>();
     let mut unused_total: u64 = partly.iter().map(|(_, _, u)| u).sum();
     let allowed = (live_total as f64 * options.max_unused) as u64;
@@ -169,6 +162,8 @@ mod tests {
 
     use super::*;
     use crate::index_file::IndexedPack;
+    use crate::locks::MarkedPack;
+    use crate::maintenance::prune::survey::parts::Parts;
     use crate::store::Listed;
 
     /// Where a pack of the model is.
@@ -274,7 +269,7 @@ mod tests {
         IndexedPack::from_blobs(pack_id(i), offset as u64 + 100, blobs)
     }
 
-    fn survey(m: &Model) -> Survey {
+    fn parts(m: &Model) -> Parts {
         let (mut active, mut marked) = (Vec::new(), Vec::new());
         let (mut stored, mut damaged) = (HashMap::new(), HashSet::new());
         for (i, p) in m.packs.iter().enumerate() {
@@ -301,16 +296,15 @@ mod tests {
                 Place::Orphan => {}
             }
         }
-        let used = m.used.iter().map(|b| blob_id(*b)).collect();
-        Survey::from_parts(
-            m.now,
+        Parts {
+            now: m.now,
             active,
             marked,
             damaged,
             stored,
-            used,
-            m.oldest_writer,
-        )
+            used: m.used.iter().map(|b| blob_id(*b)).collect(),
+            oldest_writer: m.oldest_writer,
+        }
     }
 
     fn options(m: &Model) -> PruneOptions {
@@ -318,16 +312,108 @@ mod tests {
             grace: Duration::from_secs(m.grace),
             instant_delete: m.instant,
             max_unused: m.max_unused,
-            dry_run: false,
+            ..Default::default()
         }
+    }
+
+    /// Thousands of copies, so that every sort of the bounded survey
+    /// spills several runs and merges them: the same summaries and plan as
+    /// the in-memory survey.
+    #[test]
+    fn the_bounded_survey_agrees_when_it_spills() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let id = |n: u64| Id(*blake3::hash(&n.to_le_bytes()).as_bytes());
+        let mut parts = Parts {
+            now: 300,
+            active: Vec::new(),
+            marked: Vec::new(),
+            damaged: HashSet::new(),
+            stored: HashMap::new(),
+            used: HashSet::new(),
+            oldest_writer: i64::MAX,
+        };
+        for i in 0..60u64 {
+            let mut offset = 8;
+            let blobs: Vec<PackedBlob> = (0..150)
+                .map(|_| {
+                    let raw_len = 1 + next(4000) as u32;
+                    // Some records hold a group of two (same offset).
+                    let group = next(10) == 0;
+                    let b = PackedBlob {
+                        kind: BlobType::Data,
+                        id: id(next(6000)),
+                        offset,
+                        length: raw_len / 2 + 40,
+                        raw_len,
+                    };
+                    if !group {
+                        offset += b.length;
+                    }
+                    b
+                })
+                .collect();
+            let p = IndexedPack::from_blobs(PackId(id(1 << 40 | i)), offset as u64 + 100, blobs);
+            for b in &p.blobs {
+                if next(50) == 0 {
+                    parts.damaged.insert((p.id, b.id));
+                }
+                if next(3) > 0 {
+                    parts.used.insert(b.id);
+                }
+            }
+            if next(10) > 0 {
+                let listed = Listed {
+                    name: p.id.to_hex(),
+                    size: p.size,
+                    modified: next(300) as i64,
+                };
+                parts.stored.insert(p.id, listed);
+            }
+            match next(4) {
+                0 => parts.marked.push(MarkedPack {
+                    marked_at: next(300) as i64,
+                    pack: p,
+                }),
+                _ => parts.active.push(p),
+            }
+        }
+        let (bounded, reference) = (parts.bounded(0), parts.reference());
+        assert_eq!(bounded.active(), reference.active());
+        assert_eq!(bounded.resolved.marked_live, reference.resolved.marked_live);
+        assert_eq!(bounded.resolved.used, reference.resolved.used);
+        assert!(bounded.resolved.used > 3000);
+        let o = PruneOptions::default();
+        assert_eq!(plan(&bounded, &o), plan(&reference, &o));
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
+        /// The bounded survey (copies and used ids in external sorts,
+        /// merged) finds for every pack what the in-memory index found,
+        /// so the plan is the one prune made before.
+        #[test]
+        fn the_bounded_survey_is_the_in_memory_one(m in model()) {
+            let parts = parts(&m);
+            let (bounded, reference) = (parts.bounded(0), parts.reference());
+            prop_assert_eq!(bounded.active(), reference.active());
+            prop_assert_eq!(&bounded.resolved.marked_live, &reference.resolved.marked_live);
+            prop_assert_eq!(bounded.resolved.used, reference.resolved.used);
+            let o = options(&m);
+            prop_assert_eq!(plan(&bounded, &o), plan(&reference, &o));
+        }
+
         #[test]
         fn the_plan_keeps_its_promises(m in model()) {
-            let s = survey(&m);
+            let parts = parts(&m);
+            let s = parts.bounded(0);
+            let full = parts.full();
             let o = options(&m);
             let p = plan(&s, &o);
             prop_assert_eq!(&p, &plan(&s, &o), "a pure function");
@@ -388,7 +474,7 @@ mod tests {
                 // An indexed pack nothing reads from leaves the index.
                 let reads = mp.blobs.iter().any(|x| {
                     m.used.contains(&x.0)
-                        && s.full.get(&blob_id(x.0)).is_some_and(|l| l.pack == id)
+                        && full.get(&blob_id(x.0)).is_some_and(|l| l.pack == id)
                 });
                 if matches!(mp.place, Place::Indexed | Place::IndexedGone) && !reads {
                     prop_assert!(p.mark.contains(&id), "unused pack {} kept: {:?}", i, p);
