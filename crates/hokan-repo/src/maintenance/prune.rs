@@ -175,10 +175,7 @@ fn record_bytes(
             .filter(|b| live(b))
             .map(|b| b.raw_len as u64)
             .sum();
-        live_bytes += match raw {
-            0 => length * record.iter().any(&live) as u64,
-            raw => length * live_raw / raw,
-        };
+        live_bytes += super::resolve::live_share(length, raw, live_raw, record.iter().any(&live));
     }
     (live_bytes, total)
 }

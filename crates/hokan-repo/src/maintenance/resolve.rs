@@ -380,11 +380,20 @@ impl Fold {
     fn end_record(&mut self) {
         if let Some((_, length, raw, live_raw, any)) = self.record.take() {
             self.total += length;
-            self.live += match raw {
-                0 => length * any as u64,
-                raw => length * live_raw / raw,
-            };
+            self.live += live_share(length, raw, live_raw, any);
         }
+    }
+}
+
+/// The live stored bytes of a record of `length` bytes whose members hold
+/// `raw` bytes of plaintext, `live_raw` of them live: in proportion,
+/// rounded up, so a record with any live member is never counted as dead
+/// (rounded down, a small live member of a well-compressed group counted
+/// as 0, and a pack holding only such a record was marked for deletion).
+pub(crate) fn live_share(length: u64, raw: u64, live_raw: u64, any_live: bool) -> u64 {
+    match raw {
+        0 => length * u64::from(any_live),
+        raw => (length * live_raw).div_ceil(raw),
     }
 }
 
@@ -402,5 +411,20 @@ impl Resolved {
             used,
             partly_live: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::live_share;
+
+    #[test]
+    fn a_record_with_a_live_member_is_never_dead() {
+        // 100 stored bytes for 1 MB of plaintext; a 5-byte member is live.
+        assert_eq!(live_share(100, 1_000_000, 5, true), 1);
+        assert_eq!(live_share(100, 1_000, 500, true), 50);
+        assert_eq!(live_share(100, 1_000, 0, false), 0);
+        assert_eq!(live_share(100, 0, 0, true), 100);
+        assert_eq!(live_share(100, 0, 0, false), 0);
     }
 }
