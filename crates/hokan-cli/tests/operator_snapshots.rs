@@ -252,6 +252,19 @@ impl Env {
             .volume(c["spec"]["volumeName"].as_str().unwrap())
     }
 
+    /// Restore `name` of shop-dr once it has ended.
+    async fn finished_restore(&self, name: &str) -> Value {
+        let path = format!("/apis/hokan.dev/v1alpha1/namespaces/{DR}/restores/{name}");
+        wait_for(self.tc.cluster(), &path, "finished", |r| {
+            matches!(
+                r["status"]["phase"].as_str(),
+                Some("Completed" | "PartiallyFailed" | "Failed")
+            )
+        })
+        .await
+        .unwrap()
+    }
+
     async fn policy(&self) -> Value {
         let path = format!("/apis/hokan.dev/v1alpha1/namespaces/{NS}/backuppolicies/{POLICY}");
         self.tc.cluster().get(&path).await.unwrap().unwrap()
@@ -682,15 +695,7 @@ async fn restores(env: &mut Env, data: &BTreeMap<&str, PathBuf>) {
                      "volume": {"claimName": "restored-a", "sourceClaim": format!("{APP}/data-a")}}}))
         .await
         .unwrap();
-    let path = format!("/apis/hokan.dev/v1alpha1/namespaces/{DR}/restores/from-copy");
-    let r = wait_for(env.tc.cluster(), &path, "finished", |r| {
-        matches!(
-            r["status"]["phase"].as_str(),
-            Some("Completed" | "PartiallyFailed" | "Failed")
-        )
-    })
-    .await
-    .unwrap();
+    let r = env.finished_restore("from-copy").await;
     assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
     let restored = tree(&env.data(DR, "restored-a").await);
     let source = tree(&data["data-a"]);
@@ -718,15 +723,7 @@ async fn restores(env: &mut Env, data: &BTreeMap<&str, PathBuf>) {
         )
         .await
         .unwrap();
-    let path = format!("/apis/hokan.dev/v1alpha1/namespaces/{DR}/restores/from-snapshot");
-    let r = wait_for(env.tc.cluster(), &path, "finished", |r| {
-        matches!(
-            r["status"]["phase"].as_str(),
-            Some("Completed" | "PartiallyFailed" | "Failed")
-        )
-    })
-    .await
-    .unwrap();
+    let r = env.finished_restore("from-snapshot").await;
     assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
     let restored = tree(&env.data(DR, "restored-b").await);
     let source = tree(&data["data-b"]);

@@ -296,7 +296,7 @@ pub async fn reconcile(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<A
     match (volumes, rhythms) {
         (Some(v), Some(r)) if !policy.spec.suspend => {
             let round = super::snapshots::round(&policy, &ctx, v, &r, &mut status.claims).await?;
-            again = match (again, round.requeue) {
+            again = match (again, round) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };

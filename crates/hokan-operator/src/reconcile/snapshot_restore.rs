@@ -4,20 +4,21 @@
 //! snapshot's handle is first bound to a content and a snapshot there (as
 //! a copy exposes it in the policy's namespace), and those two are deleted
 //! once the claim is bound (`Retain`: the data stays the source's). The
-//! new claim takes the source claim's volume mode, size and storage class.
+//! new claim takes the source claim's volume mode, size (its capacity,
+//! which a driver needs at least) and storage class.
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 use serde_json::json;
 
-use super::snapshots::{create_once, delete_quietly};
+use super::snapshots::{create_once, delete_quietly, snapshot_source};
 use super::{Context, Error};
 use crate::api::common::SnapshotRef;
 use crate::api::restore::{Restore, RestoreStatus};
 use crate::runs::Outcome;
 use crate::snapshot_jobs::{
-    CLAIM_ANNOTATION, CopySource, bound_content, bound_snapshot, claim_from, copy_content_name,
+    CLAIM_ANNOTATION, bound_content, bound_snapshot, claim_from, copy_content_name,
     snapshot_resource,
 };
 
@@ -115,37 +116,8 @@ pub async fn restore(
              gone: its size, mode and storage class are not known"
         ));
     };
-    let content = match st["boundVolumeSnapshotContentName"].as_str() {
-        Some(c) => contents.get_opt(c).await?,
-        None => None,
-    };
-    let cs = content.as_ref().map(|c| &c.data);
-    let sspec = source.spec.clone().unwrap_or_default();
-    let from = CopySource {
-        namespace: snap_ns.clone(),
-        claim: source_claim.clone(),
-        snapshot: snap_name.clone(),
-        handle: cs
-            .and_then(|c| c["status"]["snapshotHandle"].as_str())
-            .unwrap_or_default()
-            .to_string(),
-        driver: cs
-            .and_then(|c| c["spec"]["driver"].as_str())
-            .unwrap_or_default()
-            .to_string(),
-        class: cs
-            .and_then(|c| c["spec"]["volumeSnapshotClassName"].as_str())
-            .map(str::to_string),
-        block: sspec.volume_mode.as_deref() == Some("Block"),
-        storage_class: sspec.storage_class_name.clone(),
-        size: sspec
-            .resources
-            .as_ref()
-            .and_then(|r| r.requests.as_ref())
-            .and_then(|r| r.get("storage"))
-            .map(|q| q.0.clone())
-            .unwrap_or_else(|| "1Gi".into()),
-    };
+    let content = st["boundVolumeSnapshotContentName"].as_str();
+    let from = snapshot_source(ctx, &source, &snap_name, content, None).await?;
     let labels = json!({"app.kubernetes.io/part-of": "hokan",
                         "hokan.dev/restore": restore.name_any()});
     if target_ns != snap_ns {

@@ -27,14 +27,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use hokan_k8s::filter::IncludesExcludes;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::{Resource, ResourceExt};
 
 use super::copies::{CopyStep, advance_copy, copy_points};
+use super::volumes::{selected_namespaces, selected_pods};
 use super::{Context, Error};
 use crate::api::common::selector_string;
 use crate::api::policy::{BackupPolicy, VolumeSource};
@@ -132,42 +132,22 @@ pub async fn selected_claims(
     ns: &str,
     source: &VolumeSource,
 ) -> Result<Result<Vec<PersistentVolumeClaim>, String>, Error> {
-    let globs = if source.selection.namespaces.is_empty() {
-        vec![ns.to_string()]
-    } else {
-        source.selection.namespaces.clone()
-    };
-    let namespaces = match IncludesExcludes::new("spec.volumes.namespaces", &globs, &[]) {
+    let namespaces = match selected_namespaces(ns, source) {
         Ok(n) => n,
-        Err(e) => return Ok(Err(e.to_string())),
+        Err(reason) => return Ok(Err(reason)),
     };
-    let all = Api::<PersistentVolumeClaim>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items;
-    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    let claims = Api::<PersistentVolumeClaim>::all(ctx.client.clone());
+    let key = |c: &PersistentVolumeClaim| (c.namespace().unwrap_or_default(), c.name_any());
+    let mut chosen: BTreeMap<(String, String), PersistentVolumeClaim> = BTreeMap::new();
     if let Some(sel) = &source.claim_selector {
         let params = ListParams::default().labels(&selector_string(sel));
-        for c in Api::<PersistentVolumeClaim>::all(ctx.client.clone())
-            .list(&params)
-            .await?
-            .items
-        {
-            wanted.insert((c.namespace().unwrap_or_default(), c.name_any()));
+        for c in claims.list(&params).await?.items {
+            chosen.insert(key(&c), c);
         }
     }
     if source.selection.pod_selector.is_some() || source.claim_selector.is_none() {
-        let mut params = ListParams::default();
-        if let Some(s) = source.selection.pod_selector.as_ref().map(selector_string)
-            && !s.is_empty()
-        {
-            params = params.labels(&s);
-        }
-        for p in Api::<Pod>::all(ctx.client.clone())
-            .list(&params)
-            .await?
-            .items
-        {
+        let mut mounted: BTreeSet<(String, String)> = BTreeSet::new();
+        for p in selected_pods(ctx, source).await? {
             if p.labels().contains_key(RUN_LABEL) {
                 continue;
             }
@@ -176,17 +156,23 @@ pub async fn selected_claims(
                 if let Some(claim) = v.pvc()
                     && !source.exclude_volumes.contains(&v.volume)
                 {
-                    wanted.insert((v.namespace.clone(), claim.to_string()));
+                    mounted.insert((v.namespace.clone(), claim.to_string()));
+                }
+            }
+        }
+        // The claims the pods mount that the label selector did not bring.
+        if mounted.iter().any(|k| !chosen.contains_key(k)) {
+            for c in claims.list(&ListParams::default()).await?.items {
+                if mounted.contains(&key(&c)) {
+                    chosen.insert(key(&c), c);
                 }
             }
         }
     }
-    Ok(Ok(all
+    Ok(Ok(chosen
         .into_iter()
-        .filter(|c| {
-            let key = (c.namespace().unwrap_or_default(), c.name_any());
-            namespaces.includes(&key.0) && wanted.contains(&key)
-        })
+        .filter(|((claim_ns, _), _)| namespaces.includes(claim_ns))
+        .map(|(_, c)| c)
         .collect()))
 }
 
@@ -301,24 +287,16 @@ pub fn expired<'a>(
         .collect()
 }
 
-/// What a round of the policy's snapshots asks for next.
-#[derive(Debug, Default)]
-pub struct Round {
-    /// When to look again, at the latest.
-    pub requeue: Option<Duration>,
-    /// Some claims fall back to the node agent.
-    pub node_agent: bool,
-}
-
 /// One round over the policy's claims; `claims` is the status list,
-/// rewritten (claims no longer selected leave it).
+/// rewritten (claims no longer selected leave it). When to look again, at
+/// the latest.
 pub async fn round(
     policy: &BackupPolicy,
     ctx: &Context,
     source: &VolumeSource,
     r: &Rhythms,
     claims: &mut Vec<ClaimStatus>,
-) -> Result<Round, Error> {
+) -> Result<Option<Duration>, Error> {
     let ns = policy.namespace().unwrap_or_default();
     let repo = Api::<Repository>::namespaced(ctx.client.clone(), &ns)
         .get_opt(&policy.spec.repository)
@@ -341,7 +319,6 @@ pub async fn round(
         Err(e) => return Err(e.into()),
     };
     let active = active_copies(ctx, policy).await?;
-    let mut out = Round::default();
     let mut busy = false;
     let mut next: Option<DateTime<Utc>> = None;
     let mut old: BTreeMap<(String, String), ClaimStatus> = claims
@@ -367,7 +344,6 @@ pub async fn round(
                 st.reason = Some(format!(
                     "{reason}: its pods' volumes are read by the node agent on the policy's schedule"
                 ));
-                out.node_agent = true;
             }
             Ok((driver, class)) => {
                 st.mode = ClaimMode::Snapshot;
@@ -381,7 +357,7 @@ pub async fn round(
                         source,
                         r,
                         claim,
-                        (&driver, &class),
+                        &class,
                         &mut st,
                         &active,
                         &mut running,
@@ -394,12 +370,11 @@ pub async fn round(
         }
         claims.push(st);
     }
-    out.requeue = match (busy, next) {
+    Ok(match (busy, next) {
         (true, _) => Some(BUSY_POLL),
         (false, Some(t)) => Some(super::policy::wait_until(ctx.clock.now(), t)),
         (false, None) => None,
-    };
-    Ok(out)
+    })
 }
 
 fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
@@ -444,7 +419,7 @@ async fn claim_round(
     source: &VolumeSource,
     r: &Rhythms,
     claim: &PersistentVolumeClaim,
-    (driver, class): (&str, &str),
+    class: &str,
     st: &mut ClaimStatus,
     active: &BTreeSet<String>,
     running: &mut usize,
@@ -525,7 +500,13 @@ async fn claim_round(
         }
         if under_way || start.is_some() {
             let from = match start {
-                Some(t) => Some(copy_source(ctx, source, claim, t, driver, class).await?),
+                Some(t) => {
+                    let class = source
+                        .copies
+                        .as_ref()
+                        .and_then(|c| c.storage_class_name.clone());
+                    Some(snapshot_source(ctx, claim, &t.name, t.content.as_deref(), class).await?)
+                }
                 None => None,
             };
             match advance_copy(ctx, policy, repo, &copy, from.as_ref(), st, r.ready_timeout).await?
@@ -556,13 +537,11 @@ async fn claim_round(
     let reading = reading
         .as_deref()
         .and_then(|s| s.strip_prefix(&format!("{ns}/")));
+    let mut gone: BTreeSet<String> = BTreeSet::new();
     for t in expired(&list, r, now, reading) {
         delete_quietly(&api, &t.name).await?;
+        gone.insert(t.name.clone());
     }
-    let gone: BTreeSet<String> = expired(&list, r, now, reading)
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
     st.snapshots = list
         .iter()
         .filter(|t| !gone.contains(&t.name))
@@ -575,28 +554,31 @@ async fn claim_round(
     Ok(ClaimStep { busy, next })
 }
 
-/// What a copy of snapshot `t` of `claim` reads.
-async fn copy_source(
+/// What a copy or a restore of snapshot `snapshot` of `claim` (bound to
+/// `content`) reads: the handle, driver and class from the content; the
+/// volume mode, size (its capacity, else its request) and storage class
+/// from the claim, the class overridden by `storage_class`.
+pub(super) async fn snapshot_source(
     ctx: &Context,
-    source: &VolumeSource,
     claim: &PersistentVolumeClaim,
-    t: &Taken,
-    driver: &str,
-    class: &str,
+    snapshot: &str,
+    content: Option<&str>,
+    storage_class: Option<String>,
 ) -> Result<CopySource, Error> {
     let contents: Api<DynamicObject> = Api::all_with(
         ctx.client.clone(),
         &snapshot_resource("VolumeSnapshotContent"),
     );
-    let content = match &t.content {
+    let content = match content {
         Some(c) => contents.get_opt(c).await?,
         None => None,
     };
-    let handle = content
-        .as_ref()
-        .and_then(|c| c.data["status"]["snapshotHandle"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let text = |pointer: &str| {
+        content
+            .as_ref()
+            .and_then(|c| c.data.pointer(pointer)?.as_str())
+            .map(str::to_string)
+    };
     let spec = claim.spec.clone().unwrap_or_default();
     let size = claim
         .status
@@ -609,16 +591,12 @@ async fn copy_source(
     Ok(CopySource {
         namespace: claim.namespace().unwrap_or_default(),
         claim: claim.name_any(),
-        snapshot: t.name.clone(),
-        handle,
-        driver: driver.to_string(),
-        class: Some(class.to_string()),
+        snapshot: snapshot.to_string(),
+        handle: text("/status/snapshotHandle").unwrap_or_default(),
+        driver: text("/spec/driver").unwrap_or_default(),
+        class: text("/spec/volumeSnapshotClassName"),
         block: spec.volume_mode.as_deref() == Some("Block"),
-        storage_class: source
-            .copies
-            .as_ref()
-            .and_then(|c| c.storage_class_name.clone())
-            .or(spec.storage_class_name),
+        storage_class: storage_class.or(spec.storage_class_name),
         size,
     })
 }

@@ -61,30 +61,45 @@ pub enum VolumesStep {
     Done(Vec<RunError>, u64),
 }
 
-/// The pods `source` picks for a run in namespace `ns`, by node.
-pub async fn chosen_pods(
-    ctx: &Context,
-    ns: &str,
-    source: &VolumeSource,
-) -> Result<Result<BTreeMap<String, Vec<PodName>>, String>, Error> {
+/// The namespaces `source` looks in for a policy or run in `ns` (its
+/// globs, default `ns`), or why its globs do not parse.
+pub fn selected_namespaces(ns: &str, source: &VolumeSource) -> Result<IncludesExcludes, String> {
     let globs = if source.selection.namespaces.is_empty() {
         vec![ns.to_string()]
     } else {
         source.selection.namespaces.clone()
     };
-    let namespaces = match IncludesExcludes::new("spec.volumes.namespaces", &globs, &[]) {
-        Ok(n) => n,
-        Err(e) => return Ok(Err(e.to_string())),
-    };
+    IncludesExcludes::new("spec.volumes.namespaces", &globs, &[]).map_err(|e| e.to_string())
+}
+
+/// The pods `source`'s pod selector picks, in every namespace (the caller
+/// narrows them to [`selected_namespaces`]).
+pub async fn selected_pods(ctx: &Context, source: &VolumeSource) -> Result<Vec<Pod>, Error> {
     let mut params = ListParams::default();
     if let Some(s) = source.selection.pod_selector.as_ref().map(selector_string)
         && !s.is_empty()
     {
         params = params.labels(&s);
     }
-    let pods = Api::<Pod>::all(ctx.client.clone()).list(&params).await?;
+    Ok(Api::<Pod>::all(ctx.client.clone())
+        .list(&params)
+        .await?
+        .items)
+}
+
+/// The pods `source` picks for a run in namespace `ns`, by node.
+pub async fn chosen_pods(
+    ctx: &Context,
+    ns: &str,
+    source: &VolumeSource,
+) -> Result<Result<BTreeMap<String, Vec<PodName>>, String>, Error> {
+    let namespaces = match selected_namespaces(ns, source) {
+        Ok(n) => n,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let pods = selected_pods(ctx, source).await?;
     let mut by_node: BTreeMap<String, Vec<PodName>> = BTreeMap::new();
-    for p in pods.items {
+    for p in pods {
         let pod_ns = p.namespace().unwrap_or_default();
         let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
         let ours = p.labels().contains_key(RUN_LABEL);
