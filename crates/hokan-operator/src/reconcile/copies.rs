@@ -62,12 +62,15 @@ impl Apis {
         }
     }
 
-    /// Deletes the copy's four objects (each may be gone already).
+    /// Deletes the copy's four objects (each may be gone already), the Job
+    /// last: while it stands the copy is under way, so a clean-up cut
+    /// short is finished by the next round, and once it is gone nothing of
+    /// the copy is left.
     async fn clean_up(&self, ns: &str, copy: &str) -> Result<(), Error> {
-        delete_quietly(&self.jobs, copy).await?;
         delete_quietly(&self.claims, copy).await?;
         delete_quietly(&self.snapshots, copy).await?;
-        delete_quietly(&self.contents, &copy_content_name(ns, copy)).await
+        delete_quietly(&self.contents, &copy_content_name(ns, copy)).await?;
+        delete_quietly(&self.jobs, copy).await
     }
 }
 
