@@ -15,9 +15,11 @@
 //! server only. Without etcd it is skipped (`HOKAN_REQUIRE_ETCD=1` makes
 //! that a failure).
 
+#[path = "common/operator.rs"]
+mod harness;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use hokan_etcd::testing::{EtcdProcess, ServerTls};
@@ -25,11 +27,9 @@ use hokan_k8s::testserver::kubelet::wait_for;
 use hokan_k8s::testserver::{Kubelet, KubeletConfig, TestCluster};
 use hokan_operator::clock::{Clock, ManualClock};
 use hokan_operator::http::Endpoints;
-use hokan_operator::run::{RunOptions, run};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
-const NS: &str = "hokan-system";
+use harness::NS;
 const NODE: &str = "cp-0";
 const PASSWORD: &str = "operator test password";
 const PKI: &str = "/etc/kubernetes/pki/etcd";
@@ -92,8 +92,7 @@ struct Env {
     _kubelet: Kubelet,
     etcd: EtcdProcess,
     clock: Arc<ManualClock>,
-    stop: watch::Sender<bool>,
-    operator: tokio::task::JoinHandle<Result<(), hokan_operator::run::RunError>>,
+    operator: harness::Operator,
     endpoints: Endpoints,
     repo: PathBuf,
     _root: tempfile::TempDir,
@@ -107,18 +106,7 @@ impl Env {
         }
         let root = tempfile::tempdir().unwrap();
         let mut tc = TestCluster::in_process().await.unwrap();
-        // The CRDs as `kubectl apply -k deploy/` installs them.
-        let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crds");
-        for name in [
-            "repositories.yaml",
-            "backuppolicies.yaml",
-            "backups.yaml",
-            "restores.yaml",
-        ] {
-            let text = std::fs::read_to_string(crds.join(name)).unwrap();
-            let crd: Value = serde_saphyr::from_str(&text).unwrap();
-            tc.create(crd).await.unwrap();
-        }
+        harness::install_crds(&mut tc).await;
         tc.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
             .await
             .unwrap();
@@ -160,14 +148,7 @@ impl Env {
         // The repository: a path the operator opens and the node mounts
         // at the same path (a shared file system, as on a single node).
         let repo = root.path().join("backups/repo");
-        std::fs::create_dir_all(repo.parent().unwrap()).unwrap();
-        let init = std::process::Command::new(env!("CARGO_BIN_EXE_hokan"))
-            .args(["init", "--kdf-memory", "1M", "--kdf-iterations", "1"])
-            .env("HOKAN_REPOSITORY", &repo)
-            .env("HOKAN_PASSWORD", PASSWORD)
-            .output()
-            .unwrap();
-        assert!(init.status.success(), "{init:?}");
+        harness::init_repository(&repo, PASSWORD);
         let on_node = node(repo.to_str().unwrap());
         std::fs::create_dir_all(on_node.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(&repo, &on_node).unwrap();
@@ -196,31 +177,17 @@ impl Env {
             + TimeDelta::minutes(30);
         let clock = Arc::new(ManualClock::new(start));
         let endpoints = Endpoints::default();
-        let (stop, stop_rx) = watch::channel(false);
-        let options = RunOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            namespace: NS.into(),
-            identity: "operator-0".into(),
-            lease_name: "hokan-operator".into(),
-            open_options: Default::default(),
-            image: "localhost/hokan:test".into(),
-            max_concurrent_runs: 2,
-            job_retries: 0,
-            shutdown_grace: Duration::from_secs(30),
-        };
-        let operator = tokio::spawn(run(
+        let operator = harness::Operator::start(
             tc.cluster().client().clone(),
             clock.clone(),
-            options,
+            Default::default(),
             endpoints.clone(),
-            stop_rx,
-        ));
+        );
         let mut env = Env {
             tc,
             _kubelet: kubelet,
             etcd,
             clock,
-            stop,
             operator,
             endpoints,
             repo,
@@ -304,12 +271,7 @@ impl Env {
     }
 
     async fn stop(self) {
-        self.stop.send_replace(true);
-        let r = tokio::time::timeout(Duration::from_secs(120), self.operator)
-            .await
-            .expect("the operator stops on the signal")
-            .unwrap();
-        assert!(r.is_ok(), "{r:?}");
+        self.operator.stop().await;
         let mut tc = self.tc;
         tc.cleanup().await.unwrap();
     }

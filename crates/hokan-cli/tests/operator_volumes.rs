@@ -26,22 +26,22 @@
 //! It needs the stand-in (it writes the nodes' kubelet directories), so it
 //! runs on the in-process server only.
 
+#[path = "common/operator.rs"]
+mod harness;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use hokan_k8s::testserver::kubelet::{CommandRun, FailedRun, wait_for};
 use hokan_k8s::testserver::{Kubelet, KubeletConfig, TestCluster};
 use hokan_operator::clock::{Clock, ManualClock};
 use hokan_operator::http::Endpoints;
-use hokan_operator::run::{RunOptions, run};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
-const NS: &str = "hokan-system";
+use harness::NS;
 const APP: &str = "shop";
 const DR: &str = "shop-dr";
 const NODES: [&str; 2] = ["worker-0", "worker-1"];
@@ -55,8 +55,7 @@ struct Env {
     tc: TestCluster,
     kubelet: Kubelet,
     clock: Arc<ManualClock>,
-    stop: watch::Sender<bool>,
-    operator: tokio::task::JoinHandle<Result<(), hokan_operator::run::RunError>>,
+    operator: harness::Operator,
     repo: PathBuf,
     /// Each workload pod's volume directory on its node, by claim.
     data: BTreeMap<String, PathBuf>,
@@ -71,17 +70,7 @@ impl Env {
     async fn start() -> Env {
         let root = tempfile::tempdir().unwrap();
         let mut tc = TestCluster::in_process().await.unwrap();
-        let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/crds");
-        for name in [
-            "repositories.yaml",
-            "backuppolicies.yaml",
-            "backups.yaml",
-            "restores.yaml",
-        ] {
-            let text = std::fs::read_to_string(crds.join(name)).unwrap();
-            let crd: Value = serde_saphyr::from_str(&text).unwrap();
-            tc.create(crd).await.unwrap();
-        }
+        harness::install_crds(&mut tc).await;
         for (ns, range) in [(NS, None), (APP, Some(SHOP_RANGE)), (DR, Some(DR_RANGE))] {
             let mut obj =
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
@@ -105,14 +94,7 @@ impl Env {
 
         // The repository: a path every node mounts (a shared file system).
         let repo = root.path().join("backups/repo");
-        std::fs::create_dir_all(repo.parent().unwrap()).unwrap();
-        let init = std::process::Command::new(env!("CARGO_BIN_EXE_hokan"))
-            .args(["init", "--kdf-memory", "1M", "--kdf-iterations", "1"])
-            .env("HOKAN_REPOSITORY", &repo)
-            .env("HOKAN_PASSWORD", PASSWORD)
-            .output()
-            .unwrap();
-        assert!(init.status.success(), "{init:?}");
+        harness::init_repository(&repo, PASSWORD);
         for node in NODES {
             let on_node = kubelet.config().host_path(node, repo.to_str().unwrap());
             std::fs::create_dir_all(on_node.parent().unwrap()).unwrap();
@@ -166,18 +148,6 @@ impl Env {
             .unwrap()
             + TimeDelta::minutes(30);
         let clock = Arc::new(ManualClock::new(start));
-        let (stop, stop_rx) = watch::channel(false);
-        let options = RunOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            namespace: NS.into(),
-            identity: "operator-0".into(),
-            lease_name: "hokan-operator".into(),
-            open_options: Default::default(),
-            image: "localhost/hokan:test".into(),
-            max_concurrent_runs: 2,
-            job_retries: 0,
-            shutdown_grace: Duration::from_secs(30),
-        };
         let client = tc
             .server()
             .unwrap()
@@ -185,18 +155,16 @@ impl Env {
             .unwrap()
             .client()
             .clone();
-        let operator = tokio::spawn(run(
+        let operator = harness::Operator::start(
             client,
             clock.clone(),
-            options,
+            Default::default(),
             Endpoints::default(),
-            stop_rx,
-        ));
+        );
         let mut env = Env {
             tc,
             kubelet,
             clock,
-            stop,
             operator,
             repo,
             data,
@@ -306,12 +274,7 @@ impl Env {
     }
 
     async fn stop(self) {
-        self.stop.send_replace(true);
-        let r = tokio::time::timeout(Duration::from_secs(120), self.operator)
-            .await
-            .expect("the operator stops on the signal")
-            .unwrap();
-        assert!(r.is_ok(), "{r:?}");
+        self.operator.stop().await;
         let mut tc = self.tc;
         tc.cleanup().await.unwrap();
     }
