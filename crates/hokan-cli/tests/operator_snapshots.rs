@@ -23,6 +23,11 @@
 //!   claim's copy is its device, byte for byte; from a VolumeSnapshot into
 //!   a new claim in another namespace, byte for byte.
 //! - Every request the operator made is allowed by deploy/'s RBAC.
+//! - Hooks (a second test): a pod mounting two of the claims, with
+//!   Velero's pre and post hook annotations, is frozen once while both its
+//!   claims are cut and thawed after; a failing pre hook stops its claims'
+//!   snapshots (not the others') with the exit code and error output in
+//!   status; a timed-out one with `on-error: Continue` lets them go on.
 //!
 //! It needs the stand-ins, so it runs on the in-process server only.
 
@@ -112,6 +117,7 @@ impl Env {
         .unwrap();
         let config = KubeletConfig::new(root.path().join("nodes"))
             .command("hokan", &wrapper)
+            .command("sh", "/bin/sh")
             .csi_driver(DRIVER, csi.data());
         let kubelet = Kubelet::start(tc.server().unwrap(), config).await.unwrap();
         for node in ["worker-0", "worker-1"] {
@@ -732,4 +738,169 @@ fn check_rbac(env: &Env) {
     eprintln!("operator requests checked against deploy/ RBAC: {checked}");
     assert!(checked > 0);
     assert!(denied.is_empty(), "denied:\n{}", denied.join("\n"));
+}
+
+/// The snapshot data of claim `shop/<claim>`'s newest VolumeSnapshot.
+async fn newest_snapshot_data(env: &Env, claim: &str) -> PathBuf {
+    let p = env.policy().await;
+    let name = claim_status(&p, claim).unwrap()["snapshots"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = env.tc.cluster();
+    let vs = c
+        .get(&format!(
+            "/apis/snapshot.storage.k8s.io/v1/namespaces/{APP}/volumesnapshots/{name}"
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let content = vs["status"]["boundVolumeSnapshotContentName"]
+        .as_str()
+        .unwrap();
+    let content = c
+        .get(&format!(
+            "/apis/snapshot.storage.k8s.io/v1/volumesnapshotcontents/{content}"
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    env.csi
+        .data()
+        .snapshot(content["status"]["snapshotHandle"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hooks_freeze_a_pod_once_around_its_claims_snapshots() {
+    let mut env = Env::start().await;
+    let log = env.root.path().join("hooks.log");
+    let script = |s: &str| json!(["sh", "-c", s]).to_string();
+    let pod_path = format!("/api/v1/namespaces/{APP}/pods/db");
+    let freeze = format!(
+        "echo frozen > /data/FROZEN && echo frozen > /more/FROZEN && echo pre >> {}",
+        log.display()
+    );
+    let thaw = format!(
+        "rm -f /data/FROZEN /more/FROZEN && echo post >> {}",
+        log.display()
+    );
+    let volume = |name: &str, claim: &str| json!({"name": name, "persistentVolumeClaim": {"claimName": claim}});
+    env.tc
+        .create(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "db", "namespace": APP, "annotations": {
+                "pre.hook.backup.velero.io/command": script(&freeze),
+                "post.hook.backup.velero.io/command": script(&thaw)}},
+            "spec": {"restartPolicy": "Never",
+                "containers": [{"name": "db", "image": "busybox", "command": ["sh", "-c", "exec sleep 3600"],
+                    "volumeMounts": [{"name": "a", "mountPath": "/data"}, {"name": "b", "mountPath": "/more"}]}],
+                "volumes": [volume("a", "data-a"), volume("b", "data-b")]}}))
+        .await
+        .unwrap();
+    wait_for(env.tc.cluster(), &pod_path, "Running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await
+    .unwrap();
+    env.tc
+        .create(
+            json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "BackupPolicy",
+            "metadata": {"name": POLICY, "namespace": NS},
+            "spec": {"repository": "main", "schedule": "@daily",
+                "volumes": {
+                    "namespaces": [APP],
+                    "claimSelector": {"matchLabels": {"hokan.dev/sla": "tier"}},
+                    "snapshots": {"interval": "15m", "retention": {"keepLast": 3}}}}}),
+        )
+        .await
+        .unwrap();
+    let ready = |n: usize| {
+        move |_: &str, s: &Value| {
+            let snaps = s["snapshots"].as_array().cloned().unwrap_or_default();
+            snaps.len() == n && snaps.iter().all(|v| v["readyToUse"] == true)
+        }
+    };
+    let p = env.claims_until("snapshotted once", ready(1)).await;
+    for c in CLAIMS {
+        let s = claim_status(&p, c).unwrap();
+        assert!(s.get("lastError").is_none(), "{s:#}");
+    }
+    // Frozen once, for both claims; both cut frozen; thawed after.
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "pre\npost\n");
+    for c in ["data-a", "data-b"] {
+        let cut = newest_snapshot_data(&env, c).await;
+        assert!(cut.join("FROZEN").exists(), "{c} was cut while frozen");
+        assert!(
+            !env.data(APP, c).await.join("FROZEN").exists(),
+            "{c} thawed"
+        );
+    }
+    assert!(
+        !newest_snapshot_data(&env, "disk")
+            .await
+            .join("FROZEN")
+            .exists()
+    );
+
+    // A pre hook that fails: its pod's claims get no snapshot, and say
+    // why; the disk, which the pod does not mount, does; no post hook.
+    let set_hooks = |pre: String, extra: Value| {
+        let cluster = env.tc.cluster().clone();
+        let pod_path = pod_path.clone();
+        async move {
+            let mut pod = cluster.get(&pod_path).await.unwrap().unwrap();
+            let a = &mut pod["metadata"]["annotations"];
+            a["pre.hook.backup.velero.io/command"] = json!(pre);
+            for (k, v) in extra.as_object().unwrap() {
+                a[format!("pre.hook.backup.velero.io/{k}")] = v.clone();
+            }
+            cluster.replace(&pod_path, &pod).await.unwrap();
+        }
+    };
+    set_hooks(script("echo 'db is busy' >&2; exit 3"), json!({})).await;
+    env.clock.advance(TimeDelta::minutes(15));
+    let p = env
+        .claims_until("the pre hook's failure", |c, s| match c {
+            "disk" => ready(2)(c, s),
+            _ => s["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("exit code 3")),
+        })
+        .await;
+    for c in ["data-a", "data-b"] {
+        let s = claim_status(&p, c).unwrap();
+        let e = s["lastError"].as_str().unwrap();
+        assert!(
+            e.contains("db is busy") && e.contains("no snapshot taken"),
+            "{e}"
+        );
+        assert_eq!(s["snapshots"].as_array().unwrap().len(), 1, "{s:#}");
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "pre\npost\n");
+
+    // One that times out, with on-error Continue: the snapshots go on,
+    // the post hook runs, the timeout is noted.
+    set_hooks(
+        script("sleep 20"),
+        json!({"timeout": "1s", "on-error": "Continue"}),
+    )
+    .await;
+    env.clock.advance(TimeDelta::minutes(15));
+    let p = env
+        .claims_until("snapshots after a tolerated timeout", |c, s| {
+            ready(if c == "disk" { 3 } else { 2 })(c, s)
+        })
+        .await;
+    let e = claim_status(&p, "data-a").unwrap()["lastError"]
+        .as_str()
+        .unwrap();
+    assert!(
+        e.contains("timed out after 1 s") && e.contains("Continue"),
+        "{e}"
+    );
+    wait_until(&env, "thawed", || async {
+        std::fs::read_to_string(&log).unwrap() == "pre\npost\npost\n"
+    })
+    .await;
+    check_rbac(&env);
+    env.stop().await;
 }

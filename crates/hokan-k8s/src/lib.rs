@@ -23,6 +23,7 @@
 //! | [`restore::sanitize()`]           | what leaves an object before another cluster takes it             |
 //! | [`velero`]                        | Velero backup tarballs, both ways                                 |
 //! | [`volumes`]                       | pod volumes file by file, one snapshot per volume (Velero's file-system backup) |
+//! | [`hooks`]                         | Velero's pre and post backup hooks from pod annotations, run through `pods/NAME/exec` |
 //! | `testserver` (feature `test-server`) | an in-process API server serving Kubernetes' own data, with watches, patches, garbage collection and what kubectl needs, for tests; `testserver::kubelet`: a job controller, scheduler and kubelet stand-in running Jobs as processes (`cargo run -p hokan-k8s --example test_server --features test-server -- KUBECONFIG` runs one for kubectl) |
 //!
 //! # Example
@@ -118,6 +119,7 @@ pub mod cluster;
 pub mod discovery;
 mod error;
 pub mod filter;
+pub mod hooks;
 pub mod layout;
 mod manifest_dir;
 mod memory;

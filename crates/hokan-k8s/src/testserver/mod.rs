@@ -38,8 +38,9 @@
 //!   Services' cluster IPs and node ports (`services.rs`); events.k8s.io and
 //!   core Events as one resource (`events.rs`); OpenAPI v3 documents enough
 //!   for kubectl (`openapi.rs`);
-//! - pods' `binding` subresource (as the scheduler binds them) and `log`,
-//!   served from what the [`kubelet`] stand-in captured: it runs as a
+//! - pods' `binding` subresource (as the scheduler binds them), `log`,
+//!   and `exec` over WebSocket (`exec.rs`), served from and by the
+//!   [`kubelet`] stand-in: it runs as a
 //!   client beside the server, as a real cluster's job controller,
 //!   scheduler and kubelets do, and runs Jobs' containers as real
 //!   processes. Each request is recorded with the bearer token that sent
@@ -89,6 +90,7 @@ pub mod csi;
 mod delete;
 mod docs;
 mod events;
+pub mod exec;
 mod fixtures;
 mod harness;
 pub mod kubelet;
@@ -205,6 +207,7 @@ impl TestServer {
                     let service = service_fn(move |req| handle(inner.clone(), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -399,6 +402,9 @@ async fn handle(
     inner: Arc<Inner>,
     req: hyper::Request<Incoming>,
 ) -> std::result::Result<hyper::Response<Body>, hyper::Error> {
+    if let Some(target) = exec::target(req.uri().path()) {
+        return Ok(exec::serve(inner, req, target).await);
+    }
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();

@@ -189,6 +189,8 @@ pub struct State {
     pub terminating_seen: BTreeSet<String>,
     /// Containers' output, written by the kubelet stand-in, served at `pods/NAME/log`.
     pub pod_logs: super::pod_routes::PodLogs,
+    /// Who runs `pods/NAME/exec` (the kubelet stand-in, once started).
+    pub exec: Option<std::sync::Arc<dyn super::exec::Exec>>,
 }
 
 impl State {
@@ -212,6 +214,7 @@ impl State {
             gone_uids: BTreeSet::new(),
             terminating_seen: BTreeSet::new(),
             pod_logs: Default::default(),
+            exec: None,
         }
     }
 
@@ -444,6 +447,15 @@ impl Query {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeated key, in order (`command=a&command=b`).
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod backup;
 pub mod copies;
+mod hooks;
 pub mod policy;
 pub mod repository;
 pub mod restore;

@@ -12,7 +12,8 @@
 //!    timeout, is deleted and its reason kept in the claim's status;
 //! 2. takes a new one when the interval has passed since the last one
 //!    was started (the operator's clock, recorded in an annotation: the
-//!    server's creation times are not the schedule's);
+//!    server's creation times are not the schedule's), the claims due at
+//!    once, between the hooks of the pods that mount them ([`super::hooks`]);
 //! 3. moves the claim's copy on ([`super::copies`]), or starts one from
 //!    the newest ready snapshot when the copy interval has passed and
 //!    fewer than `parallel` copies of the policy run;
@@ -34,6 +35,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::{Resource, ResourceExt};
 
 use super::copies::{CopyStep, advance_copy, copy_points};
+use super::hooks::Due;
 use super::volumes::{selected_namespaces, selected_pods};
 use super::{Context, Error};
 use crate::api::common::selector_string;
@@ -45,7 +47,7 @@ use crate::convert::Invalid;
 use crate::jobs::{RUN_LABEL, WORK_LABEL};
 use crate::snapshot_jobs::{
     CLAIM_LABEL, CopySource, POLICY_UID_LABEL, SOURCE_ANNOTATION, TAKEN_ANNOTATION, VOLUME_COPY,
-    claim_label, copy_name, snapshot_resource, volume_snapshot,
+    claim_label, copy_name, snapshot_resource,
 };
 
 /// How often a round looks again while something is under way.
@@ -319,13 +321,12 @@ pub async fn round(
         Err(e) => return Err(e.into()),
     };
     let active = active_copies(ctx, policy).await?;
-    let mut busy = false;
-    let mut next: Option<DateTime<Utc>> = None;
     let mut old: BTreeMap<(String, String), ClaimStatus> = claims
         .drain(..)
         .map(|c| ((c.namespace.clone(), c.name.clone()), c))
         .collect();
-    let mut running = active.len();
+    // 1. Each claim's mode, and its snapshots looked at.
+    let mut entries: Vec<(&PersistentVolumeClaim, ClaimStatus, Option<Look>)> = Vec::new();
     for claim in &selected {
         let key = (claim.namespace().unwrap_or_default(), claim.name_any());
         let mut st = old.remove(&key).unwrap_or_else(|| ClaimStatus {
@@ -333,6 +334,7 @@ pub async fn round(
             name: key.1.clone(),
             ..Default::default()
         });
+        let mut look = None;
         match snapshot_class(
             claim,
             &storage,
@@ -350,23 +352,50 @@ pub async fn round(
                 st.reason = Some(format!("VolumeSnapshotClass {class} of driver {driver}"));
                 let bound = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
                 if bound {
-                    let step = claim_round(
-                        ctx,
-                        policy,
-                        repo.as_ref(),
-                        source,
-                        r,
-                        claim,
-                        &class,
-                        &mut st,
-                        &active,
-                        &mut running,
-                    )
-                    .await?;
-                    busy |= step.busy;
-                    next = earliest(next, step.next);
+                    look = Some(look_at(ctx, policy, r, claim, class, &mut st).await?);
                 }
             }
+        }
+        entries.push((claim, st, look));
+    }
+    // 2. The snapshots due, taken at once between their pods' hooks.
+    let mut due: Vec<Due> = entries
+        .iter_mut()
+        .filter_map(|(claim, st, look)| match look {
+            Some(l) if l.due => {
+                l.busy = true;
+                Some(Due {
+                    claim,
+                    class: &l.class,
+                    st,
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    let timeout = r.ready_timeout.to_std().unwrap_or(super::hooks::CUT_WAIT);
+    super::hooks::take(ctx, policy, &mut due, timeout).await?;
+    // 3. Copies and retention.
+    let mut busy = false;
+    let mut next: Option<DateTime<Utc>> = None;
+    let mut running = active.len();
+    for (claim, mut st, look) in entries {
+        if let Some(look) = look {
+            let step = advance(
+                ctx,
+                policy,
+                repo.as_ref(),
+                source,
+                r,
+                claim,
+                look,
+                &mut st,
+                &active,
+                &mut running,
+            )
+            .await?;
+            busy |= step.busy;
+            next = earliest(next, step.next);
         }
         claims.push(st);
     }
@@ -411,31 +440,35 @@ struct ClaimStep {
     next: Option<DateTime<Utc>>,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn claim_round(
+/// A snapshot claim's snapshots, as the round found them.
+struct Look {
+    class: String,
+    /// Its ready snapshots, newest first.
+    ready: Vec<Taken>,
+    /// Something is under way (a snapshot not ready yet, one just taken).
+    busy: bool,
+    /// A new snapshot is due.
+    due: bool,
+}
+
+/// Looks at a claim's snapshots: failed and late ones go (their reason
+/// stays); a new one is due when the interval has passed and none is
+/// pending.
+async fn look_at(
     ctx: &Context,
     policy: &BackupPolicy,
-    repo: Option<&Repository>,
-    source: &VolumeSource,
     r: &Rhythms,
     claim: &PersistentVolumeClaim,
-    class: &str,
+    class: String,
     st: &mut ClaimStatus,
-    active: &BTreeSet<String>,
-    running: &mut usize,
-) -> Result<ClaimStep, Error> {
+) -> Result<Look, Error> {
     let now = ctx.clock.now();
     let ns = claim.namespace().unwrap_or_default();
-    let name = claim.name_any();
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        &ns,
-        &snapshot_resource("VolumeSnapshot"),
-    );
+    let api = snapshot_api(ctx, &ns);
     let labels = format!(
         "{POLICY_UID_LABEL}={},{CLAIM_LABEL}={}",
         policy.uid().unwrap_or_default(),
-        claim_label(&name)
+        claim_label(&claim.name_any())
     );
     let mut list: Vec<Taken> = api
         .list(&ListParams::default().labels(&labels))
@@ -446,9 +479,6 @@ async fn claim_round(
         .map(taken)
         .collect();
     list.sort_by_key(|t| std::cmp::Reverse((t.taken, t.name.clone())));
-    let mut busy = false;
-
-    // 1. Failed and late snapshots go; their reason stays.
     let mut pending = false;
     for t in list.iter().filter(|t| !t.ready) {
         let late = t.taken.is_some_and(|at| now - at > r.ready_timeout);
@@ -461,7 +491,6 @@ async fn claim_round(
             ),
             (None, false) => {
                 pending = true;
-                busy = true;
                 continue;
             }
         };
@@ -469,22 +498,49 @@ async fn claim_round(
         record_error(ctx, st, why);
     }
     list.retain(|t| t.ready);
-
-    // 2. A new snapshot when due.
     let last = st.last_snapshot_time.as_ref().map(from_time);
-    let due = last.is_none_or(|l| now >= l + r.snapshot_every);
-    if due && !pending {
-        let vs = volume_snapshot(policy, &ns, &name, Some(class), now);
-        let obj: DynamicObject = serde_json::from_value(vs)
-            .map_err(|e| Error::Blocking(format!("VolumeSnapshot body: {e}")))?;
-        create_once(&api, &obj).await?;
-        st.last_snapshot_time = Some(to_time(now));
-        busy = true;
-    }
+    let due = !pending && last.is_none_or(|l| now >= l + r.snapshot_every);
+    Ok(Look {
+        class,
+        ready: list,
+        busy: pending,
+        due,
+    })
+}
+
+fn snapshot_api(ctx: &Context, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(ctx.client.clone(), ns, &snapshot_resource("VolumeSnapshot"))
+}
+
+/// Moves a claim's copy on, or starts one from the newest ready snapshot
+/// when the copy interval has passed and fewer than `parallel` copies of
+/// the policy run; then applies the snapshots' retention.
+#[allow(clippy::too_many_arguments)]
+async fn advance(
+    ctx: &Context,
+    policy: &BackupPolicy,
+    repo: Option<&Repository>,
+    source: &VolumeSource,
+    r: &Rhythms,
+    claim: &PersistentVolumeClaim,
+    look: Look,
+    st: &mut ClaimStatus,
+    active: &BTreeSet<String>,
+    running: &mut usize,
+) -> Result<ClaimStep, Error> {
+    let now = ctx.clock.now();
+    let ns = claim.namespace().unwrap_or_default();
+    let name = claim.name_any();
+    let api = snapshot_api(ctx, &ns);
+    let Look {
+        ready: list,
+        mut busy,
+        ..
+    } = look;
     let mut next =
         Some(st.last_snapshot_time.as_ref().map(from_time).unwrap_or(now) + r.snapshot_every);
 
-    // 3. The copy under way, or a new one from the newest ready snapshot.
+    // The copy under way, or a new one from the newest ready snapshot.
     let copy = copy_name(&policy.name_any(), &ns, &name);
     let mut reading = None;
     if let Some(every) = r.copy_every {
@@ -533,7 +589,7 @@ async fn claim_round(
         }
     }
 
-    // 4. Retention, then what status shows.
+    // Retention, then what status shows.
     let reading = reading
         .as_deref()
         .and_then(|s| s.strip_prefix(&format!("{ns}/")));

@@ -33,6 +33,10 @@
 //!   kept and served at `GET pods/NAME/log`; status written Pending →
 //!   Running → Succeeded/Failed with `containerStatuses` (exit code,
 //!   reason, start and finish times).
+//! - **Exec** (`exec.rs`): `pods/NAME/exec` into a running container runs
+//!   the command as a process with that container's environment, working
+//!   directory and path rewriting; its output and exit code stream back
+//!   through the server ([`super::exec`]).
 //!
 //! ## Paths: no mount namespace
 //! The process runs on this machine's file system. Each volume is a
@@ -99,6 +103,7 @@
 //! (matching containers wait with `ErrImagePull`), [`Kubelet::on_command`]
 //! (a run of a command fails with a chosen exit code and output).
 
+mod exec;
 mod jobs;
 mod pods;
 mod scheduler;
@@ -254,6 +259,8 @@ struct Shared {
     /// Every pod uid ever started: a pod runs once (`restartPolicy: Never`).
     started: Mutex<HashSet<String>>,
     jobs: Mutex<jobs::Memory>,
+    /// The running containers `pods/NAME/exec` reaches.
+    exec: exec::Registry,
 }
 
 /// The running stand-in; stops (killing its processes) when dropped or by
@@ -315,7 +322,10 @@ impl Kubelet {
             running: Mutex::default(),
             started: Mutex::default(),
             jobs: Mutex::default(),
+            exec: Mutex::default(),
         });
+        super::lock(&server.inner.state).exec =
+            Some(Arc::new(exec::KubeletExec(Arc::downgrade(&shared))));
         let looping = shared.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -394,6 +404,9 @@ impl Kubelet {
                 .filter(|(_, r)| r.node == node)
                 .map(|(uid, _)| uid.clone())
                 .collect();
+            for uid in &uids {
+                forget(&self.shared, uid);
+            }
             uids.iter().filter_map(|u| running.remove(u)).collect()
         };
         for r in lost {
@@ -470,6 +483,11 @@ fn parse_items(items: Vec<Box<serde_json::value::RawValue>>) -> Result<Vec<Value
         .iter()
         .map(|i| serde_json::from_str(i.get()).map_err(|e| Error::bad_object("a listed item", e)))
         .collect()
+}
+
+/// Forgets pod `uid`'s running containers: exec no longer reaches them.
+fn forget(shared: &Shared, uid: &str) {
+    super::lock(&shared.exec).retain(|_, p| p.uid != uid);
 }
 
 /// Kills each process group (the container's process and its children).

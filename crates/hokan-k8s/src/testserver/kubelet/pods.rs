@@ -13,6 +13,7 @@ use futures::stream::FuturesUnordered;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+use super::exec::{Container, PodContainers};
 use super::volumes::{Plan, prepare};
 use super::{CommandRun, Running, Shared, kill_groups, now, str_at};
 use crate::Result;
@@ -35,6 +36,9 @@ pub(super) async fn sync(shared: &Arc<Shared>, nodes: &[Value], pods: &[Value]) 
             .filter(|u| !uids.contains(u.as_str()))
             .cloned()
             .collect();
+        for uid in &dead {
+            super::forget(shared, uid);
+        }
         dead.iter().filter_map(|u| running.remove(u)).collect()
     };
     for r in gone {
@@ -78,6 +82,7 @@ async fn run_pod(shared: Arc<Shared>, pod: Value, groups: Arc<Mutex<Vec<i32>>>) 
             Err(_) => tokio::time::sleep(shared.config.poll_interval).await,
         }
     }
+    super::forget(&shared, &uid);
     super::super::lock(&shared.running).remove(&uid);
 }
 
@@ -126,6 +131,17 @@ async fn try_run_pod(shared: &Shared, pod: &Value, groups: &Arc<Mutex<Vec<i32>>>
     };
     let ns = str_at(pod, "/metadata/namespace").to_string();
     let name = str_at(pod, "/metadata/name").to_string();
+    super::super::lock(&shared.exec).insert(
+        (ns.clone(), name.clone()),
+        PodContainers {
+            uid: str_at(pod, "/metadata/uid").to_string(),
+            groups: groups.clone(),
+            containers: plans
+                .iter()
+                .map(|p| (p.name.clone(), Container::of(p)))
+                .collect(),
+        },
+    );
     let mut runs = FuturesUnordered::new();
     let mut statuses = Vec::new();
     for (plan, spec) in plans.into_iter().zip(containers(pod)) {
@@ -171,6 +187,10 @@ async fn try_run_pod(shared: &Shared, pod: &Value, groups: &Arc<Mutex<Vec<i32>>>
     }
     while let Some((container, state)) = runs.next().await {
         let last = runs.is_empty();
+        // An ended container runs no more commands.
+        if let Some(p) = super::super::lock(&shared.exec).get_mut(&(ns.clone(), name.clone())) {
+            p.containers.remove(&container);
+        }
         let alive = persist(shared, pod, &|s| {
             let mut all_zero = true;
             for c in s["containerStatuses"].as_array_mut().into_iter().flatten() {

@@ -30,6 +30,8 @@ pub(super) struct Plan {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
+    /// Each mount path and its directory, longest path first (for exec).
+    pub mounts: Vec<(String, PathBuf)>,
 }
 
 /// Prepares every container of `pod` on `node`.
@@ -160,6 +162,7 @@ async fn plan(
         args,
         env,
         cwd,
+        mounts,
     }))
 }
 
