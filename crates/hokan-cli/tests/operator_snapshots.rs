@@ -21,7 +21,8 @@
 //! - Restores: from a copy into a claim of another namespace (owners moved
 //!   into its UID range when run as root), byte for byte; the Block
 //!   claim's copy is its device, byte for byte; from a VolumeSnapshot into
-//!   a new claim in another namespace, byte for byte.
+//!   a new claim in another namespace, byte for byte, for a Filesystem
+//!   and a Block claim.
 //! - Every request the operator made is allowed by deploy/'s RBAC.
 //! - Hooks (a second test): a pod mounting two of the claims, with
 //!   Velero's pre and post hook annotations, is frozen once while both its
@@ -703,6 +704,38 @@ async fn restores(env: &mut Env, data: &BTreeMap<&str, PathBuf>) {
             .collect::<BTreeMap<_, _>>()
     };
     assert_eq!(bytes(&restored), bytes(&source), "byte for byte");
+
+    // The Block claim's newest VolumeSnapshot into a new Block claim.
+    let snap = claim_status(&p, "disk").unwrap()["snapshots"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.tc
+        .create(
+            json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "Restore",
+            "metadata": {"name": "disk-from-snapshot", "namespace": DR},
+            "spec": {"volume": {"claimName": "restored-disk",
+                                "volumeSnapshot": format!("{APP}/{snap}")}}}),
+        )
+        .await
+        .unwrap();
+    let r = env.finished_restore("disk-from-snapshot").await;
+    assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
+    let claim = env
+        .tc
+        .cluster()
+        .get(&format!(
+            "/api/v1/namespaces/{DR}/persistentvolumeclaims/restored-disk"
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim["spec"]["volumeMode"], "Block");
+    let device = std::fs::read(env.data(DR, "restored-disk").await).unwrap();
+    assert!(
+        device == std::fs::read(&data["disk"]).unwrap(),
+        "the device, byte for byte"
+    );
     env.no_copy_left().await;
 }
 
