@@ -22,7 +22,8 @@
 //!   into its UID range when run as root), byte for byte; the Block
 //!   claim's copy is its device, byte for byte; from a VolumeSnapshot into
 //!   a new claim in another namespace, byte for byte, for a Filesystem
-//!   and a Block claim.
+//!   and a Block claim; from a copy into the claim it was taken of, in use
+//!   by a StatefulSet, scaled to zero for it and back after.
 //! - Every request the operator made is allowed by deploy/'s RBAC.
 //! - Hooks (a second test): a pod mounting two of the claims, with
 //!   Velero's pre and post hook annotations, is frozen once while both its
@@ -167,7 +168,7 @@ impl Env {
             std::fs::create_dir_all(on_node.parent().unwrap()).unwrap();
             std::os::unix::fs::symlink(&repo, &on_node).unwrap();
         }
-        for ns in [NS, DR] {
+        for ns in [NS, APP, DR] {
             tc.create(json!({"apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": "hokan-repository", "namespace": ns},
                 "data": {"password": b64(PASSWORD)}}))
@@ -230,7 +231,12 @@ impl Env {
 
     /// Restore `name` of shop-dr once it has ended.
     async fn finished_restore(&self, name: &str) -> Value {
-        let path = format!("/apis/hokan.dev/v1alpha1/namespaces/{DR}/restores/{name}");
+        self.finished_restore_in(DR, name).await
+    }
+
+    /// Restore `ns/name` once it has ended.
+    async fn finished_restore_in(&self, ns: &str, name: &str) -> Value {
+        let path = format!("/apis/hokan.dev/v1alpha1/namespaces/{ns}/restores/{name}");
         wait_for(self.tc.cluster(), &path, "finished", |r| {
             matches!(
                 r["status"]["phase"].as_str(),
@@ -544,6 +550,7 @@ async fn claims_are_snapshotted_copied_expired_and_restored_through_failures() {
 
     failures(&mut env).await;
     restores(&mut env, &data).await;
+    restore_in_place(&env, &data["data-a"]).await;
     check_rbac(&env);
     watcher.abort();
     eprintln!("done in {:?}", started.elapsed());
@@ -739,6 +746,78 @@ async fn restores(env: &mut Env, data: &BTreeMap<&str, PathBuf>) {
     env.no_copy_left().await;
 }
 
+/// From a copy into the claim it was taken of, in use by a StatefulSet's
+/// pod: the set is scaled to zero for the restore and back after it.
+async fn restore_in_place(env: &Env, live: &Path) {
+    let c = env.tc.cluster();
+    c.create(&format!("/apis/apps/v1/namespaces/{APP}/statefulsets"), &json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": APP},
+            "spec": {"replicas": 1, "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}},
+                    "spec": {"containers": [{"name": "db", "image": "busybox",
+                        "command": ["sh", "-c", "exec sleep 3600"],
+                        "volumeMounts": [{"name": "a", "mountPath": "/data"}]}],
+                        "volumes": [{"name": "a", "persistentVolumeClaim": {"claimName": "data-a"}}]}}}}))
+        .await
+        .unwrap();
+    let pod_path = format!("/api/v1/namespaces/{APP}/pods/db-0");
+    let running = |p: &Value| p["status"]["phase"] == "Running";
+    let before = wait_for(c, &pod_path, "Running", running).await.unwrap();
+
+    // What the copy holds, and the live claim damaged: each of its files
+    // overwritten.
+    let copy = env.copies("data-a")[0].id;
+    let expected = env.root.path().join("expected-a");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hokan"))
+        .args(["--no-cache", "restore", &copy.to_hex(), "--target"])
+        .arg(&expected)
+        .env("HOKAN_REPOSITORY", &env.repo)
+        .env("HOKAN_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let expected = tree(&expected);
+    for name in expected.keys().filter(|n| !n.ends_with('/')) {
+        std::fs::write(live.join(name), b"damaged").unwrap();
+    }
+    let restore = json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "Restore",
+        "metadata": {"name": "in-place", "namespace": APP},
+        "spec": {"repository": "main", "snapshotId": copy.to_hex(),
+                 "volume": {"claimName": "data-a", "sourceClaim": format!("{APP}/data-a"),
+                            "scaleDown": true}}});
+    c.create(
+        &format!("/apis/hokan.dev/v1alpha1/namespaces/{APP}/restores"),
+        &restore,
+    )
+    .await
+    .unwrap();
+    let r = env.finished_restore_in(APP, "in-place").await;
+    assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
+    assert_eq!(
+        r["status"]["scaledDown"],
+        json!([{"kind": "StatefulSet", "name": "db", "replicas": 1, "scaledBack": true}]),
+        "{r:#}"
+    );
+    let now = tree(live);
+    for (name, (bytes, _)) in expected.iter().filter(|(n, _)| !n.ends_with('/')) {
+        assert_eq!(&now[name].0, bytes, "{name} restored");
+    }
+    // Its pod was stopped for the restore, and a new one runs.
+    let uid = before["metadata"]["uid"].clone();
+    wait_for(c, &pod_path, "running again", |p| {
+        running(p) && p["metadata"]["uid"] != uid
+    })
+    .await
+    .unwrap();
+    let set = c
+        .get(&format!("/apis/apps/v1/namespaces/{APP}/statefulsets/db"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(set["spec"]["replicas"], 1);
+}
+
 fn check_rbac(env: &Env) {
     use hokan_operator::rbac::{access, discovery_rule, rules_for};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
@@ -747,13 +826,15 @@ fn check_rbac(env: &Env) {
         return;
     };
     let mut docs = docs.unwrap();
-    docs.push(
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "hokan-operator-secrets", "namespace": DR},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": "hokan-operator-secrets"},
-        "subjects": [{"kind": "ServiceAccount", "name": "hokan-operator", "namespace": NS}]}),
-    );
+    for ns in [APP, DR] {
+        docs.push(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "hokan-operator-secrets", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "hokan-operator-secrets"},
+            "subjects": [{"kind": "ServiceAccount", "name": "hokan-operator", "namespace": NS}]}),
+        );
+    }
     let mut rules = rules_for(&docs, NS, "hokan-operator");
     rules.push(discovery_rule());
     let mut denied = Vec::new();

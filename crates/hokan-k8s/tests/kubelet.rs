@@ -648,3 +648,84 @@ async fn a_pod_of_two_containers_runs_both_and_serves_each_log() {
     );
     cluster.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_statefulset_makes_its_pods_and_claims_and_scales_to_zero_and_back() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cluster = TestCluster::new().await.unwrap();
+    let _kubelet = kubelet(&cluster, root.path()).await;
+    let set = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "kubelet-sts"},
+        "spec": {"replicas": 2, "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [{"name": "db", "image": SHELL_IMAGE,
+                                         "command": ["sh", "-c", "exec sleep 3600"]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "1Mi"}}}}]}});
+    cluster.create(set).await.unwrap();
+    let ns = cluster.namespace("kubelet-sts");
+    let c = cluster.cluster();
+    for i in 0..2 {
+        let pod = wait_for(
+            c,
+            &format!("/api/v1/namespaces/{ns}/pods/db-{i}"),
+            "made",
+            |_| true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "StatefulSet");
+        let claim = format!("data-db-{i}");
+        assert!(
+            pod["spec"]["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["persistentVolumeClaim"]["claimName"] == claim),
+            "{pod}"
+        );
+        c.get(&format!(
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}"
+        ))
+        .await
+        .unwrap()
+        .expect("the claim from the template");
+    }
+    // To zero: the pods go, the claims stay.
+    let path = format!("/apis/apps/v1/namespaces/{ns}/statefulsets/db");
+    let mut s = c.get(&path).await.unwrap().unwrap();
+    s["spec"]["replicas"] = json!(0);
+    c.replace(&path, &s).await.unwrap();
+    for i in 0..2 {
+        wait_gone(c, &format!("/api/v1/namespaces/{ns}/pods/db-{i}"))
+            .await
+            .unwrap();
+    }
+    let s = wait_for(c, &path, "scaled to zero", |s| s["status"]["replicas"] == 0)
+        .await
+        .unwrap();
+    assert_eq!(s["spec"]["replicas"], 0);
+    assert!(
+        c.get(&format!(
+            "/api/v1/namespaces/{ns}/persistentvolumeclaims/data-db-1"
+        ))
+        .await
+        .unwrap()
+        .is_some()
+    );
+    // And back to one.
+    let mut s = c.get(&path).await.unwrap().unwrap();
+    s["spec"]["replicas"] = json!(1);
+    c.replace(&path, &s).await.unwrap();
+    wait_for(
+        c,
+        &format!("/api/v1/namespaces/{ns}/pods/db-0"),
+        "made again",
+        |_| true,
+    )
+    .await
+    .unwrap();
+    cluster.cleanup().await.unwrap();
+}

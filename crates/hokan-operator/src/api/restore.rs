@@ -143,6 +143,28 @@ pub struct VolumeRestore {
     /// `openshift.io/sa.scc.uid-range` annotations); default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shift_uids: Option<bool>,
+    /// Restore into a claim in use: the Deployments and StatefulSets whose
+    /// pods mount it are scaled to zero first, the restore waits for their
+    /// pods to end, and they are scaled back to their replicas once it has
+    /// ended (whatever its outcome). Default false: a claim in use is
+    /// written under its running pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down: Option<bool>,
+}
+
+/// A workload a restore scaled to zero, and the replicas it had.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaledWorkload {
+    /// `Deployment` or `StatefulSet`.
+    pub kind: String,
+    /// Its name, in the claim's namespace.
+    pub name: String,
+    /// Its replicas before the restore.
+    pub replicas: i32,
+    /// Scaled back to `replicas`.
+    #[serde(default)]
+    pub scaled_back: bool,
 }
 
 /// What the restore did.
@@ -183,6 +205,9 @@ pub struct RestoreStatus {
     /// Where an etcd snapshot was written (`node:/path/snapshot.db`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_to: Option<String>,
+    /// The workloads scaled to zero for the restore (`volume.scaleDown`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scaled_down: Vec<ScaledWorkload>,
     /// The Job that does the work (etcd and volume restores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobRef>,

@@ -12,6 +12,7 @@ mod hooks;
 pub mod policy;
 pub mod repository;
 pub mod restore;
+mod scale;
 pub mod snapshot_restore;
 pub mod snapshots;
 pub mod volumes;

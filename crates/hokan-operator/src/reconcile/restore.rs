@@ -172,7 +172,8 @@ async fn drive(
         return Ok(
             match super::volumes::restore_volume(restore, ctx, ns, status).await? {
                 Some(outcome) => Step::Done(outcome, None),
-                None => Step::Wait(Duration::from_secs(10)),
+                // Short: a scaled-down workload's pods are awaited too.
+                None => Step::Wait(super::snapshots::BUSY_POLL),
             },
         );
     }

@@ -303,8 +303,22 @@ pub fn summary_errors(summary: &Value, node: &str) -> Vec<RunError> {
 }
 
 /// Drives a volume restore: resolve the snapshot, make the Job, read its
-/// result. `None` while it runs.
+/// result. `None` while it runs. Workloads scaled down for it are scaled
+/// back once it has ended, whatever the end.
 pub async fn restore_volume(
+    restore: &Restore,
+    ctx: &Context,
+    ns: &str,
+    status: &mut RestoreStatus,
+) -> Result<Option<Outcome>, Error> {
+    let outcome = drive_volume(restore, ctx, ns, status).await?;
+    if outcome.is_some() {
+        super::scale::scale_back(ctx, ns, status).await?;
+    }
+    Ok(outcome)
+}
+
+async fn drive_volume(
     restore: &Restore,
     ctx: &Context,
     ns: &str,
@@ -373,6 +387,22 @@ pub async fn restore_volume(
                     spec.claim_name
                 ));
             };
+            if spec.scale_down == Some(true) {
+                match super::scale::scale_down(ctx, ns, &spec.claim_name, status).await? {
+                    Err(reason) => return failed(reason),
+                    Ok(true) => {
+                        // Recorded before anything is scaled.
+                        let api: Api<Restore> = Api::namespaced(ctx.client.clone(), ns);
+                        apply_status(&api, &restore.name_any(), status).await?;
+                    }
+                    Ok(false) => {}
+                }
+                super::scale::hold_down(ctx, ns, status).await?;
+                let left = super::scale::pods_mounting(ctx, ns, &spec.claim_name).await?;
+                if !left.is_empty() {
+                    return Ok(None);
+                }
+            }
             let uid_range = match shift(ctx, &entry.snapshot, ns, spec.shift_uids).await {
                 Ok(s) => s.map(|s| s.to_string()),
                 Err(reason) => return failed(reason),

@@ -19,6 +19,10 @@
 //!   `BackoffLimitExceeded` or `DeadlineExceeded`); enforces
 //!   `activeDeadlineSeconds` (deleting active pods) and
 //!   `ttlSecondsAfterFinished` (deleting the Job).
+//! - **StatefulSet controller** (`statefulsets.rs`): pods `<set>-<i>` for
+//!   `i < replicas` with their claims from `volumeClaimTemplates`, extra
+//!   pods deleted highest first, `status` counted (as `Parallel` pod
+//!   management; no rolling updates).
 //! - **Scheduler** (`scheduler.rs`): binds each pod without `spec.nodeName`
 //!   through `pods/NAME/binding` to the first Node (by name) whose labels
 //!   match its `nodeSelector` and required node affinity, whose taints it
@@ -107,6 +111,7 @@ mod exec;
 mod jobs;
 mod pods;
 mod scheduler;
+mod statefulsets;
 mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -454,12 +459,15 @@ impl Kubelet {
     }
 }
 
-/// One round: the job controller, then the scheduler, then the kubelets.
+/// One round: the job and StatefulSet controllers, then the scheduler,
+/// then the kubelets.
 async fn poll(shared: &Arc<Shared>) -> Result<()> {
     let nodes = list(&shared.cluster, "/api/v1/nodes").await?;
     let pods = list(&shared.cluster, "/api/v1/pods").await?;
     let jobs = list(&shared.cluster, "/apis/batch/v1/jobs").await?;
+    let sets = list(&shared.cluster, "/apis/apps/v1/statefulsets").await?;
     jobs::sync(shared, &jobs, &pods).await?;
+    statefulsets::sync(shared, &sets, &pods).await?;
     scheduler::schedule(shared, &nodes, &pods).await?;
     pods::sync(shared, &nodes, &pods).await
 }
