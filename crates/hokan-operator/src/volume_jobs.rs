@@ -24,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    HostPathVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec, Toleration, Volume,
-    VolumeMount,
+    Container, HostPathVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec, Toleration,
+    Volume, VolumeDevice, VolumeMount,
 };
 use kube::ResourceExt;
 
@@ -52,6 +52,8 @@ pub const PODS_ANNOTATION: &str = "hokan.dev/pods";
 pub const KUBELET_DIR: &str = "/var/lib/kubelet";
 /// Where a restore Job mounts the claim.
 pub const RESTORE_TARGET: &str = "/restore";
+/// Where a volume restore Job sees a Block-mode target claim's device.
+pub const RESTORE_DEVICE: &str = "/dev/hokan-target";
 
 /// A pod chosen for a run: namespace and name.
 pub type PodName = (String, String);
@@ -185,6 +187,9 @@ pub struct VolumeRestoreTarget {
     pub uid_range: Option<String>,
     /// The node of the running pod that mounts a ReadWriteOnce claim.
     pub node: Option<String>,
+    /// The claim is a raw device (`volumeMode: Block`): the snapshot's
+    /// `device` file is written onto it.
+    pub block: bool,
 }
 
 /// The volume restore Job of `restore`.
@@ -206,6 +211,18 @@ pub fn volume_restore_job(
     if let Some(r) = &target.uid_range {
         args.push(format!("--uid-range={r}"));
     }
+    if target.block {
+        // A device has no owners to move: its copy's one file, written
+        // onto it (holes as zeros).
+        let device_file = hokan_k8s::volumes::DEVICE_FILE;
+        args = vec![
+            "restore".to_string(),
+            format!("{}:/{device_file}", target.snapshot),
+            "--to-device".into(),
+            RESTORE_DEVICE.into(),
+            "--json".into(),
+        ];
+    }
     let (mut volumes, mut mounts) = volumes(repo, &BTreeSet::new());
     volumes.push(Volume {
         name: "target".into(),
@@ -215,13 +232,15 @@ pub fn volume_restore_job(
         }),
         ..Default::default()
     });
-    mounts.push(VolumeMount {
-        name: "target".into(),
-        mount_path: RESTORE_TARGET.into(),
-        ..Default::default()
-    });
+    if !target.block {
+        mounts.push(VolumeMount {
+            name: "target".into(),
+            mount_path: RESTORE_TARGET.into(),
+            ..Default::default()
+        });
+    }
     // Files of any owner, written and given their owners.
-    let container = container(
+    let mut container: Container = container(
         "volume-restore",
         image,
         args,
@@ -229,6 +248,12 @@ pub fn volume_restore_job(
         mounts,
         Some(vec!["CHOWN".into(), "FOWNER".into(), "DAC_OVERRIDE".into()]),
     );
+    if target.block {
+        container.volume_devices = Some(vec![VolumeDevice {
+            name: "target".into(),
+            device_path: RESTORE_DEVICE.into(),
+        }]);
+    }
     let pod = PodSpec {
         // The namespace's own account: the Job calls no API (the operator
         // read the UID ranges), so nothing is granted to it.

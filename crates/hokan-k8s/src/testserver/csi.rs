@@ -32,8 +32,9 @@
 //!
 //! Differs from the real components: no finalizers or `Released` volumes
 //! kept for reuse, no topology, no resize, no group snapshots; a Block-mode claim's device is a sparse image
-//! file of its size (the kubelet stand-in names it where a container's
-//! `volumeDevices` puts the device); the snapshot CRDs are registered by
+//! file of its size (the kubelet stand-in attaches it to a loop device
+//! where a container's `volumeDevices` puts the device, or names the file
+//! when not root); the snapshot CRDs are registered by
 //! [`Csi::start`] with open schemas.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -403,8 +403,10 @@ async fn drive_volume(
                     return Ok(None);
                 }
             }
+            let block = claim.spec.as_ref().and_then(|s| s.volume_mode.as_deref()) == Some("Block");
+            // A device has no owners to move.
             let uid_range = match shift(ctx, &entry.snapshot, ns, spec.shift_uids).await {
-                Ok(s) => s.map(|s| s.to_string()),
+                Ok(s) => s.filter(|_| !block).map(|s| s.to_string()),
                 Err(reason) => return failed(reason),
             };
             let target = VolumeRestoreTarget {
@@ -412,6 +414,7 @@ async fn drive_volume(
                 snapshot: entry.id.to_hex(),
                 uid_range,
                 node: mounted_on(ctx, ns, &claim).await?,
+                block,
             };
             let want = volume_restore_job(restore, &repo, &target, &ctx.image);
             let made = jobs.create(&PostParams::default(), &want).await?;

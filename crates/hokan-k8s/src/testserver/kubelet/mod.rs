@@ -52,7 +52,9 @@
 //! `persistentVolumeClaim` is its bound PersistentVolume's `hostPath` or
 //! `local` path on the node, or, for a CSI volume, the directory the
 //! driver's [`CsiVolumes`] hook names (issue 25's CSI stand-in plugs in
-//! there). Instead of mounting, the stand-in **rewrites paths**: in every
+//! there); a Block claim in `volumeDevices` is its image file attached to
+//! a loop device when running as root (detached when the pod ends), the
+//! file itself otherwise. Instead of mounting, the stand-in **rewrites paths**: in every
 //! argument and environment value, each occurrence of a container's
 //! `mountPath` (longest first, `subPath` applied) that starts the string or
 //! follows a space, `=`, `:`, `,` or a quote, and ends the string or is
@@ -266,6 +268,8 @@ struct Shared {
     jobs: Mutex<jobs::Memory>,
     /// The running containers `pods/NAME/exec` reaches.
     exec: exec::Registry,
+    /// Per pod uid: each Block claim's image and the loop device it is on.
+    loops: Mutex<HashMap<String, Vec<(PathBuf, PathBuf)>>>,
 }
 
 /// The running stand-in; stops (killing its processes) when dropped or by
@@ -293,6 +297,10 @@ impl Drop for Kubelet {
         for r in running {
             kill_groups(&r.groups);
             r.task.abort();
+        }
+        let uids: Vec<String> = super::lock(&self.shared.loops).keys().cloned().collect();
+        for uid in uids {
+            volumes::detach(&self.shared, &uid);
         }
     }
 }
@@ -328,6 +336,7 @@ impl Kubelet {
             started: Mutex::default(),
             jobs: Mutex::default(),
             exec: Mutex::default(),
+            loops: Mutex::default(),
         });
         super::lock(&server.inner.state).exec =
             Some(Arc::new(exec::KubeletExec(Arc::downgrade(&shared))));
@@ -494,8 +503,10 @@ fn parse_items(items: Vec<Box<serde_json::value::RawValue>>) -> Result<Vec<Value
 }
 
 /// Forgets pod `uid`'s running containers: exec no longer reaches them.
+/// Its loop devices are detached.
 fn forget(shared: &Shared, uid: &str) {
     super::lock(&shared.exec).retain(|_, p| p.uid != uid);
+    volumes::detach(shared, uid);
 }
 
 /// Kills each process group (the container's process and its children).

@@ -87,8 +87,10 @@ async fn plan(
         let path = str_at(m, "/mountPath").trim_end_matches('/').to_string();
         mounts.push((path, dir));
     }
-    // A raw block device (a Block-mode claim) is its image file: the
-    // device path in arguments and environment names that file.
+    // A raw block device (a Block-mode claim) is its image file attached
+    // to a loop device when this runs as root (as the kubelet hands a
+    // container a real device), else the image file itself: the device
+    // path in arguments and environment names it.
     for d in c["volumeDevices"].as_array().into_iter().flatten() {
         let volume = str_at(d, "/name");
         let Some(image) = volumes.get(volume) else {
@@ -99,7 +101,8 @@ async fn plan(
                 ),
             )));
         };
-        mounts.push((str_at(d, "/devicePath").to_string(), image.clone()));
+        let device = attach(shared, str_at(pod, "/metadata/uid"), image);
+        mounts.push((str_at(d, "/devicePath").to_string(), device));
     }
     mounts.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     let env = match environment(shared, pod, node, c).await? {
@@ -164,6 +167,42 @@ async fn plan(
         cwd,
         mounts,
     }))
+}
+
+/// `image` on a loop device for pod `uid` (one per image and pod, detached
+/// when the pod ends), or `image` when no loop device can be had.
+fn attach(shared: &Shared, uid: &str, image: &Path) -> PathBuf {
+    let mut loops = super::super::lock(&shared.loops);
+    let mine = loops.entry(uid.to_string()).or_default();
+    if let Some((_, dev)) = mine.iter().find(|(i, _)| i == image) {
+        return dev.clone();
+    }
+    if !hokan_core::fs::is_root() {
+        return image.to_path_buf();
+    }
+    let out = std::process::Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(image)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let dev = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+            mine.push((image.to_path_buf(), dev.clone()));
+            dev
+        }
+        _ => image.to_path_buf(),
+    }
+}
+
+/// Detaches the loop devices of pod `uid`.
+pub(super) fn detach(shared: &Shared, uid: &str) {
+    let gone = super::super::lock(&shared.loops).remove(uid);
+    for (_, dev) in gone.into_iter().flatten() {
+        let _ = std::process::Command::new("losetup")
+            .arg("-d")
+            .arg(&dev)
+            .status();
+    }
 }
 
 /// A kubeconfig reaching the server as the pod's service account (the
