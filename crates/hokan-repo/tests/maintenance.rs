@@ -550,6 +550,19 @@ fn check_reports_every_problem_and_prune_is_exclusive() {
         after.problems.len() > structure.problems.len(),
         "recorded damage is known without reading again"
     );
+    // The smallest memory bound, spilling into a directory of its own,
+    // finds the same.
+    let spill = tempfile::tempdir().unwrap();
+    let options = maintenance::CheckOptions {
+        max_memory: 1,
+        temp_dir: Some(spill.path().to_path_buf()),
+        ..Default::default()
+    };
+    let small = maintenance::check_with(&open(), &options, &()).unwrap();
+    assert_eq!(small.problems, after.problems);
+    assert_eq!(small.affected, after.affected);
+    assert_eq!(small.notes, after.notes);
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
     assert!(
         structure
             .problems

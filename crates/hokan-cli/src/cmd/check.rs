@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use hokan_repo::maintenance::{self, CheckReport, ProblemKind, ReadData};
+use hokan_repo::maintenance::{self, CheckOptions, CheckReport, ProblemKind, ReadData};
 
 use crate::Global;
 use crate::output;
@@ -19,6 +19,11 @@ pub struct CheckArgs {
     /// Read a subset: n/t (group n of t), a percentage (10%), or a size (2G)
     #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
     pub read_data_subset: Option<String>,
+    /// Memory the survey's sorts may hold before they spill to temporary
+    /// files (in the cache directory, or the system's temporary one):
+    /// check's memory then grows with packs and trees, not with blobs
+    #[arg(long, default_value = "128MiB", value_name = "SIZE")]
+    pub max_memory: String,
 }
 
 /// What helps, for the kinds of problem found; each line names one
@@ -91,9 +96,14 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<ExitCode> {
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
+    let options = CheckOptions {
+        read_data: read,
+        max_memory: super::prune::parse_memory(&a.max_memory)?,
+        temp_dir: None,
+    };
     let start = std::time::Instant::now();
     let progress = PhaseBar::start(super::progress_mode(g));
-    let report = maintenance::check(&repo, read, &progress)?;
+    let report = maintenance::check_with(&repo, &options, &progress)?;
     progress.finish();
     let advice = advice(&report);
     if g.json {

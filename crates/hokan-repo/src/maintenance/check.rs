@@ -10,6 +10,10 @@
 //! (which authenticates, decompresses and hashes it), and compares the
 //! header with the index. Nothing stored is changed; damage found is
 //! recorded (an object added under `locks/`) so backups stop trusting it.
+//!
+//! Like prune, check holds no entry a blob: the index's copies and the
+//! used blobs go through external sorts (see `resolve`), within
+//! [`CheckOptions::max_memory`].
 
 use super::PhaseProgress;
 use super::walk::Affected;
@@ -19,6 +23,8 @@ use crate::repository::Repository;
 mod execute;
 mod plan;
 mod survey;
+#[cfg(test)]
+mod survey_tests;
 
 /// Which packs to read in full.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -164,17 +170,63 @@ impl CheckReport {
     }
 }
 
-/// Checks a repository, telling `progress` about each phase: survey (the
-/// index, the locks, the store's listing, every snapshot's trees), plan
-/// (the problems those show, and which packs to read), execute (read them,
-/// record the damage found, name the files it affects).
+/// Check settings.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Which packs to read in full.
+    pub read_data: ReadData,
+    /// About how much memory the survey's sorts may hold (bytes); beyond
+    /// it they spill sorted runs to temporary files. Check's memory then
+    /// grows with the packs, the trees and the problems, not with the
+    /// blobs.
+    pub max_memory: usize,
+    /// Where those temporary files go (never the repository): by default
+    /// the repository's cache directory, or the system's temporary one.
+    pub temp_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            read_data: ReadData::None,
+            max_memory: super::DEFAULT_MAX_MEMORY,
+            temp_dir: None,
+        }
+    }
+}
+
+impl CheckOptions {
+    /// The directory spill files go to.
+    pub(crate) fn spill_dir(&self, repo: &Repository) -> std::path::PathBuf {
+        super::prune::spill_dir(self.temp_dir.as_deref(), repo)
+    }
+}
+
+/// Checks a repository with the default settings, reading `read_data`;
+/// see [`check_with`].
 pub fn check(
     repo: &Repository,
     read_data: ReadData,
     progress: &dyn PhaseProgress,
 ) -> Result<CheckReport> {
-    let survey = survey::survey(repo, progress)?;
-    let plan = plan::plan(&survey, read_data, random_u64());
+    let options = CheckOptions {
+        read_data,
+        ..Default::default()
+    };
+    check_with(repo, &options, progress)
+}
+
+/// Checks a repository, telling `progress` about each phase: survey (the
+/// index, the locks, the store's listing, every snapshot's trees), plan
+/// (the problems those show, and which packs to read), execute (read them,
+/// record the damage found, name the files it affects).
+pub fn check_with(
+    repo: &Repository,
+    options: &CheckOptions,
+    progress: &dyn PhaseProgress,
+) -> Result<CheckReport> {
+    let survey = survey::survey(repo, options, progress)?;
+    let plan = plan::plan(&survey, options.read_data, random_u64());
     execute::execute(repo, &survey, plan, progress)
 }
 

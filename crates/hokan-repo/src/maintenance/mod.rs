@@ -12,7 +12,7 @@ mod resolve;
 pub(crate) mod walk;
 
 pub use crate::locks::{LockObject, MarkedPack, PruneLock, STALE_AFTER};
-pub use check::{CheckReport, Problem, ProblemKind, ReadData, check};
+pub use check::{CheckOptions, CheckReport, Problem, ProblemKind, ReadData, check, check_with};
 pub use forget::Forgotten;
 pub use prune::{DEFAULT_MAX_MEMORY, PruneOptions, PrunePlan, PruneReport, prune, prune_with};
 pub use repair::{RepairPacksReport, RepairReport, repair_index, repair_packs};
@@ -26,6 +26,24 @@ use hokan_core::{Id, Index, IndexBuilder, PackId};
 use crate::index_load::add_damaged_copies;
 
 use crate::index_file::IndexedPack;
+
+/// Index files prune and check read at once: memory holds one batch of
+/// them, decoded (a session's index file may list hundreds of thousands of
+/// blobs, some 20 MB in memory), so few.
+const FILES_AT_ONCE: usize = 2;
+
+/// A reproducible stream of numbers below the bound asked (xorshift), for
+/// tests that need thousands of varied copies.
+#[cfg(test)]
+pub(crate) fn below() -> impl FnMut(u64) -> u64 {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    }
+}
 
 /// What a step of a phase counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

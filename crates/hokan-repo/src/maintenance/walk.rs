@@ -29,6 +29,9 @@ pub(crate) struct Used {
     pub trees: HashSet<Id>,
     /// Distinct data blobs.
     pub data: usize,
+    /// Trees given to the sink (a sorting sink cannot tell data blobs
+    /// apart from them: its distinct ids less these are the data blobs).
+    pub tree_blobs: usize,
     /// Trees that could not be read.
     pub bad_trees: Vec<BadTree>,
 }
@@ -103,6 +106,7 @@ pub(crate) fn used_blobs_into(
                 Ok(tree) => tree,
                 Err(e) if tolerate => {
                     sink.add(t.0)?;
+                    used.tree_blobs += 1;
                     used.bad_trees.push(BadTree {
                         tree: t,
                         path,
@@ -140,6 +144,7 @@ pub(crate) fn used_blobs_into(
             // carried it) keeps its blob: older parents name it.
             if reader.index().contains(&t.0) || !reader.is_carried(&t.0) {
                 sink.add(t.0)?;
+                used.tree_blobs += 1;
             }
             for n in tree.nodes {
                 let p = path.join(&*n.name_lossy());

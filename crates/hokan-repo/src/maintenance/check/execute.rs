@@ -2,6 +2,8 @@
 //! the damage found (the one thing check writes), and naming every file of
 //! every snapshot that the problems affect.
 
+use std::collections::HashSet;
+
 use rayon::prelude::*;
 
 use hokan_core::{BlobReader, Id, PackId, PackedBlob};
@@ -17,6 +19,10 @@ use crate::repository::Repository;
 /// What reading a pack found: each problem with the blob it concerns
 /// (`None`: the pack as a whole, no blob lost by it).
 type PackFindings = Vec<(Option<Id>, String)>;
+
+/// [`PackFindings`], each blob with whether snapshots read it from that
+/// pack.
+type ReadFindings = Vec<(Option<(Id, bool)>, String)>;
 
 /// Reads the planned packs, records what is damaged, and names what the
 /// damage affects.
@@ -35,26 +41,28 @@ pub(crate) fn execute(
     if !read.is_empty() {
         progress.phase("reading packs", r.bytes_read, Unit::Bytes);
     }
-    let results: Vec<Result<PackFindings>> = read
+    // Each pack's entries come from the survey's spill as it is read, so
+    // memory holds only the packs being read.
+    let results: Vec<Result<ReadFindings>> = read
         .par_iter()
-        .map(|(id, entries)| {
-            let found = read_pack(repo, id, entries);
+        .map(|id| {
+            let found = read_spilled(repo, s, id);
             progress.advance(s.stored[id]);
             found
         })
         .collect();
     let mut found_damaged = record;
-    for (res, (pack, _)) in results.into_iter().zip(&read) {
+    for (res, pack) in results.into_iter().zip(&read) {
         let what = format!("pack {}", pack.short());
         for (blob, message) in res? {
             r.problem(ProblemKind::PackDamaged, &what, message.clone());
             // A problem of the pack as a whole costs no blob by itself.
-            let Some(b) = blob else { continue };
+            let Some((b, read_here)) = blob else { continue };
             if !s.damaged.contains(&(*pack, b)) {
                 found_damaged.push((*pack, b));
             }
             // Only the copy snapshots read affects them.
-            if s.read_from(pack, &b) {
+            if read_here {
                 bad.entry(b).or_insert_with(|| format!("{what}: {message}"));
             }
         }
@@ -82,10 +90,25 @@ pub(crate) fn execute(
     }
     if !bad.is_empty() {
         progress.phase("naming what the damage affects", 0, Unit::Items);
-        let reader = BlobReader::new(repo.master_key(), &s.index, repo.store());
+        let reader = BlobReader::new(repo.master_key(), &s.trees_index, repo.store());
         r.affected = walk::affected(&reader, &s.snapshots, &bad);
     }
     Ok(r)
+}
+
+/// [`read_pack`] with the survey's entries for the pack, each blob found
+/// damaged with whether snapshots read it from there.
+fn read_spilled(repo: &Repository, s: &Survey, id: &PackId) -> Result<ReadFindings> {
+    let entries = match &s.entries {
+        Some(e) => e.get(id)?,
+        None => Vec::new(),
+    };
+    let live: HashSet<Id> = entries.iter().filter(|e| e.1).map(|e| e.0.id).collect();
+    let indexed: Vec<PackedBlob> = entries.into_iter().map(|(e, _)| e).collect();
+    Ok(read_pack(repo, id, &indexed)?
+        .into_iter()
+        .map(|(b, message)| (b.map(|b| (b, live.contains(&b))), message))
+        .collect())
 }
 
 /// Downloads a pack and checks all of it against its name, its header,

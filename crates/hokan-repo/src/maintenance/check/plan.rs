@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use hokan_core::{Id, PackId, PackedBlob};
+use hokan_core::{Id, PackId};
 
 use super::survey::Survey;
 use super::{CheckReport, ProblemKind, ReadData};
@@ -19,8 +19,8 @@ pub(crate) struct CheckPlan {
     pub bad: HashMap<Id, String>,
     /// Copies found lost that no record names yet.
     pub record: Vec<(PackId, Id)>,
-    /// The packs to read in full, with the index's entries for each.
-    pub read: Vec<(PackId, Vec<PackedBlob>)>,
+    /// The packs to read in full, by id.
+    pub read: Vec<PackId>,
 }
 
 /// Finds the problems the survey shows and chooses the packs to read; see
@@ -54,9 +54,9 @@ pub(crate) fn plan(s: &Survey, read_data: ReadData, seed: u64) -> CheckPlan {
         );
     }
     r.snapshots = s.snapshots.len();
-    r.trees = s.used.trees.len();
-    r.data_blobs = s.used.data;
-    for t in &s.used.bad_trees {
+    r.trees = s.trees;
+    r.data_blobs = s.data;
+    for t in &s.bad_trees {
         r.problem(
             ProblemKind::TreeUnreadable,
             format!("tree {}", t.tree.short()),
@@ -70,14 +70,7 @@ pub(crate) fn plan(s: &Survey, read_data: ReadData, seed: u64) -> CheckPlan {
         bad.entry(t.tree.0)
             .or_insert_with(|| format!("tree {} cannot be read: {}", t.tree.short(), t.error));
     }
-    let mut missing: Vec<&Id> = s
-        .used
-        .blobs
-        .iter()
-        .filter(|id| !s.index.contains(id))
-        .collect();
-    missing.sort();
-    for id in missing {
+    for id in &s.missing {
         r.problem(
             ProblemKind::BlobMissing,
             format!("blob {}", id.short()),
@@ -86,15 +79,16 @@ pub(crate) fn plan(s: &Survey, read_data: ReadData, seed: u64) -> CheckPlan {
         bad.insert(*id, format!("blob {} is in no index", id.short()));
     }
     let mut record: Vec<(PackId, Id)> = s
-        .absent
+        .active
         .iter()
+        .flat_map(|p| p.absent.iter().map(|(b, _)| (p.id, *b)))
         .filter(|b| !s.damaged.contains(b))
-        .copied()
         .collect();
     record.sort();
+    record.dedup();
     let read = packs_to_read(s, read_data, seed);
     r.packs_read = read.len();
-    r.bytes_read = read.iter().map(|(id, _)| s.stored[id]).sum();
+    r.bytes_read = read.iter().map(|id| s.stored[id]).sum();
     CheckPlan {
         report: r,
         bad,
@@ -111,17 +105,13 @@ fn packs_against_the_store(s: &Survey, r: &mut CheckReport, bad: &mut HashMap<Id
     for p in &s.active {
         let what = format!("pack {}", p.id.short());
         let Some(&size) = s.stored.get(&p.id) else {
-            let gone: Vec<&Id> = p
-                .blobs
-                .iter()
-                .map(|b| &b.id)
-                .filter(|b| !s.healed(&p.id, b))
-                .collect();
+            // Every copy of a pack that is gone is absent.
+            let gone: Vec<&Id> = p.absent.iter().filter(|b| !b.1).map(|b| &b.0).collect();
             if gone.is_empty() {
                 r.notes.push(format!(
                     "the index lists {what}, which is not in the store; each of its {} blob(s) \
                      is stored again elsewhere, and a prune drops it from the index",
-                    p.blobs.len()
+                    p.blobs
                 ));
                 continue;
             }
@@ -132,7 +122,7 @@ fn packs_against_the_store(s: &Survey, r: &mut CheckReport, bad: &mut HashMap<Id
                     "the index lists it, but it is not in the store; {} of its {} blob(s) have \
                      no other copy",
                     gone.len(),
-                    p.blobs.len()
+                    p.blobs
                 ),
             );
             for b in gone {
@@ -144,15 +134,9 @@ fn packs_against_the_store(s: &Survey, r: &mut CheckReport, bad: &mut HashMap<Id
         if size == p.size {
             continue;
         }
-        let past: Vec<&Id> = p
-            .blobs
-            .iter()
-            .map(|b| &b.id)
-            .filter(|b| s.absent.contains(&(p.id, **b)))
-            .collect();
-        let cut = match past.len() {
+        let cut = match p.absent.len() {
             0 => String::new(),
-            n => format!("; {n} of its {} blobs lie past its end", p.blobs.len()),
+            n => format!("; {n} of its {} blobs lie past its end", p.blobs),
         };
         // The name is the hash of the bytes the index was written for:
         // other bytes are damage, not an index mistake.
@@ -161,7 +145,7 @@ fn packs_against_the_store(s: &Survey, r: &mut CheckReport, bad: &mut HashMap<Id
             &what,
             format!("{size} bytes stored, the index says {}{cut}", p.size),
         );
-        for b in past.into_iter().filter(|b| !s.healed(&p.id, b)) {
+        for (b, _) in p.absent.iter().filter(|b| !b.1) {
             bad.entry(*b)
                 .or_insert_with(|| format!("{what} was cut short before blob {}", b.short()));
         }
@@ -244,40 +228,33 @@ fn recorded_damage(s: &Survey, r: &mut CheckReport, bad: &mut HashMap<Id, String
 /// The packs to read: live ones, and marked ones that a snapshot still
 /// reads from (a prune would put them back; their damage matters just the
 /// same), narrowed to the subset asked for.
-fn packs_to_read(s: &Survey, read_data: ReadData, seed: u64) -> Vec<(PackId, Vec<PackedBlob>)> {
-    let active: HashSet<PackId> = s.active.iter().map(|p| p.id).collect();
-    let mut read: Vec<(PackId, Vec<PackedBlob>)> = s
+fn packs_to_read(s: &Survey, read_data: ReadData, seed: u64) -> Vec<PackId> {
+    let mut read: Vec<PackId> = s
         .active
         .iter()
-        .filter(|p| s.stored.contains_key(&p.id))
-        .map(|p| (p.id, p.blobs.clone()))
+        .map(|p| p.id)
+        .filter(|id| s.stored.contains_key(id))
+        .chain(s.marked_live.iter().copied())
         .collect();
-    read.extend(
-        s.marked
-            .iter()
-            .filter(|m| s.stored.contains_key(&m.pack.id) && !active.contains(&m.pack.id))
-            .filter(|m| m.pack.blobs.iter().any(|b| s.read_from(&m.pack.id, &b.id)))
-            .map(|m| (m.pack.id, m.pack.blobs.clone())),
-    );
-    read.sort_by_key(|(id, _)| *id);
-    read.dedup_by_key(|(id, _)| *id);
+    read.sort();
+    read.dedup();
     let mut rng = hokan_core::sample::SplitMix64::new(seed);
     match read_data {
         ReadData::None => read.clear(),
         ReadData::All => {}
-        ReadData::Group { n, of } => read.retain(|(id, _)| id.0.0[0] as u32 % of == n - 1),
+        ReadData::Group { n, of } => read.retain(|id| id.0.0[0] as u32 % of == n - 1),
         ReadData::Share(share) => {
             read.retain(|_| ((rng.next_u64() >> 11) as f64) / ((1u64 << 53) as f64) < share)
         }
         ReadData::Bytes(limit) => {
-            let mut keyed: Vec<(u64, (PackId, Vec<PackedBlob>))> =
+            let mut keyed: Vec<(u64, PackId)> =
                 read.into_iter().map(|p| (rng.next_u64(), p)).collect();
             keyed.sort_by_key(|(k, _)| *k);
             let mut total = 0u64;
             read = keyed
                 .into_iter()
                 .map(|(_, p)| p)
-                .take_while(|(id, _)| {
+                .take_while(|id| {
                     let keep = total < limit;
                     total += s.stored[id];
                     keep

@@ -321,13 +321,7 @@ mod tests {
     /// the in-memory survey.
     #[test]
     fn the_bounded_survey_agrees_when_it_spills() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut next = crate::maintenance::below();
         let id = |n: u64| Id(*blake3::hash(&n.to_le_bytes()).as_bytes());
         let mut parts = Parts {
             now: 300,

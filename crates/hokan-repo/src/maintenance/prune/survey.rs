@@ -7,18 +7,13 @@ use hokan_core::index::IdSorter;
 use hokan_core::{BlobReader, BlobType, Id, PackId};
 
 use super::super::resolve::{PackSummary, Resolved, Resolver};
-use super::super::{PhaseProgress, readable_index, walk};
+use super::super::{FILES_AT_ONCE, PhaseProgress, readable_index, walk};
 use super::PruneOptions;
 use crate::error::{Error, Result, from_core};
 use crate::index_file::IndexedPack;
 use crate::locks::{LockList, LockObject, MarkedPack};
 use crate::repository::Repository;
 use crate::store::Listed;
-
-/// Index files read at once: memory holds one batch of them, decoded (a
-/// session's index file may list hundreds of thousands of blobs, some
-/// 20 MB in memory), so few.
-const FILES_AT_ONCE: usize = 2;
 
 /// What prune read: the index, the lock objects, the store's packs and,
 /// for every pack, what the blobs the snapshots use make of it.
