@@ -275,6 +275,37 @@ fn a_failing_volume_exits_3_and_the_others_are_saved() {
 }
 
 #[test]
+fn a_claim_copied_from_csi_snapshots_is_left_to_them() {
+    let rt = runtime();
+    let server = rt.block_on(TestServer::start()).unwrap();
+    seed(&server);
+    let env = Env::new(&server);
+    kubelet_pod(&env.kubelet, &uid_of(&server, "web-0"));
+    let (out, summary) = env.backup(&["--exclude-claim", "shop/data-web-0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved: Vec<&str> = summary["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["volume"].as_str().unwrap())
+        .collect();
+    assert_eq!(saved, ["cache"], "{summary:#}");
+    let skipped = summary["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["volume"] == "data")
+        .expect("the claim's volume is listed as skipped");
+    assert!(
+        skipped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("CSI snapshots"),
+        "{skipped}"
+    );
+}
+
+#[test]
 fn the_uid_ranges_can_come_from_the_namespaces_annotations() {
     let rt = runtime();
     let server = rt.block_on(TestServer::start()).unwrap();

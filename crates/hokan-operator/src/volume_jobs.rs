@@ -105,6 +105,12 @@ pub fn volume_backup_args(
             source.exclude_volumes.join(",")
         ));
     }
+    if !source.exclude_claims.is_empty() {
+        args.push(format!(
+            "--exclude-claim={}",
+            source.exclude_claims.join(",")
+        ));
+    }
     args
 }
 

@@ -209,7 +209,7 @@ async fn every_request_of_the_operator_is_allowed_by_deploy_rbac() {
     let filter = hokan_k8s::volumes::PodFilter {
         namespaces: vec!["shop".into()],
         selector: Some("app=db".into()),
-        exclude_volumes: Vec::new(),
+        ..Default::default()
     };
     let kubelet = tempfile::tempdir().unwrap();
     hokan_k8s::volumes::node_volumes_of(&agent, "node-1", kubelet.path(), true, &filter)

@@ -71,6 +71,22 @@ pub struct PodFilter {
     pub selector: Option<String>,
     /// Volume names never taken (reported as skipped).
     pub exclude_volumes: Vec<String>,
+    /// Claims (`namespace/name`) never taken (reported as skipped): an
+    /// operator copies them from CSI snapshots instead.
+    pub exclude_claims: Vec<String>,
+}
+
+impl PodFilter {
+    /// Why `v` is left out, if it is.
+    fn excludes(&self, v: &PodVolume) -> Option<&'static str> {
+        if self.exclude_volumes.contains(&v.volume) {
+            return Some("named in the volumes to exclude");
+        }
+        let claim = v.pvc().map(|c| format!("{}/{c}", v.namespace))?;
+        self.exclude_claims
+            .contains(&claim)
+            .then_some("its claim is named in the claims to exclude (copied from CSI snapshots)")
+    }
 }
 
 /// Lists the pods the API says run on `node` (field selector
@@ -156,14 +172,14 @@ pub async fn node_volumes_of(
         let (excluded, picked): (Vec<_>, Vec<_>) = selection
             .picked
             .into_iter()
-            .partition(|v| filter.exclude_volumes.contains(&v.volume));
+            .partition(|v| filter.excludes(v).is_some());
         selection
             .skipped
             .extend(excluded.into_iter().map(|v| SkippedVolume {
+                reason: filter.excludes(&v).unwrap_or_default().into(),
                 namespace: v.namespace,
                 pod: v.pod,
                 volume: v.volume,
-                reason: "named in the volumes to exclude".into(),
                 missing: false,
             }));
         out.skipped.extend(selection.skipped);

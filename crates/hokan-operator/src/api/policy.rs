@@ -204,6 +204,12 @@ pub struct VolumeSource {
     /// `backup.velero.io/backup-volumes-excludes` is honoured as well).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_volumes: Vec<String>,
+    /// Claims (`namespace/name`) the node agent never reads. A policy's
+    /// Backups list its claims in `Snapshot` mode here, so a node Job run
+    /// for the claims that fall back to the node agent does not read
+    /// them a second time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_claims: Vec<String>,
     /// Which copies in the repository to keep, per claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,

@@ -80,11 +80,22 @@ pub fn validate(policy: &BackupPolicy) -> Result<Schedule, Invalid> {
 pub fn backup_for_tick(policy: &BackupPolicy, tick: DateTime<Utc>) -> Backup {
     let name = policy.name_any();
     let mut what = policy.spec.what.clone();
-    let node_agent = policy.status.as_ref().is_some_and(|s| {
-        s.claims
-            .iter()
-            .any(|c| c.mode == crate::api::snapshots::ClaimMode::NodeAgent)
-    });
+    use crate::api::snapshots::ClaimMode;
+    let claims = policy
+        .status
+        .as_ref()
+        .map(|s| s.claims.as_slice())
+        .unwrap_or_default();
+    let node_agent = claims.iter().any(|c| c.mode == ClaimMode::NodeAgent);
+    if let Some(v) = what.volumes.as_mut().filter(|v| v.snapshots.is_some()) {
+        // The node Jobs read only the claims that have no snapshots.
+        v.exclude_claims.extend(
+            claims
+                .iter()
+                .filter(|c| c.mode == ClaimMode::Snapshot)
+                .map(|c| format!("{}/{}", c.namespace, c.name)),
+        );
+    }
     if what.volumes.as_ref().is_some_and(|v| v.snapshots.is_some()) && !node_agent {
         what.volumes = None;
     }
@@ -384,6 +395,39 @@ mod tests {
         assert_eq!(b.spec.repository.as_deref(), Some("main"));
         assert_eq!(b.spec.what, policy().spec.what);
         assert_eq!(b.spec.scheduled_time, Some(to_time(tick)));
+    }
+
+    #[test]
+    fn node_jobs_leave_the_claims_with_snapshots_to_them() {
+        use crate::api::policy::{BackupPolicyStatus, VolumeSource};
+        use crate::api::snapshots::{ClaimMode, ClaimStatus, SnapshotRhythm};
+        let tick = Utc.with_ymd_and_hms(2026, 12, 6, 19, 20, 0).unwrap();
+        let mut p = policy();
+        p.spec.what.volumes = Some(VolumeSource {
+            snapshots: Some(SnapshotRhythm {
+                interval: "4h".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let claim = |name: &str, mode| ClaimStatus {
+            namespace: "shop".into(),
+            name: name.into(),
+            mode,
+            ..Default::default()
+        };
+        p.status = Some(BackupPolicyStatus {
+            claims: vec![claim("data", ClaimMode::Snapshot)],
+            ..Default::default()
+        });
+        assert!(backup_for_tick(&p, tick).spec.what.volumes.is_none());
+        p.status
+            .as_mut()
+            .unwrap()
+            .claims
+            .push(claim("nfs", ClaimMode::NodeAgent));
+        let v = backup_for_tick(&p, tick).spec.what.volumes.unwrap();
+        assert_eq!(v.exclude_claims, ["shop/data"]);
     }
 
     fn run(name: &str, hour: u32, phase: Phase) -> Backup {

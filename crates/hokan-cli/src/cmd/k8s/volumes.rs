@@ -68,6 +68,10 @@ pub struct BackupArgs {
     /// Never back up volumes of these names (repeatable, or comma-separated)
     #[arg(long = "exclude-volume", value_delimiter = ',', value_name = "NAME")]
     pub exclude_volumes: Vec<String>,
+    /// Never back up these claims, NAMESPACE/NAME (repeatable, or
+    /// comma-separated): the operator copies them from CSI snapshots
+    #[arg(long = "exclude-claim", value_delimiter = ',', value_name = "NS/NAME")]
+    pub exclude_claims: Vec<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Tag the snapshots (repeatable, or comma-separated)
@@ -86,6 +90,7 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
             namespaces: a.namespaces.clone(),
             selector: a.selector.clone(),
             exclude_volumes: a.exclude_volumes.clone(),
+            exclude_claims: a.exclude_claims.clone(),
         };
         volumes::node_volumes_of(
             &cluster,
