@@ -688,22 +688,7 @@ async fn restores(env: &mut Env, data: &BTreeMap<&str, PathBuf>) {
     }
 
     // From the newest VolumeSnapshot of data-b into a new claim in shop-dr.
-    let p = env.policy().await;
-    let snap = claim_status(&p, "data-b").unwrap()["snapshots"][0]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    env.tc
-        .create(
-            json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "Restore",
-            "metadata": {"name": "from-snapshot", "namespace": DR},
-            "spec": {"volume": {"claimName": "restored-b",
-                                "volumeSnapshot": format!("{APP}/{snap}")}}}),
-        )
-        .await
-        .unwrap();
-    let r = env.finished_restore("from-snapshot").await;
-    assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
+    restore_newest_snapshot(env, "data-b", "restored-b").await;
     let restored = tree(&env.data(DR, "restored-b").await);
     let source = tree(&data["data-b"]);
     let bytes = |t: &BTreeMap<String, (Vec<u8>, u32)>| {
@@ -714,21 +699,7 @@ async fn restores(env: &mut Env, data: &BTreeMap<&str, PathBuf>) {
     assert_eq!(bytes(&restored), bytes(&source), "byte for byte");
 
     // The Block claim's newest VolumeSnapshot into a new Block claim.
-    let snap = claim_status(&p, "disk").unwrap()["snapshots"][0]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    env.tc
-        .create(
-            json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "Restore",
-            "metadata": {"name": "disk-from-snapshot", "namespace": DR},
-            "spec": {"volume": {"claimName": "restored-disk",
-                                "volumeSnapshot": format!("{APP}/{snap}")}}}),
-        )
-        .await
-        .unwrap();
-    let r = env.finished_restore("disk-from-snapshot").await;
-    assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
+    restore_newest_snapshot(env, "disk", "restored-disk").await;
     let made = env
         .tc
         .cluster()
@@ -785,6 +756,30 @@ async fn restores(env: &mut Env, data: &BTreeMap<&str, PathBuf>) {
         );
     }
     env.no_copy_left().await;
+}
+
+/// Restores claim `shop/<claim>`'s newest VolumeSnapshot into a new claim
+/// `target` of shop-dr, and waits for the Restore to complete.
+async fn restore_newest_snapshot(env: &Env, claim: &str, target: &str) {
+    let p = env.policy().await;
+    let snap = claim_status(&p, claim).unwrap()["snapshots"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name = format!("{target}-from-snapshot");
+    let restore = json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "Restore",
+        "metadata": {"name": name, "namespace": DR},
+        "spec": {"volume": {"claimName": target, "volumeSnapshot": format!("{APP}/{snap}")}}});
+    env.tc
+        .cluster()
+        .create(
+            &format!("/apis/hokan.dev/v1alpha1/namespaces/{DR}/restores"),
+            &restore,
+        )
+        .await
+        .unwrap();
+    let r = env.finished_restore(&name).await;
+    assert_eq!(r["status"]["phase"], "Completed", "{r:#}");
 }
 
 /// From a copy into the claim it was taken of, in use by a StatefulSet's

@@ -30,6 +30,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::Value;
 
+use super::scale::mounts_claim;
 use super::snapshots::{create_once, record_error};
 use super::{Context, Error};
 use crate::api::policy::BackupPolicy;
@@ -173,7 +174,7 @@ async fn hook_pods(ctx: &Context, due: &[Due<'_>]) -> Result<Vec<HookPod>, Error
             }
             let mounted: Vec<usize> = claims
                 .iter()
-                .filter(|(_, c)| mounts(&pod, c))
+                .filter(|(_, c)| mounts_claim(&pod, c))
                 .map(|(i, _)| *i)
                 .collect();
             let value = serde_json::to_value(&pod).unwrap_or(Value::Null);
@@ -191,19 +192,6 @@ async fn hook_pods(ctx: &Context, due: &[Due<'_>]) -> Result<Vec<HookPod>, Error
         }
     }
     Ok(out)
-}
-
-fn mounts(pod: &Pod, claim: &str) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|v| {
-            v.persistent_volume_claim
-                .as_ref()
-                .is_some_and(|c| c.claim_name == claim)
-        })
 }
 
 /// Waits until each snapshot `made` is cut (a creation time, ready, or an

@@ -36,19 +36,22 @@ pub(super) async fn pods_mounting(ctx: &Context, ns: &str, claim: &str) -> Resul
             let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
             !matches!(phase, Some("Succeeded" | "Failed"))
         })
-        .filter(|p| {
-            p.spec
-                .as_ref()
-                .and_then(|s| s.volumes.as_ref())
-                .into_iter()
-                .flatten()
-                .any(|v| {
-                    v.persistent_volume_claim
-                        .as_ref()
-                        .is_some_and(|c| c.claim_name == claim)
-                })
-        })
+        .filter(|p| mounts_claim(p, claim))
         .collect())
+}
+
+/// Whether `pod` mounts claim `claim` (of its own namespace).
+pub(super) fn mounts_claim(pod: &Pod, claim: &str) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.claim_name == claim)
+        })
 }
 
 /// The workloads (kind, name) owning `pods`, or why one cannot be scaled.

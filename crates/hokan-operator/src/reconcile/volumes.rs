@@ -580,13 +580,8 @@ async fn mounted_on(
         .await?;
     Ok(pods.items.into_iter().find_map(|p| {
         let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
-        let spec = p.spec?;
-        let mounts = spec.volumes.iter().flatten().any(|v| {
-            v.persistent_volume_claim
-                .as_ref()
-                .is_some_and(|c| c.claim_name == name)
-        });
-        (running && mounts).then_some(spec.node_name).flatten()
+        let mounts = super::scale::mounts_claim(&p, &name);
+        (running && mounts).then_some(p.spec?.node_name).flatten()
     }))
 }
 

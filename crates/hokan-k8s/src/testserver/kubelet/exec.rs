@@ -150,13 +150,7 @@ async fn run(
         pump(out, ExecEvent::Stdout, tx.clone()),
         pump(err, ExecEvent::Stderr, tx.clone()),
     );
-    let code = match status {
-        Ok(s) => {
-            use std::os::unix::process::ExitStatusExt;
-            s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9))
-        }
-        Err(_) => 128 + 9,
-    };
+    let code = super::exit_code(status);
     let _ = tx.send(ExecEvent::Exited(code)).await;
 }
 

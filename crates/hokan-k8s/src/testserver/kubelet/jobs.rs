@@ -33,16 +33,7 @@ pub(super) async fn sync(shared: &Shared, jobs: &[Value], pods: &[Value]) -> Res
         .retain(|uid, _| live.contains(uid.as_str()));
     for job in jobs {
         let uid = str_at(job, "/metadata/uid");
-        let owned: Vec<&Value> = pods
-            .iter()
-            .filter(|p| {
-                p["metadata"]["ownerReferences"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|o| o["uid"] == uid && o["controller"] == true)
-            })
-            .collect();
+        let owned = super::controlled_by(pods, uid);
         sync_job(shared, job, &owned).await?;
     }
     Ok(())

@@ -502,6 +502,29 @@ fn parse_items(items: Vec<Box<serde_json::value::RawValue>>) -> Result<Vec<Value
         .collect()
 }
 
+/// The pods whose controller (owner reference) has `uid`.
+fn controlled_by<'a>(pods: &'a [Value], uid: &str) -> Vec<&'a Value> {
+    pods.iter()
+        .filter(|p| {
+            p["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["uid"] == uid && o["controller"] == true)
+        })
+        .collect()
+}
+
+/// An exit status as a container's exit code (128 + the signal that
+/// ended it, as runtimes report it).
+fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9)),
+        Err(_) => 128 + 9,
+    }
+}
+
 /// Forgets pod `uid`'s running containers: exec no longer reaches them.
 /// Its loop devices are detached.
 fn forget(shared: &Shared, uid: &str) {

@@ -314,13 +314,7 @@ async fn run_container(
         .take()
         .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
     let (status, _, _) = tokio::join!(child.wait(), copy(out), copy(err));
-    let code = match status {
-        Ok(s) => {
-            use std::os::unix::process::ExitStatusExt;
-            s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9))
-        }
-        Err(_) => 128 + 9,
-    };
+    let code = super::exit_code(status);
     let reason = if code == 0 { "Completed" } else { "Error" };
     (name.clone(), terminated(code, reason, None))
 }

@@ -23,16 +23,7 @@ pub(super) async fn sync(shared: &Shared, sets: &[Value], pods: &[Value]) -> Res
             continue;
         }
         let uid = str_at(set, "/metadata/uid");
-        let owned: Vec<&Value> = pods
-            .iter()
-            .filter(|p| {
-                p["metadata"]["ownerReferences"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|o| o["uid"] == uid && o["controller"] == true)
-            })
-            .collect();
+        let owned = super::controlled_by(pods, uid);
         sync_set(shared, set, pods, &owned).await?;
     }
     Ok(())
