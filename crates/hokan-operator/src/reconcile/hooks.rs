@@ -15,7 +15,8 @@
 //! 2. the claims' `VolumeSnapshot`s are created;
 //! 3. once each is cut (its `creationTime` set, or ready, or failed), or
 //!    after [`CUT_WAIT`] at the most, the post hooks run: an application
-//!    is never left frozen for longer than the snapshot needs.
+//!    is never left frozen for longer than the snapshot needs, nor when
+//!    the API refuses a snapshot (the error is returned after the thaw).
 //!
 //! Each failure is kept in the status of the claims it concerns. A claim
 //! whose snapshot was stopped waits for its next interval, as a missed
@@ -98,6 +99,9 @@ pub(super) async fn take(
             }
         }
     }
+    // From here on, an error (the API refusing) is held until the post
+    // hooks have run: a frozen application is thawed whatever happens.
+    let mut held: Option<Error> = None;
     let mut made = Vec::new();
     for (i, d) in due.iter_mut().enumerate() {
         // The attempt counts: the next one is an interval away.
@@ -106,30 +110,31 @@ pub(super) async fn take(
             record_error(ctx, d.st, why);
             continue;
         }
-        let ns = d.claim.namespace().unwrap_or_default();
-        let vs = volume_snapshot(policy, &ns, &d.claim.name_any(), Some(d.class), now);
-        let name = vs["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let obj: DynamicObject = serde_json::from_value(vs)
-            .map_err(|e| Error::Blocking(format!("VolumeSnapshot body: {e}")))?;
-        create_once(&snapshots(ctx, &ns), &obj).await?;
-        made.push((i, ns, name));
+        match create(ctx, policy, d, now).await {
+            Ok((ns, name)) => made.push((i, ns, name)),
+            Err(e) => {
+                held = Some(e);
+                break;
+            }
+        }
     }
     for (i, note) in notes {
         record_error(ctx, due[i].st, note);
     }
     let thawing = frozen.iter().any(|p| !matches!(p.post, Ok(None)));
     if thawing {
-        let uncut = wait_cut(ctx, &made, ready_timeout.min(CUT_WAIT)).await?;
-        for (i, ns, name) in made.iter().filter(|m| uncut.contains(&m.2)) {
-            let why = format!(
-                "VolumeSnapshot {ns}/{name} was not cut within {} s; the post hooks ran anyway, \
-                 so it may not be consistent",
-                ready_timeout.min(CUT_WAIT).as_secs()
-            );
-            record_error(ctx, due[*i].st, why);
+        match wait_cut(ctx, &made, ready_timeout.min(CUT_WAIT)).await {
+            Ok(uncut) => {
+                for (i, ns, name) in made.iter().filter(|m| uncut.contains(&m.2)) {
+                    let why = format!(
+                        "VolumeSnapshot {ns}/{name} was not cut within {} s; the post hooks ran \
+                         anyway, so it may not be consistent",
+                        ready_timeout.min(CUT_WAIT).as_secs()
+                    );
+                    record_error(ctx, due[*i].st, why);
+                }
+            }
+            Err(e) => held = held.or(Some(e)),
         }
     }
     for p in frozen {
@@ -147,7 +152,26 @@ pub(super) async fn take(
             }
         }
     }
-    Ok(())
+    held.map_or(Ok(()), Err)
+}
+
+/// Creates the VolumeSnapshot of a due claim; its namespace and name.
+async fn create(
+    ctx: &Context,
+    policy: &BackupPolicy,
+    d: &Due<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(String, String), Error> {
+    let ns = d.claim.namespace().unwrap_or_default();
+    let vs = volume_snapshot(policy, &ns, &d.claim.name_any(), Some(d.class), now);
+    let name = vs["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let obj: DynamicObject = serde_json::from_value(vs)
+        .map_err(|e| Error::Blocking(format!("VolumeSnapshot body: {e}")))?;
+    create_once(&snapshots(ctx, &ns), &obj).await?;
+    Ok((ns, name))
 }
 
 fn snapshots(ctx: &Context, ns: &str) -> Api<DynamicObject> {
