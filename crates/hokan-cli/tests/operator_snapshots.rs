@@ -38,7 +38,6 @@
 mod harness;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,7 +50,7 @@ use hokan_operator::clock::{Clock, ManualClock};
 use hokan_operator::http::Endpoints;
 use serde_json::{Value, json};
 
-use harness::NS;
+use harness::{NS, tree};
 const APP: &str = "shop";
 const DR: &str = "shop-dr";
 const DRIVER: &str = "hostpath.csi.k8s.io";
@@ -248,6 +247,22 @@ impl Env {
         .unwrap()
     }
 
+    /// Creates the policy over the claims labelled for it in shop, with
+    /// these snapshot and copy rhythms.
+    async fn create_policy(&self, snapshots: Value, copies: Option<Value>) {
+        let mut volumes = json!({"namespaces": [APP],
+            "claimSelector": {"matchLabels": {"hokan.dev/sla": "tier"}},
+            "snapshots": snapshots});
+        if let Some(c) = copies {
+            volumes["copies"] = c;
+        }
+        let policy = json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "BackupPolicy",
+            "metadata": {"name": POLICY, "namespace": NS},
+            "spec": {"repository": "main", "schedule": "@daily", "volumes": volumes}});
+        let path = format!("/apis/hokan.dev/v1alpha1/namespaces/{NS}/backuppolicies");
+        self.tc.cluster().create(&path, &policy).await.unwrap();
+    }
+
     async fn policy(&self) -> Value {
         let path = format!("/apis/hokan.dev/v1alpha1/namespaces/{NS}/backuppolicies/{POLICY}");
         self.tc.cluster().get(&path).await.unwrap().unwrap()
@@ -350,26 +365,6 @@ fn stamp(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Every file under `dir`: relative path → (content, uid).
-fn tree(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let md = p.symlink_metadata().unwrap();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if md.is_dir() {
-                out.insert(format!("{rel}/"), (Vec::new(), md.uid()));
-                stack.push(p);
-            } else {
-                out.insert(rel, (std::fs::read(&p).unwrap(), md.uid()));
-            }
-        }
-    }
-    out
-}
-
 fn write_files(dir: &Path, i: u8) {
     std::fs::create_dir_all(dir.join("db")).unwrap();
     std::fs::write(dir.join("README"), format!("claim {i}\n")).unwrap();
@@ -433,20 +428,11 @@ async fn claims_are_snapshotted_copied_expired_and_restored_through_failures() {
     }
     let (most, watcher) = watch_copy_jobs(&env);
     let mut env = env;
-    env.tc
-        .create(
-            json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "BackupPolicy",
-            "metadata": {"name": POLICY, "namespace": NS},
-            "spec": {"repository": "main", "schedule": "@daily",
-                "volumes": {
-                    "namespaces": [APP],
-                    "claimSelector": {"matchLabels": {"hokan.dev/sla": "tier"}},
-                    "snapshots": {"interval": "15m", "retention": {"keepLast": 2},
-                                  "readyTimeout": "10m"},
-                    "copies": {"interval": "30m", "retention": {"keepLast": 2}, "parallel": 2}}}}),
-        )
-        .await
-        .unwrap();
+    env.create_policy(
+        json!({"interval": "15m", "retention": {"keepLast": 2}, "readyTimeout": "10m"}),
+        Some(json!({"interval": "30m", "retention": {"keepLast": 2}, "parallel": 2})),
+    )
+    .await;
 
     // The first round: a snapshot and a copy of each claim; the NFS claim
     // falls back to the node agent and says why.
@@ -951,18 +937,11 @@ async fn hooks_freeze_a_pod_once_around_its_claims_snapshots() {
     })
     .await
     .unwrap();
-    env.tc
-        .create(
-            json!({"apiVersion": "hokan.dev/v1alpha1", "kind": "BackupPolicy",
-            "metadata": {"name": POLICY, "namespace": NS},
-            "spec": {"repository": "main", "schedule": "@daily",
-                "volumes": {
-                    "namespaces": [APP],
-                    "claimSelector": {"matchLabels": {"hokan.dev/sla": "tier"}},
-                    "snapshots": {"interval": "15m", "retention": {"keepLast": 3}}}}}),
-        )
-        .await
-        .unwrap();
+    env.create_policy(
+        json!({"interval": "15m", "retention": {"keepLast": 3}}),
+        None,
+    )
+    .await;
     let ready = |n: usize| {
         move |_: &str, s: &Value| {
             let snaps = s["snapshots"].as_array().cloned().unwrap_or_default();

@@ -30,7 +30,6 @@
 mod harness;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -41,7 +40,7 @@ use hokan_operator::clock::{Clock, ManualClock};
 use hokan_operator::http::Endpoints;
 use serde_json::{Value, json};
 
-use harness::NS;
+use harness::{NS, tree};
 const APP: &str = "shop";
 const DR: &str = "shop-dr";
 const NODES: [&str; 2] = ["worker-0", "worker-1"];
@@ -354,26 +353,6 @@ fn write_files(dir: &Path, i: usize) {
             std::os::unix::fs::chown(dir.join(p), Some(id), Some(id)).unwrap();
         }
     }
-}
-
-/// Every file under `dir`: relative path → (content, uid).
-fn tree(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let md = p.symlink_metadata().unwrap();
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            if md.is_dir() {
-                out.insert(format!("{rel}/"), (Vec::new(), md.uid()));
-                stack.push(p);
-            } else {
-                out.insert(rel, (std::fs::read(&p).unwrap(), md.uid()));
-            }
-        }
-    }
-    out
 }
 
 fn identities(b: &Value) -> Vec<String> {

@@ -4,6 +4,8 @@
 //! Included with `#[path]` by those tests only.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,4 +87,24 @@ impl Operator {
             .unwrap();
         assert!(r.is_ok(), "{r:?}");
     }
+}
+
+/// Every file under `dir`: relative path → (content, uid).
+pub fn tree(dir: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let md = p.symlink_metadata().unwrap();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if md.is_dir() {
+                out.insert(format!("{rel}/"), (Vec::new(), md.uid()));
+                stack.push(p);
+            } else {
+                out.insert(rel, (std::fs::read(&p).unwrap(), md.uid()));
+            }
+        }
+    }
+    out
 }
