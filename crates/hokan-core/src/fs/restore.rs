@@ -244,14 +244,28 @@ impl<'a> Restorer<'a> {
         Ok((entries, bytes))
     }
 
-    /// The entries other than directories that a restore of `root` would
-    /// write, with their paths in the snapshot.
-    pub fn selected(&self, root: &TreeId, snap_root: &Path) -> Result<Vec<(PathBuf, Node)>> {
-        let (mut out, mut unreadable) = (Vec::new(), Vec::new());
+    /// The files (and block devices read as data) that a restore of
+    /// `root` would write: how many, and the first `keep` of them with
+    /// their paths in the snapshot. Only those are kept, so asking for one
+    /// file of a snapshot that selects millions costs a walk, not memory.
+    pub fn selected_data(
+        &self,
+        root: &TreeId,
+        snap_root: &Path,
+        keep: usize,
+    ) -> Result<(u64, Vec<(PathBuf, Node)>)> {
+        let (mut count, mut out, mut unreadable) = (0u64, Vec::new(), Vec::new());
         self.walk(root, snap_root, snap_root, &mut |w| {
             match w {
                 Walked::Dir { .. } => {}
-                Walked::Entry(item) => out.push((item.dest, item.node)),
+                Walked::Entry(item) => {
+                    if item.node.kind == NodeKind::File || device_with_data(&item.node) {
+                        count += 1;
+                        if out.len() < keep {
+                            out.push((item.dest, item.node));
+                        }
+                    }
+                }
                 Walked::Unreadable(dir, e) => unreadable.push((dir, e)),
             }
             Ok(())
@@ -259,7 +273,7 @@ impl<'a> Restorer<'a> {
         for (dir, e) in unreadable {
             self.warn(&dir, format!("directory not looked into: {e}"));
         }
-        Ok(out)
+        Ok((count, out))
     }
 
     /// Restores the entries of tree `root` into `target`. `snap_root` is
