@@ -249,3 +249,17 @@ fn an_unreadable_parent_tree_is_a_warning_not_an_unreadable_file() {
     let back = target.join(src.strip_prefix("/").unwrap()).join("sub");
     assert_eq!(std::fs::read_dir(back).unwrap().count(), 5);
 }
+
+#[test]
+fn a_device_restore_selecting_many_files_counts_them_and_names_five() {
+    let repo = Repo::new();
+    repo.backed_up_tree(7);
+    let target = repo.dir.path().join("not-written");
+    let out = repo.run(&["restore", "latest", "--to-device", target.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("the patterns select 7 ("), "{err}");
+    assert_eq!(err.matches("/f").count(), 5, "five names: {err}");
+    assert!(err.contains("narrow them to one"), "{err}");
+    assert!(!target.exists(), "nothing written");
+}

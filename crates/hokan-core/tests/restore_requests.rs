@@ -4,15 +4,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use hokan_core::fs::{Archiver, Excludes, NoProgress, RestoreOptions, Restorer};
+use hokan_core::fs::{NoProgress, RestoreOptions, Restorer};
 use hokan_core::sample::{Kind, generate};
-use hokan_core::{
-    BlobReader, BlobWriter, FinishedPack, Index, MasterKey, PackId, PackSource, TreeId,
-    WriterConfig,
-};
+use hokan_core::{BlobReader, MasterKey, PackId, PackSource};
+
+mod support;
+use support::backup;
 
 /// A store that counts what it is asked for, as an object store bills it.
 struct Counting {
@@ -50,26 +49,6 @@ fn make_tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         files.push((rel, data));
     }
     files
-}
-
-fn backup(key: &MasterKey, src: &Path) -> (Index, HashMap<PackId, Vec<u8>>, TreeId) {
-    let index = Index::new();
-    let sink: Mutex<Vec<FinishedPack>> = Mutex::new(Vec::new());
-    let root = {
-        let writer = BlobWriter::new(key, WriterConfig::default(), &index, &sink).unwrap();
-        let excludes = Excludes::none();
-        let archiver = Archiver::new(&writer, None, &excludes, &NoProgress);
-        let done = archiver.archive(&[src.to_path_buf()], None).unwrap();
-        writer.finish().unwrap();
-        done.tree
-    };
-    let mut index = index;
-    let mut packs = HashMap::new();
-    for p in sink.into_inner().unwrap() {
-        index.insert_pack(p.id, p.kind, &p.blobs);
-        packs.insert(p.id, p.bytes);
-    }
-    (index, packs, root)
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use hokan_core::browse::{self, Located};
 use hokan_core::fs::{Progress, RestoreOptions, Restored, Restorer};
-use hokan_core::{Node, NodeKind, TreeId};
+use hokan_core::{Node, TreeId};
 
 use crate::error::{Error, Result, from_core};
 use crate::index_load::IndexedRepository;
@@ -88,22 +88,13 @@ impl IndexedRepository {
         let reader = self.reader();
         let (tree, root, options) = locate(&reader, snapshot, path, options)?;
         let restorer = Restorer::new(&reader, options, progress).map_err(from_core)?;
-        let selected = restorer.selected(&tree, &root).map_err(from_core)?;
-        let with_data: Vec<_> = selected
-            .iter()
-            .filter(|(_, n)| {
-                matches!(n.kind, NodeKind::File) || hokan_core::fs::device_with_data(n)
-            })
-            .collect();
-        let [(snap_path, node)] = with_data.as_slice() else {
-            let names: Vec<String> = with_data
-                .iter()
-                .take(5)
-                .map(|(p, _)| p.display().to_string())
-                .collect();
+        // Five names are enough to say what a too-wide selection took.
+        let (count, selected) = restorer.selected_data(&tree, &root, 5).map_err(from_core)?;
+        let (1, [(snap_path, node)]) = (count, selected.as_slice()) else {
+            let names = selected.iter().map(|(p, _)| p.display().to_string());
             return Err(Error::NotOneFile {
-                selected: with_data.len(),
-                names,
+                selected: count as usize,
+                names: names.collect(),
             });
         };
         progress.totals(1, node.size);

@@ -17,6 +17,7 @@ mod noatime;
 mod prefetch;
 mod restore;
 mod restore_dirs;
+mod restore_walk;
 mod sparse;
 
 pub use archive::{ArchiveSummary, Archived, Archiver, NoProgress, Progress, absolute};

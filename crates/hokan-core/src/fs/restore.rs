@@ -1,9 +1,13 @@
 //! Restoring trees to disk with their metadata, files in parallel.
 //!
-//! The restore plans first (walking the trees, applying include and exclude
-//! patterns), creates the directories, writes files, links and special
-//! files in parallel, recreates hard links, and sets directory metadata
-//! last, deepest first, since writing into a directory changes its times.
+//! The restore walks the trees (applying include and exclude patterns) and
+//! works through what it meets window by window: each window's directories
+//! are created, its files, links and special files written in parallel,
+//! its hard links recreated and, with `--verify`, its files read back;
+//! then its files are forgotten, so memory does not grow with the number
+//! of files. Directories (and the first file of each set of hard links)
+//! are kept to the end, when directory metadata is set, deepest first,
+//! since writing into a directory changes its times.
 //! Holes and all-zero chunks become holes, so sparse files stay sparse.
 //! Existing files are replaced, kept, or replaced only when they differ, as
 //! asked; a symlink in the way is never followed. Small files are read in
@@ -30,19 +34,20 @@ use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::archive::{Progress, Warnings};
-use super::beneath::{Beneath, create_new_at, make_dir_at, remove_at};
+use super::beneath::{create_new_at, make_dir_at, remove_at};
 use super::device::device_with_data;
 use super::meta::{
     ApplyOptions, At, Created, NameCache, Warning, WarningKind, apply, make_special, set_times,
     umask,
 };
-use super::restore_dirs::{DirCache, Dirs, Lost, ROOT};
+use super::restore_dirs::{DirCache, Dirs, Leader, Lost, Run};
+use super::restore_walk::{Item, Walk, Walked};
 use super::sparse::SparseWriter;
 use crate::error::{Error, Result};
 use crate::glob::compile_patterns;
 use crate::id::{BlobType, TreeId};
-use crate::pipeline::{BlobReader, ChunkWrite};
-use crate::tree::{Node, NodeKind, Tree};
+use crate::pipeline::{BlobReader, ChunkRef, ChunkWrite};
+use crate::tree::{Node, NodeKind};
 
 /// What to do with a file that already exists at the target.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -107,23 +112,6 @@ pub struct Restored {
     pub warnings: Vec<Warning>,
 }
 
-struct Item {
-    /// Where it goes (for messages: it is reached from its directory's
-    /// handle, by name).
-    dest: PathBuf,
-    /// Its directory: the item index, or [`ROOT`].
-    parent: usize,
-    node: Node,
-}
-
-/// What a restore would write, in walk order, and the directories whose
-/// trees could not be read (by their paths in the snapshot).
-#[derive(Default)]
-struct Plan {
-    items: Vec<Item>,
-    unreadable: Vec<(PathBuf, Error)>,
-}
-
 /// Restores trees through a [`BlobReader`]; see the module documentation.
 pub struct Restorer<'a> {
     reader: &'a BlobReader<'a>,
@@ -137,6 +125,8 @@ pub struct Restorer<'a> {
     skipped: AtomicU64,
     failed: AtomicU64,
     umask: u32,
+    /// Entries a window holds at most.
+    window: usize,
 }
 
 /// Files of at most one chunk are read in batches of about this many bytes,
@@ -147,6 +137,12 @@ const SMALL_BATCH_FILES: usize = 1024;
 
 /// The least a thread restores of small files in one stretch of the tree.
 const STRETCH_BYTES: u64 = 32 << 20;
+
+/// A window is restored once it holds this many entries other than
+/// directories (a few MiB: about 540 bytes an entry)...
+const WINDOW_ENTRIES: usize = 16_384;
+/// ... or its files' chunk lists this many bytes (a few large files).
+const WINDOW_CHUNK_BYTES: usize = 16 << 20;
 
 /// `items` cut into consecutive runs of at most `files` items, each ended
 /// early by the item that brings its `size` to `bytes`.
@@ -166,7 +162,7 @@ fn runs(items: &[usize], files: usize, bytes: u64, size: impl Fn(usize) -> u64) 
 /// Whether a failure ends the whole restore rather than one file: the store
 /// is unreachable (every other file would fail alike, each after retries),
 /// or the target is full.
-fn is_fatal(e: &Error) -> bool {
+pub(super) fn is_fatal(e: &Error) -> bool {
     match e {
         Error::Storage(_) | Error::WrongKey { .. } => true,
         Error::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
@@ -193,44 +189,91 @@ impl<'a> Restorer<'a> {
             skipped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             umask: umask(),
+            window: WINDOW_ENTRIES,
         })
+    }
+
+    /// Restores in windows of at most `entries` entries other than
+    /// directories, for tests that need many windows from a small tree.
+    #[doc(hidden)]
+    pub fn with_window(mut self, entries: usize) -> Self {
+        self.window = entries.max(1);
+        self
     }
 
     fn warn(&self, path: &Path, message: impl Into<String>) {
         self.warnings.warn(self.progress, path, message);
     }
 
-    fn tree(&self, id: &TreeId) -> Result<Tree> {
-        crate::browse::read_tree(self.reader, id)
+    /// Walks tree `root` (see [`Walk::run`]), handing what it selects to
+    /// `sink`.
+    fn walk(
+        &self,
+        root: &TreeId,
+        snap_root: &Path,
+        dest_root: &Path,
+        sink: &mut dyn FnMut(Walked) -> Result<()>,
+    ) -> Result<()> {
+        let mut walk = Walk {
+            reader: self.reader,
+            include: self.include.as_ref(),
+            exclude: self.exclude.as_ref(),
+            sink,
+        };
+        walk.run(root, snap_root, dest_root)
     }
 
-    /// The bytes and entries a restore of `root` would write, for progress.
+    /// The bytes and entries a restore of `root` would write, for progress:
+    /// counted as the trees are walked, nothing kept.
     pub fn totals(&self, root: &TreeId, snap_root: &Path) -> Result<(u64, u64)> {
-        let mut plan = Plan::default();
-        self.plan(root, snap_root, Path::new(""), ROOT, false, &mut plan)?;
-        let items = plan.items;
-        let bytes = items
-            .iter()
-            .filter(|i| i.node.kind.has_content())
-            .map(|i| i.node.size)
-            .sum();
-        Ok((items.len() as u64, bytes))
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        let mut count = |node: &Node| {
+            entries += 1;
+            if node.kind.has_content() {
+                bytes += node.size;
+            }
+        };
+        self.walk(root, snap_root, Path::new(""), &mut |w| {
+            match &w {
+                Walked::Dir { node, .. } => count(node),
+                Walked::Entry(item) => count(&item.node),
+                Walked::Unreadable(..) => {}
+            }
+            Ok(())
+        })?;
+        Ok((entries, bytes))
     }
 
-    /// The entries other than directories that a restore of `root` would
-    /// write, with their paths in the snapshot.
-    pub fn selected(&self, root: &TreeId, snap_root: &Path) -> Result<Vec<(PathBuf, Node)>> {
-        let mut plan = Plan::default();
-        self.plan(root, snap_root, snap_root, ROOT, false, &mut plan)?;
-        for (dir, e) in plan.unreadable {
+    /// The files (and block devices read as data) that a restore of
+    /// `root` would write: how many, and the first `keep` of them with
+    /// their paths in the snapshot. Only those are kept, so asking for one
+    /// file of a snapshot that selects millions costs a walk, not memory.
+    pub fn selected_data(
+        &self,
+        root: &TreeId,
+        snap_root: &Path,
+        keep: usize,
+    ) -> Result<(u64, Vec<(PathBuf, Node)>)> {
+        let (mut count, mut out, mut unreadable) = (0u64, Vec::new(), Vec::new());
+        self.walk(root, snap_root, snap_root, &mut |w| {
+            match w {
+                Walked::Dir { .. } => {}
+                Walked::Entry(item) => {
+                    if item.node.kind == NodeKind::File || device_with_data(&item.node) {
+                        count += 1;
+                        if out.len() < keep {
+                            out.push((item.dest, item.node));
+                        }
+                    }
+                }
+                Walked::Unreadable(dir, e) => unreadable.push((dir, e)),
+            }
+            Ok(())
+        })?;
+        for (dir, e) in unreadable {
             self.warn(&dir, format!("directory not looked into: {e}"));
         }
-        Ok(plan
-            .items
-            .into_iter()
-            .filter(|i| i.node.kind != NodeKind::Dir)
-            .map(|i| (i.dest, i.node))
-            .collect())
+        Ok((count, out))
     }
 
     /// Restores the entries of tree `root` into `target`. `snap_root` is
@@ -239,80 +282,126 @@ impl<'a> Restorer<'a> {
     ///
     /// `target` is opened once; nothing below it is reached through a
     /// symlink or a path that can change underneath (see
-    /// [`Beneath`]): a directory found replaced while the restore runs is
+    /// [`Beneath`](super::beneath::Beneath)): a directory found replaced while the restore runs is
     /// reported and nothing more is written into it.
     pub fn restore(&self, root: &TreeId, snap_root: &Path, target: &Path) -> Result<Restored> {
-        let mut plan = Plan::default();
-        self.plan(root, snap_root, target, ROOT, false, &mut plan)?;
-        let items = plan.items;
-        // A directory whose tree cannot be read is damage like a file's.
-        for (dir, e) in plan.unreadable {
-            self.failed.fetch_add(1, Relaxed);
-            self.warn(&dir, format!("directory not restored: {e}"));
-        }
-        let base = Beneath::create(target, 0o777)
-            .map_err(|e| Error::io_path("creating the target", target, e))?;
-        let rel: Vec<&Path> = items
-            .iter()
-            .map(|i| i.dest.strip_prefix(target).unwrap_or(&i.dest))
-            .collect();
-        let dirs = Dirs::new(&base, rel, items.iter().map(|i| i.parent).collect());
-
-        // Directories first, in walk order (parents before children), only
-        // ours until their own metadata is set at the end.
-        self.make_dirs(&dirs, &items)?;
-        let is_dir = |i: &usize| items[*i].node.kind == NodeKind::Dir;
-        let (dir_items, others): (Vec<usize>, Vec<usize>) = (0..items.len()).partition(is_dir);
-        // The first of each set of hard links is written; the rest link to it.
-        let mut leaders: HashMap<(u64, u64), usize> = HashMap::new();
-        let mut links: Vec<(usize, usize)> = Vec::new();
-        let mut writes: Vec<&Item> = Vec::new();
-        for i in others {
-            if let Some(key) = items[i].node.hard_link_key() {
-                match leaders.get(&key) {
-                    Some(&first) => {
-                        links.push((i, first));
-                        continue;
-                    }
-                    None => {
-                        leaders.insert(key, i);
-                    }
-                }
-            }
-            writes.push(&items[i]);
-        }
-        let written = self.write_all(&dirs, &writes)?;
-        let mut cache = DirCache::default();
-        for &(item, first) in &links {
-            self.link(&dirs, &mut cache, &items, item, first);
-        }
-        drop(cache);
-        for &d in dir_items.iter().rev() {
-            self.finish_dir(&dirs, d, &items[d]);
+        let mut run = Run {
+            target,
+            dirs: None,
+            dir_nodes: Vec::new(),
+            new_dirs: Vec::new(),
+            window: Vec::new(),
+            chunk_bytes: 0,
+            leaders: HashMap::new(),
+            files: 0,
+            verified: 0,
+            verify_failures: 0,
+        };
+        self.walk(root, snap_root, target, &mut |w| self.take(&mut run, w))?;
+        // The last window (or, for an empty tree, only the target).
+        self.restore_window(&mut run)?;
+        let dirs = run.dirs.as_ref().expect("made by the last window");
+        // Directory metadata last, deepest first (walk order reversed).
+        for (d, (dest, node)) in run.dir_nodes.iter().enumerate().rev() {
+            self.finish_dir(dirs, d, dest, node);
         }
         let mut summary = RestoreSummary {
-            files: (written.iter().filter(|w| **w).count() + links.len()) as u64,
-            dirs: dir_items.len() as u64,
+            files: run.files,
+            dirs: run.dir_nodes.len() as u64,
             bytes: self.bytes.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
+            verified: run.verified,
+            verify_failures: run.verify_failures,
             ..Default::default()
         };
+        summary.failed = self.failed.load(Relaxed);
+        let warnings = self.warnings.take();
+        summary.warnings = warnings.len() as u64;
+        Ok(Restored { summary, warnings })
+    }
+
+    /// Takes one thing the walk met into the run; restores the window once
+    /// it is full.
+    fn take(&self, run: &mut Run<'_>, walked: Walked) -> Result<()> {
+        match walked {
+            // A directory whose tree cannot be read is damage like a file's.
+            Walked::Unreadable(dir, e) => {
+                self.failed.fetch_add(1, Relaxed);
+                self.warn(&dir, format!("directory not restored: {e}"));
+            }
+            Walked::Dir { dest, parent, node } => {
+                let rel = dest.strip_prefix(run.target).unwrap_or(&dest).to_path_buf();
+                let d = run.dirs()?.push(rel, parent);
+                debug_assert_eq!(d, run.dir_nodes.len(), "directories come in walk order");
+                run.dir_nodes.push((dest, node));
+                run.new_dirs.push(d);
+            }
+            Walked::Entry(item) => {
+                run.chunk_bytes += item.node.content.len() * std::mem::size_of::<ChunkRef>();
+                run.window.push(item);
+                if run.window.len() >= self.window || run.chunk_bytes >= WINDOW_CHUNK_BYTES {
+                    self.restore_window(run)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores the window: its directories first, in walk order (parents
+    /// before children), only ours until their own metadata is set at the
+    /// end; then its entries, its hard links, and with `--verify` reads
+    /// them back.
+    fn restore_window(&self, run: &mut Run<'_>) -> Result<()> {
+        let window = std::mem::take(&mut run.window);
+        let new_dirs = std::mem::take(&mut run.new_dirs);
+        run.chunk_bytes = 0;
+        run.dirs()?;
+        let dirs = run.dirs.as_ref().expect("made above");
+        self.make_dirs(dirs, &run.dir_nodes, &new_dirs)?;
+        // The first of each set of hard links is written; the rest link to it.
+        let mut links: Vec<(&Item, (u64, u64))> = Vec::new();
+        let mut writes: Vec<&Item> = Vec::new();
+        for item in &window {
+            if let Some(key) = item.node.hard_link_key() {
+                if run.leaders.contains_key(&key) {
+                    links.push((item, key));
+                    continue;
+                }
+                let leader = Leader {
+                    parent: item.parent,
+                    name: item.node.name.clone(),
+                    dest: item.dest.clone(),
+                };
+                run.leaders.insert(key, leader);
+            }
+            writes.push(item);
+        }
+        let written = self.write_all(dirs, &writes)?;
+        let mut cache = DirCache::default();
+        for (item, key) in &links {
+            self.link(dirs, &mut cache, item, &run.leaders[key]);
+        }
+        drop(cache);
+        run.files += (written.iter().filter(|w| **w).count() + links.len()) as u64;
         if self.options.verify {
             let checked: Vec<bool> = writes
                 .par_iter()
                 .zip(written.par_iter())
                 .filter(|(i, w)| **w && i.node.kind.has_content())
                 .map_init(DirCache::default, |cache, (i, _)| {
-                    self.verify(&dirs, cache, i)
+                    self.verify(dirs, cache, i)
                 })
                 .collect();
-            summary.verified = checked.iter().filter(|ok| **ok).count() as u64;
-            summary.verify_failures = checked.iter().filter(|ok| !**ok).count() as u64;
+            run.verified += checked.iter().filter(|ok| **ok).count() as u64;
+            run.verify_failures += checked.iter().filter(|ok| !**ok).count() as u64;
         }
-        summary.failed = self.failed.load(Relaxed);
-        let warnings = self.warnings.take();
-        summary.warnings = warnings.len() as u64;
-        Ok(Restored { summary, warnings })
+        // The window's lookups touched pages all over a mapped index; left
+        // mapped, they would make the restore's resident size grow with
+        // the share of the index the snapshot uses.
+        if let Some(index) = self.reader.index().run() {
+            index.release_pages();
+        }
+        Ok(())
     }
 
     fn apply_options(&self) -> ApplyOptions {
@@ -337,67 +426,13 @@ impl<'a> Restorer<'a> {
         false
     }
 
-    /// Walks trees depth first, collecting what to restore. A tree that
-    /// cannot be read is noted in `out` with its path in the snapshot,
-    /// unless the failure would stop every other read too.
-    fn plan(
-        &self,
-        tree_id: &TreeId,
-        snap_dir: &Path,
-        dest_dir: &Path,
-        parent: usize,
-        included: bool,
-        out: &mut Plan,
-    ) -> Result<()> {
-        let tree = match self.tree(tree_id) {
-            Ok(t) => t,
-            // The root is the restore: nothing to go on with.
-            Err(e) if is_fatal(&e) || parent == ROOT => return Err(e),
-            Err(e) => {
-                out.unreadable.push((snap_dir.to_path_buf(), e));
-                return Ok(());
-            }
-        };
-        for node in tree.nodes {
-            let name = OsStr::from_bytes(&node.name);
-            let snap = snap_dir.join(name);
-            if self.exclude.as_ref().is_some_and(|g| g.is_match(&snap)) {
-                continue;
-            }
-            let inside = included || self.include.as_ref().is_none_or(|g| g.is_match(&snap));
-            let dest = dest_dir.join(name);
-            if node.kind == NodeKind::Dir {
-                let sub = node.subtree;
-                let mark = out.items.len();
-                out.items.push(Item {
-                    dest: dest.clone(),
-                    parent,
-                    node,
-                });
-                let noted = out.unreadable.len();
-                if let Some(sub) = sub {
-                    self.plan(&sub, &snap, &dest, mark, inside, out)?;
-                }
-                // A directory with nothing included below it is left out
-                // (unless it could not be looked into).
-                if !inside && out.items.len() == mark + 1 && out.unreadable.len() == noted {
-                    out.items.pop();
-                }
-            } else if inside {
-                out.items.push(Item { dest, parent, node });
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes or finds every directory, in walk order.
-    fn make_dirs(&self, dirs: &Dirs<'_>, items: &[Item]) -> Result<()> {
+    /// Makes or finds directories `new` (indices into `nodes`), in walk
+    /// order.
+    fn make_dirs(&self, dirs: &Dirs, nodes: &[(PathBuf, Node)], new: &[usize]) -> Result<()> {
         let mut cache = DirCache::default();
-        for (i, item) in items.iter().enumerate() {
-            if item.node.kind != NodeKind::Dir {
-                continue;
-            }
-            let parent = match dirs.handle(&mut cache, item.parent) {
+        for &d in new {
+            let (dest, node) = &nodes[d];
+            let parent = match dirs.handle(&mut cache, dirs.parent(d)) {
                 Ok(fd) => fd,
                 Err(lost) => {
                     self.report(lost);
@@ -406,11 +441,11 @@ impl<'a> Restorer<'a> {
             };
             // Only ours (0700) until the end: nobody else can add or swap
             // anything inside while the restore runs.
-            let name = OsStr::from_bytes(&item.node.name);
+            let name = OsStr::from_bytes(&node.name);
             let (fd, made) = make_dir_at(parent, name, 0o700)
-                .map_err(|e| Error::io_path("creating directory", &item.dest, e))?;
-            dirs.record(&mut cache, i, fd, made)
-                .map_err(|e| Error::io_path("opening directory", &item.dest, e))?;
+                .map_err(|e| Error::io_path("creating directory", dest, e))?;
+            dirs.record(&mut cache, d, fd, made)
+                .map_err(|e| Error::io_path("opening directory", dest, e))?;
         }
         Ok(())
     }
@@ -418,7 +453,7 @@ impl<'a> Restorer<'a> {
     /// Writes every non-directory entry: single-chunk files in batches read
     /// by pack, the others each on their own, all in parallel. Returns for
     /// each entry whether it was written.
-    fn write_all(&self, dirs: &Dirs<'_>, writes: &[&Item]) -> Result<Vec<bool>> {
+    fn write_all(&self, dirs: &Dirs, writes: &[&Item]) -> Result<Vec<bool>> {
         let small = |i: &Item| {
             i.node.kind.has_content()
                 && i.node.kind != NodeKind::BlockDevice
@@ -488,7 +523,7 @@ impl<'a> Restorer<'a> {
     /// single-chunk file, already read.
     fn restore_entry(
         &self,
-        dirs: &Dirs<'_>,
+        dirs: &Dirs,
         cache: &mut DirCache,
         item: &Item,
         prefetched: Option<Result<Vec<u8>>>,
@@ -666,10 +701,9 @@ impl<'a> Restorer<'a> {
         Ok(out.file)
     }
 
-    /// Links item `at` to the file written for item `first`, both reached
-    /// from their directories' handles.
-    fn link(&self, dirs: &Dirs<'_>, cache: &mut DirCache, items: &[Item], at: usize, first: usize) {
-        let (item, leader) = (&items[at], &items[first]);
+    /// Links `item` to the file written for `leader`, both reached from
+    /// their directories' handles.
+    fn link(&self, dirs: &Dirs, cache: &mut DirCache, item: &Item, leader: &Leader) {
         let path = &item.dest;
         let from = match dirs.owned(leader.parent) {
             Ok(fd) => fd,
@@ -693,7 +727,7 @@ impl<'a> Restorer<'a> {
             }
             let _ = remove_at(dir, name);
         }
-        let leader_name = OsStr::from_bytes(&leader.node.name);
+        let leader_name = OsStr::from_bytes(&leader.name);
         if let Err(e) = rustix::fs::linkat(&from, leader_name, dir, name, AtFlags::empty()) {
             self.warn(path, format!("linking to {}: {e}", leader.dest.display()));
             return;
@@ -704,8 +738,8 @@ impl<'a> Restorer<'a> {
         self.progress.entry_done(path, NodeKind::File);
     }
 
-    /// Sets a directory's own metadata, once everything inside is written.
-    fn finish_dir(&self, dirs: &Dirs<'_>, d: usize, item: &Item) {
+    /// Sets directory `d`'s own metadata, once everything inside is written.
+    fn finish_dir(&self, dirs: &Dirs, d: usize, dest: &Path, node: &Node) {
         let fd = match dirs.owned(d) {
             Ok(fd) => fd,
             Err(lost) => {
@@ -714,21 +748,14 @@ impl<'a> Restorer<'a> {
             }
         };
         let at = At::Fd(fd.as_fd());
-        for w in apply(
-            at,
-            &item.dest,
-            &item.node,
-            self.apply_options(),
-            &self.names,
-            None,
-        ) {
+        for w in apply(at, dest, node, self.apply_options(), &self.names, None) {
             self.warn(&w.path, w.message);
         }
-        self.progress.entry_done(&item.dest, NodeKind::Dir);
+        self.progress.entry_done(dest, NodeKind::Dir);
     }
 
     /// Reads a restored file back and checks every chunk against its id.
-    fn verify(&self, dirs: &Dirs<'_>, cache: &mut DirCache, item: &Item) -> bool {
+    fn verify(&self, dirs: &Dirs, cache: &mut DirCache, item: &Item) -> bool {
         use std::io::Read;
         let key = self.reader.key();
         let result = (|| -> std::io::Result<bool> {

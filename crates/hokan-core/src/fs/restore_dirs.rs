@@ -8,14 +8,21 @@
 //! Threads restore stretches of the tree in tree order, so consecutive
 //! entries share a directory: each thread keeps its last few directories
 //! open ([`DirCache`]), a handful of descriptors, never one per directory.
+//!
+//! Directories are numbered in walk order as the restore meets them
+//! ([`Dirs::push`]): the restore works through the tree window by window,
+//! and only directories (not files) are kept from one window to the next.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use super::beneath::Beneath;
+use super::restore_walk::Item;
+use crate::error::{Error, Result};
+use crate::tree::Node;
 
 /// The parent of entries directly in the target.
 pub(super) const ROOT: usize = usize::MAX;
@@ -57,33 +64,46 @@ pub(super) enum Lost {
 }
 
 /// Every directory of one restore; see the module documentation.
-pub(super) struct Dirs<'a> {
-    base: &'a Beneath,
-    /// For each item: its path below the target, and its parent's index.
-    rel: Vec<&'a Path>,
+pub(super) struct Dirs {
+    base: Beneath,
+    /// For each directory: its path below the target, and its parent's
+    /// index.
+    rel: Vec<PathBuf>,
     parent: Vec<usize>,
-    /// The directories made or found, by item index, and whether this
-    /// restore made them.
+    /// The directories made or found, by index, and whether this restore
+    /// made them.
     known: Vec<OnceLock<(Key, bool)>>,
     /// Directories found replaced (reported) or below one (not reported).
     lost: Mutex<(HashSet<usize>, HashSet<usize>)>,
 }
 
-impl<'a> Dirs<'a> {
-    /// The directories of items whose paths below `base` are `rel` and
-    /// whose parents are `parent` (item indices, or [`ROOT`]).
-    pub(super) fn new(base: &'a Beneath, rel: Vec<&'a Path>, parent: Vec<usize>) -> Self {
-        let known = (0..rel.len()).map(|_| OnceLock::new()).collect();
+impl Dirs {
+    /// No directories yet, below `base`.
+    pub(super) fn new(base: Beneath) -> Self {
         Dirs {
             base,
-            rel,
-            parent,
-            known,
+            rel: Vec::new(),
+            parent: Vec::new(),
+            known: Vec::new(),
             lost: Mutex::default(),
         }
     }
 
-    /// Records directory `dir` (an item index), open as `fd`, as the one
+    /// Adds the directory at `rel` below the target, inside `parent` (an
+    /// index, or [`ROOT`]); returns its index.
+    pub(super) fn push(&mut self, rel: PathBuf, parent: usize) -> usize {
+        self.rel.push(rel);
+        self.parent.push(parent);
+        self.known.push(OnceLock::new());
+        self.rel.len() - 1
+    }
+
+    /// The parent of directory `dir`: an index, or [`ROOT`].
+    pub(super) fn parent(&self, dir: usize) -> usize {
+        self.parent[dir]
+    }
+
+    /// Records directory `dir` (an index), open as `fd`, as the one
     /// this restore `made` or found, and keeps it in `cache`.
     pub(super) fn record(
         &self,
@@ -106,7 +126,7 @@ impl<'a> Dirs<'a> {
     /// Opens directory `dir` again from the target, checking it is the
     /// one recorded.
     fn reopen(&self, dir: usize) -> io::Result<OwnedFd> {
-        let fd = self.base.open_dir(self.rel[dir])?;
+        let fd = self.base.open_dir(&self.rel[dir])?;
         match self.known[dir].get() {
             Some((k, _)) if *k == key_of(fd.as_fd())? => Ok(fd),
             Some(_) => Err(io::Error::other("another directory took its place")),
@@ -114,7 +134,7 @@ impl<'a> Dirs<'a> {
         }
     }
 
-    /// Directory `dir` (an item index, or [`ROOT`]), open: from `cache`, or
+    /// Directory `dir` (an index, or [`ROOT`]), open: from `cache`, or
     /// opened again and checked.
     pub(super) fn handle<'c>(
         &'c self,
@@ -172,8 +192,51 @@ impl<'a> Dirs<'a> {
         lost.1.insert(dir);
         lost.1.insert(culprit);
         match lost.0.insert(culprit) {
-            true => Lost::Report(self.base.path().join(self.rel[culprit]), why),
+            true => Lost::Report(self.base.path().join(&self.rel[culprit]), why),
             false => Lost::Known,
         }
+    }
+}
+
+/// The first file of a set of hard links, written; the others are linked
+/// to it, in its window or a later one.
+pub(super) struct Leader {
+    /// Its directory's index.
+    pub(super) parent: usize,
+    pub(super) name: Vec<u8>,
+    pub(super) dest: PathBuf,
+}
+
+/// A restore under way: what is kept from window to window, the window
+/// being filled, and the counts so far.
+pub(super) struct Run<'t> {
+    pub(super) target: &'t Path,
+    /// Made (with the target) when the walk hands on its first entry: a
+    /// root tree that cannot be read leaves no target behind.
+    pub(super) dirs: Option<Dirs>,
+    /// Each directory's path and node, by index, for its metadata at the end.
+    pub(super) dir_nodes: Vec<(PathBuf, Node)>,
+    /// Directories met since the last window was restored.
+    pub(super) new_dirs: Vec<usize>,
+    /// Entries other than directories, in walk order.
+    pub(super) window: Vec<Item>,
+    /// The bytes of the window's chunk lists.
+    pub(super) chunk_bytes: usize,
+    pub(super) leaders: HashMap<(u64, u64), Leader>,
+    /// Entries written or linked.
+    pub(super) files: u64,
+    pub(super) verified: u64,
+    pub(super) verify_failures: u64,
+}
+
+impl Run<'_> {
+    /// The directories, creating the target at the first call.
+    pub(super) fn dirs(&mut self) -> Result<&mut Dirs> {
+        if self.dirs.is_none() {
+            let base = Beneath::create(self.target, 0o777)
+                .map_err(|e| Error::io_path("creating the target", self.target, e))?;
+            self.dirs = Some(Dirs::new(base));
+        }
+        Ok(self.dirs.as_mut().expect("just made"))
     }
 }

@@ -210,6 +210,23 @@ impl MappedRun {
         self.packs
     }
 
+    /// Drops the pages read so far from this process's memory: they stay
+    /// in the page cache and are mapped again from there when next read.
+    /// A long reader (a restore, between its windows) calls it now and
+    /// then, so its resident size does not grow with the share of the
+    /// index it has touched.
+    pub fn release_pages(&self) {
+        // SAFETY: the map is a shared, read-only mapping of a run file,
+        // which is written whole and renamed into place, never written or
+        // truncated after: once its pages are dropped, the same bytes are
+        // read back from the file, so every borrow of the map stays valid.
+        #[cfg(unix)]
+        let _ = unsafe {
+            self.map
+                .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+        };
+    }
+
     /// Pack number `n`.
     pub(super) fn pack(&self, n: usize) -> PackInfo {
         let r = &self.map[HEADER + n * PACK_RECORD..][..PACK_RECORD];
