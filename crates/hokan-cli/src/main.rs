@@ -55,7 +55,8 @@ pub struct Global {
     /// `~/.cache/hokan`; for a local repository there, only the index)
     #[arg(long, global = true)]
     pub cache_dir: Option<PathBuf>,
-    /// Do not use a local cache
+    /// Do not use a local cache (the index is still mapped from a file,
+    /// written to the temporary directory and removed at once)
     #[arg(long, global = true)]
     pub no_cache: bool,
     /// Write the command's outcome as Prometheus metrics to this file

@@ -22,13 +22,14 @@ use rayon::prelude::*;
 use hokan_core::pack::group_members;
 use hokan_core::{BlobReader, BlobType, Id, Index, IndexBuilder, PackId, PackedBlob, Tree, TreeId};
 
+use crate::cache::Cache;
 use crate::error::{Result, from_core};
 use crate::index_file::IndexFile;
 use crate::layout;
 use crate::locks::LockList;
 use crate::object::{self, Kind};
 use crate::objects::Unreadable;
-use crate::repository::Repository;
+use crate::repository::{CacheMode, Repository};
 
 /// A repository with its index loaded: ready to back up and restore.
 pub struct IndexedRepository {
@@ -74,11 +75,14 @@ impl Repository {
         let loaded_at = chrono::Utc::now().timestamp();
         let locks = self.locks()?;
         let ids = self.list_ids(Kind::Index)?;
-        // With a cache, the index is a mapped run there (crate::index_cache);
-        // one that cannot be written or read falls back to memory.
+        // With a cache, the index is a mapped run there (crate::index_cache).
+        // Without one (`--no-cache`, or none could be made) the run is built
+        // in a temporary directory all the same, so memory stays bounded
+        // whatever the repository's size. Memory is the last resort.
         let cached = match &self.cache {
             Some(cache) => self.build_index_cached(cache, &ids, &locks).ok(),
-            None => None,
+            None if self.options.cache == CacheMode::Memory => None,
+            None => self.build_index_temporary(&ids, &locks),
         };
         let mut built = match cached {
             Some(built) => built,
@@ -105,6 +109,19 @@ impl Repository {
             loaded_at,
             problems,
         })
+    }
+
+    /// The index as a run in a temporary directory, which is removed as
+    /// soon as the run is mapped: the mapping keeps the file readable, and
+    /// its disk space is freed when the process ends. None if it cannot be
+    /// written (a full or read-only temporary directory).
+    fn build_index_temporary(&self, ids: &[Id], locks: &LockList) -> Option<Built> {
+        let dir = tempfile::Builder::new()
+            .prefix("hokan-index-")
+            .tempdir()
+            .ok()?;
+        let cache = Cache::index_only(dir.path(), &self.config().repo_id).ok()?;
+        self.build_index_cached(&cache, ids, locks).ok()
     }
 
     fn build_index(&self, ids: &[Id], skip: &HashSet<Id>, locks: &LockList) -> Result<Built> {

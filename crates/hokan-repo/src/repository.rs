@@ -29,8 +29,13 @@ pub enum CacheMode {
     /// keeps a process's memory from growing with the repository.
     #[default]
     Auto,
-    /// No cache.
+    /// No cache. The index is still mapped, from a file written to the
+    /// temporary directory and removed at once, so memory stays bounded.
     Off,
+    /// No cache, and the index loaded into memory: the quickest to open
+    /// for a small repository, but memory grows with the repository
+    /// (about 46 bytes a blob, more while loading).
+    Memory,
     /// This directory, whatever the repository.
     Dir(PathBuf),
 }
@@ -358,7 +363,7 @@ impl Repository {
         // A cache that cannot be created only costs speed (and memory: the
         // index is loaded instead of mapped).
         match &options.cache {
-            CacheMode::Off => None,
+            CacheMode::Off | CacheMode::Memory => None,
             CacheMode::Auto if loc.is_local() => {
                 Cache::index_only(&cache::default_base()?, &config.repo_id).ok()
             }

@@ -51,7 +51,7 @@ impl Fixture {
     }
 
     fn in_memory(&self) -> hokan_repo::IndexedRepository {
-        self.open_with(CacheMode::Off).load_index().unwrap()
+        self.open_with(CacheMode::Memory).load_index().unwrap()
     }
 
     /// Writes `n` new files of varied sizes and backs the tree up.
@@ -281,6 +281,62 @@ fn auto_mode_maps_the_index_of_a_local_repository() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(kept, [RUN_FILE], "and no copies of the local objects");
+}
+
+const OFF_CHILD_ENV: &str = "HOKAN_TEST_INDEX_CACHE_OFF";
+
+#[test]
+fn without_a_cache_the_index_is_mapped_from_a_temporary_file() {
+    let f = Fixture::new();
+    f.backup(0, 20);
+    let expected = f.in_memory().index().len();
+    assert!(f.in_memory().index().run().is_none(), "Memory loads it");
+    // The temporary directory comes from the environment: set it in a
+    // child, then look at what the child left in it.
+    let tmp = f._dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let child = |tmp: &Path| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_opens_without_a_cache", "--ignored"])
+            .env(OFF_CHILD_ENV, format!("{}\n{}", f.repo, expected))
+            .env("TMPDIR", tmp)
+            .status()
+            .unwrap()
+    };
+    assert!(child(&tmp).success(), "the child's index was not mapped");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "the temporary run is removed: {left:?}");
+    // A temporary directory that cannot be written leaves memory.
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_opens_without_a_cache", "--ignored"])
+        .env(OFF_CHILD_ENV, format!("{}\n{}\nmemory", f.repo, expected))
+        .env("TMPDIR", tmp.join("missing"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child fell back to memory");
+}
+
+/// The child of the test above: opens with no cache, the temporary
+/// directory set by the parent.
+#[test]
+#[ignore = "run by without_a_cache_the_index_is_mapped_from_a_temporary_file"]
+fn child_opens_without_a_cache() {
+    let Ok(spec) = std::env::var(OFF_CHILD_ENV) else {
+        return;
+    };
+    let mut lines = spec.lines();
+    let (repo, expected) = (lines.next().unwrap(), lines.next().unwrap());
+    let options = OpenOptions {
+        cache: CacheMode::Off,
+        ..test_open_options(Path::new("unused"))
+    };
+    let loaded = Repository::open(repo, b"pw", options)
+        .unwrap()
+        .load_index()
+        .unwrap();
+    let mapped = lines.next() != Some("memory");
+    assert_eq!(loaded.index().run().is_some(), mapped);
+    assert_eq!(loaded.index().len(), expected.parse::<usize>().unwrap());
 }
 
 /// The child of the test above: opens in `Auto` mode with
