@@ -142,6 +142,12 @@ impl CliProgress {
         *self.ticker.lock().expect("ticker") = Some(handle);
     }
 
+    /// Whether totals are shown (a bar on a terminal, or JSON status
+    /// lines): counting them costs a second walk of what is backed up.
+    pub fn shows_totals(&self) -> bool {
+        self.bar.is_some() || self.mode == Mode::Json
+    }
+
     /// The end of the operation is now known.
     pub fn set_totals(&self, files: u64, bytes: u64) {
         self.shared.total_files.store(files, Relaxed);

@@ -146,13 +146,19 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         hostname: a.host.clone(),
         read_special: a.read_special,
     };
-    let result = with_totals(
-        &a.paths,
-        &options.excludes,
-        a.read_special,
-        &progress,
-        || repo.backup_paths(&a.paths, &options, &progress),
-    );
+    let mut backup = || repo.backup_paths(&a.paths, &options, &progress);
+    // Counting what lies ahead walks the tree a second time (every stat
+    // again): only worth it when the totals are shown.
+    let result = match progress.shows_totals() {
+        true => with_totals(
+            &a.paths,
+            &options.excludes,
+            a.read_special,
+            &progress,
+            backup,
+        ),
+        false => backup(),
+    };
     progress.finish();
     let result = result?;
     retain_and_report(g, &repo, &result.entry, progress.elapsed(), &policy)?;
