@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use rayon::prelude::*;
 
 use super::exclude::Excludes;
-use super::meta::{NameCache, Warning, WarningKind, node_from};
+use super::meta::{NameCache, Warning, WarningKind, kind_of, node_from};
 use super::prefetch::Prefetch;
 use crate::error::{Error, Result};
 use crate::id::{BlobType, TreeId};
@@ -505,15 +505,12 @@ impl<'a> Archiver<'a> {
         device: u64,
     ) -> Result<Option<Node>> {
         let mut warnings = Vec::new();
-        let known_target = parent
-            .filter(|p| {
-                p.kind == NodeKind::Symlink
-                    && p.inode == md.ino()
-                    && p.target.len() as u64 == md.size()
-                    && (p.ctime.secs, p.ctime.nanos) == (md.ctime(), md.ctime_nsec() as u32)
-            })
-            .map(|p| p.target.as_slice());
-        let node = node_from(path, name, &md, &self.names, known_target, &mut warnings);
+        let same = parent.filter(|p| {
+            p.kind == kind_of(&md)
+                && p.inode == md.ino()
+                && (p.ctime.secs, p.ctime.nanos) == (md.ctime(), md.ctime_nsec() as u32)
+        });
+        let node = node_from(path, name, &md, &self.names, same, &mut warnings);
         self.report(warnings);
         let mut node = match node {
             Ok(n) => n,

@@ -159,7 +159,7 @@ impl NameCache {
     }
 }
 
-fn kind_of(md: &Metadata) -> NodeKind {
+pub(super) fn kind_of(md: &Metadata) -> NodeKind {
     let t = md.file_type();
     if t.is_dir() {
         NodeKind::Dir
@@ -182,15 +182,18 @@ fn kind_of(md: &Metadata) -> NodeKind {
 /// content and a directory's subtree. Extended attributes that cannot be
 /// read are reported as warnings.
 ///
-/// `known_target` is a symlink's target when the caller knows it did not
-/// change (same inode, ctime and size as in the parent snapshot): reading it
-/// again would update the link's access time, and so change the tree.
+/// `same` is the parent snapshot's node for this entry when its kind,
+/// inode and change time are the same now: a change of a symlink's target
+/// or of an extended attribute changes the change time, so both are taken
+/// from it rather than read again. Reading a symlink again would update its
+/// access time, and so change the tree; listing extended attributes again
+/// was one path lookup of every unchanged file's three.
 pub fn node_from(
     path: &Path,
     name: &[u8],
     md: &Metadata,
     names: &NameCache,
-    known_target: Option<&[u8]>,
+    same: Option<&Node>,
     warnings: &mut Vec<Warning>,
 ) -> io::Result<Node> {
     let kind = kind_of(md);
@@ -218,15 +221,18 @@ pub fn node_from(
     match kind {
         NodeKind::File => node.size = md.size(),
         NodeKind::Symlink => {
-            node.target = match known_target {
-                Some(t) => t.to_vec(),
+            node.target = match same.filter(|p| p.target.len() as u64 == md.size()) {
+                Some(p) => p.target.clone(),
                 None => std::fs::read_link(path)?.into_os_string().into_vec(),
             }
         }
         NodeKind::CharDevice | NodeKind::BlockDevice => node.rdev = md.rdev(),
         _ => {}
     }
-    node.xattrs = read_xattrs(path, warnings);
+    node.xattrs = match same {
+        Some(p) => p.xattrs.clone(),
+        None => read_xattrs(path, warnings),
+    };
     Ok(node)
 }
 
