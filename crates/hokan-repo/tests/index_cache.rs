@@ -295,25 +295,41 @@ fn without_a_cache_the_index_is_mapped_from_a_temporary_file() {
     // child, then look at what the child left in it.
     let tmp = f._dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let child = |tmp: &Path| {
+    let child = |spec: String, tmp: &Path| {
         std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "child_opens_without_a_cache", "--ignored"])
-            .env(OFF_CHILD_ENV, format!("{}\n{}", f.repo, expected))
+            .env(OFF_CHILD_ENV, spec)
             .env("TMPDIR", tmp)
             .status()
             .unwrap()
+            .success()
     };
-    assert!(child(&tmp).success(), "the child's index was not mapped");
+    let spec = format!("{}\n{}", f.repo, expected);
+    assert!(
+        child(spec.clone(), &tmp),
+        "the child's index was not mapped"
+    );
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
     assert!(left.is_empty(), "the temporary run is removed: {left:?}");
     // A temporary directory that cannot be written leaves memory.
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_opens_without_a_cache", "--ignored"])
-        .env(OFF_CHILD_ENV, format!("{}\n{}\nmemory", f.repo, expected))
-        .env("TMPDIR", tmp.join("missing"))
-        .status()
+    let memory = child(spec + "\nmemory", &tmp.join("missing"));
+    assert!(memory, "the child fell back to memory");
+}
+
+/// Opens `repo` with `cache` (in a child test, whose environment the
+/// parent set) and checks it holds `expected` entries; returns whether
+/// the index stands on a run.
+fn open_in_child(repo: &str, expected: &str, cache: CacheMode) -> bool {
+    let options = OpenOptions {
+        cache,
+        ..test_open_options(Path::new("unused"))
+    };
+    let loaded = Repository::open(repo, b"pw", options)
+        .unwrap()
+        .load_index()
         .unwrap();
-    assert!(status.success(), "the child fell back to memory");
+    assert_eq!(loaded.index().len(), expected.parse::<usize>().unwrap());
+    loaded.index().run().is_some()
 }
 
 /// The child of the test above: opens with no cache, the temporary
@@ -326,21 +342,12 @@ fn child_opens_without_a_cache() {
     };
     let mut lines = spec.lines();
     let (repo, expected) = (lines.next().unwrap(), lines.next().unwrap());
-    let options = OpenOptions {
-        cache: CacheMode::Off,
-        ..test_open_options(Path::new("unused"))
-    };
-    let loaded = Repository::open(repo, b"pw", options)
-        .unwrap()
-        .load_index()
-        .unwrap();
     let mapped = lines.next() != Some("memory");
-    assert_eq!(loaded.index().run().is_some(), mapped);
-    assert_eq!(loaded.index().len(), expected.parse::<usize>().unwrap());
+    assert_eq!(open_in_child(repo, expected, CacheMode::Off), mapped);
 }
 
-/// The child of the test above: opens in `Auto` mode with
-/// `HOKAN_CACHE_DIR` set by the parent.
+/// The child of `auto_mode_maps_the_index_of_a_local_repository`: opens
+/// in `Auto` mode with `HOKAN_CACHE_DIR` set by the parent.
 #[test]
 #[ignore = "run by auto_mode_maps_the_index_of_a_local_repository"]
 fn child_opens_in_auto_mode() {
@@ -348,16 +355,8 @@ fn child_opens_in_auto_mode() {
         return;
     };
     let (repo, expected) = spec.split_once('\n').unwrap();
-    let options = OpenOptions {
-        cache: CacheMode::Auto,
-        ..test_open_options(Path::new("unused"))
-    };
-    let loaded = Repository::open(repo, b"pw", options)
-        .unwrap()
-        .load_index()
-        .unwrap();
-    assert!(loaded.index().run().is_some(), "the index stands on a run");
-    assert_eq!(loaded.index().len(), expected.parse::<usize>().unwrap());
+    let mapped = open_in_child(repo, expected, CacheMode::Auto);
+    assert!(mapped, "the index stands on a run");
 }
 
 #[test]
