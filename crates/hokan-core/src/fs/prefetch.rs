@@ -30,6 +30,9 @@ pub(super) struct Prefetch<'p, 'a> {
 
 impl Prefetch<'_, '_> {
     pub(super) fn run(&mut self, targets: &[PathBuf], root: Option<&Tree>) {
+        if root.is_some() && !self.wait_for_reads() {
+            return;
+        }
         for t in targets {
             // The parent's node for this path, found from the root.
             let mut node: Option<Node> = None;
@@ -49,6 +52,9 @@ impl Prefetch<'_, '_> {
     /// [`run`](Self::run) for one directory backed up as the root, whose
     /// entries the parent's root tree holds.
     pub(super) fn run_root(&mut self, dir: &Path, root: Option<&Tree>, device: u64) {
+        if root.is_some() && !self.wait_for_reads() {
+            return;
+        }
         let Ok(mut names) = super::noatime::names(dir) else {
             return;
         };
@@ -60,6 +66,24 @@ impl Prefetch<'_, '_> {
                 return;
             }
         }
+    }
+
+    /// With a parent snapshot, waits until the walk first reads a file (new
+    /// or changed since the parent): until then there is nothing to fetch,
+    /// and walking ahead would only `lstat` every file and decode every
+    /// parent tree a second time, a fifth of an unchanged re-backup of the
+    /// Linux tree (0.58-0.67 s with it, 0.47-0.48 s without). Once started,
+    /// it catches up from the beginning, where every file is one `lstat`.
+    /// Returns false if the walk ended first.
+    fn wait_for_reads(&self) -> bool {
+        let c = &self.archiver.counters;
+        while c.files_new.load(Relaxed) + c.files_changed.load(Relaxed) == 0 {
+            if self.done.load(Relaxed) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        true
     }
 
     /// A parent directory's tree, read quietly (the walk reports problems).
