@@ -2,13 +2,13 @@
 //! JSON status lines, and warnings printed without tearing the bar.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hokan_core::NodeKind;
-use hokan_core::fs::{Progress, Warning};
+use hokan_core::fs::{Excludes, Progress, Warning};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How progress is shown.
@@ -142,10 +142,22 @@ impl CliProgress {
         *self.ticker.lock().expect("ticker") = Some(handle);
     }
 
-    /// Whether totals are shown (a bar on a terminal, or JSON status
-    /// lines): counting them costs a second walk of what is backed up.
-    pub fn shows_totals(&self) -> bool {
-        self.bar.is_some() || self.mode == Mode::Json
+    /// Runs `work`, a backup of `paths`, counting what lies below them
+    /// beside it ([`hokan_core::fs::with_totals`]) when the totals are
+    /// shown: a bar on a terminal, or JSON status lines. The count walks
+    /// the tree a second time (every `lstat` again), wasted where nothing
+    /// shows it.
+    pub fn with_totals<T>(
+        &self,
+        paths: &[PathBuf],
+        excludes: &Excludes,
+        read_special: bool,
+        work: impl FnOnce() -> T,
+    ) -> T {
+        match self.bar.is_some() || self.mode == Mode::Json {
+            true => hokan_core::fs::with_totals(paths, excludes, read_special, self, work),
+            false => work(),
+        }
     }
 
     /// The end of the operation is now known.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use hokan_core::fs::{Excludes, with_totals};
+use hokan_core::fs::Excludes;
 use hokan_repo::retention::{GroupDecisions, Policy};
 use hokan_repo::snapshot::counts;
 use hokan_repo::{FsBackup, ParentChoice, Repository, SnapshotEntry, SnapshotSpec};
@@ -146,19 +146,9 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         hostname: a.host.clone(),
         read_special: a.read_special,
     };
-    let mut backup = || repo.backup_paths(&a.paths, &options, &progress);
-    // Counting what lies ahead walks the tree a second time (every stat
-    // again): only worth it when the totals are shown.
-    let result = match progress.shows_totals() {
-        true => with_totals(
-            &a.paths,
-            &options.excludes,
-            a.read_special,
-            &progress,
-            backup,
-        ),
-        false => backup(),
-    };
+    let result = progress.with_totals(&a.paths, &options.excludes, a.read_special, || {
+        repo.backup_paths(&a.paths, &options, &progress)
+    });
     progress.finish();
     let result = result?;
     retain_and_report(g, &repo, &result.entry, progress.elapsed(), &policy)?;

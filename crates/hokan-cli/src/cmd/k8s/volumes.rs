@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use hokan_core::fs::{Excludes, with_totals};
+use hokan_core::fs::Excludes;
 use hokan_k8s::volumes::{self, UidShift};
 use hokan_repo::SourceKind;
 use hokan_repo::snapshot::counts;
@@ -110,7 +110,7 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let progress = CliProgress::start(super::super::progress_mode(g));
     let dirs: Vec<PathBuf> = found.found.iter().map(|f| f.path.clone()).collect();
-    let outcomes = with_totals(&dirs, &Excludes::default(), false, &progress, || {
+    let outcomes = progress.with_totals(&dirs, &Excludes::default(), false, || {
         volumes::backup_volumes(&mut repo, &found.found, &a.node, tags, &progress, threads)
     });
     progress.finish();
@@ -362,7 +362,7 @@ fn copy(g: &Global, a: CopyArgs) -> Result<ExitCode> {
     } else {
         vec![copy.path.clone()]
     };
-    let done = with_totals(&dirs, &Excludes::default(), false, &progress, || {
+    let done = progress.with_totals(&dirs, &Excludes::default(), false, || {
         volumes::backup_claim(&mut repo, &copy, &a.tags, &progress)
     });
     progress.finish();
