@@ -386,40 +386,6 @@ fn walkdir(p: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     out
 }
 
-/// Sets (or reads) an extended attribute through libc: false (or None)
-/// where the file system has none.
-fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
-    let (p, n) = (
-        cstr(path.as_os_str().as_encoded_bytes()),
-        cstr(name.as_bytes()),
-    );
-    // SAFETY: valid C strings and a buffer of the length given.
-    unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        ) == 0
-    }
-}
-
-fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let (p, n) = (
-        cstr(path.as_os_str().as_encoded_bytes()),
-        cstr(name.as_bytes()),
-    );
-    let mut buf = vec![0u8; 256];
-    // SAFETY: valid C strings and a buffer of the length given.
-    let len = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (len >= 0).then(|| buf[..len as usize].to_vec())
-}
-
-fn cstr(b: &[u8]) -> std::ffi::CString {
-    std::ffi::CString::new(b).unwrap()
-}
-
 #[test]
 fn an_extended_attribute_changed_alone_is_seen_by_the_next_backup() {
     // A backup takes the extended attributes of a file whose inode and

@@ -229,40 +229,6 @@ fn listing(dir: &Path) -> Vec<(PathBuf, String, u32, i64, Vec<u8>)> {
     out
 }
 
-fn cpath(p: &Path) -> std::ffi::CString {
-    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
-}
-
-/// An extended attribute's value, if the file has it.
-fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let name = std::ffi::CString::new(name).unwrap();
-    let mut buf = vec![0u8; 256];
-    // SAFETY: valid paths and a buffer of the length given.
-    let n = unsafe {
-        libc::getxattr(
-            cpath(path).as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    (n >= 0).then(|| buf[..n as usize].to_vec())
-}
-
-/// Sets `user.comment`; false where the file system has no user xattrs.
-fn set_comment(path: &Path, value: &[u8]) -> bool {
-    // SAFETY: valid paths and a value of the length given.
-    unsafe {
-        libc::setxattr(
-            cpath(path).as_ptr(),
-            c"user.comment".as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        ) == 0
-    }
-}
-
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -297,7 +263,7 @@ fn the_mount_reads_like_the_source_and_refuses_writes() {
     let repo = repo.to_str().unwrap();
     std::fs::create_dir(&mnt).unwrap();
     source(&src);
-    let has_xattrs = set_comment(&src.join("a/text.log"), b"kept");
+    let has_xattrs = set_xattr(&src.join("a/text.log"), "user.comment", b"kept");
     init(repo, &cache);
     for args in [vec!["backup", "--tag", "first"], vec!["backup"]] {
         let mut c = hokan(repo, &cache);

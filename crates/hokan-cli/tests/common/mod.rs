@@ -99,3 +99,40 @@ pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `p` as a C string, for libc calls.
+pub fn cpath(p: &Path) -> std::ffi::CString {
+    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
+}
+
+/// An extended attribute's value, if the file has it.
+pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let n = unsafe {
+        libc::getxattr(
+            cpath(path).as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+/// Sets an extended attribute; false where the file system has none of
+/// its namespace (`user.` on tmpfs before Linux 6.6, for one).
+pub fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid C strings and a value of the length given.
+    unsafe {
+        libc::setxattr(
+            cpath(path).as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        ) == 0
+    }
+}
