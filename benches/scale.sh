@@ -2,9 +2,9 @@
 # Memory and time against the repository's size (issue 26): a generated
 # repository of N small blobs across M snapshots (examples/scale_repo.rs),
 # then opening its index (without a cache, with an empty cache, with a warm
-# one), and the peak RSS and time of an incremental backup, of check and of
-# prune. Each figure is printed with the load average beside it: the
-# machine may be shared.
+# one), and the peak RSS and time of an incremental backup, of check, of
+# prune and of copy. Each figure is printed with the load average beside
+# it: the machine may be shared.
 #
 #   benches/scale.sh [N] [M] [WORK]     (defaults: 1000000 10 /work/bench/scale)
 #
@@ -37,7 +37,7 @@ if [ ! -f "$repo/config" ]; then
     /usr/bin/time -f "generate: %e s, peak RSS %M KB" "$gen" generate "$repo" "$n" "$m"
 fi
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-say() { printf '%-34s %-48s load %s\n' "$1" "$2" "$(load)"; }
+say() { printf '%-38s %-48s load %s\n' "$1" "$2" "$(load)"; }
 # Peak RSS and wall time of a command, its output dropped.
 t() { /usr/bin/time -f "%e s, peak RSS %M KB" "$@" 2>&1 >/dev/null | tail -1; }
 
@@ -66,4 +66,24 @@ say "check" "$(t "$hokan" -r "$copy" check -q)"
 "$hokan" -r "$copy" forget --keep-last "$((m - 1))" -q
 say "prune (after forgetting 1 of $m)" "$(t "$hokan" -r "$copy" prune -q)"
 rm -rf "$copy"
+
+# copy: the latest snapshot (every generation's directory) into an empty
+# repository with keys of its own (every blob read and stored again); then
+# the nightly off-site case, a target sharing the source's ids that holds
+# every earlier snapshot already (only the newest generation moves).
+export HOKAN_FROM_PASSWORD=scale
+target="$work/copy-target-$n"
+rm -rf "$target"
+"$hokan" -r "$target" --cache-dir "$cache" init -q >/dev/null
+say "copy latest, empty target, own keys" \
+    "$(t "$hokan" -r "$target" --cache-dir "$cache" copy --from-repo "$repo" latest -q)"
+rm -rf "$target"
+"$hokan" -r "$target" --cache-dir "$cache" init -q --copy-chunker-params-from "$repo" >/dev/null
+older=$("$hokan" -r "$repo" --cache-dir "$cache" snapshots --json \
+    | python3 -c 'import json,sys; s=sorted(json.load(sys.stdin),key=lambda e:e["time"]); print(" ".join(e["id"] for e in s[:-1]))')
+# shellcheck disable=SC2086 # one argument per snapshot id
+"$hokan" -r "$target" --cache-dir "$cache" copy --from-repo "$repo" $older -q
+say "copy latest, shared ids, incremental" \
+    "$(t "$hokan" -r "$target" --cache-dir "$cache" copy --from-repo "$repo" latest -q)"
+rm -rf "$target"
 rm -rf "$HOKAN_CACHE_DIR"

@@ -17,6 +17,7 @@
 //! first taken as, kept through chains of copies) and points its parent
 //! at the copy of the source's parent where there is one.
 
+mod memo;
 mod transfer;
 
 use std::collections::HashMap;
@@ -30,7 +31,9 @@ use crate::locks::WriterLock;
 use crate::maintenance::PhaseProgress;
 use crate::snapshot::{Snapshot, SnapshotEntry};
 
-use transfer::{Memo, Moved, Transfer};
+pub use memo::CopyBounds;
+use memo::Memo;
+use transfer::{Moved, Transfer};
 
 /// The label a copy carries: the id of the snapshot it copies (or of the
 /// first snapshot of a chain of copies).
@@ -113,12 +116,23 @@ impl IndexedRepository {
     /// Copies `selected` snapshots of `source` into this repository,
     /// oldest first, skipping those it already holds a copy of. Stops at
     /// the first error: the snapshots copied before it stay, the one that
-    /// failed is not saved.
+    /// failed is not saved. Memory stays within [`CopyBounds::default`].
     pub fn copy_from(
         &mut self,
         source: &IndexedRepository,
         selected: &[SnapshotEntry],
         progress: &dyn PhaseProgress,
+    ) -> Result<CopyReport> {
+        self.copy_within(source, selected, progress, &CopyBounds::default())
+    }
+
+    /// [`IndexedRepository::copy_from`] within other bounds.
+    pub fn copy_within(
+        &mut self,
+        source: &IndexedRepository,
+        selected: &[SnapshotEntry],
+        progress: &dyn PhaseProgress,
+        bounds: &CopyBounds,
     ) -> Result<CopyReport> {
         let mut report = CopyReport {
             same_ids: self.repo.key.same_ids(&source.repo.key),
@@ -148,7 +162,7 @@ impl IndexedRepository {
             return Ok(report);
         }
         let lock = WriterLock::acquire(&self.repo, self.loaded_at)?;
-        let mut memo = Memo::default();
+        let mut memo = Memo::new(bounds);
         let reader = source.reader();
         for e in todo {
             let moved = Moved::default();
@@ -160,6 +174,7 @@ impl IndexedRepository {
                     snapshot: e.id,
                     progress,
                     moved: &moved,
+                    bounds,
                 }
                 .run(e.snapshot.tree, &mut memo)
             })?;

@@ -1,23 +1,34 @@
 //! Moving one snapshot's blobs from a source repository into a write
-//! session of the target, in three steps:
+//! session of the target, in windows, so that memory does not grow with
+//! the snapshot:
 //!
-//! 1. **walk**: read every tree of the snapshot from the source (a level
-//!    at a time, so each level is one batch of parallel range reads), each
-//!    checked against its id; note the data blobs the target still lacks;
-//! 2. **data**: read those blobs from the source in batches sorted by
-//!    their place in the source's packs (a reader thread fetches the next
-//!    batch while this one is compressed, sealed and packed for the
-//!    target), each checked against its id, and store them under the
-//!    target's keys;
-//! 3. **trees**: store the trees bottom-up, with chunk and subtree ids
-//!    mapped to the target's. When both repositories share their id key
-//!    (`init --copy-chunker-params-from`) nothing maps: trees are stored
-//!    byte for byte and keep their ids.
+//! - **walk**: the snapshot's trees are walked depth first, each checked
+//!   against its id. The subtrees of a directory are read together, in one
+//!   batch of parallel range reads. Each tree's data blobs that the target
+//!   lacks join the current window.
+//! - **flush**, when the window holds [`CopyBounds::window_blobs`] blobs or
+//!   [`CopyBounds::window_bytes`] of data, when the trees finished in it
+//!   hold [`CopyBounds::tree_bytes`], and at the end:
+//!   1. **data**: the window's blobs are read from the source in batches
+//!      sorted by their place in the source's packs (a reader thread fetches
+//!      the next batch while this one is compressed, sealed and packed for
+//!      the target), each checked against its id, and stored under the
+//!      target's keys;
+//!   2. **trees**: the trees finished since the last flush are stored,
+//!      children first, with chunk and subtree ids mapped to the target's.
+//!      When both repositories share their id key
+//!      (`init --copy-chunker-params-from`) nothing maps: trees are stored
+//!      byte for byte and keep their ids;
+//!   3. the directories still open on the walk's path take the target's ids
+//!      of what was stored, so nothing of the window is needed after it.
 //!
-//! Trees are stored last, after everything they name: a copy interrupted
-//! half-way never leaves the target a tree whose contents it lacks.
-//! What was stored is remembered ([`Memo`]) for the snapshots that follow
-//! in the same run, so shared data is read once.
+//! Trees are stored after everything they name: a copy interrupted
+//! half-way never leaves the target a tree whose contents it lacks. What
+//! was stored is remembered within a bound ([`Memo`]) for the windows and
+//! snapshots that follow in the same run, so shared data is read once.
+//!
+//! Memory: the window, two read batches, the directories on the path (each
+//! with up to [`TREE_BATCH`] subtrees read ahead) and the memo.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +39,7 @@ use rayon::prelude::*;
 
 use hokan_core::{BlobReader, BlobType, BlobWriter, ChunkId, ChunkRef, Id, Node, Tree, TreeId};
 
+use super::memo::{CopyBounds, Memo};
 use crate::error::{Error, Result, from_core};
 use crate::maintenance::{PhaseProgress, Unit};
 
@@ -37,15 +49,12 @@ use crate::maintenance::{PhaseProgress, Unit};
 const BATCH_BYTES: u64 = 32 << 20;
 /// Blobs per batch at most (many small files).
 const BATCH_BLOBS: usize = 4096;
-/// Trees read from the source in one request batch.
-const TREE_BATCH: usize = 1024;
+/// Subtrees of one directory read from the source in one request batch.
+const TREE_BATCH: usize = 256;
 
-/// What earlier snapshots of this run stored: source id → target id.
-#[derive(Default)]
-pub(crate) struct Memo {
-    pub data: HashMap<ChunkId, ChunkId>,
-    pub trees: HashMap<TreeId, TreeId>,
-}
+/// A tree as read from the source: its bytes, or why they could not be
+/// read (said with the path where the walk met it).
+type ReadTree = hokan_core::Result<Vec<u8>>;
 
 /// Blobs moved by one snapshot's transfer.
 #[derive(Default)]
@@ -56,13 +65,38 @@ pub(crate) struct Moved {
     pub bytes: AtomicU64,
 }
 
-/// The trees of one snapshot, as read from the source.
+/// A tree read from the source, its nodes being mapped to the target's ids.
 struct Walked {
-    /// Plaintext of each tree not stored by an earlier snapshot, and the
-    /// path the walk first reached it at (for messages).
-    trees: HashMap<TreeId, (Vec<u8>, PathBuf)>,
-    /// Data blobs to read from the source, each once.
+    id: TreeId,
+    /// Where the walk reached it, for messages.
+    path: PathBuf,
+    /// The source's encoding (stored as it is when nothing changes).
+    bytes: Vec<u8>,
+    nodes: Vec<Node>,
+    /// Whether an id in `nodes` was mapped to a different one.
+    changed: bool,
+    /// Chunk references still naming the source's ids: (node, chunk).
+    pending_chunks: Vec<(u32, u32)>,
+    /// Nodes whose subtree still names the source's id, and their number.
+    /// A tree is stored only when nothing is pending.
+    sub_pending: Vec<bool>,
+    subs_pending: usize,
+    /// The next node to consider descending into.
+    next: usize,
+    /// Subtrees read ahead, by id.
+    ahead: HashMap<TreeId, ReadTree>,
+}
+
+/// Data and finished trees not yet stored.
+#[derive(Default)]
+struct Window {
     data: Vec<ChunkRef>,
+    ids: HashSet<ChunkId>,
+    data_bytes: u64,
+    /// Finished trees, children before parents.
+    done: Vec<Walked>,
+    done_ids: HashSet<TreeId>,
+    done_bytes: usize,
 }
 
 /// One snapshot's transfer; see the module documentation.
@@ -75,6 +109,7 @@ pub(crate) struct Transfer<'a> {
     pub snapshot: Id,
     pub progress: &'a dyn PhaseProgress,
     pub moved: &'a Moved,
+    pub bounds: &'a CopyBounds,
 }
 
 impl Transfer<'_> {
@@ -82,11 +117,40 @@ impl Transfer<'_> {
     /// target; returns its id there.
     pub fn run(&self, root: TreeId, memo: &mut Memo) -> Result<TreeId> {
         if let Some(t) = memo.trees.get(&root) {
-            return Ok(*t);
+            return Ok(t);
         }
-        let walked = self.walk(root, memo)?;
-        self.copy_data(&walked, memo)?;
-        self.store_trees(root, &walked, memo)
+        self.progress.phase(
+            &format!("snapshot {}: copying", self.snapshot.short()),
+            0,
+            Unit::Bytes,
+        );
+        let mut window = Window::default();
+        let bytes = self.read_trees(&[root])?.remove(&root);
+        let mut path = vec![self.open(root, PathBuf::from("/"), bytes, memo, &mut window)?];
+        let mut last = None;
+        while let Some(top) = path.last_mut() {
+            match self.next_subtree(top, memo, &window)? {
+                Some((sub, at, bytes)) => {
+                    let open = self.open(sub, at, bytes, memo, &mut window)?;
+                    path.push(open);
+                }
+                None => {
+                    let done = path.pop().expect("a tree on the path");
+                    window.done_bytes += done.bytes.len();
+                    window.done_ids.insert(done.id);
+                    window.done.push(done);
+                    if window.data.len() >= self.bounds.window_blobs
+                        || window.data_bytes >= self.bounds.window_bytes
+                        || window.done_bytes >= self.bounds.tree_bytes
+                    {
+                        last = self.flush(&mut window, &mut path, memo)?.or(last);
+                    }
+                }
+            }
+        }
+        last = self.flush(&mut window, &mut path, memo)?.or(last);
+        // The root is the last tree the walk finishes, so the last stored.
+        last.ok_or_else(|| unmapped(&root.0))
     }
 
     /// An error about the source's blob `id` at `path` of this snapshot.
@@ -106,88 +170,196 @@ impl Transfer<'_> {
         )
     }
 
-    fn walk(&self, root: TreeId, memo: &mut Memo) -> Result<Walked> {
-        self.progress
-            .phase(&self.phase_name("reading trees"), 0, Unit::Items);
+    /// Reads trees from the source in one batch; a tree that cannot be read
+    /// is kept as its error, for the message naming its path.
+    fn read_trees(&self, ids: &[TreeId]) -> Result<HashMap<TreeId, ReadTree>> {
+        let raw: Vec<Id> = ids.iter().map(|t| t.0).collect();
+        let read = self
+            .source
+            .read_blobs(BlobType::Tree, &raw)
+            .map_err(from_core)?;
+        Ok(ids.iter().copied().zip(read).collect())
+    }
+
+    /// Decodes a tree read from the source and gathers what it names: data
+    /// the target lacks joins the window, data and subtrees the memo knows
+    /// take their target ids at once.
+    fn open(
+        &self,
+        id: TreeId,
+        path: PathBuf,
+        bytes: Option<ReadTree>,
+        memo: &mut Memo,
+        window: &mut Window,
+    ) -> Result<Walked> {
+        let bytes = bytes
+            .ok_or_else(|| unmapped(&id.0))?
+            .map_err(|e| self.damaged("tree", &id.0, &path, e))?;
+        let tree = Tree::decode(&bytes, &id).map_err(|e| self.damaged("tree", &id.0, &path, e))?;
         let mut walked = Walked {
-            trees: HashMap::new(),
-            data: Vec::new(),
+            id,
+            path,
+            bytes,
+            sub_pending: vec![false; tree.nodes.len()],
+            nodes: tree.nodes,
+            changed: false,
+            pending_chunks: Vec::new(),
+            subs_pending: 0,
+            next: 0,
+            ahead: HashMap::new(),
         };
-        let mut wanted: HashSet<ChunkId> = HashSet::new();
-        let mut level = vec![(root, PathBuf::from("/"))];
-        while !level.is_empty() {
-            let mut next = Vec::new();
-            for batch in level.chunks(TREE_BATCH) {
-                let ids: Vec<Id> = batch.iter().map(|(t, _)| t.0).collect();
-                let read = self
-                    .source
-                    .read_blobs(BlobType::Tree, &ids)
-                    .map_err(from_core)?;
-                for ((id, path), bytes) in batch.iter().zip(read) {
-                    let bytes = bytes.map_err(|e| self.damaged("tree", &id.0, path, e))?;
-                    let tree = Tree::decode(&bytes, id)
-                        .map_err(|e| self.damaged("tree", &id.0, path, e))?;
-                    for n in &tree.nodes {
-                        for c in n.content.iter().filter(|c| !c.is_hole()) {
-                            if memo.data.contains_key(&c.id) || !wanted.insert(c.id) {
-                                continue;
-                            }
-                            // Shared ids: what the target holds needs no
-                            // reading (and counts its pack as used).
-                            if self.same_ids && self.writer.contains(&c.id.0) {
-                                memo.data.insert(c.id, c.id);
-                                continue;
-                            }
-                            walked.data.push(*c);
-                        }
-                        if let Some(sub) = n.subtree
-                            && !memo.trees.contains_key(&sub)
-                            && !walked.trees.contains_key(&sub)
-                        {
-                            next.push((sub, path.join(&*n.name_lossy())));
-                        }
+        for (i, n) in walked.nodes.iter_mut().enumerate() {
+            for (j, c) in n.content.iter_mut().enumerate() {
+                if c.is_hole() {
+                    continue;
+                }
+                if self.same_ids {
+                    // What the target holds (or this session stored) needs
+                    // no reading, and counts its pack as used.
+                    if self.writer.contains(&c.id.0) {
+                        continue;
                     }
-                    walked.trees.insert(*id, (bytes, path.clone()));
-                    self.progress.advance(1);
+                } else if let Some(new) = memo.data.get(&c.id) {
+                    walked.changed |= new != c.id;
+                    c.id = new;
+                    continue;
+                }
+                walked.pending_chunks.push((i as u32, j as u32));
+                if window.ids.insert(c.id) {
+                    window.data.push(*c);
+                    window.data_bytes += c.len as u64;
                 }
             }
-            // A subtree reached twice on one level is read once.
-            let mut seen = HashSet::new();
-            next.retain(|(t, _)| !walked.trees.contains_key(t) && seen.insert(*t));
-            level = next;
+            if let Some(sub) = n.subtree.as_mut() {
+                match memo.trees.get(sub) {
+                    Some(new) => {
+                        walked.changed |= new != *sub;
+                        *sub = new;
+                    }
+                    None => {
+                        walked.sub_pending[i] = true;
+                        walked.subs_pending += 1;
+                    }
+                }
+            }
         }
         Ok(walked)
     }
 
-    /// Where a data blob is used in this snapshot, for messages.
-    fn path_of(&self, walked: &Walked, id: &ChunkId) -> PathBuf {
-        for (tid, (bytes, path)) in &walked.trees {
-            let Ok(tree) = Tree::decode(bytes, tid) else {
+    /// The next subtree of `top` to walk, read (with the following ones, in
+    /// one batch) if it was not read ahead; `None` once every subtree is
+    /// walked, stored, or waiting in the window.
+    fn next_subtree(
+        &self,
+        top: &mut Walked,
+        memo: &mut Memo,
+        window: &Window,
+    ) -> Result<Option<(TreeId, PathBuf, Option<ReadTree>)>> {
+        while top.next < top.nodes.len() {
+            let i = top.next;
+            top.next += 1;
+            if !top.sub_pending[i] {
+                continue;
+            }
+            let Some(sub) = top.nodes[i].subtree else {
                 continue;
             };
-            if let Some(n) = tree
-                .nodes
-                .iter()
-                .find(|n| n.content.iter().any(|c| c.id == *id))
-            {
-                return path.join(&*n.name_lossy());
+            // Finished in this window: mapped when the window is stored.
+            if window.done_ids.contains(&sub) {
+                continue;
             }
+            // Stored since `open` looked (the same subtree elsewhere).
+            if let Some(new) = memo.trees.get(&sub) {
+                top.changed |= new != sub;
+                top.nodes[i].subtree = Some(new);
+                top.sub_pending[i] = false;
+                top.subs_pending -= 1;
+                continue;
+            }
+            let at = top.path.join(&*top.nodes[i].name_lossy());
+            if !top.ahead.contains_key(&sub) {
+                let mut batch = vec![sub];
+                for (j, n) in top.nodes.iter().enumerate().skip(top.next) {
+                    if batch.len() >= TREE_BATCH {
+                        break;
+                    }
+                    if let Some(s) = n.subtree
+                        && top.sub_pending[j]
+                        && !window.done_ids.contains(&s)
+                        && !batch.contains(&s)
+                    {
+                        batch.push(s);
+                    }
+                }
+                top.ahead = self.read_trees(&batch)?;
+            }
+            return Ok(Some((sub, at, top.ahead.remove(&sub))));
         }
-        PathBuf::from("?")
+        top.ahead = HashMap::new();
+        Ok(None)
     }
 
-    fn copy_data(&self, walked: &Walked, memo: &mut Memo) -> Result<()> {
+    /// Stores the window: its data, then its finished trees, then maps the
+    /// open trees' references to what was stored. Returns the id of the
+    /// last tree stored.
+    fn flush(
+        &self,
+        window: &mut Window,
+        path: &mut [Walked],
+        memo: &mut Memo,
+    ) -> Result<Option<TreeId>> {
+        let w = std::mem::take(window);
+        let data = self.copy_data(&w.data, path, &w.done)?;
+        if !self.same_ids {
+            for (old, new) in &data {
+                memo.data.insert(*old, *new);
+            }
+        }
+        let mut stored: HashMap<TreeId, TreeId> = HashMap::new();
+        let mut last = None;
+        for mut t in w.done {
+            map_refs(&mut t, &data, &stored);
+            let old = t.id;
+            let new = self.store_tree(t)?;
+            memo.trees.insert(old, new);
+            stored.insert(old, new);
+            last = Some(new);
+        }
+        for t in path.iter_mut() {
+            map_refs(t, &data, &stored);
+        }
+        Ok(last)
+    }
+
+    /// Where a data blob is used among the trees not yet stored, for
+    /// messages.
+    fn path_of(id: &ChunkId, path: &[Walked], done: &[Walked]) -> PathBuf {
+        path.iter()
+            .chain(done)
+            .find_map(|t| {
+                let n = t
+                    .nodes
+                    .iter()
+                    .find(|n| n.content.iter().any(|c| c.id == *id))?;
+                Some(t.path.join(&*n.name_lossy()))
+            })
+            .unwrap_or_else(|| PathBuf::from("?"))
+    }
+
+    /// Copies a window's data; returns source id → target id for each blob.
+    fn copy_data(
+        &self,
+        wanted: &[ChunkRef],
+        path: &[Walked],
+        done: &[Walked],
+    ) -> Result<HashMap<ChunkId, ChunkId>> {
         // In the order of the source's packs: neighbours share a request.
         let index = self.source.index();
-        let mut todo: Vec<_> = walked
-            .data
+        let mut todo: Vec<_> = wanted
             .iter()
             .map(|c| (index.get(&c.id.0).map(|l| (l.pack, l.offset)), *c))
             .collect();
         todo.sort_by_key(|(at, _)| *at);
-        let total: u64 = todo.iter().map(|(_, c)| c.len as u64).sum();
-        self.progress
-            .phase(&self.phase_name("copying data"), total, Unit::Bytes);
         let mut batches: Vec<Vec<ChunkRef>> = Vec::new();
         let mut bytes = 0;
         for (_, c) in todo {
@@ -202,6 +374,7 @@ impl Transfer<'_> {
                 }
             }
         }
+        let mut map = HashMap::with_capacity(wanted.len());
         std::thread::scope(|s| -> Result<()> {
             let (tx, rx) = mpsc::sync_channel(1);
             let source = self.source;
@@ -223,7 +396,8 @@ impl Transfer<'_> {
                     .zip(read.into_par_iter())
                     .map(|(c, data)| {
                         let data = data.map_err(|e| {
-                            self.damaged("data blob", &c.id.0, &self.path_of(walked, &c.id), e)
+                            let at = Self::path_of(&c.id, path, done);
+                            self.damaged("data blob", &c.id.0, &at, e)
                         })?;
                         let new = self
                             .writer
@@ -237,75 +411,70 @@ impl Transfer<'_> {
                     .collect();
                 for r in stored {
                     let (old, new) = r?;
-                    memo.data.insert(old, new);
+                    map.insert(old, new);
                 }
             }
             Ok(())
-        })
+        })?;
+        Ok(map)
     }
 
-    /// Stores the walked trees children first.
-    fn store_trees(&self, root: TreeId, walked: &Walked, memo: &mut Memo) -> Result<TreeId> {
-        self.progress.phase(
-            &self.phase_name("storing trees"),
-            walked.trees.len() as u64,
-            Unit::Items,
-        );
-        let format = self.writer.config().format;
-        let mut stack = vec![(root, false)];
-        while let Some((t, children_done)) = stack.pop() {
-            if memo.trees.contains_key(&t) {
-                continue;
-            }
-            let Some((bytes, path)) = walked.trees.get(&t) else {
-                return Err(unmapped(&t.0));
-            };
-            let tree = Tree::decode(bytes, &t).map_err(|e| self.damaged("tree", &t.0, path, e))?;
-            if !children_done {
-                stack.push((t, true));
-                stack.extend(
-                    tree.nodes
-                        .iter()
-                        .filter_map(|n| n.subtree)
-                        .filter(|s| !memo.trees.contains_key(s))
-                        .map(|s| (s, false)),
-                );
-                continue;
-            }
-            let mut changed = false;
-            let mut nodes: Vec<Node> = tree.nodes;
-            for n in &mut nodes {
-                for c in n.content.iter_mut().filter(|c| !c.is_hole()) {
-                    let new = *memo.data.get(&c.id).ok_or_else(|| unmapped(&c.id.0))?;
-                    changed |= new != c.id;
-                    c.id = new;
-                }
-                if let Some(s) = n.subtree.as_mut() {
-                    let new = *memo.trees.get(s).ok_or_else(|| unmapped(&s.0))?;
-                    changed |= new != *s;
-                    *s = new;
-                }
-            }
-            // Unchanged and already in the target's encoding: the same
-            // bytes, so (with shared ids) the same id.
-            let new = if !changed && bytes.first().is_some_and(|&v| format.writes_tree(v)) {
-                self.writer.write_tree_encoded(bytes).map_err(from_core)?
-            } else {
-                self.writer.write_tree(&Tree { nodes }).map_err(from_core)?
-            };
-            self.moved.blobs.fetch_add(1, Relaxed);
-            self.moved.bytes.fetch_add(bytes.len() as u64, Relaxed);
-            self.progress.advance(1);
-            memo.trees.insert(t, new);
+    /// Stores one finished tree whose references all name the target's ids.
+    fn store_tree(&self, t: Walked) -> Result<TreeId> {
+        if !t.pending_chunks.is_empty() || t.subs_pending != 0 {
+            return Err(unmapped(&t.id.0));
         }
-        memo.trees
-            .get(&root)
-            .copied()
-            .ok_or_else(|| unmapped(&root.0))
+        let format = self.writer.config().format;
+        // Unchanged and already in the target's encoding: the same bytes,
+        // so (with shared ids) the same id.
+        let new = if !t.changed && t.bytes.first().is_some_and(|&v| format.writes_tree(v)) {
+            self.writer.write_tree_encoded(&t.bytes)
+        } else {
+            self.writer.write_tree(&Tree { nodes: t.nodes })
+        }
+        .map_err(from_core)?;
+        self.moved.blobs.fetch_add(1, Relaxed);
+        self.moved.bytes.fetch_add(t.bytes.len() as u64, Relaxed);
+        self.progress.advance(t.bytes.len() as u64);
+        Ok(new)
     }
+}
 
-    fn phase_name(&self, step: &str) -> String {
-        format!("snapshot {}: {step}", self.snapshot.short())
+/// Maps a tree's references still naming the source's ids to what a flush
+/// stored: `data` for chunks, `trees` for subtrees.
+fn map_refs(t: &mut Walked, data: &HashMap<ChunkId, ChunkId>, trees: &HashMap<TreeId, TreeId>) {
+    let Walked {
+        nodes,
+        changed,
+        pending_chunks,
+        sub_pending,
+        subs_pending,
+        ..
+    } = t;
+    if !data.is_empty() {
+        pending_chunks.retain(|&(n, c)| {
+            let r = &mut nodes[n as usize].content[c as usize];
+            let Some(new) = data.get(&r.id) else {
+                return true;
+            };
+            *changed |= *new != r.id;
+            r.id = *new;
+            false
+        });
+    }
+    if trees.is_empty() || *subs_pending == 0 {
+        return;
+    }
+    for (n, pending) in nodes.iter_mut().zip(sub_pending.iter_mut()) {
+        if let Some(s) = n.subtree.as_mut()
+            && *pending
+            && let Some(new) = trees.get(s)
+        {
+            *changed |= *new != *s;
+            *s = *new;
+            *pending = false;
+            *subs_pending -= 1;
+        }
     }
 }
 
