@@ -173,6 +173,11 @@ impl Group {
         self.plain.len()
     }
 
+    /// The kind of its members.
+    pub fn kind(&self) -> BlobType {
+        self.kind
+    }
+
     /// True for a group without members (never written).
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()

@@ -131,7 +131,7 @@ pub struct Restorer<'a> {
 
 /// Files of at most one chunk are read in batches of about this many bytes,
 /// planned by pack.
-const SMALL_BATCH_BYTES: u64 = 16 << 20;
+const SMALL_BATCH_BYTES: u64 = 4 << 20;
 /// ... and at most this many files.
 const SMALL_BATCH_FILES: usize = 1024;
 

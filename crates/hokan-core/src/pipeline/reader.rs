@@ -62,8 +62,11 @@ const SPAN_GAP: u32 = 256 << 10;
 
 /// Decoded group records kept for the next reads: members of one group are
 /// usually read one after the other (the files of a directory, the trees of
-/// a walk), and decompressing a group once serves them all.
-const GROUP_CACHE_BYTES: usize = 32 << 20;
+/// a walk), and decompressing a group once serves them all. Per kind: tree
+/// walks read one tree at a time and come back to a group often, while
+/// data is mostly read in batches that take a group's members together.
+const GROUP_CACHE_BYTES: [usize; 2] = [DATA_GROUP_CACHE_BYTES, 32 << 20];
+const DATA_GROUP_CACHE_BYTES: usize = 4 << 20;
 
 /// A group record's place: its pack and offset.
 type RecordAt = (PackId, u32);
@@ -89,10 +92,21 @@ impl GroupCache {
         if e.iter().any(|(k, _)| *k == key) {
             return;
         }
+        let kind = group.kind();
         e.push((key, group));
-        let mut total: usize = e.iter().map(|(_, g)| g.len()).sum();
-        while total > GROUP_CACHE_BYTES && e.len() > 1 {
-            total -= e.remove(0).1.len();
+        let mut total: usize = e
+            .iter()
+            .filter(|(_, g)| g.kind() == kind)
+            .map(|(_, g)| g.len())
+            .sum();
+        // The oldest of the same kind go first; the newest always stays.
+        let mut i = 0;
+        while total > GROUP_CACHE_BYTES[kind as usize] && i + 1 < e.len() {
+            if e[i].1.kind() == kind {
+                total -= e.remove(i).1.len();
+            } else {
+                i += 1;
+            }
         }
     }
 }
