@@ -5,10 +5,10 @@ use std::hash::Hash;
 
 use hokan_core::{ChunkId, TreeId};
 
-/// How much a copy holds at once. The defaults keep one snapshot's
-/// transfer within some 150 MB whatever the size of the repositories: two
-/// read batches of data, one window, the directories on the walk's path,
-/// and the memo.
+/// How much a copy's walk holds at once: two read batches of data (32 MiB
+/// each), one window, the directories on the walk's path, and the memo.
+/// None of it grows with the snapshot; the target's write session still
+/// keeps a record of each blob it stores until its commit.
 #[derive(Clone, Debug)]
 pub struct CopyBounds {
     /// Data blobs read from the source in one window, at most.

@@ -77,14 +77,23 @@ struct Walked {
     changed: bool,
     /// Chunk references still naming the source's ids: (node, chunk).
     pending_chunks: Vec<(u32, u32)>,
-    /// Nodes whose subtree still names the source's id, and their number.
-    /// A tree is stored only when nothing is pending.
+    /// Nodes whose subtree still names the source's id. A tree is stored
+    /// only when nothing is pending.
     sub_pending: Vec<bool>,
-    subs_pending: usize,
     /// The next node to consider descending into.
     next: usize,
     /// Subtrees read ahead, by id.
     ahead: HashMap<TreeId, ReadTree>,
+}
+
+impl Walked {
+    /// Node `i`'s pending subtree is `new` in the target.
+    fn map_subtree(&mut self, i: usize, new: TreeId) {
+        let n = &mut self.nodes[i];
+        self.changed |= n.subtree != Some(new);
+        n.subtree = Some(new);
+        self.sub_pending[i] = false;
+    }
 }
 
 /// Data and finished trees not yet stored.
@@ -204,7 +213,6 @@ impl Transfer<'_> {
             nodes: tree.nodes,
             changed: false,
             pending_chunks: Vec::new(),
-            subs_pending: 0,
             next: 0,
             ahead: HashMap::new(),
         };
@@ -236,10 +244,7 @@ impl Transfer<'_> {
                         walked.changed |= new != *sub;
                         *sub = new;
                     }
-                    None => {
-                        walked.sub_pending[i] = true;
-                        walked.subs_pending += 1;
-                    }
+                    None => walked.sub_pending[i] = true,
                 }
             }
         }
@@ -270,10 +275,7 @@ impl Transfer<'_> {
             }
             // Stored since `open` looked (the same subtree elsewhere).
             if let Some(new) = memo.trees.get(&sub) {
-                top.changed |= new != sub;
-                top.nodes[i].subtree = Some(new);
-                top.sub_pending[i] = false;
-                top.subs_pending -= 1;
+                top.map_subtree(i, new);
                 continue;
             }
             let at = top.path.join(&*top.nodes[i].name_lossy());
@@ -421,7 +423,7 @@ impl Transfer<'_> {
 
     /// Stores one finished tree whose references all name the target's ids.
     fn store_tree(&self, t: Walked) -> Result<TreeId> {
-        if !t.pending_chunks.is_empty() || t.subs_pending != 0 {
+        if !t.pending_chunks.is_empty() || t.sub_pending.contains(&true) {
             return Err(unmapped(&t.id.0));
         }
         let format = self.writer.config().format;
@@ -443,15 +445,13 @@ impl Transfer<'_> {
 /// Maps a tree's references still naming the source's ids to what a flush
 /// stored: `data` for chunks, `trees` for subtrees.
 fn map_refs(t: &mut Walked, data: &HashMap<ChunkId, ChunkId>, trees: &HashMap<TreeId, TreeId>) {
-    let Walked {
-        nodes,
-        changed,
-        pending_chunks,
-        sub_pending,
-        subs_pending,
-        ..
-    } = t;
     if !data.is_empty() {
+        let Walked {
+            nodes,
+            changed,
+            pending_chunks,
+            ..
+        } = t;
         pending_chunks.retain(|&(n, c)| {
             let r = &mut nodes[n as usize].content[c as usize];
             let Some(new) = data.get(&r.id) else {
@@ -462,18 +462,14 @@ fn map_refs(t: &mut Walked, data: &HashMap<ChunkId, ChunkId>, trees: &HashMap<Tr
             false
         });
     }
-    if trees.is_empty() || *subs_pending == 0 {
+    if trees.is_empty() {
         return;
     }
-    for (n, pending) in nodes.iter_mut().zip(sub_pending.iter_mut()) {
-        if let Some(s) = n.subtree.as_mut()
-            && *pending
-            && let Some(new) = trees.get(s)
+    for i in 0..t.nodes.len() {
+        if t.sub_pending[i]
+            && let Some(new) = t.nodes[i].subtree.and_then(|s| trees.get(&s))
         {
-            *changed |= *new != *s;
-            *s = *new;
-            *pending = false;
-            *subs_pending -= 1;
+            t.map_subtree(i, *new);
         }
     }
 }
