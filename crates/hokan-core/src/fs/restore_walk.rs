@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use globset::GlobSet;
 
-use super::restore::is_fatal;
+use super::device::device_with_data;
+use super::restore::{Restorer, is_fatal};
 use super::restore_dirs::ROOT;
 use crate::error::{Error, Result};
 use crate::id::TreeId;
@@ -156,5 +157,80 @@ impl State<'_, '_> {
             }
         }
         Ok(())
+    }
+}
+
+/// What else walks a restore's selection: the totals for progress and the
+/// files a restore onto a device would write.
+impl Restorer<'_> {
+    /// Walks tree `root` (see [`Walk::run`]), handing what it selects to
+    /// `sink`.
+    pub(super) fn walk(
+        &self,
+        root: &TreeId,
+        snap_root: &Path,
+        dest_root: &Path,
+        sink: &mut dyn FnMut(Walked) -> Result<()>,
+    ) -> Result<()> {
+        let mut walk = Walk {
+            reader: self.reader,
+            include: self.include.as_ref(),
+            exclude: self.exclude.as_ref(),
+            sink,
+        };
+        walk.run(root, snap_root, dest_root)
+    }
+
+    /// The bytes and entries a restore of `root` would write, for progress:
+    /// counted as the trees are walked, nothing kept.
+    pub fn totals(&self, root: &TreeId, snap_root: &Path) -> Result<(u64, u64)> {
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        let mut count = |node: &Node| {
+            entries += 1;
+            if node.kind.has_content() {
+                bytes += node.size;
+            }
+        };
+        self.walk(root, snap_root, Path::new(""), &mut |w| {
+            match &w {
+                Walked::Dir { node, .. } => count(node),
+                Walked::Entry(item) => count(&item.node),
+                Walked::Unreadable(..) => {}
+            }
+            Ok(())
+        })?;
+        Ok((entries, bytes))
+    }
+
+    /// The files (and block devices read as data) that a restore of
+    /// `root` would write: how many, and the first `keep` of them with
+    /// their paths in the snapshot. Only those are kept, so asking for one
+    /// file of a snapshot that selects millions costs a walk, not memory.
+    pub fn selected_data(
+        &self,
+        root: &TreeId,
+        snap_root: &Path,
+        keep: usize,
+    ) -> Result<(u64, Vec<(PathBuf, Node)>)> {
+        let (mut count, mut out, mut unreadable) = (0u64, Vec::new(), Vec::new());
+        self.walk(root, snap_root, snap_root, &mut |w| {
+            match w {
+                Walked::Dir { .. } => {}
+                Walked::Entry(item) => {
+                    if item.node.kind == NodeKind::File || device_with_data(&item.node) {
+                        count += 1;
+                        if out.len() < keep {
+                            out.push((item.dest, item.node));
+                        }
+                    }
+                }
+                Walked::Unreadable(dir, e) => unreadable.push((dir, e)),
+            }
+            Ok(())
+        })?;
+        for (dir, e) in unreadable {
+            self.warn(&dir, format!("directory not looked into: {e}"));
+        }
+        Ok((count, out))
     }
 }
